@@ -1,0 +1,110 @@
+"""The HTTP client providers use: the provider's rate limit, and 429/5xx retried with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+from aiolimiter import AsyncLimiter
+
+log = logging.getLogger("quasar.http")
+
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class ProviderHTTPError(Exception):
+    """A request that failed for good (after retries, or with a status not worth retrying)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP date), if any."""
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+class HttpClient:
+    """httpx.AsyncClient behind an AsyncLimiter, with bounded retries.
+
+    Each retry waits `Retry-After` when the server gives one, else an exponential backoff with
+    jitter capped at `max_backoff`; URLs are logged without their query (it may hold a token).
+    """
+
+    def __init__(
+        self,
+        rate_limit: tuple[int, float] = (10, 1.0),
+        concurrency: int = 4,
+        retries: int = 5,
+        base_backoff: float = 0.5,
+        max_backoff: float = 30.0,
+        timeout: float = 30.0,
+    ) -> None:
+        calls, period = rate_limit
+        self.limiter = AsyncLimiter(max(1, calls), max(0.001, period))
+        self.semaphore = asyncio.Semaphore(max(1, concurrency))
+        self.retries = retries
+        self.base_backoff = base_backoff
+        self.max_backoff = max_backoff
+        self._client = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
+
+    async def get(self, url: str, params: dict[str, Any] | None = None) -> httpx.Response:
+        return await self.request("GET", url, params=params)
+
+    async def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        return (await self.get(url, params)).json()
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        attempt = 0
+        while True:
+            attempt += 1
+            async with self.semaphore:
+                await self.limiter.acquire()
+                try:
+                    response = await self._client.request(method, url, **kwargs)
+                except httpx.TransportError as exc:
+                    if attempt > self.retries:
+                        raise ProviderHTTPError(f"{_safe(url)}: {exc!r}") from None
+                    await asyncio.sleep(self._backoff(attempt))
+                    continue
+            if response.status_code < 400:
+                return response
+            if response.status_code not in RETRY_STATUSES or attempt > self.retries:
+                raise ProviderHTTPError(
+                    f"{_safe(url)}: HTTP {response.status_code}", response.status_code
+                )
+            wait = retry_after_seconds(response)
+            if wait is None:
+                wait = self._backoff(attempt)
+            log.info("HTTP %s from %s, retry %d in %.2fs",
+                     response.status_code, _safe(url), attempt, wait)
+            await asyncio.sleep(min(wait, self.max_backoff * 4))
+
+    def _backoff(self, attempt: int) -> float:
+        ceiling = min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def _safe(url: str) -> str:
+    """The URL without its query string, which may carry an API token."""
+    return url.split("?", 1)[0]

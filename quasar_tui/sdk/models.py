@@ -1,0 +1,61 @@
+"""Records a provider hands to the engine."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+
+class Bar(msgspec.Struct, frozen=True, gc=False):
+    """One OHLCV bar; `ts` is the bar's start in UTC, always."""
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float = 0.0
+    symbol: str | None = None
+
+
+class Tick(msgspec.Struct, frozen=True, gc=False):
+    """One trade (or quote update) as it happened.
+
+    `trade_id` is the provider's sequence number when it has one; it makes re-delivered trades
+    (snapshots after a reconnect) recognisable as duplicates.
+    """
+
+    symbol: str
+    ts: datetime
+    price: float
+    size: float = 0.0
+    side: str | None = None
+    trade_id: int | None = None
+    bid: float | None = None
+    ask: float | None = None
+
+
+class Quote(msgspec.Struct, frozen=True, gc=False):
+    """Best bid/ask and 24 h figures from a ticker channel; shown live, not aggregated."""
+
+    symbol: str
+    ts: datetime
+    bid: float | None = None
+    ask: float | None = None
+    last: float | None = None
+    volume: float | None = None
+    change_pct: float | None = None
+
+
+class SymbolInfo(msgspec.Struct, frozen=True):
+    """An instrument a provider offers, as stored in the assets table."""
+
+    symbol: str
+    name: str | None = None
+    exchange: str | None = None
+    asset_class: str | None = None
+    base: str | None = None
+    quote: str | None = None
+    provider_id: str | None = None
+    figi: str | None = None

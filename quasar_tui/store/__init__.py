@@ -1,0 +1,1 @@
+"""PostgreSQL: the server (embedded or DSN), migrations, queries, LISTEN/NOTIFY."""

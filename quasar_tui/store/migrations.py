@@ -1,0 +1,101 @@
+"""Numbered SQL migrations from `quasar_tui/db`, each applied once in its own transaction.
+
+File names: `NNN_name.sql` always runs; `NNN_name.timescale.sql` runs when TimescaleDB is
+available and `NNN_name.plain.sql` otherwise. A `-- requires: EXT` line makes a migration
+depend on an extension; without it the step is recorded as skipped.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from importlib import resources
+
+import asyncpg
+
+_NAME = re.compile(r"^(\d{3})_([a-z0-9_]+?)(?:\.(timescale|plain))?\.sql$")
+_REQUIRES = re.compile(r"^--\s*requires:\s*([a-z0-9_]+)\s*$", re.MULTILINE)
+_LOCK_KEY = 0x5155_4153  # advisory lock so two processes never migrate at once
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    variant: str | None
+    sql: str
+
+    @property
+    def requires(self) -> list[str]:
+        return _REQUIRES.findall(self.sql)
+
+
+@dataclass(frozen=True)
+class AppliedMigration:
+    version: int
+    name: str
+    variant: str
+    applied_at: object
+
+
+def bundled_migrations() -> list[Migration]:
+    found: list[Migration] = []
+    for entry in resources.files("quasar_tui.db").iterdir():
+        match = _NAME.match(entry.name)
+        if match:
+            version, name, variant = match.groups()
+            found.append(Migration(int(version), name, variant, entry.read_text("utf-8")))
+    return sorted(found, key=lambda m: (m.version, m.variant or ""))
+
+
+async def available_extensions(conn: asyncpg.Connection) -> set[str]:
+    rows = await conn.fetch("SELECT name FROM pg_available_extensions")
+    return {r["name"] for r in rows}
+
+
+async def migrate(conn: asyncpg.Connection) -> list[AppliedMigration]:
+    """Apply every pending migration; return the ones applied now."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+    try:
+        await conn.execute(
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version    integer PRIMARY KEY,
+                   name       text NOT NULL,
+                   variant    text NOT NULL,
+                   applied_at timestamptz NOT NULL DEFAULT now())"""
+        )
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        extensions = await available_extensions(conn)
+        timescale = "timescaledb" in extensions
+        applied: list[AppliedMigration] = []
+        for migration in bundled_migrations():
+            if migration.version in done:
+                continue
+            if migration.variant == "timescale" and not timescale:
+                continue
+            if migration.variant == "plain" and timescale:
+                continue
+            missing = [ext for ext in migration.requires if ext not in extensions]
+            variant = migration.variant or ("skipped" if missing else "all")
+            async with conn.transaction():
+                if not missing:
+                    await conn.execute(migration.sql)
+                row = await conn.fetchrow(
+                    """INSERT INTO schema_migrations (version, name, variant)
+                       VALUES ($1, $2, $3) RETURNING applied_at""",
+                    migration.version, migration.name, variant,
+                )
+            done.add(migration.version)
+            applied.append(
+                AppliedMigration(migration.version, migration.name, variant, row["applied_at"])
+            )
+        return applied
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)
+
+
+async def applied_migrations(conn: asyncpg.Connection) -> list[AppliedMigration]:
+    rows = await conn.fetch(
+        "SELECT version, name, variant, applied_at FROM schema_migrations ORDER BY version"
+    )
+    return [AppliedMigration(r["version"], r["name"], r["variant"], r["applied_at"]) for r in rows]

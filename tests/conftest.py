@@ -1,0 +1,102 @@
+"""One embedded PostgreSQL per test session; each test gets its own migrated database.
+
+Databases are cloned from a migrated template, which takes a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from quasar_tui.store import migrations
+from quasar_tui.store.database import Database, with_database
+from quasar_tui.store.server import ServerInfo, start_embedded
+
+TEMPLATE = "quasar_template"
+
+
+async def _build_template(dsn: str) -> None:
+    admin = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
+        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
+    finally:
+        await admin.close()
+    conn = await asyncpg.connect(with_database(dsn, TEMPLATE))
+    try:
+        await migrations.migrate(conn)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
+    data_dir = tmp_path_factory.mktemp("quasar-pg")
+    info = start_embedded(data_dir)
+    asyncio.run(_build_template(info.dsn))
+    yield info
+
+
+async def create_test_database(server: ServerInfo) -> str:
+    """A fresh migrated database; returns its DSN."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    admin = await asyncpg.connect(with_database(server.dsn, "postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
+    finally:
+        await admin.close()
+    return with_database(server.dsn, name)
+
+
+async def drop_test_database(server: ServerInfo, dsn: str) -> None:
+    name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
+    admin = await asyncpg.connect(with_database(server.dsn, "postgres"))
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture
+async def test_dsn(pg_server: ServerInfo) -> AsyncIterator[str]:
+    dsn = await create_test_database(pg_server)
+    yield dsn
+    await drop_test_database(pg_server, dsn)
+
+
+@pytest.fixture
+async def db(test_dsn: str) -> AsyncIterator[Database]:
+    database = await Database.open(ServerInfo(dsn=test_dsn, embedded=False))
+    yield database
+    await database.close()
+
+
+@pytest.fixture
+def quasar_env(tmp_path: Path, test_dsn: str) -> dict[str, str]:
+    """Environment for running the `quasar` command against the test database."""
+    env = dict(os.environ)
+    env["QUASAR_DSN"] = test_dsn
+    env["QUASAR_DATA_DIR"] = str(tmp_path / "data")
+    return env
+
+
+@pytest.fixture
+def run_quasar(quasar_env: dict[str, str]):
+    """Run `quasar ARGS...` as a user would; returns the CompletedProcess."""
+
+    def run(*args: str, input: str | None = None, check: bool = False):  # noqa: A002
+        return subprocess.run(
+            [sys.executable, "-m", "quasar_tui", *args],
+            env=quasar_env, input=input, capture_output=True, text=True, timeout=60,
+            check=check,
+        )
+
+    return run

@@ -1,0 +1,69 @@
+"""The database layer: migrations, the embedded server, `quasar db info`."""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+import pytest
+
+from quasar_tui.store import migrations
+from quasar_tui.store.database import Database
+
+
+async def test_migrations_are_recorded_once_and_rerun_is_a_no_op(db: Database) -> None:
+    async with db.pool.acquire() as conn:
+        again = await migrations.migrate(conn)
+        recorded = await migrations.applied_migrations(conn)
+    assert again == []
+    versions = [m.version for m in recorded]
+    assert versions == sorted(set(versions))
+    assert versions == sorted({m.version for m in migrations.bundled_migrations()})
+
+
+async def test_plain_postgres_gets_the_plain_variant(db: Database) -> None:
+    info = await db.info()
+    assert info.timescaledb is None
+    variants = {m.name: m.variant for m in info.migrations}
+    assert variants["time_indexes"] == "plain"
+    indexes = {r["indexname"] for r in await db.fetch("SELECT indexname FROM pg_indexes")}
+    assert "historical_data_ts_brin" in indexes
+
+
+async def test_a_failing_migration_leaves_nothing_half_applied(db: Database, monkeypatch) -> None:
+    broken = migrations.Migration(999, "broken", None, "CREATE TABLE half (x int); SELEC 1;")
+    real = migrations.bundled_migrations()
+    monkeypatch.setattr(migrations, "bundled_migrations", lambda: [*real, broken])
+    async with db.pool.acquire() as conn:
+        with pytest.raises(asyncpg.PostgresSyntaxError):
+            await migrations.migrate(conn)
+        table = await conn.fetchval("SELECT to_regclass('half') IS NOT NULL")
+        recorded = await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE version=999")
+    assert table is False
+    assert recorded == 0
+
+
+def test_db_info_command_reports_server_and_migrations(run_quasar) -> None:
+    result = run_quasar("db", "info", "--json")
+    assert result.returncode == 0, result.stderr
+    info = json.loads(result.stdout)
+    assert info["server"].startswith("external PostgreSQL")
+    assert info["version"].split(".")[0].isdigit()
+    assert [m["version"] for m in info["migrations"]][:2] == [1, 2]
+
+
+def test_unreachable_dsn_is_one_clear_line(run_quasar) -> None:
+    result = run_quasar("db", "info", "--dsn", "postgresql://u:hunter2@127.0.0.1:9/x")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "cannot connect" in result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_embedded_server_is_started_in_the_data_dir(tmp_path, run_quasar, quasar_env) -> None:
+    del quasar_env["QUASAR_DSN"]
+    result = run_quasar("db", "info", "--data-dir", str(tmp_path / "fresh"))
+    assert result.returncode == 0, result.stderr
+    assert f"embedded PostgreSQL in {tmp_path / 'fresh'}" in result.stdout
+    assert (tmp_path / "fresh" / "pg" / "PG_VERSION").exists()
