@@ -7,6 +7,8 @@ CREATE TABLE providers (
     source        text NOT NULL,
     sha256        text NOT NULL,
     preferences   jsonb NOT NULL DEFAULT '{}'::jsonb,
+    -- what validation found: intervals, has_history, the CONFIGURABLE schema, secret names
+    capabilities  jsonb NOT NULL DEFAULT '{}'::jsonb,
     secrets       bytea,
     secret_names  text[] NOT NULL DEFAULT '{}',
     enabled       boolean NOT NULL DEFAULT true,

@@ -1,0 +1,1 @@
+"""Loopback fake exchange servers that speak the real wire formats."""
