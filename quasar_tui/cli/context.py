@@ -6,6 +6,8 @@ import argparse
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.secrets import Keyring
 from quasar_tui.store.database import Database, open_database
 from quasar_tui.store.server import resolve_data_dir, resolve_dsn
 
@@ -18,3 +20,11 @@ async def database_from_args(args: argparse.Namespace) -> AsyncIterator[Database
         yield db
     finally:
         await db.close()
+
+
+@asynccontextmanager
+async def registry_from_args(args: argparse.Namespace) -> AsyncIterator[ProviderRegistry]:
+    """The provider registry on that database, with the master key from the data dir."""
+    keyring = Keyring.load_or_create(resolve_data_dir(args.data_dir))
+    async with database_from_args(args) as db:
+        yield ProviderRegistry(db, keyring)

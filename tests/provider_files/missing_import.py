@@ -1,0 +1,1 @@
+import nope  # noqa: F401

@@ -1,0 +1,3 @@
+from quasar_tui.sdk import HistoricalDataProvider
+
+BASE = HistoricalDataProvider

@@ -1,0 +1,9 @@
+from quasar_tui.sdk import HistoricalDataProvider
+
+
+class Foo(HistoricalDataProvider):
+    async def fetch_available_symbols(self):
+        return []
+
+    async def get_history(self, sym, start, end, interval):
+        yield
