@@ -92,7 +92,7 @@ def quasar_env(tmp_path: Path, test_dsn: str) -> dict[str, str]:
 def run_quasar(quasar_env: dict[str, str]):
     """Run `quasar ARGS...` as a user would; returns the CompletedProcess."""
 
-    def run(*args: str, input: str | None = None, check: bool = False):  # noqa: A002
+    def run(*args: str, input: str | None = None, check: bool = False):
         return subprocess.run(
             [sys.executable, "-m", "quasar_tui", *args],
             env=quasar_env, input=input, capture_output=True, text=True, timeout=60,
