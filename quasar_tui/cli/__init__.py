@@ -12,10 +12,18 @@ import sys
 from collections.abc import Sequence
 
 from quasar_tui import __version__
-from quasar_tui.cli import db_cmd
+from quasar_tui.cli import (
+    assets_cmd,
+    db_cmd,
+    map_cmd,
+    provider_cmd,
+    subscribe_cmd,
+)
 from quasar_tui.core.errors import QuasarError
 
-COMMAND_MODULES = [db_cmd]
+COMMAND_MODULES = [
+    db_cmd, provider_cmd, assets_cmd, map_cmd, subscribe_cmd,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +39,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", metavar="DIR", default=None,
                         help="where the embedded database and the master key live "
                         "(env QUASAR_DATA_DIR)")
+    parser.add_argument("--daemon", action="store_true",
+                        help="run the collector engine headless (no console) until SIGTERM")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="daemon log lines on stderr: text (default) or JSON")
+    parser.add_argument("--demo", action="store_true",
+                        help="console on a throw-away database with simulated live feeds")
+    parser.add_argument("--no-animation", action="store_true",
+                        help="console: no animations or flashing cells (slow links)")
+    parser.add_argument("--fps", type=int, metavar="N", default=None,
+                        help="console: at most N screen updates a second (slow links)")
+    parser.add_argument("--keymap", metavar="FILE", default=None,
+                        help="console: TOML file remapping keys by binding id "
+                        "(default: keymap.toml in the data dir)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -41,9 +62,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_help()
-        return 2
+    if args.daemon:
+        if handler is not None:
+            parser.error("--daemon runs on its own; drop the command")
+        from quasar_tui import daemon  # imported here: one-shot commands do not need it
+
+        handler = daemon.run
+    elif handler is None:
+        from quasar_tui.tui import run as run_console  # the only path that loads Textual
+
+        return run_console(args)
     try:
         return asyncio.run(handler(args))
     except QuasarError as exc:
