@@ -4,7 +4,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.sdk.base import DataProvider, HistoricalDataProvider, LiveDataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient, ProviderHTTPError
-from quasar_tui.sdk.models import Bar, Quote, SymbolInfo, Tick
+from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, SymbolInfo, Tick
 from quasar_tui.sdk.settings import Setting
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "ProviderHTTPError",
     "Quote",
     "Setting",
+    "SubscriptionRefused",
     "SymbolInfo",
     "Tick",
 ]

@@ -45,7 +45,8 @@ class HttpClient:
     """httpx.AsyncClient behind an AsyncLimiter, with bounded retries.
 
     Each retry waits `Retry-After` when the server gives one, else an exponential backoff with
-    jitter capped at `max_backoff`; URLs are logged without their query (it may hold a token).
+    jitter capped at `max_backoff`; URLs are logged and put in errors without their query (it
+    may hold a token).
     """
 
     def __init__(
@@ -72,6 +73,11 @@ class HttpClient:
         return (await self.get(url, params)).json()
 
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """Send with retries. `params` are added to any query the URL already has (a paginated
+        API's `next_url`), where plain httpx would replace it."""
+        params = kwargs.pop("params", None)
+        if params:
+            url = str(httpx.URL(url).copy_merge_params(params))
         attempt = 0
         while True:
             attempt += 1
@@ -108,3 +114,17 @@ class HttpClient:
 def _safe(url: str) -> str:
     """The URL without its query string, which may carry an API token."""
     return url.split("?", 1)[0]
+
+
+class _RedactQueries(logging.Filter):
+    """httpx logs every request URL at INFO, query (and so API token) included: cut it off."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                _safe(str(arg)) if isinstance(arg, httpx.URL) else arg for arg in record.args
+            )
+        return True
+
+
+logging.getLogger("httpx").addFilter(_RedactQueries())

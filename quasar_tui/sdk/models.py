@@ -6,9 +6,15 @@ from datetime import datetime
 
 import msgspec
 
+from quasar_tui.core.intervals import Interval
+
 
 class Bar(msgspec.Struct, frozen=True, gc=False):
-    """One OHLCV bar; `ts` is the bar's start in UTC, always."""
+    """One OHLCV bar; `ts` is the bar's start in UTC, always.
+
+    `trades` is the trade count when the source gives one; `interval` is set by candle streams
+    (live `_parse_message`), where one connection may carry several intervals.
+    """
 
     ts: datetime
     open: float
@@ -17,6 +23,8 @@ class Bar(msgspec.Struct, frozen=True, gc=False):
     close: float
     volume: float = 0.0
     symbol: str | None = None
+    trades: int | None = None
+    interval: Interval | None = None
 
 
 class Tick(msgspec.Struct, frozen=True, gc=False):
@@ -46,6 +54,14 @@ class Quote(msgspec.Struct, frozen=True, gc=False):
     last: float | None = None
     volume: float | None = None
     change_pct: float | None = None
+
+
+class SubscriptionRefused(msgspec.Struct, frozen=True):
+    """A live feed's refusal of one symbol; the engine reports it and keeps the others."""
+
+    symbol: str
+    reason: str
+    channel: str | None = None
 
 
 class SymbolInfo(msgspec.Struct, frozen=True):

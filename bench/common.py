@@ -1,0 +1,43 @@
+"""What every benchmark shares: a throw-away embedded database and printing figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from quasar_tui.store.database import Database
+from quasar_tui.store.server import start_embedded
+
+
+@asynccontextmanager
+async def scratch_database(**kwargs: Any) -> AsyncIterator[Database]:
+    """A migrated database on an embedded server in a temporary data dir, removed afterwards."""
+    data_dir = Path(tempfile.mkdtemp(prefix="quasar-bench-"))
+    try:
+        db = await Database.open(start_embedded(data_dir), **kwargs)
+        try:
+            yield db
+        finally:
+            await db.close()
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+def report(figures: dict[str, Any]) -> None:
+    """The last line of output: one JSON object."""
+    print(json.dumps({**figures, "machine": machine()}, default=str))

@@ -1,0 +1,277 @@
+"""An offline market: deterministic random-walk trades and bars, for the demo and for anyone
+without API keys (and for benchmarks: rate and symbol count are preferences).
+
+Every price is a pure function of (seed, symbol, time): the log-price is a Brownian motion built
+by midpoint displacement over ~48-day segments whose ends are drawn independently, so history
+and live ticks lie on the same path, any instant can be evaluated without replaying the past,
+and two runs with one seed agree exactly. Trade k of a symbol happens at (k + phase) / rate
+seconds after the epoch and has trade id k.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from quasar_tui.sdk import (
+    Bar,
+    Interval,
+    LiveDataProvider,
+    Setting,
+    SubscriptionRefused,
+    SymbolInfo,
+    Tick,
+)
+
+_MASK = (1 << 64) - 1
+_TOP = 22          # top segments last 2**22 s (about 48 days); their ends are independent
+_DEPTH = _TOP + 5  # halve down to 1/32 s
+_VOL = 0.8 / math.sqrt(365.25 * 86_400)  # 80 % a year, per sqrt(second), on the log-price
+_ANCHOR = 0.25     # spread of the log-price at segment ends around the symbol's base price
+_SAMPLES = 32      # a history bar with more ticks than this is sampled at this many
+_MAX_CATCH_UP = 5.0  # seconds of market time one message may cover
+
+
+def _mix(x: int) -> int:
+    """splitmix64: a fast, well-spread 64-bit hash."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def _uniform(h: int) -> float:
+    """A float in (0, 1] from a hash."""
+    return ((h >> 11) + 1) / 9007199254740992.0
+
+
+def _gauss(h: int) -> float:
+    return math.sqrt(-2.0 * math.log(_uniform(h))) * math.cos(2.0 * math.pi * _uniform(_mix(h)))
+
+
+class _Path:
+    """One symbol's log-price path with the last descent cached (ticks arrive in order)."""
+
+    def __init__(self, key: int) -> None:
+        self.key = key
+        self.base = 10.0 ** (1.0 + 3.0 * _uniform(_mix(key ^ 0xBA5E)))
+        self.phase = _uniform(_mix(key ^ 0xF1A5E)) % 1.0
+        self.size = 100.0 / self.base  # about 100 currency units a trade
+        self._idx = [None] * (_DEPTH + 1)
+        self._lo = [0.0] * (_DEPTH + 1)
+        self._hi = [0.0] * (_DEPTH + 1)
+
+    def _noise(self, level: int, index: int) -> float:
+        return _gauss(_mix(self.key ^ _mix((level << 48) ^ index)))
+
+    def price(self, t: float) -> float:
+        idx, lo, hi = self._idx, self._lo, self._hi
+        length = float(1 << _TOP)
+        top = math.floor(t / length)
+        if idx[0] != top:
+            idx[0] = top
+            lo[0] = _ANCHOR * self._noise(63, top)
+            hi[0] = _ANCHOR * self._noise(63, top + 1)
+            idx[1] = None
+        for level in range(1, _DEPTH + 1):
+            half = length / 2
+            child = math.floor(t / half)
+            if idx[level] != child:
+                parent = idx[level - 1]
+                mid = ((lo[level - 1] + hi[level - 1]) / 2
+                       + _VOL * math.sqrt(length) / 2 * self._noise(level - 1, parent))
+                if child == 2 * parent:
+                    lo[level], hi[level] = lo[level - 1], mid
+                else:
+                    lo[level], hi[level] = mid, hi[level - 1]
+                idx[level] = child
+                if level < _DEPTH:
+                    idx[level + 1] = None
+            length = half
+        frac = t / length - idx[_DEPTH]
+        x = lo[_DEPTH] + (hi[_DEPTH] - lo[_DEPTH]) * frac
+        return _round(self.base * math.exp(x))
+
+    def trade(self, symbol: str, k: int, rate: float) -> Tick:
+        t = (k + self.phase) / rate
+        h = _mix(self.key ^ 0x7AD3 ^ _mix(k))
+        return Tick(symbol=symbol, ts=datetime.fromtimestamp(t, UTC), price=self.price(t),
+                    size=round(max(1e-6, -math.log(_uniform(h)) * self.size), 6),
+                    side="buy" if h & 1 else "sell", trade_id=k)
+
+    def trade_range(self, start: float, end: float, rate: float) -> range:
+        """Trade numbers k with start <= t_k < end."""
+        return range(math.ceil(start * rate - self.phase), math.ceil(end * rate - self.phase))
+
+
+def _round(price: float) -> float:
+    return round(price, 2) if price >= 1 else round(price, 6)
+
+
+class _Feed:
+    """The in-process stand-in for a WebSocket: `send`, `recv`, async iteration, `close`."""
+
+    def __init__(self, provider: SimulatedProvider) -> None:
+        self._provider = provider
+        self._clock = provider.clock
+        self._subscribed: set[str] = set()
+        self._outbox: deque[str] = deque()
+        self._cursor = self._clock()
+        self._last_sent = time.monotonic()
+        self._closed = False
+
+    async def send(self, message: str) -> None:
+        request = json.loads(message)
+        known = set(self._provider.symbols())
+        for symbol in request.get("symbols", []):
+            if request.get("op") == "unsubscribe":
+                self._subscribed.discard(symbol)
+            elif symbol in known:
+                self._subscribed.add(symbol)
+                self._outbox.append(json.dumps({"type": "subscribed", "symbol": symbol}))
+            else:
+                self._outbox.append(json.dumps({"type": "error", "symbol": symbol,
+                                                "reason": f"unknown symbol {symbol}"}))
+
+    async def recv(self) -> str:
+        while True:
+            if self._closed:
+                raise ConnectionError("simulated feed closed")
+            if self._outbox:
+                return self._outbox.popleft()
+            if self._clock() - self._cursor < _MAX_CATCH_UP:  # else catching up: no pause
+                await asyncio.sleep(self._provider.BATCH_SECONDS)
+            end = min(self._clock(), self._cursor + _MAX_CATCH_UP)
+            trades = [
+                [t.symbol, t.ts.timestamp(), t.price, t.size, t.side, t.trade_id]
+                for symbol in sorted(self._subscribed)
+                for t in self._provider.trades(symbol, self._cursor, end)
+            ]
+            self._cursor = max(self._cursor, end)
+            now = time.monotonic()
+            if trades or now - self._last_sent >= 1.0:
+                self._last_sent = now
+                return json.dumps({"type": "trades", "data": trades} if trades
+                                  else {"type": "heartbeat"})
+
+    def __aiter__(self) -> _Feed:
+        return self
+
+    async def __anext__(self) -> str:
+        return await self.recv()
+
+    async def close(self) -> None:
+        self._closed = True
+
+
+class SimulatedProvider(LiveDataProvider):
+    name = "SIMULATED"
+    RATE_LIMIT = (1000, 1.0)
+    IDLE_TIMEOUT = 5.0  # the feed says something at least once a second
+    HEARTBEAT_INTERVAL = 30.0
+    BATCH_SECONDS = 0.05
+    CONFIGURABLE: ClassVar[dict[str, Setting]] = {
+        "symbols": Setting("str", "SIM/BTC,SIM/ETH,SIM/SOL,ACME,GLOBEX,INITECH",
+                           "symbols on offer, comma separated"),
+        "symbol_count": Setting("int", 0,
+                                "when above 0, offer this many generated symbols SIM0001... "
+                                "instead of the list"),
+        "ticks_per_second": Setting("float", 20.0, "trades per second per symbol"),
+        "seed": Setting("int", 42, "the same seed gives the same market"),
+    }
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    def __init__(self, context: Any = None) -> None:
+        super().__init__(context)
+        self._paths: dict[str, _Path] = {}
+
+    def symbols(self) -> list[str]:
+        count = int(self.pref("symbol_count") or 0)
+        if count > 0:
+            return [f"SIM{n:04d}" for n in range(1, count + 1)]
+        return [s.strip() for s in str(self.pref("symbols")).split(",") if s.strip()]
+
+    def _path(self, symbol: str) -> _Path:
+        path = self._paths.get(symbol)
+        if path is None:
+            digest = hashlib.blake2b(f"{self.pref('seed')}:{symbol}".encode(), digest_size=8)
+            path = self._paths[symbol] = _Path(int.from_bytes(digest.digest(), "big"))
+        return path
+
+    @property
+    def rate(self) -> float:
+        rate = float(self.pref("ticks_per_second"))
+        if rate <= 0:
+            raise ValueError("ticks_per_second must be above 0")
+        return rate
+
+    def trades(self, symbol: str, start: float, end: float) -> list[Tick]:
+        """The trades of `symbol` at epoch seconds in [start, end), oldest first."""
+        path, rate = self._path(symbol), self.rate
+        return [path.trade(symbol, k, rate) for k in path.trade_range(start, end, rate)]
+
+    async def fetch_available_symbols(self) -> list[SymbolInfo]:
+        return [
+            SymbolInfo(symbol=s, name=f"Simulated {s}", exchange="SIMULATED",
+                       asset_class="crypto" if "/" in s else "equity", provider_id=s)
+            for s in self.symbols()
+        ]
+
+    async def get_history(
+        self, sym: str, start: datetime, end: datetime, interval: Interval
+    ) -> AsyncIterator[Bar]:
+        """Closed bars on the same path as the live trades: exact when a bar holds at most
+        32 trades, otherwise open and close exact and high/low from 32 evenly spaced ones."""
+        if sym not in self.symbols():
+            raise ValueError(f"SIMULATED has no symbol {sym!r}")
+        path, rate = self._path(sym), self.rate
+        now = self.clock()
+        for bar_start in interval.starts(start, end):
+            bar_end = interval.next_start(bar_start)
+            if bar_end.timestamp() > now:
+                return
+            ks = path.trade_range(bar_start.timestamp(), bar_end.timestamp(), rate)
+            if not ks:
+                continue
+            if len(ks) <= _SAMPLES:
+                trades = [path.trade(sym, k, rate) for k in ks]
+                prices = [t.price for t in trades]
+                volume = sum(t.size for t in trades)
+            else:
+                step = (len(ks) - 1) / (_SAMPLES - 1)
+                picks = [ks[round(i * step)] for i in range(_SAMPLES)]
+                prices = [path.price((k + path.phase) / rate) for k in picks]
+                volume = round(len(ks) * path.size, 6)
+            yield Bar(ts=bar_start, open=prices[0], high=max(prices), low=min(prices),
+                      close=prices[-1], volume=volume, symbol=sym, trades=len(ks),
+                      interval=interval)
+            await asyncio.sleep(0)
+
+    async def _connect(self) -> _Feed:
+        return _Feed(self)
+
+    async def _subscribe(self, interval: Interval, symbols: list[str]) -> dict[str, Any]:
+        return {"op": "subscribe", "symbols": symbols}
+
+    async def _unsubscribe(self, symbols: list[str]) -> dict[str, Any]:
+        return {"op": "unsubscribe", "symbols": symbols}
+
+    async def _parse_message(self, message: str | bytes) -> list[Tick | SubscriptionRefused]:
+        data = json.loads(message)
+        kind = data.get("type")
+        if kind == "trades":
+            return [
+                Tick(symbol=s, ts=datetime.fromtimestamp(ts, UTC), price=price, size=size,
+                     side=side, trade_id=k)
+                for s, ts, price, size, side, k in data["data"]
+            ]
+        if kind == "error":
+            return [SubscriptionRefused(symbol=data["symbol"], reason=data["reason"])]
+        return []

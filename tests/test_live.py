@@ -1,0 +1,285 @@
+"""Live sessions against a loopback Kraken (WebSocket v2 + REST) and a real PostgreSQL.
+
+Market time is a manual clock shared by the fakes and the session, so minutes of bars pass in
+a second. The test only advances it once the session has read every trade already sent, and
+by less than the grace: exactly the promise a real feed's latency has to keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fakes.kraken_rest import KrakenRestFake
+from fakes.kraken_ws import KrakenMarket, KrakenWSFake, Trade
+
+from quasar_tui.core.intervals import Interval
+from quasar_tui.engine.backoff import Backoff
+from quasar_tui.engine.events import EngineError, EventBus, ProviderState
+from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
+from quasar_tui.engine.writer import Writer
+from quasar_tui.providers.kraken import KrakenProvider
+from quasar_tui.sdk import HttpClient, ProviderContext
+from quasar_tui.store.database import Database
+
+T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+M1, M5 = Interval.M1, Interval.M5
+STEP = 2.0   # market seconds per step; below the grace
+GRACE = 3.0
+
+Key = tuple[str, str, datetime]
+
+
+class ManualClock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+class Rig:
+    """Market, fakes, writer and session wired together on one manual clock."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.clock = ManualClock(T0)
+        self.market = KrakenMarket(self.clock)
+        self.ws = KrakenWSFake(self.market, heartbeat_interval=0.2)
+        self.rest = KrakenRestFake(self.market)
+        self.bus = EventBus()
+        self.events = self.bus.subscribe(maxsize=10_000, kinds=(ProviderState, EngineError))
+        self.writer = Writer(db, self.bus, flush_seconds=0.05)
+        self.session: LiveSession | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(
+        self, subs: dict[str, set[Interval]], backfill: Backfill | None = None,
+        **provider_attrs: float,
+    ) -> None:
+        await self.ws.start()
+        await self.rest.start()
+        await self.writer.start()
+        http = HttpClient(rate_limit=(100, 1.0), retries=0)
+        prefs = {"ws_url": self.ws.url, "rest_url": self.rest.url}
+        provider = KrakenProvider(ProviderContext(preferences=prefs, http=http))
+        for name, value in provider_attrs.items():
+            setattr(provider, name, value)
+        self.session = LiveSession("KRAKEN", provider, self.writer, self.bus, clock=self.clock,
+                                   grace=GRACE, backoff=Backoff(base=0.02, cap=0.1),
+                                   backfill=backfill)
+        await self.session.set_subscriptions(subs)
+        self.task = asyncio.create_task(self.session.run())
+        for symbol in subs:
+            if symbol in self.market.symbols:
+                await self.ws.wait_subscribed(symbol)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.stop()
+            await self.session.provider.aclose()
+        await self.writer.stop()
+        await self.ws.stop()
+        await self.rest.stop()
+
+    async def caught_up(self) -> None:
+        """Until the session has read every trade the fake sent."""
+        s = self.session
+        await until(lambda: s.stats.ticks + s.stats.duplicates >= self.ws.delivered_trades)
+
+    def errors(self) -> list[str]:
+        return [e.message for e in self.events.drain() if isinstance(e, EngineError)]
+
+
+async def until(predicate: Callable[[], bool]) -> None:
+    """Poll a condition on the session or the fakes for up to 10 s."""
+    for _ in range(5000):
+        if predicate():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("condition not reached within 10 s")
+
+
+@pytest.fixture
+async def rig(db: Database) -> AsyncIterator[Rig]:
+    r = Rig(db)
+    yield r
+    await r.close()
+
+
+def bars_from_trades(trades: list[Trade], interval: Interval) -> dict[Key, tuple]:
+    """The reference: OHLCV and trade count straight from what the exchange served."""
+    out: dict[Key, list] = {}
+    for t in trades:
+        key = (t.symbol, interval.value, interval.floor(t.ts))
+        bar = out.get(key)
+        if bar is None:
+            out[key] = [t.price, t.price, t.price, t.price, t.qty, 1]
+        else:
+            bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
+            bar[4] += t.qty
+            bar[5] += 1
+    return {k: tuple(v) for k, v in out.items()}
+
+
+async def stored_bars(db: Database) -> dict[Key, tuple]:
+    rows = await db.fetch("SELECT symbol, interval, ts, open, high, low, close, volume, trades "
+                          "FROM live_data WHERE provider = 'KRAKEN'")
+    return {(r["symbol"], r["interval"], r["ts"]): tuple(r)[3:] for r in rows}
+
+
+async def settle(db: Database, expected: dict[Key, tuple]) -> dict[Key, tuple]:
+    """Stored bars once they match `expected`, or whatever is stored after 10 s."""
+    for _ in range(200):
+        stored = await stored_bars(db)
+        if stored == expected:
+            break
+        await asyncio.sleep(0.05)
+    return stored
+
+
+async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) -> None:
+    subs = {"BTC/USD": {M1, M5}, "ETH/USD": {M1}}
+    await rig.start(subs)
+    rng = random.Random(20260302)
+    prices = {"BTC/USD": 60_000.0, "ETH/USD": 3_000.0}
+    outages = {40: 75, 140: 150, 230: 290}  # step the feed is cut -> step it comes back
+    sent: dict[str, list[Trade]] = {s: [] for s in subs}
+
+    for step in range(330):
+        rig.clock.advance(STEP)
+        for symbol in subs:
+            offsets = sorted(rng.uniform(0, STEP) for _ in range(rng.randint(0, 4)))
+            for offset in offsets:
+                prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.0005)), 2)
+                ts = rig.clock.now - timedelta(seconds=STEP - offset)
+                side = rng.choice(["buy", "sell"])
+                trade = await rig.ws.trade(symbol, prices[symbol], round(rng.uniform(0.001, 2),
+                                                                         4), ts, side)
+                sent[symbol].append(trade)
+        if step % 25 == 3 and sent["BTC/USD"]:
+            await rig.ws.resend("BTC/USD", sent["BTC/USD"][-3:])  # re-delivered: not recounted
+        if step in outages:
+            refused = rig.ws.refused_connects
+            rig.ws.refusing = True
+            await rig.ws.drop()
+            await until(lambda refused=refused: rig.ws.refused_connects > refused)  # retrying
+        if step in outages.values():
+            connects = rig.ws.connects
+            rig.ws.refusing = False
+            await until(lambda connects=connects: rig.ws.connects > connects)
+            for symbol in subs:
+                await rig.ws.wait_subscribed(symbol)
+        await rig.caught_up()
+
+    rig.clock.advance(600)  # every bar has closed and every gap can be filled
+    expected = {**bars_from_trades(rig.market.trades["BTC/USD"], M1),
+                **bars_from_trades(rig.market.trades["BTC/USD"], M5),
+                **bars_from_trades(rig.market.trades["ETH/USD"], M1)}
+    assert await settle(rig.db, expected) == expected
+
+    session = rig.session
+    assert session.stats.connects == 4
+    assert rig.ws.refused_connects > 0
+    assert session.stats.duplicates > 0
+    assert session.stats.backfills >= 3 and session.stats.backfill_failures == 0
+    assert len(rig.rest.calls("OHLC")) == session.stats.backfills
+    states = [e.state for e in rig.events.drain() if isinstance(e, ProviderState)]
+    assert states.count("disconnected") == 3 and states.count("connected") == 4
+
+    await session.stop()
+    await rig.writer.flush()
+    delivered = {(item["symbol"], item["trade_id"]) for _, m in rig.ws.served
+                 if m.get("channel") == "trade" for item in m["data"]}
+    ticks = await rig.db.fetch("SELECT symbol, seq FROM live_ticks WHERE provider = 'KRAKEN'")
+    assert sorted((r["symbol"], r["seq"]) for r in ticks) == sorted(delivered)
+    served_total = sum(len(v) for v in rig.market.trades.values())
+    assert len(delivered) < served_total  # trades made during the outages were not seen live
+
+
+async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}}, IDLE_TIMEOUT=0.5, HEARTBEAT_INTERVAL=0.1)
+    await until(lambda: any(m.get("method") == "ping" for _, m in rig.ws.received))
+    assert rig.ws.messages(method="pong")
+
+    rig.ws.silent = True
+    await until(lambda: rig.session.stats.idle_timeouts >= 1)
+    rig.ws.silent = False
+    await until(lambda: rig.session.stats.connects >= 2 and rig.session.state == "connected")
+    await rig.ws.wait_subscribed("BTC/USD")
+    assert any("no message for 0.5 s" in m for m in rig.errors())
+
+    rig.clock.advance(65)  # past the first full minute after the reconnect
+    await rig.ws.trade("BTC/USD", 100.0, 1.0)
+    rig.clock.advance(1)
+    await rig.ws.trade("BTC/USD", 99.0, 2.0)
+    await rig.caught_up()
+    rig.clock.advance(120)
+    expected = {("BTC/USD", "1min", T0 + timedelta(minutes=1)): (100.0, 100.0, 99.0, 99.0, 3.0, 2)}
+    assert await settle(rig.db, expected) == expected
+
+
+async def test_refused_symbol_is_reported_and_others_keep_streaming(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}, "FOO/BAR": {M1}})
+    await until(lambda: "FOO/BAR" in rig.session.refused)
+    assert rig.errors() == [
+        "KRAKEN refused FOO/BAR: Currency pair not supported FOO/BAR",
+    ]
+    rig.clock.advance(61)
+    await rig.ws.trade("BTC/USD", 50.0, 1.0)
+    await rig.caught_up()
+    rig.clock.advance(120)
+    expected = {("BTC/USD", "1min", T0 + timedelta(minutes=1)): (50.0, 50.0, 50.0, 50.0, 1.0, 1)}
+    assert await settle(rig.db, expected) == expected
+    assert rig.session.stats.connects == 1 and rig.session.state == "connected"
+
+    await rig.ws.drop()  # the refused symbol is not asked for again on reconnect
+    await until(lambda: rig.session.stats.connects == 2)
+    await rig.ws.wait_subscribed("BTC/USD")
+    asked_after = [m["params"]["symbol"] for n, m in rig.ws.received
+                   if n > 1 and m.get("method") == "subscribe"]
+    assert asked_after and all("FOO/BAR" not in symbols for symbols in asked_after)
+
+
+async def test_subscription_changes_go_out_on_the_live_connection(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}})
+    await rig.session.set_subscriptions({"BTC/USD": {M1}, "ETH/USD": {M1}})
+    await rig.ws.wait_subscribed("ETH/USD")
+    await rig.session.set_subscriptions({"ETH/USD": {M1}})
+    await until(lambda: any(m.get("method") == "unsubscribe" for _, m in rig.ws.received))
+    unsubscribed = [m["params"] for _, m in rig.ws.received if m.get("method") == "unsubscribe"]
+    assert {p["channel"] for p in unsubscribed} == {"trade", "ticker"}
+    assert all(p["symbol"] == ["BTC/USD"] for p in unsubscribed)
+    assert rig.session.stats.connects == 1
+
+
+async def test_a_failed_gap_fill_is_reported_and_retried(rig: Rig) -> None:
+    calls: list[tuple[datetime, datetime]] = []
+
+    async def flaky(symbol: str, interval: str, start: datetime, end: datetime) -> int:
+        calls.append((start, end))
+        if len(calls) == 1:
+            raise RuntimeError("REST is down")
+        session = rig.session
+        return await rest_backfill(session.provider, rig.writer, "KRAKEN", symbol, interval,
+                                   start, end)
+
+    await rig.start({"BTC/USD": {M1}}, backfill=flaky)
+    rig.clock.advance(10)  # inside the minute the session joined: only REST can complete it
+    await rig.ws.trade("BTC/USD", 10.0, 1.0)
+    await rig.caught_up()
+    rig.clock.advance(60)
+    await until(lambda: len(calls) == 1)
+    assert any("failed (attempt 1, will retry): RuntimeError: REST is down" in m
+               for m in rig.errors())
+    rig.clock.advance(5)
+    expected = {("BTC/USD", "1min", T0): (10.0, 10.0, 10.0, 10.0, 1.0, 1)}
+    assert await settle(rig.db, expected) == expected
+    assert calls == [(T0, T0 + timedelta(minutes=1))] * 2
+    assert rig.session.stats.connects == 1

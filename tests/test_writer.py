@@ -1,0 +1,276 @@
+"""The writer against a real PostgreSQL: both write paths, backpressure, and outages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import pytest
+
+from quasar_tui.engine.events import BarsWritten, EngineError, EventBus, WriterStats
+from quasar_tui.engine.writer import Writer
+from quasar_tui.store.database import Database
+from quasar_tui.store.server import ServerInfo
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def bars(symbol: str, start: int, count: int, *, bump: float = 0.0) -> list[tuple]:
+    rows = []
+    for i in range(start, start + count):
+        price = 100.0 + i * 0.01 + bump
+        rows.append(("P", symbol, "1min", T0 + i * MINUTE, price, price + 1, price - 1,
+                     price + 0.5, float(i)))
+    return rows
+
+
+async def stored(db: Database, symbol: str | None = None) -> list[tuple]:
+    records = await db.fetch(
+        """SELECT provider, symbol, interval, ts, open, high, low, close, volume
+             FROM historical_data WHERE $1::text IS NULL OR symbol = $1
+            ORDER BY symbol, ts""",
+        symbol,
+    )
+    return [tuple(r) for r in records]
+
+
+async def eventually(predicate) -> None:
+    """Wait for a condition the writer reaches on its own (no timing is asserted)."""
+    for _ in range(2000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition was never reached")
+
+
+@contextlib.asynccontextmanager
+async def running(db: Database, bus: EventBus | None = None, **kwargs):
+    writer = Writer(db, bus or EventBus(), **kwargs)
+    await writer.start()
+    try:
+        yield writer
+    finally:
+        await writer.stop(grace=30)
+
+
+async def test_fast_path_stores_exactly_the_rows_given(db: Database) -> None:
+    bus = EventBus()
+    written = bus.subscribe(kinds=(BarsWritten,))
+    rows = bars("AAA", 0, 3000) + bars("BBB", 0, 2500)
+    async with running(db, bus, flush_rows=1000) as writer:
+        await writer.put_bars("historical_data", rows)
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert await stored(db) == sorted(rows, key=lambda r: (r[1], r[3]))
+    assert stats["fast_batches"] >= 5 and stats["overlap_batches"] == 0
+    counts: dict[str, int] = {}
+    for event in written.drain():
+        counts[event.symbol] = counts.get(event.symbol, 0) + event.count
+    assert counts == {"AAA": 3000, "BBB": 2500}
+
+
+async def test_overlap_path_replaces_corrected_bars_without_duplicates(db: Database) -> None:
+    async with running(db) as writer:
+        await writer.put_bars("historical_data", bars("AAA", 0, 1000))
+        await writer.flush()
+        corrected = bars("AAA", 500, 1000, bump=7.0)  # half overlaps, half is new
+        await writer.put_bars("historical_data", corrected)
+        await writer.flush()
+        again = bars("AAA", 0, 1500, bump=0.0)[:500] + corrected  # exact re-write
+        await writer.put_bars("historical_data", again)
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert await stored(db) == bars("AAA", 0, 500) + corrected
+    assert stats["overlap_batches"] == 2
+
+
+async def test_duplicates_inside_one_batch_keep_the_last(db: Database) -> None:
+    async with running(db) as writer:
+        await writer.put_bars("historical_data", bars("AAA", 0, 10) + bars("AAA", 5, 5, bump=1))
+        await writer.flush()
+    assert await stored(db) == bars("AAA", 0, 5) + bars("AAA", 5, 5, bump=1)
+
+
+async def test_live_bars_and_ticks(db: Database) -> None:
+    live = [(*row, 3) for row in bars("AAA", 0, 20)]
+    ticks = [("P", "AAA", T0 + i * MINUTE, i, 1.0 + i, 0.5, "buy") for i in range(50)]
+    async with running(db) as writer:
+        await writer.put_bars("live_data", live)
+        await writer.put_ticks(ticks)
+        await writer.flush()
+        # a re-delivered tick (reconnect snapshot) with other values is not a new trade
+        await writer.put_ticks([("P", "AAA", T0, 0, 999.0, 9.0, "sell"), *ticks[:10]])
+        await writer.flush()
+        with pytest.raises(ValueError, match="historical_data or live_data"):
+            await writer.put_bars("live_ticks", live)
+    got_live = await db.fetch("SELECT * FROM live_data ORDER BY ts")
+    assert [tuple(r) for r in got_live] == live
+    got_ticks = await db.fetch(
+        "SELECT provider, symbol, ts, seq, price, size, side FROM live_ticks ORDER BY ts, seq"
+    )
+    assert [tuple(r) for r in got_ticks] == ticks
+
+
+async def test_concurrent_conflicting_copy_falls_back_to_merge(db: Database) -> None:
+    async with running(db) as writer:
+        await writer.put_bars("historical_data", bars("AAA", 0, 100))
+        await writer.flush()
+        # Someone else (another process) writes beyond what this writer believes is stored.
+        other = await db.connect()
+        try:
+            await other.copy_records_to_table(
+                "historical_data", records=bars("AAA", 100, 50, bump=3.0),
+                columns=["provider", "symbol", "interval", "ts", "open", "high", "low",
+                         "close", "volume"],
+            )
+        finally:
+            await other.close()
+        await writer.put_bars("historical_data", bars("AAA", 100, 100))
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert stats["fallbacks"] == 1
+    assert await stored(db) == bars("AAA", 0, 200)
+
+
+async def test_refused_rows_are_isolated_and_reported(db: Database) -> None:
+    bus = EventBus()
+    errors = bus.subscribe(kinds=(EngineError,))
+    rows = bars("AAA", 0, 40)
+    bad = ("P", "AAA", "1min", T0 - MINUTE, None, 1.0, 1.0, 1.0, 1.0)  # open is NOT NULL
+    async with running(db, bus) as writer:
+        await writer.put_bars("historical_data", [*rows[:20], bad, *rows[20:]])
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert await stored(db) == rows
+    assert stats["rejected_rows"] == 1
+    [error] = errors.drain()
+    assert error.message.startswith("1 rows refused and not written: NotNullViolationError")
+
+
+async def test_full_queue_makes_producers_wait(db: Database) -> None:
+    async with running(db, queue_rows=100, flush_rows=50, flush_seconds=0.01) as writer:
+        blocker = await db.connect()
+        tx = blocker.transaction()
+        await tx.start()
+        await blocker.execute("LOCK TABLE historical_data IN ACCESS EXCLUSIVE MODE")
+        producer = asyncio.create_task(writer.put_bars("historical_data", bars("AAA", 0, 400)))
+        try:
+            await eventually(lambda: writer.stats()["historical_data"]["queue_depth"] == 100)
+            await asyncio.sleep(0.2)
+            assert not producer.done()
+            assert writer.stats()["historical_data"]["queue_depth"] == 100
+        finally:
+            await tx.rollback()
+            await blocker.close()
+        await producer
+        await writer.flush()
+    assert await stored(db) == bars("AAA", 0, 400)
+
+
+class TcpProxy:
+    """A loopback TCP relay to PostgreSQL that can cut every connection and refuse new ones."""
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = urlsplit(dsn)
+        socket_dir = parse_qs(self.dsn.query).get("host")  # the embedded server's Unix socket
+        self.socket = str(next(Path(socket_dir[0]).glob(".s.PGSQL.*[0-9]"))) if socket_dir else None
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Drop every connection and refuse new ones, like a database that went away."""
+        assert self._server is not None
+        self._server.close()
+        await self._server.wait_closed()
+        for link in list(self._links):
+            link.transport.abort()
+        self._links.clear()
+
+    def proxied(self) -> str:
+        """The DSN as seen through this proxy."""
+        user = self.dsn.username or "postgres"
+        return urlunsplit(self.dsn._replace(netloc=f"{user}@127.0.0.1:{self.port}", query=""))
+
+    async def _open_upstream(self):
+        if self.socket:
+            return await asyncio.open_unix_connection(self.socket)
+        return await asyncio.open_connection(self.dsn.hostname, self.dsn.port or 5432)
+
+    async def _relay(self, client_r, client_w) -> None:
+        try:
+            server_r, server_w = await self._open_upstream()
+        except OSError:
+            client_w.transport.abort()
+            return
+        self._links.update((client_w, server_w))
+
+        async def pipe(reader, writer) -> None:
+            with contextlib.suppress(OSError, asyncio.CancelledError):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            writer.transport.abort()
+
+        await asyncio.gather(pipe(client_r, server_w), pipe(server_r, client_w))
+
+
+async def test_database_outage_loses_nothing(db: Database) -> None:
+    proxy = TcpProxy(db.dsn)
+    await proxy.start()
+    via_proxy = Database(ServerInfo(proxy.proxied(), False), db.pool)
+    bus = EventBus()
+    events = bus.subscribe(kinds=(EngineError, WriterStats))
+    expected = []
+    async with running(via_proxy, bus, flush_rows=200, flush_seconds=0.02) as writer:
+        for i in range(30):
+            chunk = bars("AAA", i * 100, 100)
+            expected += chunk
+            await writer.put_bars("historical_data", chunk)
+            if i == 10:
+                await writer.flush()
+                await proxy.cut()
+            if i == 20:
+                await eventually(lambda: writer.stats()["historical_data"]["retries"] >= 3)
+                await proxy.start()
+            await asyncio.sleep(0.005)
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert await stored(db) == expected
+    seen = events.drain()
+    assert sum(isinstance(e, EngineError) for e in seen) == 1
+    assert any(isinstance(e, WriterStats) and e.pending_retry > 0 for e in seen)
+    assert stats["retries"] >= 3 and stats["rejected_rows"] == 0
+    await proxy.cut()
+
+
+async def test_backend_terminated_between_batches_loses_nothing(db: Database) -> None:
+    sep = "&" if "?" in db.dsn else "?"
+    named = Database(ServerInfo(f"{db.dsn}{sep}application_name=quasar-writer", False), db.pool)
+    expected = []
+    async with running(named, flush_rows=100, flush_seconds=0.01) as writer:
+        for i in range(10):
+            chunk = bars("AAA", i * 100, 100)
+            expected += chunk
+            await writer.put_bars("historical_data", chunk)
+            await writer.flush()
+            killed = await db.fetchval(
+                """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                    WHERE application_name = 'quasar-writer'"""
+            )
+            assert killed == 1
+    assert await stored(db) == expected
+
+
+async def test_stopped_writer_refuses_rows(db: Database) -> None:
+    writer = Writer(db, EventBus())
+    with pytest.raises(RuntimeError, match="not running"):
+        await writer.put_ticks([("P", "A", T0, 1, 1.0, 1.0, None)])
