@@ -15,14 +15,16 @@ from quasar_tui import __version__
 from quasar_tui.cli import (
     assets_cmd,
     db_cmd,
+    export_cmd,
     map_cmd,
     provider_cmd,
+    status_cmd,
     subscribe_cmd,
 )
 from quasar_tui.core.errors import QuasarError
 
 COMMAND_MODULES = [
-    db_cmd, provider_cmd, assets_cmd, map_cmd, subscribe_cmd,
+    db_cmd, provider_cmd, assets_cmd, map_cmd, subscribe_cmd, status_cmd, export_cmd,
 ]
 
 

@@ -1,0 +1,207 @@
+"""`quasar export`: one stored series as CSV (stdout or a file) or Parquet (a file).
+
+A file is written beside its final name and renamed into place, so an interrupted export never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import os
+import sys
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+
+from quasar_tui.cli.common import leaf
+from quasar_tui.cli.context import database_from_args
+from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
+from quasar_tui.core.intervals import Interval
+from quasar_tui.store.database import Database
+
+FORMATS = ("csv", "parquet")
+_BATCH = 10_000
+
+# One statement per table: table names cannot be bound parameters.
+_QUERIES = {
+    "historical_data": """
+        SELECT ts, open, high, low, close, volume FROM historical_data
+         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
+         ORDER BY ts""",
+    "live_data": """
+        SELECT ts, open, high, low, close, volume, trades FROM live_data
+         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
+         ORDER BY ts""",
+}
+_COLUMNS = {
+    "historical_data": ("ts", "open", "high", "low", "close", "volume"),
+    "live_data": ("ts", "open", "high", "low", "close", "volume", "trades"),
+}
+_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
+_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+class MissingExtraError(QuasarError):
+    """An optional dependency is not installed."""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    export = leaf(
+        sub, "export", "write one stored series as CSV or Parquet",
+        description="Write the stored bars of provider NAME's SYMBOL at one interval, oldest "
+        "first: historical bars, or with --live the bars built from the live stream. CSV goes "
+        "to stdout unless -o FILE is given; Parquet needs -o FILE and pyarrow "
+        "(pip install quasar-tui[parquet]). Times are bar starts in UTC.",
+    )
+    export.add_argument("name", metavar="NAME", help="provider name")
+    export.add_argument("symbol", metavar="SYMBOL", help="the provider's symbol")
+    export.add_argument("-i", "--interval", metavar="I", required=True,
+                        help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M")
+    export.add_argument("--from", dest="start", metavar="D", type=_moment,
+                        help="first bar: a date (YYYY-MM-DD) or an ISO time, UTC")
+    export.add_argument("--to", dest="end", metavar="D", type=_moment,
+                        help="last bar: up to and including this date, or before this time")
+    export.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
+    export.add_argument("--live", action="store_true",
+                        help="bars of the live stream (default: historical bars)")
+    export.add_argument("-o", "--output", metavar="FILE", type=Path,
+                        help="write to FILE instead of stdout")
+    export.set_defaults(handler=export_series)
+
+
+def _moment(text: str) -> date | datetime:
+    """argparse type: a date, or an ISO time (naive means UTC)."""
+    try:
+        if len(text.strip()) == 10:
+            return date.fromisoformat(text.strip())
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO time (YYYY-MM-DDTHH:MM)"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _bounds(
+    start: date | datetime | None, end: date | datetime | None
+) -> tuple[datetime, datetime]:
+    """[low, high) for `ts`; a date as --to includes that whole day."""
+    low = _FAR_PAST if start is None else _as_time(start)
+    if end is None:
+        high = _FAR_FUTURE
+    elif isinstance(end, datetime):
+        high = end
+    else:
+        high = _as_time(end) + timedelta(days=1)
+    if high <= low:
+        raise InvalidInputError("--to must be later than --from")
+    return low, high
+
+
+def _as_time(moment: date | datetime) -> datetime:
+    if isinstance(moment, datetime):
+        return moment
+    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
+
+
+def _pyarrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.parquet
+    except ImportError:
+        raise MissingExtraError(
+            "Parquet export needs pyarrow: pip install quasar-tui[parquet] (or use --format csv)"
+        ) from None
+    return pyarrow
+
+
+async def _batches(
+    db: Database, table: str, params: tuple[Any, ...]
+) -> AsyncIterator[list[asyncpg.Record]]:
+    async with db.pool.acquire() as conn, conn.transaction():
+        cursor = await conn.cursor(_QUERIES[table], *params)
+        while batch := await cursor.fetch(_BATCH):
+            yield batch
+
+
+@contextlib.contextmanager
+def _target(path: Path | None, binary: bool) -> Iterator[Any]:
+    """stdout, or a temporary file beside `path` renamed over it only on success."""
+    if path is None:
+        yield sys.stdout
+        return
+    partial = path.with_name(f".{path.name}.partial")
+    try:
+        handle = open(partial, "wb" if binary else "w", newline="" if not binary else None)  # noqa: SIM115
+    except OSError as exc:
+        raise QuasarError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with handle:
+            yield handle
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _iso(ts: datetime) -> str:
+    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_csv(out: TextIO, rows: list[asyncpg.Record]) -> None:
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerows([_iso(r[0]), *tuple(r)[1:]] for r in rows)
+
+
+async def export_series(args: argparse.Namespace) -> int:
+    try:
+        interval = Interval.parse(args.interval)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+    low, high = _bounds(args.start, args.end)
+    if args.format == "parquet":
+        if args.output is None:
+            raise InvalidInputError("Parquet is binary: give -o FILE (or use --format csv)")
+        pyarrow = _pyarrow()
+    table = "live_data" if args.live else "historical_data"
+    columns = _COLUMNS[table]
+    params = (args.name, args.symbol, interval.value, low, high)
+    async with database_from_args(args) as db, contextlib.aclosing(
+        _batches(db, table, params)
+    ) as batches:
+        first = await anext(batches, None)
+        if first is None:
+            mode = "live" if args.live else "historical"
+            raise NotFoundError(
+                f"no {mode} {interval.value} bars of {args.name} {args.symbol} stored in that "
+                "range; see `quasar status`"
+            )
+        if args.format == "csv":
+            with _target(args.output, binary=False) as out:
+                csv.writer(out, lineterminator="\n").writerow(columns)
+                _write_csv(out, first)
+                async for batch in batches:
+                    _write_csv(out, batch)
+            return 0
+        rows = list(first)
+        async for batch in batches:
+            rows.extend(batch)
+    _write_parquet(pyarrow, args.output, columns, rows)
+    return 0
+
+
+def _write_parquet(
+    pyarrow: Any, path: Path, columns: tuple[str, ...], rows: list[asyncpg.Record]
+) -> None:
+    types = {"ts": pyarrow.timestamp("us", tz="UTC"), "trades": pyarrow.int32()}
+    arrays = [
+        pyarrow.array([r[i] for r in rows], type=types.get(name, pyarrow.float64()))
+        for i, name in enumerate(columns)
+    ]
+    table = pyarrow.Table.from_arrays(arrays, names=list(columns))
+    with _target(path, binary=True) as out:
+        pyarrow.parquet.write_table(table, out)

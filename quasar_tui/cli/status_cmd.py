@@ -1,0 +1,89 @@
+"""`quasar status`: who runs the engine, and per subscription the last bar, freshness, gaps and
+the last error."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from datetime import UTC, datetime
+
+from quasar_tui.cli.common import leaf
+from quasar_tui.cli.context import database_from_args
+from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.engine.publisher import EngineStatus
+from quasar_tui.engine.status import status_report
+
+_COLUMNS = ["id", "provider", "symbol", "interval", "mode", "state", "last_bar", "age",
+            "freshness", "gaps", "last_error"]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    status = leaf(
+        sub, "status", "engine owner and the freshness of every subscription",
+        description="Show which process runs the collector engine on this database (or that "
+        "none does), and for every subscription its last stored bar, how long ago that bar "
+        "closed (fresh or stale for its interval), open gaps and the last error.",
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+    status.set_defaults(handler=show_status)
+
+
+def format_age(seconds: float | None) -> str:
+    """3s, 4m05s, 2h10m, 3d04h: short enough for a table column."""
+    if seconds is None:
+        return "-"
+    whole = int(max(0.0, seconds))
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours:02d}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def engine_line(engine: EngineStatus, now: datetime) -> str:
+    owner = engine.owner
+    if not engine.running:
+        if owner is None:
+            return "engine: no engine running"
+        return (f"engine: no engine running (last: {owner.label}, "
+                f"heartbeat {format_age(owner.heartbeat_age(now))} ago)")
+    if owner is None:
+        return "engine: running (starting up)"
+    up = format_age((now - owner.started_at).total_seconds())
+    return (f"engine: {owner.label}, up {up}, "
+            f"heartbeat {format_age(owner.heartbeat_age(now))} ago")
+
+
+async def show_status(args: argparse.Namespace) -> int:
+    now = datetime.now(UTC)
+    async with database_from_args(args) as db:
+        report = await status_report(db, now=now)
+    engine = report.engine
+    if args.json:
+        owner = engine.owner
+        print_json({
+            "engine": {
+                "running": engine.running,
+                "owner": None if owner is None else {
+                    **dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
+                "stats": engine.stats if engine.running else {},
+            },
+            "subscriptions": [dataclasses.asdict(s) for s in report.series],
+        })
+        return 0
+    print(engine_line(engine, now))
+    if not report.series:
+        print("no subscriptions; add one with `quasar subscribe NAME SYMBOL --interval I`")
+        return 0
+    print()
+    print_table(
+        [{**dataclasses.asdict(s), "last_bar": s.last_bar_ts, "age": format_age(s.age_seconds),
+          "gaps": s.open_gaps} for s in report.series],
+        _COLUMNS,
+    )
+    return 0

@@ -1,0 +1,112 @@
+"""`quasar --daemon`: the engine with no UI, for servers and containers.
+
+Logs go to stderr as text or JSON lines. SIGTERM and SIGINT stop the engine, which flushes the
+writer before the process exits 0. Nothing here (or below) imports Textual or rich.live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.engine.engine import Engine
+from quasar_tui.store.database import open_database
+from quasar_tui.store.server import resolve_data_dir, resolve_dsn
+
+log = logging.getLogger("quasar.daemon")
+
+_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg (and exc when there is one)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(fmt: str, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # Third-party chatter that would drown the engine's own lines.
+    for name in ("apscheduler", "httpx", "httpcore", "websockets", "asyncio"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Run the engine until SIGTERM/SIGINT; exit 0 after a clean stop.
+
+    A failure the user can act on (another engine holds the lock, no database) is one log
+    line, in the chosen format, and exit status 1.
+    """
+    configure_logging(args.log_format)
+    try:
+        return await _serve(args)
+    except QuasarError as exc:
+        log.error("%s", exc)
+        return 1
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        log.error("database error, stopping: %s: %s", type(exc).__name__, exc)
+        return 1
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        data_dir = resolve_data_dir(args.data_dir)
+        db = await open_database(resolve_dsn(args.dsn), data_dir)
+        try:
+            log.info("database: %s", db.server.describe())
+            engine = Engine.create(db, data_dir=data_dir, mode="daemon")
+            await engine.start()
+            try:
+                await _first(stop.wait(), engine.wait_stopped())
+            finally:
+                log.info("stopping: flushing the writer")
+                await engine.stop()
+        finally:
+            await db.close()
+    finally:
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+    if engine.failure:
+        log.error("engine stopped: %s", engine.failure)
+        return 1
+    log.info("stopped cleanly")
+    return 0
+
+
+async def _first(*aws: Coroutine[Any, Any, Any]) -> None:
+    """Wait until any of `aws` finishes; cancel the rest."""
+    tasks = [asyncio.create_task(aw) for aw in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

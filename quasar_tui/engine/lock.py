@@ -1,0 +1,115 @@
+"""One engine per database: a PostgreSQL advisory lock held on a dedicated connection.
+
+The lock lives as long as that connection, so an engine killed with SIGKILL frees it at once
+and `pg_locks` tells whether an engine is running regardless of what `engine_status` says.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.store.database import Database
+
+log = logging.getLogger("quasar.engine")
+
+# Two-key advisory lock ("QSAR", 1): pg_locks shows it as classid/objid with objsubid 2.
+LOCK_CLASS = 0x5153_4152
+LOCK_OBJECT = 1
+
+_TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
+_HELD = """
+    SELECT EXISTS (
+        SELECT 1 FROM pg_locks
+         WHERE locktype = 'advisory' AND granted
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND classid = $1::oid AND objid = $2::oid AND objsubid = 2)
+"""
+_OWNER = "SELECT owner, pid, mode, started_at, heartbeat FROM engine_status WHERE id = 1"
+
+
+@dataclass(frozen=True)
+class EngineOwner:
+    """Who runs the engine on this database, as that engine last published it."""
+
+    host: str
+    pid: int
+    mode: str
+    started_at: datetime
+    heartbeat: datetime
+
+    @property
+    def label(self) -> str:
+        return f"{self.mode} on {self.host}:{self.pid}"
+
+    def heartbeat_age(self, now: datetime | None = None) -> float:
+        return ((now or datetime.now(UTC)) - self.heartbeat).total_seconds()
+
+
+class EngineLockedError(QuasarError):
+    """Another engine holds the lock: the console attaches to it, the daemon exits 1."""
+
+    def __init__(self, owner: EngineOwner | None) -> None:
+        self.owner = owner
+        if owner is None:
+            who = "another engine (starting up)"
+        else:
+            who = f"{owner.label} (heartbeat {owner.heartbeat_age():.0f}s ago)"
+        super().__init__(
+            f"an engine is already running on this database: {who}; "
+            "stop it first, or open the console to attach to it"
+        )
+
+
+async def read_owner(conn: asyncpg.Connection | Database) -> EngineOwner | None:
+    row = await conn.fetchrow(_OWNER)
+    if row is None:
+        return None
+    return EngineOwner(row["owner"], row["pid"], row["mode"], row["started_at"], row["heartbeat"])
+
+
+async def engine_running(conn: asyncpg.Connection | Database) -> bool:
+    """Whether some session holds the engine lock right now."""
+    return bool(await conn.fetchval(_HELD, LOCK_CLASS, LOCK_OBJECT))
+
+
+class EngineLock:
+    """The advisory lock and the connection that holds it."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: asyncpg.Connection | None = None
+
+    @property
+    def held(self) -> bool:
+        """False once the holding connection is gone (for example the server restarted)."""
+        return self._conn is not None and not self._conn.is_closed()
+
+    async def acquire(self) -> None:
+        """Take the lock or raise `EngineLockedError` naming the engine that has it."""
+        conn = await self._db.connect()
+        try:
+            got = await conn.fetchval(_TRY_LOCK, LOCK_CLASS, LOCK_OBJECT)
+            if not got:
+                raise EngineLockedError(await read_owner(conn))
+        except BaseException:
+            await conn.close()
+            raise
+        await self._close()
+        self._conn = conn
+
+    async def release(self) -> None:
+        """Ending the session releases the lock; no separate unlock round trip needed."""
+        await self._close()
+
+    async def _close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.is_closed():
+            try:
+                await conn.close(timeout=2)
+            except (asyncpg.PostgresError, OSError) as exc:
+                log.debug("closing the lock connection failed: %s", exc)

@@ -1,0 +1,259 @@
+"""What a running engine tells consoles in other processes, through the database.
+
+The engine side (`Publisher`) conflates ticks per symbol in memory and writes them a few times a
+second in one statement, refreshes the `engine_status` heartbeat about once a second, and appends
+errors and job runs to a bounded `engine_events` log. The reader side (`EngineMonitor`) is what
+an attached console polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from quasar_tui.engine.events import QuoteEvent, TickEvent
+from quasar_tui.engine.lock import EngineOwner, engine_running, read_owner
+from quasar_tui.store.database import Database
+
+log = logging.getLogger("quasar.engine.publisher")
+
+EVENTS_KEPT = 2000
+EVENT_BUFFER = 1000
+
+_UPSERT_STATUS = """
+    INSERT INTO engine_status (id, owner, pid, mode, started_at, heartbeat, stats)
+    VALUES (1, $1, $2, $3, $4, now(), $5)
+    ON CONFLICT (id) DO UPDATE
+       SET owner = excluded.owner, pid = excluded.pid, mode = excluded.mode,
+           started_at = excluded.started_at, heartbeat = excluded.heartbeat,
+           stats = excluded.stats
+"""
+_DELETE_STATUS = "DELETE FROM engine_status WHERE id = 1 AND owner = $1 AND pid = $2"
+_STATS = "SELECT stats FROM engine_status WHERE id = 1"
+_UPSERT_QUOTES = """
+    INSERT INTO live_quotes (provider, symbol, ts, last, bid, ask, volume, open, ticks, updated_at)
+    SELECT p, s, t, l, b, a, v, o, n, now()
+      FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[],
+                  $6::float8[], $7::float8[], $8::float8[], $9::bigint[])
+           AS q(p, s, t, l, b, a, v, o, n)
+    ON CONFLICT (provider, symbol) DO UPDATE
+       SET ts = excluded.ts, last = excluded.last, bid = excluded.bid, ask = excluded.ask,
+           volume = excluded.volume, open = excluded.open, ticks = excluded.ticks,
+           updated_at = excluded.updated_at
+"""
+_INSERT_EVENTS = """
+    INSERT INTO engine_events (at, level, source, message)
+    SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[])
+"""
+_TRIM_EVENTS = "DELETE FROM engine_events WHERE id <= (SELECT max(id) FROM engine_events) - $1"
+_QUOTES_SINCE = """
+    SELECT provider, symbol, ts, last, bid, ask, volume, open, ticks, updated_at
+      FROM live_quotes WHERE updated_at > $1 ORDER BY provider, symbol
+"""
+_EVENTS_SINCE = """
+    SELECT id, at, level, source, message FROM engine_events
+     WHERE id > $1 ORDER BY id LIMIT $2
+"""
+_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+@dataclass
+class PublishedQuote:
+    """Latest known figures for one provider symbol; `open` is the first price this run saw."""
+
+    provider: str
+    symbol: str
+    ts: datetime
+    last: float | None = None
+    bid: float | None = None
+    ask: float | None = None
+    volume: float | None = None
+    open: float | None = None
+    ticks: int = 0
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EngineEventRecord:
+    id: int
+    at: datetime
+    level: str
+    source: str
+    message: str
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """What an attached console shows in its header; `running` comes from the lock itself."""
+
+    owner: EngineOwner | None
+    running: bool
+    stats: dict[str, Any]
+
+
+class Publisher:
+    """Throttled writes of engine state for other processes; a database outage only delays it."""
+
+    def __init__(
+        self,
+        db: Database,
+        owner: EngineOwner,
+        stats: Callable[[], dict[str, Any]],
+        *,
+        quote_interval: float = 0.25,
+        heartbeat_interval: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._owner = owner
+        self._stats = stats
+        self._quote_interval = quote_interval
+        self._heartbeat_interval = heartbeat_interval
+        self._quotes: dict[tuple[str, str], PublishedQuote] = {}
+        self._dirty: set[tuple[str, str]] = set()
+        self._events: deque[tuple[datetime, str, str, str]] = deque(maxlen=EVENT_BUFFER)
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def note_tick(self, tick: TickEvent) -> None:
+        quote = self._quote(tick.provider, tick.symbol, tick.ts)
+        quote.last = tick.price
+        quote.volume = (quote.volume or 0.0) + tick.size
+        if tick.bid is not None:
+            quote.bid = tick.bid
+        if tick.ask is not None:
+            quote.ask = tick.ask
+        if quote.open is None:
+            quote.open = tick.price
+        quote.ticks += 1
+
+    def note_quote(self, update: QuoteEvent) -> None:
+        quote = self._quote(update.provider, update.symbol, update.ts)
+        for name in ("bid", "ask", "last", "volume"):
+            value = getattr(update, name)
+            if value is not None:
+                setattr(quote, name, value)
+        if quote.open is None and update.last is not None:
+            quote.open = update.last
+
+    def note_event(self, level: str, source: str, message: str) -> None:
+        self._events.append((datetime.now(UTC), level, source, message))
+
+    def _quote(self, provider: str, symbol: str, ts: datetime) -> PublishedQuote:
+        key = (provider, symbol)
+        quote = self._quotes.get(key)
+        if quote is None:
+            quote = self._quotes[key] = PublishedQuote(provider, symbol, ts)
+        elif ts > quote.ts:
+            quote.ts = ts
+        self._dirty.add(key)
+        return quote
+
+    async def start(self) -> None:
+        await self.heartbeat()
+        self._task = asyncio.create_task(self._run(), name="quasar-publisher")
+
+    async def stop(self) -> None:
+        """Write what is pending, then remove the status row so nobody sees a ghost engine."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.flush()
+        await self._guard(
+            self._db.execute(_DELETE_STATUS, self._owner.host, self._owner.pid), "status"
+        )
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time() + self._heartbeat_interval
+        while True:
+            await asyncio.sleep(self._quote_interval)
+            await self.flush_quotes()
+            if loop.time() >= next_beat:
+                next_beat = loop.time() + self._heartbeat_interval
+                await self.heartbeat()
+                await self.flush_events()
+
+    async def flush(self) -> None:
+        await self.flush_quotes()
+        await self.flush_events()
+        await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        o = self._owner
+        await self._guard(
+            self._db.execute(_UPSERT_STATUS, o.host, o.pid, o.mode, o.started_at, self._stats()),
+            "status",
+        )
+
+    async def flush_quotes(self) -> None:
+        if not self._dirty:
+            return
+        rows = [self._quotes[key] for key in sorted(self._dirty)]
+        self._dirty.clear()
+        columns = (
+            [q.provider for q in rows], [q.symbol for q in rows], [q.ts for q in rows],
+            [q.last for q in rows], [q.bid for q in rows], [q.ask for q in rows],
+            [q.volume for q in rows], [q.open for q in rows], [q.ticks for q in rows],
+        )
+        if not await self._guard(self._db.execute(_UPSERT_QUOTES, *columns), "quotes"):
+            self._dirty.update((q.provider, q.symbol) for q in rows)
+
+    async def flush_events(self) -> None:
+        if not self._events:
+            return
+        batch = list(self._events)
+        self._events.clear()
+        at, level, source, message = (list(col) for col in zip(*batch, strict=True))
+
+        async def write() -> None:
+            async with self._db.pool.acquire() as conn, conn.transaction():
+                await conn.execute(_INSERT_EVENTS, at, level, source, message)
+                await conn.execute(_TRIM_EVENTS, EVENTS_KEPT)
+
+        if not await self._guard(write(), "events"):
+            self._events.extendleft(reversed(batch))
+
+    async def _guard(self, op: Any, what: str) -> bool:
+        """Run one write; on a database error log once per outage and report failure."""
+        try:
+            await op
+        except _DB_ERRORS as exc:
+            if not self._failing:
+                log.warning("cannot publish engine %s (will retry): %s", what, exc)
+            self._failing = True
+            return False
+        if self._failing:
+            log.info("publishing engine state again")
+        self._failing = False
+        return True
+
+
+class EngineMonitor:
+    """The attached console's view of an engine in another process: poll every ~0.5 s."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def status(self) -> EngineStatus:
+        owner = await read_owner(self._db)
+        running = await engine_running(self._db)
+        stats = await self._db.fetchval(_STATS) if owner is not None else None
+        return EngineStatus(owner=owner, running=running, stats=stats or {})
+
+    async def quotes(self, since: datetime | None = None) -> list[PublishedQuote]:
+        """Quotes updated after `since` (all of them when None); pass back the newest
+        `updated_at` seen to get only changes next time."""
+        rows = await self._db.fetch(_QUOTES_SINCE, since or datetime.min.replace(tzinfo=UTC))
+        return [PublishedQuote(**dict(r)) for r in rows]
+
+    async def events(self, since_id: int = 0, limit: int = 500) -> list[EngineEventRecord]:
+        rows = await self._db.fetch(_EVENTS_SINCE, since_id, limit)
+        return [EngineEventRecord(**dict(r)) for r in rows]

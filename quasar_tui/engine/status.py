@@ -1,0 +1,84 @@
+"""What `quasar status` reports: who runs the engine, and how fresh each subscription is."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from quasar_tui.core.intervals import Interval
+from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
+from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.store.database import Database
+
+_OPEN_GAPS = """
+    SELECT provider, symbol, interval, mode, count(*) AS n FROM gaps
+     WHERE resolved_at IS NULL GROUP BY provider, symbol, interval, mode
+"""
+
+# How long after a bar closes the next one may still be missing without the series being
+# called stale: intraday bars arrive within an interval or two; daily bars skip weekends and
+# holidays; weekly and monthly ones are published late by some providers.
+_SLACK = {
+    Interval.D1: timedelta(days=4),
+    Interval.W1: timedelta(days=15),
+    Interval.MO1: timedelta(days=62),
+}
+
+
+def stale_after(interval: Interval) -> timedelta:
+    return _SLACK.get(interval, 2 * interval.delta + timedelta(seconds=60))
+
+
+def freshness(
+    interval: Interval, last_bar_ts: datetime | None, enabled: bool, now: datetime
+) -> tuple[float | None, str]:
+    """(seconds since the newest stored bar closed, fresh|stale|no data|paused)."""
+    if last_bar_ts is None:
+        return None, "paused" if not enabled else "no data"
+    age = now - interval.next_start(last_bar_ts)
+    if not enabled:
+        return age.total_seconds(), "paused"
+    return age.total_seconds(), "fresh" if age <= stale_after(interval) else "stale"
+
+
+@dataclass(frozen=True)
+class SeriesStatus:
+    id: int
+    provider: str
+    symbol: str
+    interval: str
+    mode: str
+    enabled: bool
+    state: str
+    last_error: str | None
+    last_run_at: datetime | None
+    last_bar_ts: datetime | None
+    age_seconds: float | None
+    freshness: str
+    open_gaps: int
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    engine: EngineStatus
+    series: list[SeriesStatus]
+
+
+async def status_report(db: Database, *, now: datetime | None = None) -> StatusReport:
+    now = now or datetime.now(UTC)
+    engine = await EngineMonitor(db).status()
+    subs = await SubscriptionStore(db).list()
+    gaps = {
+        (r["provider"], r["symbol"], r["interval"], r["mode"]): r["n"]
+        for r in await db.fetch(_OPEN_GAPS)
+    }
+    series = []
+    for s in subs:
+        age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now)
+        series.append(SeriesStatus(
+            id=s.id, provider=s.provider, symbol=s.symbol, interval=s.interval, mode=s.mode,
+            enabled=s.enabled, state=s.state, last_error=s.last_error, last_run_at=s.last_run_at,
+            last_bar_ts=s.last_bar_ts, age_seconds=age, freshness=label,
+            open_gaps=gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
+        ))
+    return StatusReport(engine, series)

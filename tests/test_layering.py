@@ -1,0 +1,49 @@
+"""Layers import downwards only: the daemon and everything under it load no Textual, so a
+headless server never pays for (or depends on) the console."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+from pathlib import Path
+
+import quasar_tui
+
+HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "engine", "providers")
+HEADLESS_MODULES = ("quasar_tui.daemon", "quasar_tui.cli")
+_LIST_MODULES = (
+    "import importlib, json, sys\n"
+    "for name in sys.argv[1:]:\n"
+    "    importlib.import_module(name)\n"
+    "print(json.dumps(sorted(sys.modules)))\n"
+)
+
+
+def headless_modules() -> list[str]:
+    names = list(HEADLESS_MODULES)
+    for package in HEADLESS_PACKAGES:
+        prefix = f"quasar_tui.{package}"
+        names.append(prefix)
+        path = [str(Path(p) / package) for p in quasar_tui.__path__]
+        names.extend(info.name for info in pkgutil.walk_packages(path, prefix=prefix + "."))
+    return names
+
+
+def loaded_after_importing(modules: list[str]) -> set[str]:
+    result = subprocess.run(
+        [sys.executable, "-c", _LIST_MODULES, *modules],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(result.stdout))
+
+
+def test_engine_registry_store_daemon_and_cli_import_no_textual() -> None:
+    modules = headless_modules()
+    assert "quasar_tui.engine.engine" in modules and "quasar_tui.registry.providers" in modules
+    loaded = loaded_after_importing(modules)
+    console = sorted(m for m in loaded if m == "textual" or m.startswith(("textual.", "rich.live")))
+    assert console == []
+    assert "quasar_tui.tui" not in loaded
