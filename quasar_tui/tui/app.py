@@ -1,0 +1,170 @@
+"""The console app: modes, global keys, the engine feed and a clean exit when the terminal goes.
+
+Widgets live in modes/, widgets/ and screens/; this module only wires them together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import UTC, datetime
+from functools import partial
+from time import monotonic
+
+from textual.app import App
+from textual.binding import Binding
+from textual.signal import Signal
+from textual.widgets import Static
+from textual.worker import Worker, WorkerState
+
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.tui.commands import ConsoleCommands, command
+from quasar_tui.tui.keymap import unknown_ids
+from quasar_tui.tui.modes import MODES
+from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
+from quasar_tui.tui.services import (
+    ConsoleOptions,
+    EngineFeed,
+    LogEntry,
+    LogRecordBridge,
+    Services,
+)
+from quasar_tui.tui.terminal import exit_with_terminal
+
+NOTIFY_GAP = 2.0
+_FEED = "engine-feed"
+
+for _mode in MODES:
+    command(f"mode: {_mode.name}", f"{_mode.title}: {_mode.help}", f"switch_mode('{_mode.name}')")
+command("app: help", "Show the keys of the current screen", "help")
+command("app: quit", "Quit the console (the engine stops if it runs here)", "quit")
+
+
+class QuasarApp(App[int]):
+    """Quasar's console.
+
+    `open_services` is entered when the app mounts (so the terminal shows progress while the
+    database and engine start) and exited when it unmounts (the engine stops and flushes).
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Quasar"
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    BINDINGS = [
+        *(
+            Binding(str(mode.slot), f"app.switch_mode('{mode.name}')", mode.title, show=False,
+                    id=f"mode.{mode.name}")
+            for mode in MODES
+        ),
+        Binding("question_mark", "app.help", "Help", id="app.help"),
+        Binding("ctrl+p", "app.command_palette", "Commands", show=False, priority=True,
+                id="app.palette"),
+        Binding("colon", "app.command_palette", "Commands", show=False, id="app.palette_colon"),
+        Binding("q", "app.quit", "Quit", id="app.quit"),
+    ]
+
+    services: Services
+    modes = MODES
+
+    def __init__(
+        self,
+        open_services: Callable[[], AbstractAsyncContextManager[Services]],
+        options: ConsoleOptions | None = None,
+    ) -> None:
+        super().__init__()
+        self._open_services = open_services
+        self._resources = AsyncExitStack()
+        self.options = options or ConsoleOptions()
+        self.engine_log: Signal[LogEntry] = Signal(self, "engine-log")
+        for mode in MODES:
+            self.add_mode(mode.name, mode.screen)
+        if not self.options.animation:
+            self.animation_level = "none"
+        self._last_notice = 0.0
+        self._held_errors = 0
+        self._bridge: LogRecordBridge | None = None
+        self._early: list[LogEntry] | None = []
+        self._unwatch_terminal: Callable[[], None] | None = None
+
+    async def on_mount(self) -> None:
+        self._install_log_bridge()
+        await self.screen.mount(Static("Opening the database and starting the engine...",
+                                       id="starting"))
+        try:
+            self.services = await self._resources.enter_async_context(self._open_services())
+        except QuasarError as exc:
+            self.exit(None, 1, f"quasar: error: {exc}")
+            return
+        for entry in self._early or ():
+            self.services.record(entry)
+        self._early = None
+        if self.options.keymap:
+            self.set_keymap(self.options.keymap)
+            if unknown := unknown_ids(self.options.keymap):
+                self.notify(
+                    f"{self.options.keymap_path}: no binding with id {', '.join(unknown)}; "
+                    "press ? to see the ids", severity="warning", timeout=10,
+                )
+        self._update_engine_label()
+        self.set_interval(1.0, self._update_engine_label)
+        feed = EngineFeed(self.services, self.publish_log)
+        self.run_worker(feed.run(), name=_FEED, group="engine", exit_on_error=False)
+        if not self.is_headless:
+            self._unwatch_terminal = exit_with_terminal(self)
+        await self.switch_mode(MODES[0].name)
+
+    async def on_unmount(self) -> None:
+        if self._bridge is not None:
+            logging.getLogger().removeHandler(self._bridge)
+            self._bridge = None
+        if self._unwatch_terminal is not None:
+            self._unwatch_terminal()
+        await self._resources.aclose()
+
+    def publish_log(self, entry: LogEntry, notify: bool = True) -> None:
+        """Every engine event or log line goes to the Log mode; engine errors also notify
+        (log records do not: the engine reports what the user must see as events)."""
+        if self._early is None:
+            self.services.record(entry)
+        else:
+            self._early.append(entry)
+        self.engine_log.publish(entry)
+        if notify and entry.level == "error":
+            self._notify_error(entry)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The feed never ends by itself; if a bug ends it, say so rather than go quiet."""
+        worker = event.worker
+        if worker.name == _FEED and event.state == WorkerState.ERROR:
+            self.publish_log(LogEntry(
+                datetime.now(UTC), "error", "console",
+                f"live data stopped ({type(worker.error).__name__}: {worker.error}); "
+                "restart the console",
+            ))
+
+    def _notify_error(self, entry: LogEntry) -> None:
+        now = monotonic()
+        if now - self._last_notice < NOTIFY_GAP:
+            self._held_errors += 1
+            return
+        more = f" (+{self._held_errors} more in the Log)" if self._held_errors else ""
+        self._held_errors = 0
+        self._last_notice = now
+        self.notify(f"{entry.message}{more}", title=entry.source, severity="error", timeout=8)
+
+    def _update_engine_label(self) -> None:
+        self.sub_title = self.services.view.label
+
+    def _install_log_bridge(self) -> None:
+        """Log records go to the Log mode: nothing may print over a full-screen app."""
+        self._bridge = LogRecordBridge(partial(self.publish_log, notify=False),
+                                       asyncio.get_running_loop())
+        logging.getLogger().addHandler(self._bridge)
+
+    def action_help(self) -> None:
+        screen = self.screen
+        if isinstance(screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(screen_bindings(screen), screen.title or "Quasar"))

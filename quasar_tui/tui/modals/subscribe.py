@@ -1,0 +1,172 @@
+"""Subscribe symbols of a provider at an interval, historical or live.
+
+The interval list shows every interval Quasar stores, marking the ones the provider does not
+offer; picking one of those is refused under the field. Mode choices follow the provider's
+kind. Symbols are checked by the store (unknown ones come back with close matches), all or
+nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from textual.widget import Widget
+from textual.widgets import Input, Select
+
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.intervals import Interval
+from quasar_tui.registry.records import ProviderRecord
+from quasar_tui.registry.subscriptions import SubscriptionRecord
+from quasar_tui.tui.modals.form import Field, FormModal
+from quasar_tui.tui.services import READ_ERRORS
+
+if TYPE_CHECKING:
+    from quasar_tui.tui.modes.base import ModeScreen
+
+DEFAULT_LOOKBACK = 365
+_SPLIT = re.compile(r"[\s,]+")
+
+
+def offered_intervals(record: ProviderRecord) -> list[str]:
+    offered = record.capabilities.get("intervals")
+    return list(offered) if offered is not None else [i.value for i in Interval]
+
+
+def modes_of(record: ProviderRecord) -> list[str]:
+    if record.kind != "live":
+        return ["historical"]
+    return ["live", "historical"] if record.capabilities.get("has_history") else ["live"]
+
+
+def default_interval(record: ProviderRecord, mode: str) -> str:
+    offered = offered_intervals(record)
+    preferred = Interval.M1.value if mode == "live" else Interval.D1.value
+    return preferred if preferred in offered else (offered[0] if offered else preferred)
+
+
+def split_symbols(text: str) -> list[str]:
+    return [s for s in _SPLIT.split(text.strip()) if s]
+
+
+class SubscribeModal(FormModal[list[SubscriptionRecord]]):
+    FORM_TITLE = "Subscribe"
+    SUBMIT_LABEL = "Subscribe (Enter)"
+
+    def __init__(self, providers: Sequence[ProviderRecord], provider: str | None = None,
+                 symbols: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.providers = {p.name: p for p in providers}
+        if provider not in self.providers:
+            provider = next(iter(self.providers), None)
+        self.initial_provider = provider
+        self.initial_symbols = " ".join(symbols)
+
+    def compose_fields(self) -> Iterator[Widget]:
+        yield Field("Provider", Select([(name, name) for name in self.providers],
+                                       value=self.initial_provider or Select.NULL,
+                                       prompt="pick a provider", id="provider-select"),
+                    id="sub-provider")
+        yield Field("Symbols", Input(self.initial_symbols, id="symbols-input",
+                                     placeholder="separate several with spaces or commas"),
+                    id="sub-symbols")
+        yield Field("Interval", Select([(i.value, i.value) for i in Interval],
+                                       allow_blank=False, id="interval-select"),
+                    id="sub-interval")
+        yield Field("Mode", Select([("historical", "historical"), ("live", "live")],
+                                   allow_blank=False, id="mode-select"), id="sub-mode")
+        yield Field("Lookback (days)", Input(str(DEFAULT_LOOKBACK), id="lookback-input"),
+                    "history to collect for a new series (historical mode)", id="sub-lookback")
+
+    def on_mount(self) -> None:
+        self._provider_chosen(self.initial_provider)
+        focus = "#symbols-input" if self.initial_provider else "#provider-select"
+        self.query_one(focus).focus()
+
+    def _select(self, select_id: str) -> Select[str]:
+        return self.query_one(f"#{select_id}", Select)
+
+    def _provider_chosen(self, name: str | None) -> None:
+        record = self.providers.get(name) if name else None
+        modes = modes_of(record) if record else ["historical", "live"]
+        mode_select = self._select("mode-select")
+        mode_select.set_options([(m, m) for m in modes])
+        mode_select.value = modes[0]
+        offered = offered_intervals(record) if record else [i.value for i in Interval]
+        interval_select = self._select("interval-select")
+        interval_select.set_options([
+            (i.value if i.value in offered else f"{i.value} (not offered)", i.value)
+            for i in Interval
+        ])
+        interval_select.value = default_interval(record, modes[0]) if record else "1d"
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "provider-select":
+            value = event.value
+            self._provider_chosen(value if isinstance(value, str) else None)
+        elif event.select.id == "mode-select" and isinstance(event.value, str):
+            self.query_one("#lookback-input", Input).disabled = event.value == "live"
+        for field in event.select.ancestors:
+            if isinstance(field, Field):
+                field.clear()
+                break
+
+    async def submit(self) -> None:
+        provider = self._select("provider-select").value
+        record = self.providers.get(provider) if isinstance(provider, str) else None
+        if record is None:
+            self.fail("sub-provider", "pick a provider (add one in the Providers mode)")
+            return
+        symbols = split_symbols(self.query_one("#symbols-input", Input).value)
+        if not symbols:
+            self.fail("sub-symbols", "type at least one symbol (separate several with spaces)")
+        interval = str(self._select("interval-select").value)
+        offered = offered_intervals(record)
+        if interval not in offered:
+            self.fail("sub-interval", f"{record.name} does not offer {interval} bars; it "
+                      f"offers: {' '.join(offered)}")
+        mode = str(self._select("mode-select").value)
+        lookback = self._lookback(mode)
+        if self.has_errors:
+            return
+        try:
+            added = await self.services.subscriptions.add(
+                record.name, symbols, interval, mode, lookback_days=lookback)
+        except QuasarError as exc:
+            self.fail("sub-symbols", str(exc))
+            return
+        self.dismiss(added)
+
+    def _lookback(self, mode: str) -> int:
+        if mode == "live":
+            return DEFAULT_LOOKBACK
+        text = self.query_one("#lookback-input", Input).value.strip()
+        if not text.isdigit() or int(text) <= 0:
+            self.fail("sub-lookback", f"lookback must be a whole number of days above 0, not "
+                      f"{text!r}")
+            return DEFAULT_LOOKBACK
+        return int(text)
+
+
+async def open_subscribe(
+    screen: ModeScreen, provider: str | None, symbols: Sequence[str],
+    then: Callable[[list[SubscriptionRecord]], None] | None = None,
+) -> None:
+    """The subscribe form over `screen`; says what was added, then calls `then` with it."""
+    try:
+        providers = await screen.services.providers.list()
+    except READ_ERRORS as exc:
+        screen.notify(str(exc), severity="error")
+        return
+
+    def added(records: list[SubscriptionRecord] | None) -> None:
+        if not records:
+            return
+        first = records[0]
+        what = f"{len(records)} {first.provider} symbol{'s' if len(records) != 1 else ''}"
+        screen.notify(f"subscribed {what} to {first.interval} {first.mode} bars")
+        if then is not None:
+            then(records)
+
+    screen.app.push_screen(SubscribeModal(providers, provider, symbols), added)

@@ -1,0 +1,131 @@
+"""Dashboard: engine owner and health, providers, writers, per-subscription freshness, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Static
+
+from quasar_tui.tui.commands import command
+from quasar_tui.tui.modes.base import Mode, ModeScreen
+from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
+from quasar_tui.tui.widgets.vim import VimDataTable
+
+DB_REFRESH_SECONDS = 5.0
+RECENT_ERRORS = 6
+_LEVEL_RANK = {"stale": 0, "late": 1, "ok": 2, "idle": 3}
+
+
+def _fill(table: VimDataTable, rows: list[tuple[object, ...]]) -> None:
+    """Replace the rows, keeping the cursor where it was."""
+    cursor = table.cursor_coordinate
+    table.clear()
+    for row in rows:
+        table.add_row(*row)
+    if rows:
+        table.move_cursor(row=min(cursor.row, len(rows) - 1), animate=False)
+
+
+class DashboardScreen(ModeScreen):
+    MODE_TITLE = "Dashboard"
+    BINDINGS = [Binding("r", "refresh", "Refresh", id="dashboard.refresh")]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="dashboard"):
+            with Horizontal(id="dash-top"):
+                yield EnginePanel(id="engine-panel", classes="panel")
+                yield VimDataTable(id="writers", classes="panel", cursor_type="row")
+            yield VimDataTable(id="providers", classes="panel", cursor_type="row")
+            yield VimDataTable(id="freshness", classes="panel", cursor_type="row")
+            yield Static(id="errors", classes="panel")
+
+    async def on_mount(self) -> None:
+        self.query_one("#engine-panel").border_title = "Engine"
+        titles = {
+            "writers": ("Writers", ("Table", "Queue", "Lag", "Rows/s", "Retry")),
+            "providers": ("Providers", ("Provider", "Kind", "Enabled", "Status", "Live",
+                                        "Assets", "Detail")),
+            "freshness": ("Subscriptions", ("Provider", "Symbol", "Interval", "Mode", "State",
+                                            "Last bar (UTC)", "Freshness")),
+        }
+        for table_id, (title, columns) in titles.items():
+            table = self.query_one(f"#{table_id}", VimDataTable)
+            table.border_title = title
+            table.add_columns(*columns)
+        self.query_one("#errors").border_title = "Recent errors"
+        self.query_one("#freshness", VimDataTable).focus()
+        self.set_interval(1.0, self._refresh_live)
+        self.set_interval(DB_REFRESH_SECONDS, self._refresh_db)
+        self._refresh_live()
+        await self._refresh_db()
+
+    async def action_refresh(self) -> None:
+        self._refresh_live()
+        await self._refresh_db()
+
+    def _refresh_live(self) -> None:
+        """The in-memory parts: engine panel, writers, errors (cheap, every second)."""
+        services = self.services
+        view = services.view
+        self.query_one(EnginePanel).show(view, services.book, datetime.now(UTC))
+        _fill(self.query_one("#writers", VimDataTable), [
+            (w.table, f"{w.queue_depth}/{w.queue_capacity}", f"{w.lag_seconds:.1f}s",
+             f"{w.rows_per_second:,.0f}", str(w.pending_retry))
+            for w in sorted(view.writers.values(), key=lambda w: w.table)
+        ])
+        errors = list(view.errors)[-RECENT_ERRORS:]
+        text = Text()
+        for entry in reversed(errors):
+            text.append(f"{entry.at:%H:%M:%S} ", style="dim")
+            text.append(f"{entry.source}: ", style="bold")
+            text.append(f"{entry.message}\n", style="red")
+        self.query_one("#errors", Static).update(text if errors else Text("none", style="dim"))
+
+    async def _refresh_db(self) -> None:
+        """Registry reads: providers and subscriptions (every few seconds, on screen only)."""
+        if not self.is_current:
+            return
+        services = self.services
+        try:
+            providers = await services.providers.list()
+            subscriptions = await services.subscriptions.list()
+        except READ_ERRORS as exc:
+            self.notify(str(exc), severity="error")
+            return
+        live = services.view.providers
+        _fill(self.query_one("#providers", VimDataTable), [
+            (p.name, p.kind, "yes" if p.enabled else "no", p.status,
+             live[p.name].state if p.name in live else "-", f"{p.asset_count:,}",
+             (live[p.name].detail if p.name in live else None) or p.status_detail or "")
+            for p in providers
+        ])
+        now = datetime.now(UTC)
+        written = services.view.last_bars
+        rows = []
+        for s in subscriptions:
+            last = max(
+                (t for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval)))
+                 if t is not None),
+                default=None,
+            )
+            fresh = freshness(s.interval, s.enabled, last, now)
+            rows.append((
+                _LEVEL_RANK[fresh.level],
+                (s.provider, s.symbol, s.interval, s.mode, s.last_error or s.state,
+                 f"{last:%Y-%m-%d %H:%M}" if last else "-",
+                 Text(fresh.label, style=LEVEL_STYLES[fresh.level])),
+            ))
+        rows.sort(key=lambda r: r[0])
+        _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
+
+
+MODE = Mode("dashboard", "Dashboard", 1, DashboardScreen,
+            "engine owner, provider health, freshness, write rate, errors")
+
+command("dashboard: refresh", "Read providers and subscriptions again", "refresh",
+        mode="dashboard")

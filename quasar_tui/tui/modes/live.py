@@ -1,0 +1,76 @@
+"""Live mode: the conflated quote table, a filter, and Enter to chart the symbol."""
+
+from __future__ import annotations
+
+from time import monotonic
+
+from textual.app import ComposeResult
+from textual.widgets import Static
+
+from quasar_tui.tui.commands import command
+from quasar_tui.tui.modes.base import FilterableScreen, Mode
+from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
+
+
+class LiveScreen(FilterableScreen):
+    MODE_TITLE = "Live"
+
+    def compose_body(self) -> ComposeResult:
+        yield self.filter_input("filter symbols (Enter keeps it, Esc clears)")
+        yield LiveTable(
+            self.services.book, hz=self.quasar.options.repaint_hz,
+            flash=self.quasar.options.animation,
+            empty_text="waiting for ticks: subscribe a symbol live (mode 5, Subscriptions)",
+        )
+        yield Static(id="live-status", classes="status-line")
+
+    def on_mount(self) -> None:
+        self.query_one(LiveTable).focus()
+        self.set_interval(1.0, self._update_status)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        table = self.query_one(LiveTable)
+        active, rate = self.services.book.activity(monotonic())
+        sort = "your order" if table.sort_column is None else next(
+            c.title for c in COLUMNS if c.key == table.sort_column
+        ) + (" desc" if table.sort_reverse else " asc")
+        shown = f"{len(table.order)}/{len(self.services.book)}"
+        flt = f"  filter: {table.filter_text!r}" if table.filter_text else ""
+        self.query_one("#live-status", Static).update(
+            f" {shown} symbols, {active} ticking, {rate:,.1f} ticks/s  sort: {sort}{flt}"
+        )
+
+    def apply_filter(self, text: str) -> None:
+        self.query_one(LiveTable).set_filter(text)
+        self._update_status()
+
+    def focus_list(self) -> None:
+        self.query_one(LiveTable).focus()
+
+    async def on_live_table_selected(self, message: LiveTable.Selected) -> None:
+        provider, symbol = message.key
+        await open_chart(self, provider, symbol)
+
+    def action_sort(self) -> None:
+        self.query_one(LiveTable).action_cycle_sort()
+
+    def action_reverse(self) -> None:
+        self.query_one(LiveTable).action_reverse_sort()
+
+    def action_user_order(self) -> None:
+        self.query_one(LiveTable).action_user_order()
+
+    def action_chart(self) -> None:
+        self.query_one(LiveTable).action_select()
+
+
+MODE = Mode("live", "Live", 6, LiveScreen, "ticking quotes, conflated per symbol")
+
+command("live: filter", "Filter the live table by symbol or provider", "filter", mode="live")
+command("live: sort by next column", "Cycle the live table's sort column", "sort", mode="live")
+command("live: reverse sort", "Flip the live table's sort direction", "reverse", mode="live")
+command("live: my order", "Back to your own row order (J/K move rows)", "user_order",
+        mode="live")
+command("live: chart symbol", "Open the chart of the selected symbol", "chart", mode="live")

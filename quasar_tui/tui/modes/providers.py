@@ -1,0 +1,307 @@
+"""Providers mode: registered providers with kind, status and asset count; add, configure,
+enable or disable, remove, and refresh their assets in the background."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import DataTable, ProgressBar, Static
+
+from quasar_tui.registry.records import ProviderRecord
+from quasar_tui.tui.commands import command
+from quasar_tui.tui.modals.add_provider import AddProviderModal
+from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
+from quasar_tui.tui.modals.preferences import PreferencesModal, schema_of
+from quasar_tui.tui.modals.secrets import SecretsModal
+from quasar_tui.tui.modes.base import Mode
+from quasar_tui.tui.modes.registry_base import RegistryScreen
+from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.widgets.vim import VimDataTable
+
+RELOAD_SECONDS = 5.0
+COLUMNS = ("Name", "Kind", "Enabled", "Status", "Assets", "Intervals", "Secrets", "Source",
+           "Detail")
+_STATUS_STYLES = {"ok": "green", "error": "bold red", "connecting": "yellow"}
+
+
+def secrets_cell(record: ProviderRecord) -> Text:
+    """Key names only: set ones plain, declared but missing ones in red."""
+    declared = list(record.capabilities.get("secrets") or [])
+    text = Text()
+    for name in dict.fromkeys(declared + record.secret_names):
+        if text:
+            text.append(" ")
+        text.append(name, style="" if name in record.secret_names else "red")
+        text.append(" ✓" if name in record.secret_names else " ✗",
+                    style="green" if name in record.secret_names else "red")
+    return text if text else Text("-", style="dim")
+
+
+def row_cells(record: ProviderRecord, refreshing: bool) -> tuple[object, ...]:
+    intervals = record.capabilities.get("intervals")
+    return (
+        Text(record.name, style="bold"),
+        record.kind,
+        Text("yes", style="green") if record.enabled else Text("no", style="dim"),
+        Text(record.status, style=_STATUS_STYLES.get(record.status, "")),
+        Text("refreshing...", style="yellow") if refreshing else f"{record.asset_count:,}",
+        " ".join(intervals) if intervals is not None else "all",
+        secrets_cell(record),
+        "bundled" if record.bundled else "user",
+        record.status_detail or "",
+    )
+
+
+class ProvidersScreen(RegistryScreen):
+    MODE_TITLE = "Providers"
+    BINDINGS = [
+        Binding("a", "add", "Add", id="providers.add"),
+        Binding("p", "preferences", "Preferences", id="providers.preferences"),
+        Binding("s", "secrets", "Secrets", id="providers.secrets"),
+        Binding("e", "toggle_enabled", "Enable/disable", id="providers.toggle_enabled"),
+        Binding("r", "refresh_assets", "Refresh assets", id="providers.refresh_assets"),
+        Binding("d,delete", "remove", "Remove", id="providers.remove"),
+        Binding("m", "map_symbols", "Map symbols", id="providers.map"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, ProviderRecord] = {}
+        self.refreshing: set[str] = set()
+
+    def compose_body(self) -> ComposeResult:
+        yield VimDataTable(id="provider-table", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="provider-progress", classes="status-line"):
+            yield Static(id="refresh-text")
+            yield ProgressBar(total=None, show_eta=False, show_percentage=False,
+                              id="refresh-bar")
+        yield Static(id="providers-status", classes="status-line")
+
+    def on_mount(self) -> None:
+        table = self.query_one("#provider-table", VimDataTable)
+        for title in COLUMNS:
+            table.add_column(title, key=title.lower())
+        table.focus()
+        self.set_interval(RELOAD_SECONDS, self._auto_reload)
+        self._show_progress()
+
+    async def on_screen_resume(self) -> None:
+        await self.reload()
+
+    async def _auto_reload(self) -> None:
+        if self.is_current:
+            await self.reload()
+
+    def focus_list(self) -> None:
+        self.query_one("#provider-table", VimDataTable).focus()
+
+    @property
+    def selected(self) -> ProviderRecord | None:
+        table = self.query_one("#provider-table", VimDataTable)
+        names = list(self.records)
+        return self.records[names[table.cursor_row]] if 0 <= table.cursor_row < len(
+            names) else None
+
+    async def reload(self, focus: str | None = None) -> None:
+        try:
+            records = await self.services.providers.list()
+        except READ_ERRORS as exc:
+            self.report_error(f"cannot list providers: {exc}")
+            return
+        table = self.query_one("#provider-table", VimDataTable)
+        keep = focus or (self.selected.name if self.selected else None)
+        self.records = {r.name: r for r in records}
+        table.clear()
+        for record in records:
+            table.add_row(*row_cells(record, record.name in self.refreshing), key=record.name)
+        names = list(self.records)
+        if keep in self.records:
+            table.move_cursor(row=names.index(keep), animate=False)
+        self._update_status()
+
+    def _update_status(self) -> None:
+        if not self.records:
+            text = " No providers yet: press a to add one from a Python file."
+        else:
+            missing = sum(1 for r in self.records.values() if set(
+                r.capabilities.get("secrets") or ()) - set(r.secret_names))
+            text = (f" {len(self.records)} providers"
+                    + (f", {missing} missing secrets (s sets them)" if missing else "")
+                    + " · ⏎ shows the assets, m maps the symbols")
+        self.query_one("#providers-status", Static).update(text)
+
+    def _show_progress(self) -> None:
+        busy = sorted(self.refreshing)
+        self.query_one("#provider-progress").display = bool(busy)
+        self.query_one("#refresh-text", Static).update(
+            f" refreshing assets of {', '.join(busy)} " if busy else "")
+
+    def _need_selected(self) -> ProviderRecord | None:
+        record = self.selected
+        if record is None:
+            self.notify("no provider selected: press a to add one", severity="warning")
+        return record
+
+    # -- add, preferences, secrets --------------------------------------------------------
+
+    def action_add(self) -> None:
+        def added(record: ProviderRecord | None) -> None:
+            if record is None:
+                return
+            self.notify(f"added {record.kind} provider {record.name}; r lists its assets"
+                        + ("; s sets its secrets" if record.capabilities.get("secrets") else ""))
+            for notice in record.notices:
+                self.notify(notice, severity="warning", timeout=10)
+            self.run_task("reload providers", self.reload, record.name)
+
+        self.app.push_screen(AddProviderModal(), added)
+
+    def action_preferences(self) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+        if not schema_of(record):
+            self.notify(f"{record.name} has no preferences to set")
+            return
+
+        def saved(updated: ProviderRecord | None) -> None:
+            if updated is not None and updated.preferences != record.preferences:
+                self.notify(f"preferences of {record.name} saved")
+                self.run_task("reload providers", self.reload)
+
+        self.app.push_screen(PreferencesModal(record), saved)
+
+    def action_secrets(self) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+
+        def saved(updated: ProviderRecord | None) -> None:
+            if updated is None:
+                return
+            names = ", ".join(updated.secret_names) or "none"
+            self.notify(f"secrets of {record.name} saved; keys set: {names}")
+            for notice in updated.notices:
+                self.notify(notice, severity="warning", timeout=10)
+            self.run_task("reload providers", self.reload)
+
+        self.app.push_screen(SecretsModal(record), saved)
+
+    # -- enable, remove, refresh -----------------------------------------------------------
+
+    async def action_toggle_enabled(self) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+        try:
+            updated = await self.services.providers.set_enabled(record.name, not record.enabled)
+        except READ_ERRORS as exc:
+            self.report_error(str(exc))
+            return
+        self.notify(f"{record.name} {'enabled' if updated.enabled else 'disabled'}")
+        await self.reload()
+
+    async def action_remove(self) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+        try:
+            subscriptions = len(await self.services.subscriptions.list(record.name))
+            mappings = len(await self.services.mappings.list(provider=record.name))
+        except READ_ERRORS as exc:
+            self.report_error(str(exc))
+            return
+        details = [
+            f"Goes with it: {record.asset_count:,} assets, {mappings:,} mappings, "
+            f"{subscriptions:,} subscriptions.",
+            "Stored bars and ticks are kept unless you tick the box.",
+        ]
+
+        def confirmed(answer: Confirmed | None) -> None:
+            if answer is not None:
+                self.run_task("remove provider", self._remove, record.name, answer.option)
+
+        self.app.push_screen(ConfirmModal(
+            f"Remove provider {record.name}?", details, confirm_label="Remove",
+            option="also delete its stored bars and ticks"), confirmed)
+
+    async def _remove(self, name: str, purge: bool) -> None:
+        try:
+            result = await self.services.providers.remove(name, purge_data=purge)
+        except READ_ERRORS as exc:
+            self.report_error(str(exc))
+            return
+        kept = sum(result["kept"].values())
+        self.notify(f"removed {name}" + (f"; {kept:,} stored rows kept" if kept else ""))
+        await self.reload()
+
+    def action_refresh_assets(self) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+        if record.name in self.refreshing:
+            self.notify(f"the assets of {record.name} are being refreshed already")
+            return
+        self.refreshing.add(record.name)
+        self._show_progress()
+        self.query_one("#provider-table", VimDataTable).update_cell(
+            record.name, "assets", Text("refreshing...", style="yellow"))
+        self.run_task(f"refresh {record.name}", self._refresh_assets, record.name)
+
+    async def _refresh_assets(self, name: str) -> None:
+        """Load the provider, list its symbols and store them; the keys stay live meanwhile."""
+        try:
+            provider = await self.services.providers.load(name)
+            try:
+                report = await self.services.assets.refresh(name, provider)
+            finally:
+                await provider.aclose()
+        except READ_ERRORS as exc:
+            self.report_error(str(exc), f"refresh {name}")
+        else:
+            self.notify(f"{name}: {report.total:,} assets ({report.added:,} new, "
+                        f"{report.updated:,} changed, {report.deactivated:,} delisted)",
+                        title="assets refreshed")
+        finally:
+            self.refreshing.discard(name)
+            self._show_progress()
+        await self.reload()
+
+    # -- to the other modes ------------------------------------------------------------------
+
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        await self._open("assets")
+
+    async def action_map_symbols(self) -> None:
+        await self._open("mappings")
+
+    async def _open(self, mode: str) -> None:
+        record = self._need_selected()
+        if record is None:
+            return
+        await self.app.switch_mode(mode)
+        show = getattr(self.app.screen, "show_provider", None)
+        if show is not None:
+            await show(record.name)
+
+
+MODE = Mode("providers", "Providers", 2, ProvidersScreen,
+            "add, configure, enable and remove data providers; refresh their assets")
+
+command("provider: add", "Add a provider from a Python file (validated first)", "add",
+        mode="providers")
+command("provider: preferences", "Edit the selected provider's preferences", "preferences",
+        mode="providers")
+command("provider: secrets", "Set the selected provider's secrets (masked)", "secrets",
+        mode="providers")
+command("provider: enable/disable", "Enable or disable the selected provider",
+        "toggle_enabled", mode="providers")
+command("provider: refresh assets", "List the selected provider's symbols again",
+        "refresh_assets", mode="providers")
+command("provider: remove", "Remove the selected provider (asks first)", "remove",
+        mode="providers")
+command("provider: map symbols", "Map the selected provider's symbols (Mappings mode)",
+        "map_symbols", mode="providers")

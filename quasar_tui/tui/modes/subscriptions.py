@@ -1,0 +1,246 @@
+"""Subscriptions mode: what the engine collects, how fresh it is, and the keys to add, pause,
+resume, delete and backfill (on the marked rows, or the highlighted one)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import DataTable, Input, Static
+
+from quasar_tui.registry.subscriptions import SubscriptionRecord
+from quasar_tui.tui.commands import command
+from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
+from quasar_tui.tui.modals.subscribe import open_subscribe
+from quasar_tui.tui.modes.base import Mode
+from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.modes.registry_base import RegistryScreen
+from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
+from quasar_tui.tui.widgets.marked_table import MarkedTable
+
+RELOAD_SECONDS = 5.0
+COLUMNS = ("Id", "Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)",
+           "Freshness", "Error")
+_STATE_STYLES = {"error": "bold red", "running": "yellow", "ok": "green", "paused": "dim"}
+_LISTED = 5
+
+
+def subscription_cells(s: SubscriptionRecord, last: datetime | None,
+                       now: datetime) -> tuple[object, ...]:
+    state = s.state if s.enabled else "paused"
+    fresh = freshness(s.interval, s.enabled, last, now)
+    return (
+        str(s.id), s.provider, Text(s.symbol, style="bold"), s.interval, s.mode,
+        Text(state, style=_STATE_STYLES.get(state, "")),
+        f"{last:%Y-%m-%d %H:%M}" if last else "-",
+        Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
+        Text(s.last_error or "", style="red"),
+    )
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+class SubscriptionsScreen(RegistryScreen):
+    MODE_TITLE = "Subscriptions"
+    FILTER_ID = "subscription-filter"
+    BINDINGS = [
+        Binding("a", "add", "Add", id="subscriptions.add"),
+        Binding("p", "pause", "Pause", id="subscriptions.pause"),
+        Binding("u", "resume", "Resume", id="subscriptions.resume"),
+        Binding("b", "backfill", "Backfill now", id="subscriptions.backfill"),
+        Binding("d,delete", "delete", "Delete", id="subscriptions.delete"),
+        Binding("slash", "filter", "Filter", id="subscriptions.filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False,
+                id="subscriptions.clear_filter"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: dict[str, SubscriptionRecord] = {}
+        self.filter_text = ""
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder="filter by provider, symbol, interval, mode or state (Enter "
+                    "keeps it, Esc clears)", id="subscription-filter", classes="filter")
+        yield MarkedTable(COLUMNS, id="subscription-table")
+        yield Static(id="subscriptions-status", classes="status-line")
+
+    def on_mount(self) -> None:
+        self.focus_list()
+        self.set_interval(RELOAD_SECONDS, self._auto_reload)
+
+    def on_screen_resume(self) -> None:
+        self.request_load()
+
+    def _auto_reload(self) -> None:
+        if self.is_current:
+            self.request_load()
+
+    @property
+    def table(self) -> MarkedTable:
+        return self.query_one("#subscription-table", MarkedTable)
+
+    def focus_list(self) -> None:
+        self.table.focus()
+
+    def request_load(self) -> None:
+        self.run_task("load subscriptions", self.load, exclusive=True)
+
+    async def load(self) -> None:
+        try:
+            records = await self.services.subscriptions.list()
+        except READ_ERRORS as exc:
+            self._status(f"cannot list subscriptions: {exc}")
+            return
+        self.records = {str(r.id): r for r in records}
+        self.table.keep_marks(self.records)
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        now = datetime.now(UTC)
+        written = self.services.view.last_bars
+        text = self.filter_text
+        rows = []
+        for key, s in self.records.items():
+            state = s.state if s.enabled else "paused"
+            if text and not any(text in v.lower() for v in (
+                    s.provider, s.symbol, s.interval, s.mode, state)):
+                continue
+            last = max((t for t in (s.last_bar_ts, written.get((s.provider, s.symbol,
+                                                                   s.interval))) if t),
+                       default=None)
+            rows.append((key, subscription_cells(s, last, now)))
+        self.table.set_rows(rows)
+        self._update_status()
+
+    def apply_filter(self, text: str) -> None:
+        self.filter_text = text
+        self._show_rows()
+
+    def _status(self, text: str) -> None:
+        self.query_one("#subscriptions-status", Static).update(f" {text}")
+
+    def _update_status(self) -> None:
+        if not self.records:
+            self._status("No subscriptions yet: press a to subscribe (or s in the Assets mode).")
+            return
+        paused = sum(1 for s in self.records.values() if not s.enabled)
+        errors = sum(1 for s in self.records.values() if s.enabled and s.state == "error")
+        marked = f" · {len(self.table.marks)} marked" if self.table.marks else ""
+        self._status(f"{len(self.records):,} subscriptions, {paused} paused, {errors} failing"
+                     f"{marked} · keys act on the marked rows (or the highlighted one) · "
+                     "⏎ charts it")
+
+    def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
+        self._update_status()
+
+    def _selected(self) -> list[SubscriptionRecord]:
+        chosen = [self.records[k] for k in self.table.selected_keys() if k in self.records]
+        if not chosen:
+            self.notify("no subscription selected", severity="warning")
+        return chosen
+
+    # -- actions ---------------------------------------------------------------------------
+
+    async def action_add(self) -> None:
+        current = self.records.get(self.table.cursor_key or "")
+        await open_subscribe(self, current.provider if current else None, (),
+                             then=lambda _added: self.request_load())
+
+    async def action_pause(self) -> None:
+        await self._set_enabled(False)
+
+    async def action_resume(self) -> None:
+        await self._set_enabled(True)
+
+    async def _set_enabled(self, enabled: bool) -> None:
+        chosen = self._selected()
+        if not chosen:
+            return
+        try:
+            changed = await self.services.subscriptions.set_enabled(
+                [s.id for s in chosen], enabled)
+        except READ_ERRORS as exc:
+            self.report_error(str(exc))
+            return
+        verb = "resumed" if enabled else "paused"
+        unchanged = len(chosen) - changed
+        extra = f" ({unchanged} {'were' if unchanged != 1 else 'was'} {verb} already)" if (
+            unchanged) else ""
+        self.notify(f"{verb} {_plural(changed, 'subscription')}{extra}")
+        self.table.set_marks(())
+        await self.load()
+
+    def action_delete(self) -> None:
+        chosen = self._selected()
+        if not chosen:
+            return
+        listed = [f"{s.id}: {s.provider} {s.symbol} {s.interval} {s.mode}"
+                  for s in chosen[:_LISTED]]
+        if len(chosen) > _LISTED:
+            listed.append(f"... and {len(chosen) - _LISTED} more")
+
+        def confirmed(answer: Confirmed | None) -> None:
+            if answer is not None:
+                self.run_task("delete subscriptions", self._delete, [s.id for s in chosen])
+
+        self.app.push_screen(ConfirmModal(
+            f"Delete {_plural(len(chosen), 'subscription')}?",
+            [*listed, "The bars already stored stay."]), confirmed)
+
+    async def _delete(self, ids: list[int]) -> None:
+        try:
+            removed = await self.services.subscriptions.delete(ids)
+        except READ_ERRORS as exc:
+            self.report_error(str(exc))
+            return
+        self.notify(f"deleted {_plural(removed, 'subscription')}")
+        self.table.set_marks(())
+        await self.load()
+
+    def action_backfill(self) -> None:
+        chosen = self._selected()
+        if not chosen:
+            return
+        engine = self.services.engine
+        if engine is None:
+            self.notify("backfill now needs the engine in this console; the engine this "
+                        "console is attached to runs each job at its next bar close",
+                        severity="warning", timeout=8)
+            return
+        historical = [s for s in chosen if s.mode == "historical" and s.enabled]
+        started = [s for s in historical if engine.backfill_now(s.id)]
+        skipped = len(chosen) - len(started)
+        if started:
+            self.notify(f"backfill started for {_plural(len(started), 'subscription')}"
+                        + (f"; {skipped} skipped (live or paused)" if skipped else ""))
+        else:
+            self.notify("nothing to backfill: only enabled historical subscriptions run on "
+                        "demand (live ones fill their gaps themselves)", severity="warning")
+
+    async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        record = self.records.get(self.table.cursor_key or "")
+        if record is not None:
+            await open_chart(self, record.provider, record.symbol)
+
+
+MODE = Mode("subscriptions", "Subscriptions", 5, SubscriptionsScreen,
+            "what is collected: add, pause, resume, delete, backfill")
+
+command("subscription: add", "Subscribe symbols of a provider", "add", mode="subscriptions")
+command("subscription: pause", "Pause the marked (or selected) subscriptions", "pause",
+        mode="subscriptions")
+command("subscription: resume", "Resume the marked (or selected) subscriptions", "resume",
+        mode="subscriptions")
+command("subscription: delete", "Delete the marked (or selected) subscriptions (asks first)",
+        "delete", mode="subscriptions")
+command("subscription: backfill now", "Run the selected historical jobs now", "backfill",
+        mode="subscriptions")
+command("subscription: filter", "Filter the subscriptions shown", "filter",
+        mode="subscriptions")

@@ -1,0 +1,42 @@
+"""Leaving with the terminal: over SSH the terminal can vanish at any moment, and a console
+whose terminal is gone must exit (stopping its engine cleanly), never spin on a dead stdin."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import signal
+import sys
+from collections.abc import Callable
+
+from textual.app import App
+
+CHECK_SECONDS = 1.0
+EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
+_HUNG_UP = select.POLLHUP | select.POLLERR | select.POLLNVAL
+
+
+def exit_with_terminal(app: App[object]) -> Callable[[], None]:
+    """Exit `app` on SIGHUP or SIGTERM, or when stdin hangs up; returns the undo for unmount.
+
+    The exit status is 128 + the signal, as a shell reports a process the signal ended.
+    """
+    loop = asyncio.get_running_loop()
+    for sig in EXIT_SIGNALS:
+        loop.add_signal_handler(sig, app.exit, None, 128 + sig)
+    if sys.stdin is not None and os.isatty(0):
+        poller = select.poll()
+        poller.register(0, select.POLLIN)
+
+        def check() -> None:
+            if any(mask & _HUNG_UP for _, mask in poller.poll(0)):
+                app.exit(None, 128 + signal.SIGHUP)
+
+        app.set_interval(CHECK_SECONDS, check)
+
+    def undo() -> None:
+        for sig in EXIT_SIGNALS:
+            loop.remove_signal_handler(sig)
+
+    return undo

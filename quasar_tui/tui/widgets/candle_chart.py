@@ -1,0 +1,138 @@
+"""Candles with a volume pane, drawn by plotext into text the widget shows.
+
+plotext keeps one global figure, so drawing happens only here, on the app's thread, and only
+when the bars or the widget's size change (the text is cached in between).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+import plotext
+from rich.text import Text
+from textual.app import RenderResult
+from textual.widget import Widget
+
+from quasar_tui.sdk.models import Bar
+
+_BACKGROUND = re.compile(r"\x1b\[48;5;\d+m")
+VOLUME_MIN_HEIGHT = 18
+X_LABEL_SPACING = 22
+MIN_SLOTS = 30
+"""A series with fewer bars keeps candles this narrow (a first bar is not a wall)."""
+
+
+def _tick_label(ts: datetime, intraday: bool) -> str:
+    return ts.strftime("%m-%d %H:%M" if intraday else "%Y-%m-%d")
+
+
+def _y_ticks(low: float, high: float, count: int) -> list[float]:
+    step = (high - low) / max(count - 1, 1)
+    return [low + i * step for i in range(count)]
+
+
+def _fmt_axis(value: float) -> str:
+    magnitude = abs(value)
+    if magnitude >= 1e9:
+        return f"{value / 1e9:.1f}B"
+    if magnitude >= 1e6:
+        return f"{value / 1e6:.1f}M"
+    if magnitude >= 1e4:
+        return f"{value / 1e3:.0f}k"
+    if magnitude >= 100:
+        return f"{value:.1f}"
+    return f"{value:.4g}"
+
+
+def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool) -> str:
+    """ANSI text of candles (and volume when there is room) exactly `width` x `height`."""
+    n = len(bars)
+    x = list(range(n))
+    low = min(b.low for b in bars)
+    high = max(b.high for b in bars)
+    if high <= low:
+        pad = abs(high) * 0.01 or 1.0
+        low, high = low - pad, high + pad
+    with_volume = height >= VOLUME_MIN_HEIGHT
+    price_height = height - max(6, height // 4) if with_volume else height
+    price_ticks = _y_ticks(low, high, max(2, min(6, price_height // 4)))
+    volume_top = max(b.volume for b in bars) or 1.0
+    volume_ticks = [0.0, volume_top / 2, volume_top]
+    labels = [_fmt_axis(v) for v in (*price_ticks, *volume_ticks)]
+    label_width = max(len(s) for s in labels)
+
+    def padded(values: list[float]) -> list[str]:
+        return [_fmt_axis(v).rjust(label_width) for v in values]
+
+    count = max(2, min(n, width // X_LABEL_SPACING))
+    x_positions = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+    x_labels = [_tick_label(bars[i].ts, intraday) for i in x_positions]
+
+    plotext.terminal.limit(False, False)
+    figure = plotext.figure
+    figure.clear()
+    figure.plot_size(width, height)
+    figure.subplots(2 if with_volume else 1, 1)
+    figure.theme("dark")
+    price = figure.subplot(1, 1)
+    data = {
+        "date": x, "open": [b.open for b in bars], "close": [b.close for b in bars],
+        "high": [b.high for b in bars], "low": [b.low for b in bars],
+    }
+    price.draw(price.candlestick(data, style="candle"))
+    x_limits = (-0.5, max(n, MIN_SLOTS) - 0.5)
+    price.ruler("x").lim(*x_limits)
+    price.ruler("y").lim(low, high)
+    price.ruler("y").ticks(price_ticks, padded(price_ticks))
+    if with_volume:
+        price.plot_size(None, price_height)
+        price.ruler("x").ticks([], [])
+        volume = figure.subplot(2, 1)
+        volume.draw(volume.bar(x, [b.volume for b in bars], width=0.4))
+        volume.ruler("x").lim(*x_limits)
+        volume.ruler("y").ticks(volume_ticks, padded(volume_ticks))
+        volume.ruler("x").ticks(x_positions, x_labels)
+    else:
+        price.ruler("x").ticks(x_positions, x_labels)
+    return _BACKGROUND.sub("", figure.build().string())
+
+
+class CandleChart(Widget):
+    """Shows `bars`; redraws only when they or the size change."""
+
+    DEFAULT_CSS = """
+    CandleChart { height: 1fr; width: 1fr; }
+    CandleChart > .candle-chart--empty { color: $text-muted; }
+    """
+    COMPONENT_CLASSES = {"candle-chart--empty"}
+
+    def __init__(
+        self, empty_text: str = "no bars", *, name: str | None = None, id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(name=name, id=id, classes=classes)
+        self.empty_text = empty_text
+        self.bars: list[Bar] = []
+        self.intraday = True
+        self._version = 0
+        self._cache: tuple[tuple[int, int, int], Text] | None = None
+
+    def show(self, bars: list[Bar], *, intraday: bool, empty_text: str | None = None) -> None:
+        self.bars = bars
+        self.intraday = intraday
+        if empty_text is not None:
+            self.empty_text = empty_text
+        self._version += 1
+        self.refresh()
+
+    def render(self) -> RenderResult:
+        if not self.bars:
+            return Text(self.empty_text, style=self.get_component_rich_style("candle-chart--empty"))
+        width, height = self.content_size
+        key = (self._version, width, height)
+        if self._cache is None or self._cache[0] != key:
+            ansi = render_candles(self.bars, max(width, 20), max(height, 6), self.intraday)
+            self._cache = (key, Text.from_ansi(ansi, no_wrap=True, end=""))
+        return self._cache[1]

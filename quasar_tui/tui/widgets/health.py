@@ -1,0 +1,81 @@
+"""Engine health for the dashboard: a summary panel and the freshness rule for a series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from time import monotonic
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from quasar_tui.core.intervals import Interval
+from quasar_tui.tui.livebook import LiveBook
+from quasar_tui.tui.services import EngineView
+
+GRACE = timedelta(minutes=2)
+CLOSED_MARKET = timedelta(days=3)
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """`level` is ok, late, stale or idle; the dashboard colours by it and sorts stale first."""
+
+    label: str
+    level: str
+
+
+def humanize(delta: timedelta) -> str:
+    seconds = max(0.0, delta.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def freshness(interval: str, enabled: bool, last_bar: datetime | None, now: datetime) -> Freshness:
+    """How far the newest stored bar is behind the newest bar that should have closed.
+
+    Daily and longer series get a few extra days so weekends and holidays are not alarms.
+    """
+    if not enabled:
+        return Freshness("paused", "idle")
+    if last_bar is None:
+        return Freshness("no bars yet", "late")
+    iv = Interval.parse(interval)
+    behind = now - iv.next_start(last_bar)
+    allowance = iv.delta + (GRACE if iv.is_intraday else CLOSED_MARKET)
+    if behind <= allowance:
+        return Freshness("fresh", "ok")
+    level = "late" if behind <= 3 * allowance else "stale"
+    return Freshness(f"{humanize(behind)} behind", level)
+
+
+LEVEL_STYLES = {"ok": "green", "late": "yellow", "stale": "bold red", "idle": "dim"}
+
+
+class EnginePanel(Static):
+    """Who runs the engine, whether it is alive, and the live and write totals."""
+
+    HELP_GROUP = "Engine"
+
+    def show(self, view: EngineView, book: LiveBook, now: datetime) -> None:
+        live, rate = book.activity(monotonic())
+        states = [p.state for p in view.providers.values()]
+        grid = Table.grid(padding=(0, 2))
+        grid.add_column(style="bold")
+        grid.add_column()
+        grid.add_row("Owner", Text(view.label, style="green" if view.running else "red"))
+        if view.owner is not None:
+            grid.add_row("Started", f"{view.owner.started_at:%Y-%m-%d %H:%M:%S} UTC "
+                         f"(up {humanize(now - view.owner.started_at)})")
+            if view.attached:
+                grid.add_row("Heartbeat", f"{humanize(now - view.owner.heartbeat)} ago")
+        grid.add_row("Live", f"{live} of {len(book)} symbols ticking, {rate:,.1f} ticks/s")
+        grid.add_row("Written", f"{view.rows_written:,} rows")
+        grid.add_row(
+            "Providers", f"{states.count('connected')} connected, "
+            f"{sum(s in ('error', 'disconnected') for s in states)} down",
+        )
+        self.update(grid)

@@ -1,0 +1,114 @@
+"""Subscriptions mode by keyboard: subscribe through the form (bad interval, symbol and lookback
+refused inline), pause and resume, delete after confirming, backfill now."""
+
+from __future__ import annotations
+
+from registry_rows import add_provider
+from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, until_screen
+from textual.widgets import Input, Select
+from tui_helpers import wait_for
+
+from quasar_tui.tui.modals.confirm import ConfirmModal
+from quasar_tui.tui.modals.subscribe import SubscribeModal
+from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
+
+
+async def stored(services) -> list[tuple[str, str, str, bool]]:
+    return [(s.symbol, s.interval, s.mode, s.enabled) for s in await services.subscriptions.list()]
+
+
+async def test_subscribe_in_the_form_with_bad_input_refused_inline(make_console, db):
+    await add_provider(db, "EXCH", intervals=["1h", "1d"], assets=["AAA", "BBB", "CCC"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await pilot.press("a")
+        modal = await until_screen(pilot, SubscribeModal)
+        assert modal.query_one("#provider-select", Select).value == "EXCH"
+        assert modal.query_one("#interval-select", Select).value == "1d"
+        await pilot.press(*"AAA BBB", "enter")
+        await until_screen(pilot, SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 2)
+        assert await stored(app.services) == [("AAA", "1d", "historical", True),
+                                              ("BBB", "1d", "historical", True)]
+
+        await pilot.press("a")
+        modal = await until_screen(pilot, SubscribeModal)
+        await pilot.press(*"CCC", "tab", "enter", "home", "enter", "ctrl+s")
+        assert modal.query_one("#interval-select", Select).value == "1min"
+        await wait_for(pilot, lambda: field_error(app, "sub-interval") != "")
+        assert field_error(app, "sub-interval") == (
+            "EXCH does not offer 1min bars; it offers: 1h 1d")
+
+        modal.query_one("#interval-select", Select).value = "1h"
+        modal.query_one("#symbols-input", Input).value = "ZZZ"
+        lookback = modal.query_one("#lookback-input", Input)
+        lookback.value = "0"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: field_error(app, "sub-lookback") != "")
+        assert "above 0" in field_error(app, "sub-lookback")
+        assert field_error(app, "sub-interval") == ""
+
+        lookback.value = "30"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: field_error(app, "sub-symbols") != "")
+        assert "EXCH has no asset 'ZZZ'" in field_error(app, "sub-symbols")
+        assert modal.query_one("#symbols-input", Input).has_class("-invalid")
+        assert len(await stored(app.services)) == 2
+
+        modal.query_one("#symbols-input", Input).value = "CCC"
+        await pilot.press("ctrl+s")
+        await until_screen(pilot, SubscriptionsScreen)
+        subs = await app.services.subscriptions.list()
+        assert [(s.symbol, s.interval, s.lookback_days) for s in subs][-1] == ("CCC", "1h", 30)
+
+
+async def test_pause_resume_delete_and_backfill_by_keyboard(make_console, db):
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.services.subscriptions.add("EXCH", ["AAA", "BBB"], "1d", "historical")
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 2)
+
+        await pilot.press("p")
+        await wait_for(pilot, lambda: [s.enabled for s in screen.records.values()]
+                       == [False, True])
+        assert [e for *_, e in await stored(app.services)] == [False, True]
+        await pilot.press("u")
+        await wait_for(pilot, lambda: all(s.enabled for s in screen.records.values()))
+
+        await pilot.press("g", "space", "space", "p")
+        await wait_for(pilot, lambda: not any(s.enabled for s in screen.records.values()))
+        assert screen.table.marks == set()
+        await pilot.press("g", "space", "space", "u")
+        await wait_for(pilot, lambda: all(s.enabled for s in screen.records.values()))
+
+        await pilot.press("b")
+        assert "backfill now needs the engine in this console" in notices(app)[-1]
+
+        await pilot.press("j", "d")
+        await until_screen(pilot, ConfirmModal)
+        await pilot.press("n")
+        await until_screen(pilot, SubscriptionsScreen)
+        assert len(await stored(app.services)) == 2
+        await pilot.press("d")
+        await until_screen(pilot, ConfirmModal)
+        await pilot.press("y")
+        await wait_for(pilot, lambda: len(screen.records) == 1)
+        assert await stored(app.services) == [("AAA", "1d", "historical", True)]
+
+
+async def test_backfill_now_runs_the_job_of_the_engine_in_this_console(make_console):
+    app = make_console(run_engine=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.services.providers.add(PROVIDER_FILES / "good_historical.py")
+        await app.services.assets.refresh("synthetic",
+                                          await app.services.providers.load("synthetic"))
+        await app.services.subscriptions.add("synthetic", ["AAA"], "1d", "historical",
+                                             lookback_days=5)
+        await app.services.engine.reconcile()
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 1)
+        await pilot.press("b")
+        assert notices(app)[-1] == "backfill started for 1 subscription"

@@ -1,0 +1,114 @@
+"""Live data in the console: simulated ticks in the Live table, charts of stored bars, and a
+console attached to an engine another process (here: another Engine object) runs."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tui_helpers import WAIT_SECONDS, wait_for
+
+from quasar_tui.engine.engine import Engine
+from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.store.bars import fetch_bars
+from quasar_tui.store.database import Database
+from quasar_tui.tui.demo import PROVIDER
+from quasar_tui.tui.modes.chart import ChartScreen
+from quasar_tui.tui.modes.live import LiveScreen
+from quasar_tui.tui.widgets.candle_chart import CandleChart
+from quasar_tui.tui.widgets.live_table import LiveTable
+
+
+async def test_simulated_ticks_fill_the_live_table_and_keys_sort_and_filter(
+    make_console, seeded
+) -> None:
+    symbols = await seeded()
+    app = make_console()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "dashboard")
+        await pilot.press("6")
+        screen = app.screen
+        assert isinstance(screen, LiveScreen)
+        table = screen.query_one(LiveTable)
+        await wait_for(pilot, lambda: len(table.order) == len(symbols))
+        assert {symbol for _, symbol in table.order} == set(symbols)
+        row = app.services.book.rows[(PROVIDER, "ACME")]
+        await wait_for(pilot, lambda: row.ticks > 1)
+        assert row.last is not None and row.volume > 0
+
+        await pilot.press("s")
+        assert table.sort_column == "symbol"
+        assert [s for _, s in table.order] == sorted(symbols)
+        await pilot.press("S")
+        assert [s for _, s in table.order] == sorted(symbols, reverse=True)
+        await pilot.press("slash", *"sim/", "enter")
+        assert {s for _, s in table.order} == {s for s in symbols if s.startswith("SIM/")}
+        assert table.has_focus
+        await pilot.press("escape")
+        assert len(table.order) == len(symbols)
+        await pilot.press("g", "enter")  # Enter charts the symbol under the cursor
+        await wait_for(pilot, lambda: app.current_mode == "chart")
+        chart = app.screen
+        assert isinstance(chart, ChartScreen) and chart.current is not None
+        assert (chart.current.symbol, chart.current.mode) == (table.order[0][1], "live")
+
+
+async def test_a_chart_opens_for_a_stored_series(
+    make_console, seeded, db: Database
+) -> None:
+    await seeded(history=[("ACME", "1d")])
+    subscriptions = SubscriptionStore(db)
+    daily = await subscriptions.find(PROVIDER, "ACME", "1d", "historical")
+    assert daily is not None
+    app = make_console()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "dashboard")
+        async with asyncio.timeout(WAIT_SECONDS):  # the first historical run (365 days)
+            while (await subscriptions.get(daily.id)).last_run_at is None:
+                await pilot.pause(0.2)
+        stored = len(await fetch_bars(db, "historical_data", PROVIDER, "ACME", "1d", limit=1000))
+        assert stored > 240
+        await pilot.press("7")
+        screen = app.screen
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: bool(screen.series))
+        assert await screen.open_symbol(PROVIDER, "ACME")  # the 1min live series has no bars
+        current = screen.current
+        assert current is not None and (current.interval, current.mode) == ("1d", "historical")
+        chart = screen.query_one(CandleChart)
+        assert len(chart.bars) == 120
+        info = str(screen.query_one("#chart-info").render())
+        assert "SIMULATED ACME 1d historical" in info and "120 bars" in info
+        await pilot.pause(0.1)
+        assert "█" in chart.render().plain
+        await pilot.press("minus")
+        assert len(chart.bars) == 240
+        await pilot.press("h")
+        assert len(chart.bars) == min(240, stored - 120)
+        await pilot.press("left_square_bracket")
+        assert screen.current is not None and screen.current.interval == "1h"
+
+
+async def test_attached_console_shows_the_daemon_and_its_ticks(
+    make_console, seeded, db: Database, tmp_path: Path
+) -> None:
+    await seeded()
+    daemon = Engine.create(db, data_dir=tmp_path, mode="daemon")
+    await daemon.start()
+    try:
+        app = make_console()
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_for(pilot, lambda: app.current_mode == "dashboard")
+            assert app.services.attached and app.services.engine is None
+            owner = daemon.owner
+            assert owner is not None
+            await wait_for(pilot, lambda: app.sub_title == (
+                f"attached to daemon {owner.host}:{owner.pid}"
+            ))
+            await pilot.press("6")
+            table = app.screen.query_one(LiveTable)
+            await wait_for(pilot, lambda: (PROVIDER, "ACME") in table.order)
+            row = app.services.book.rows[(PROVIDER, "ACME")]
+            assert row.last is not None
+    finally:
+        await daemon.stop()

@@ -1,0 +1,172 @@
+"""The line-based live table on its own, fed straight from a LiveBook in a tiny app."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from time import monotonic
+
+from textual.app import App, ComposeResult
+
+from quasar_tui.tui.livebook import LiveBook
+from quasar_tui.tui.widgets.live_table import LiveTable
+
+TS = datetime(2024, 1, 2, tzinfo=UTC)
+
+
+class TableApp(App[None]):
+    def __init__(self, book: LiveBook) -> None:
+        super().__init__()
+        self.book = book
+        self.selected: list[tuple[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        yield LiveTable(self.book, hz=20)
+
+    def on_live_table_selected(self, message: LiveTable.Selected) -> None:
+        self.selected.append(message.key)
+
+
+def tick(book: LiveBook, symbol: str, price: float, size: float = 1.0) -> None:
+    book.apply_tick("SIM", symbol, TS, price, size, price - 0.5, price + 0.5, monotonic())
+
+
+def line_text(table: LiveTable, y: int) -> str:
+    return "".join(segment.text for segment in table.render_line(y))
+
+
+def test_book_conflates_ticks_per_symbol() -> None:
+    book = LiveBook()
+    for i in range(1000):
+        tick(book, "AAA", 100 + i, 2)
+    tick(book, "BBB", 50)
+    row = book.rows[("SIM", "AAA")]
+    assert len(book) == 2
+    assert row.last == 1099 and row.volume == 2000 and row.ticks == 1000
+    assert row.change == 999
+    assert book.changed_since(book.seq - 1) == [("SIM", "BBB")]
+    assert set(book.changed_since(0)) == {("SIM", "AAA"), ("SIM", "BBB")}
+
+
+async def test_rows_appear_by_name_and_update_in_place() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        assert "waiting for ticks" in line_text(table, 1)
+        for symbol, price in (("CCC", 3.0), ("AAA", 1.0), ("BBB", 2.0)):
+            tick(book, symbol, price)
+        await pilot.pause(0.1)
+        assert [k[1] for k in table.order] == ["AAA", "BBB", "CCC"]
+        tick(book, "AAA", 1.5)
+        await pilot.pause(0.1)
+        assert "1.5000" in line_text(table, 1)
+        assert "+0.50" in line_text(table, 1) and "+50.00%" in line_text(table, 1)
+        assert "Symbol" in line_text(table, 0)
+
+
+async def test_sort_filter_and_vim_keys() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        for symbol, price in (("BTC-USD", 30.0), ("ETH-USD", 10.0), ("ADA-EUR", 20.0)):
+            tick(book, symbol, price)
+        await pilot.pause(0.1)
+        table.focus()
+        await pilot.press("s")  # symbol
+        assert [k[1] for k in table.order] == ["ADA-EUR", "BTC-USD", "ETH-USD"]
+        await pilot.press("S")
+        assert [k[1] for k in table.order] == ["ETH-USD", "BTC-USD", "ADA-EUR"]
+        table.sort_by("last")
+        assert [k[1] for k in table.order] == ["ETH-USD", "ADA-EUR", "BTC-USD"]
+        await pilot.press("u")
+        assert [k[1] for k in table.order] == ["ADA-EUR", "BTC-USD", "ETH-USD"]
+        await pilot.press("G")
+        assert table.cursor_key == ("SIM", "ETH-USD")
+        await pilot.press("k", "k")
+        assert table.cursor_key == ("SIM", "ADA-EUR")
+        await pilot.press("j", "enter")
+        assert app.selected == [("SIM", "BTC-USD")]
+        table.set_filter("usd")
+        assert [k[1] for k in table.order] == ["BTC-USD", "ETH-USD"]
+        assert table.cursor_key == ("SIM", "BTC-USD")
+        table.set_filter("")
+        await pilot.press("g")
+        assert table.cursor_key == ("SIM", "ADA-EUR")
+
+
+async def test_keys_work_while_500_symbols_tick() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    names = [f"S{n:03d}" for n in range(500)]
+    stop = asyncio.Event()
+
+    async def market() -> None:
+        step = 0
+        while not stop.is_set():
+            step += 1
+            for n, name in enumerate(names):
+                tick(book, name, 100.0 + n + (step % 7))
+            await asyncio.sleep(0.05)
+
+    async with app.run_test(size=(120, 30)) as pilot:
+        feed = asyncio.create_task(market())
+        table = app.query_one(LiveTable)
+        table.focus()
+        await pilot.pause(0.2)
+        assert len(table.order) == 500
+        await pilot.press("s", "s", "s", "S")  # last price, highest first
+        assert table.sort_column == "last" and table.order[0] == ("SIM", "S499")
+        await pilot.press("G")
+        assert table.cursor_key == ("SIM", "S000")
+        table.set_filter("s00")
+        await pilot.press("g", "j")
+        assert table.cursor_key == ("SIM", "S008")
+        assert book.rows[("SIM", "S000")].ticks > 1
+        stop.set()
+        await feed
+
+
+async def test_user_order_is_stable_and_movable() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        for symbol in ("A", "B", "C"):
+            tick(book, symbol, 1.0)
+        await pilot.pause(0.1)
+        table.focus()
+        await pilot.press("J")
+        assert [k[1] for k in table.order] == ["B", "A", "C"]
+        assert table.cursor_key == ("SIM", "A")
+        tick(book, "D", 1.0)
+        tick(book, "A", 2.0)
+        await pilot.pause(0.1)
+        assert [k[1] for k in table.order] == ["B", "A", "C", "D"]
+        table.sort_by("last", reverse=True)
+        assert [k[1] for k in table.order] == ["A", "B", "C", "D"]
+        table.action_cursor_to(0)
+        await pilot.press("J")  # moving a row in a sorted view keeps what the user saw
+        assert table.sort_column is None
+        assert [k[1] for k in table.order] == ["B", "A", "C", "D"]
+        assert table.cursor_key == ("SIM", "A")
+
+
+async def test_changed_price_cells_flash() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    async with app.run_test(size=(120, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        tick(book, "UP", 10.0)
+        tick(book, "DN", 10.0)
+        await pilot.pause(0.1)
+        tick(book, "UP", 11.0)
+        tick(book, "DN", 9.0)
+        await pilot.pause(0.1)
+        up = table.get_component_rich_style("live-table--flash-up").bgcolor
+        down = table.get_component_rich_style("live-table--flash-down").bgcolor
+        down_line = list(table.render_line(1))  # DN sorts before UP
+        up_line = list(table.render_line(2))
+        assert any(s.style and s.style.bgcolor == up for s in up_line if "11.0000" in s.text)
+        assert any(s.style and s.style.bgcolor == down for s in down_line if "9.0000" in s.text)
