@@ -6,9 +6,12 @@ Databases are cloned from a migrated template, which takes a few milliseconds.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -38,9 +41,22 @@ async def _build_template(dsn: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerInfo]:
-    data_dir = tmp_path_factory.mktemp("quasar-pg")
-    info = start_embedded(data_dir)
+def server_root() -> Path:
+    """A directory the embedded server's own system user can reach.
+
+    Not pytest's tmp_path: pytest resets its temp root to mode 0700 whenever a session starts,
+    which locks the server (running as another user when tests run as root) out of its data.
+    """
+    root = Path(tempfile.mkdtemp(prefix="quasar-tests-"))
+    root.chmod(0o755)
+    # Removed at exit, after the servers stop: atexit runs in reverse order of registration.
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def pg_server(server_root: Path) -> Iterator[ServerInfo]:
+    info = start_embedded(server_root / "session")
     asyncio.run(_build_template(info.dsn))
     yield info
 

@@ -61,9 +61,10 @@ def test_unreachable_dsn_is_one_clear_line(run_quasar) -> None:
     assert "Traceback" not in result.stderr
 
 
-def test_embedded_server_is_started_in_the_data_dir(tmp_path, run_quasar, quasar_env) -> None:
+def test_embedded_server_is_started_in_the_data_dir(server_root, run_quasar, quasar_env) -> None:
     del quasar_env["QUASAR_DSN"]
-    result = run_quasar("db", "info", "--data-dir", str(tmp_path / "fresh"))
+    fresh = server_root / "fresh"
+    result = run_quasar("db", "info", "--data-dir", str(fresh))
     assert result.returncode == 0, result.stderr
-    assert f"embedded PostgreSQL in {tmp_path / 'fresh'}" in result.stdout
-    assert (tmp_path / "fresh" / "pg" / "PG_VERSION").exists()
+    assert f"embedded PostgreSQL in {fresh}" in result.stdout
+    assert (fresh / "pg" / "PG_VERSION").exists()
