@@ -35,20 +35,38 @@ def test_every_subcommand_has_help(run_quasar, capsys: pytest.CaptureFixture[str
         assert "--data-dir" in shown
 
 
+def _own_providers(run_quasar) -> list[dict]:
+    """Listed providers that are not bundled with Quasar."""
+    listed = run_quasar("provider", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return [p for p in json.loads(listed.stdout) if not p["bundled"]]
+
+
+def test_bundled_providers_are_listed_from_the_first_command(run_quasar) -> None:
+    listed = json.loads(run_quasar("provider", "list", "--json").stdout)
+    assert {(p["name"], p["kind"]) for p in listed} == {
+        ("EODHD", "historical"), ("KRAKEN", "live"), ("POLYGON", "historical"),
+        ("SIMULATED", "live")}
+    assert all(p["bundled"] for p in listed)
+    removed = run_quasar("provider", "remove", "POLYGON", "--yes")
+    assert removed.returncode == 0, removed.stderr
+    names = {p["name"] for p in json.loads(run_quasar("provider", "list", "--json").stdout)}
+    assert "POLYGON" not in names
+
+
 def test_validate_reports_what_it_found_and_stores_nothing(run_quasar) -> None:
     result = run_quasar("provider", "validate", str(FILES / "original_style_live.py"))
     assert result.returncode == 0, result.stderr
     assert "valid live provider wsdemo (class WsDemo)" in result.stdout
     assert "secrets:     api_token" in result.stdout
-    listed = run_quasar("provider", "list", "--json")
-    assert json.loads(listed.stdout) == []
+    assert _own_providers(run_quasar) == []
 
 
 def test_a_hostile_file_is_one_line_and_nothing_is_stored(run_quasar) -> None:
     err = _one_line_error(run_quasar("provider", "add", str(FILES / "two_classes.py")))
     assert err == ("quasar: error: two_classes.py: 2 provider classes (A, B): "
                    "a file must define exactly one\n")
-    assert json.loads(run_quasar("provider", "list", "--json").stdout) == []
+    assert _own_providers(run_quasar) == []
     err = _one_line_error(run_quasar("provider", "validate", str(FILES / "missing_import.py")))
     assert "import failed: No module named 'nope'" in err
     err = _one_line_error(run_quasar("provider", "add", str(FILES / "absent.py")))
@@ -66,13 +84,13 @@ def test_add_list_show_and_conflict(run_quasar, quasar_env) -> None:
     err = _one_line_error(run_quasar("provider", "add", path))
     assert f"run `quasar provider add {path} --replace`" in err
 
-    listed = json.loads(run_quasar("provider", "list", "--json").stdout)
-    assert [(p["name"], p["kind"], p["asset_count"]) for p in listed] == [
+    assert [(p["name"], p["kind"], p["asset_count"]) for p in _own_providers(run_quasar)] == [
         ("synthetic", "historical", 0)]
     table = run_quasar("provider", "list").stdout.splitlines()
     assert table[0].split() == ["NAME", "KIND", "ENABLED", "STATUS", "ASSETS", "SECRETS",
                                 "BUNDLED"]
-    assert table[1].split() == ["synthetic", "historical", "yes", "ok", "0", "-", "no"]
+    assert ["synthetic", "historical", "yes", "ok", "0", "-", "no"] in [
+        line.split() for line in table[1:]]
 
     shown = run_quasar("provider", "show", "synthetic").stdout
     assert "intervals:   1h 1d" in shown
@@ -110,7 +128,8 @@ async def test_secrets_from_stdin_are_stored_but_never_shown(
     assert "api_token (set)" in shown.stdout
     for output in (result, shown, as_json):
         assert TOKEN not in output.stdout + output.stderr
-    row = await db.fetchval("SELECT to_jsonb(p)::text FROM providers p")
+    row = await db.fetchval("SELECT to_jsonb(p)::text FROM providers p WHERE name = 'wsdemo'")
+    assert "api_token" in row
     assert TOKEN not in row
 
     err = _one_line_error(run_quasar("provider", "secret", "wsdemo", input=f"{TOKEN}\n"))
@@ -148,7 +167,7 @@ async def test_remove_needs_confirmation_and_keeps_bars(run_quasar, db: Database
     assert result.stdout.splitlines()[1].startswith(
         "kept 1 historical bar, 0 live bars, 0 ticks (they return if the provider is added")
     assert await db.fetchval("SELECT count(*) FROM historical_data") == 1
-    assert await db.fetchval("SELECT count(*) FROM providers") == 0
+    assert await db.fetchval("SELECT count(*) FROM providers WHERE NOT bundled") == 0
 
 
 @pytest.mark.parametrize(("verb", "shown"), [("disable", "no"), ("enable", "yes")])

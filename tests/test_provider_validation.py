@@ -322,6 +322,24 @@ async def test_ensure_bundled_registers_updates_and_reports(
     assert provider.context.get("api_key") == "k-1"
 
 
+async def test_a_removed_bundled_provider_stays_removed_until_added_again(
+    registry: ProviderRegistry, tmp_path: Path
+) -> None:
+    shipped = tmp_path / "providers"
+    shipped.mkdir()
+    shutil.copy(FILES / "good_historical.py", shipped / "synthetic.py")
+    await registry.ensure_bundled(shipped)
+    await registry.remove("synthetic")
+
+    (shipped / "synthetic.py").write_text((shipped / "synthetic.py").read_text() + "# v2\n")
+    assert await registry.ensure_bundled(shipped) == []
+    assert [r.name for r in await registry.list()] == []
+
+    await registry.add(shipped / "synthetic.py")
+    await registry.remove("synthetic")
+    assert await registry.ensure_bundled(shipped) == ["registered bundled provider synthetic"]
+
+
 async def test_ensure_bundled_leaves_a_users_provider_of_that_name(
     registry: ProviderRegistry, tmp_path: Path
 ) -> None:

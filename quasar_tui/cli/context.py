@@ -24,7 +24,12 @@ async def database_from_args(args: argparse.Namespace) -> AsyncIterator[Database
 
 @asynccontextmanager
 async def registry_from_args(args: argparse.Namespace) -> AsyncIterator[ProviderRegistry]:
-    """The provider registry on that database, with the master key from the data dir."""
+    """The provider registry on that database, with the master key from the data dir.
+
+    The bundled providers are registered on first use, so `provider list` shows them at once.
+    """
     keyring = Keyring.load_or_create(resolve_data_dir(args.data_dir))
     async with database_from_args(args) as db:
-        yield ProviderRegistry(db, keyring)
+        registry = ProviderRegistry(db, keyring)
+        await registry.ensure_bundled()
+        yield registry

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import logging
-import os
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
@@ -18,7 +16,12 @@ from quasar_tui.registry import loader
 from quasar_tui.registry.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.registry.records import ProviderRecord, ValidationReport
 from quasar_tui.registry.secrets import Keyring, SecretsMismatchError
-from quasar_tui.registry.validation import read_provider_file, validate_file, validate_source
+from quasar_tui.registry.validation import (
+    inspect_bundled,
+    read_provider_file,
+    validate_file,
+    validate_source,
+)
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
@@ -49,7 +52,12 @@ _REPLACE = """
            bundled = $7, preferences = $8, secrets = $9, secret_names = $10,
            status = 'ok', status_detail = NULL, updated_at = now()
      WHERE name = $1"""
-_KNOWN_CODE = "SELECT sha256 FROM providers"
+_KNOWN_CODE = "SELECT sha256 FROM providers UNION SELECT sha256 FROM dismissed_bundled"
+_DISMISSED = "SELECT name FROM dismissed_bundled"
+_DISMISS = """
+    INSERT INTO dismissed_bundled (name, sha256) VALUES ($1, $2)
+    ON CONFLICT (name) DO UPDATE SET sha256 = EXCLUDED.sha256, dismissed_at = now()"""
+_UNDISMISS = "DELETE FROM dismissed_bundled WHERE name = $1"
 _SCHEMA = "SELECT capabilities FROM providers WHERE name = $1"
 _MERGE_PREFERENCES = """
     UPDATE providers SET preferences = preferences || $2::jsonb, updated_at = now()
@@ -70,7 +78,7 @@ _COUNT_DATA = """
     SELECT (SELECT count(*) FROM historical_data WHERE provider = $1) AS historical_data,
            (SELECT count(*) FROM live_data WHERE provider = $1) AS live_data,
            (SELECT count(*) FROM live_ticks WHERE provider = $1) AS live_ticks"""
-_DELETE = "DELETE FROM providers WHERE name = $1 RETURNING name"
+_DELETE = "DELETE FROM providers WHERE name = $1 RETURNING bundled, sha256"
 _PURGE = {
     "historical_data": "DELETE FROM historical_data WHERE provider = $1",
     "live_data": "DELETE FROM live_data WHERE provider = $1",
@@ -149,12 +157,16 @@ class ProviderRegistry:
         """Delete a provider; its assets, mappings and subscriptions go with it (FK cascade).
 
         Stored bars and ticks are kept (they reappear if the provider is added again) unless
-        `purge_data`. Returns `{"removed": {table: rows}, "kept": {table: rows}}`.
+        `purge_data`. A removed bundled provider stays removed at later starts.
+        Returns `{"removed": {table: rows}, "kept": {table: rows}}`.
         """
         async with self.db.pool.acquire() as conn, conn.transaction():
             linked = await conn.fetchrow(_COUNT_LINKED, name)
-            if await conn.fetchval(_DELETE, name) is None:
+            deleted = await conn.fetchrow(_DELETE, name)
+            if deleted is None:
                 raise _not_found(name)
+            if deleted["bundled"]:
+                await conn.execute(_DISMISS, name, deleted["sha256"])
             removed = dict(linked)
             kept: dict[str, int] = {}
             if purge_data:
@@ -237,10 +249,12 @@ class ProviderRegistry:
     async def ensure_bundled(self, source_dir: Traversable | Path | None = None) -> list[str]:
         """Register the provider files shipped with Quasar; returns one line per change.
 
-        Files whose code is already registered are skipped without running anything. A bundled
+        Bundled files are checked in this process (they are ours), so this is cheap enough to
+        run at every start. Files whose code is already registered are skipped. A bundled
         provider whose shipped code changed is updated and keeps its secrets (re-encrypted for
         the new code). A file that fails validation, or whose name a user's own provider already
-        holds, is reported in the returned lines (and logged), never raised.
+        holds, is reported in the returned lines (and logged), never raised. One the user
+        removed stays removed.
         """
         directory = source_dir if source_dir is not None else bundled_dir()
         if not directory.is_dir():
@@ -252,24 +266,17 @@ class ProviderRegistry:
             if entry.name.endswith(".py") and not entry.name.startswith("_")
         )
         pending = [(n, data) for n, data in files if loader.sha256_hex(data) not in known]
-        gate = asyncio.Semaphore(os.cpu_count() or 2)
-
-        async def check(filename: str, data: bytes) -> ValidationReport | InvalidProviderError:
-            async with gate:
-                try:
-                    return await validate_source(data, filename)
-                except InvalidProviderError as exc:
-                    return exc
-
-        results = await asyncio.gather(*(check(n, data) for n, data in pending))
+        dismissed = {row["name"] for row in await self.db.fetch(_DISMISSED)} if pending else set()
         lines: list[str] = []
-        for (filename, data), result in zip(pending, results, strict=True):
-            if isinstance(result, InvalidProviderError):
-                line = f"bundled provider {filename} skipped: {result.reason}"
-                log.warning("%s", line)
-            else:
-                line = await self._install_bundled(result, data.decode("utf-8"), filename)
-            lines.append(line)
+        for filename, data in pending:
+            try:
+                report = inspect_bundled(data, filename)
+            except InvalidProviderError as exc:
+                lines.append(f"bundled provider {filename} skipped: {exc.reason}")
+                log.warning("%s", lines[-1])
+                continue
+            if report.name not in dismissed:
+                lines.append(await self._install_bundled(report, data.decode("utf-8"), filename))
         return lines
 
     async def _install_bundled(self, report: ValidationReport, source: str, filename: str) -> str:
@@ -298,6 +305,7 @@ class ProviderRegistry:
         name = report.name
         notices: list[str] = []
         async with self.db.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_UNDISMISS, name)
             existing = await conn.fetchrow(_LOCK, name)
             if existing is None or not replace:
                 inserted = await conn.fetchval(

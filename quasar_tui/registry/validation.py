@@ -20,6 +20,7 @@ from typing import Any
 
 import quasar_tui
 from quasar_tui.core.errors import InvalidInputError
+from quasar_tui.registry import _validate_child
 from quasar_tui.registry.loader import InvalidProviderError, sha256_hex
 from quasar_tui.registry.records import ValidationReport
 
@@ -62,6 +63,19 @@ async def validate_source(
     with tempfile.TemporaryDirectory(prefix="quasar-validate-") as tmp:
         workdir = Path(tmp)
         report = await _run_child(data, filename, workdir, time_limit, memory_mib)
+    return _to_report(report, data, filename)
+
+
+def inspect_bundled(data: bytes, filename: str) -> ValidationReport:
+    """The same checks in this process, for provider files that ship with Quasar.
+
+    Bundled code is ours and trusted; skipping the child makes registering it cheap enough to
+    happen on every start.
+    """
+    return _to_report(_validate_child.validate(data, filename), data, filename)
+
+
+def _to_report(report: dict, data: bytes, filename: str) -> ValidationReport:
     if not report.get("ok"):
         raise InvalidProviderError(str(report.get("error")), filename)
     return ValidationReport(
