@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import asyncpg
 import pytest
 from registry_rows import add_provider
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError
+from quasar_tui.engine.engine import Engine
+from quasar_tui.registry.assets import AssetStore
+from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.database import Database
 
@@ -143,3 +148,44 @@ async def test_user_edits_notify_the_engine_but_state_updates_do_not(
     assert (stored.state, stored.last_error, stored.last_run_at) == ("error", "HTTP 500", ran)
     with pytest.raises(NotFoundError):
         await subs.set_state(999999, "ok")
+
+
+RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND finished_at IS NOT NULL"
+
+
+async def runs_reach(db: Database, sub_id: int, times: int) -> None:
+    """Wait until the subscription's job has finished `times` runs (a hang guard fails it)."""
+    async with asyncio.timeout(20):
+        while True:
+            if await db.fetchval(RUNS, sub_id) >= times:
+                return
+            await asyncio.sleep(0.05)
+
+
+async def test_backfill_requests_reach_an_engine_started_elsewhere(
+    db: Database, tmp_path: Path
+) -> None:
+    registry = ProviderRegistry(db, Keyring.load_or_create(tmp_path))
+    await registry.add(Path(__file__).parent / "provider_files" / "good_historical.py")
+    provider = await registry.load("synthetic")
+    try:
+        await AssetStore(db).refresh("synthetic", provider)
+    finally:
+        await provider.aclose()
+    subs = SubscriptionStore(db)
+    daily, paused = await subs.add("synthetic", ["AAA", "BBB"], "1d", "historical",
+                                   lookback_days=5)
+    await subs.set_enabled([paused.id], False)
+    engine = Engine.create(db, data_dir=tmp_path, mode="daemon")
+    await engine.start()
+    try:
+        await runs_reach(db, daily.id, 1)
+        asked = await subs.request_backfill([daily.id, paused.id])
+        assert [s.id for s in asked] == [daily.id]
+        await runs_reach(db, daily.id, 2)  # the next bar close is hours away
+        assert await db.fetchval(RUNS, paused.id) == 0
+        with pytest.raises(NotFoundError, match="no subscription with id 999999"):
+            await subs.request_backfill([999999])
+    finally:
+        await engine.stop()
+

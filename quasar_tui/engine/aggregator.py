@@ -1,8 +1,9 @@
 """Ticks (and provider candles) into bars that are written once, complete, never partial.
 
-Times are kept as epoch seconds: a tick costs one `timestamp()` call and, per subscribed
-interval, two float comparisons and a few list updates while it falls in the open bar. Bar edges
-are only computed when a tick leaves the open bar.
+Times are kept as epoch seconds: a tick costs at most one `timestamp()` call (none when it has
+the previous tick's time) and, per subscribed interval, two float comparisons and a few list
+updates while it falls in the open bar. Bar edges are only computed when a tick leaves the open
+bar.
 
 Completeness rules, which the live session relies on:
 
@@ -162,26 +163,44 @@ class BarAggregator:
     # -- input ---------------------------------------------------------------------------
 
     def add_tick(self, tick: Tick) -> None:
-        series = self._routes.get(tick.symbol)
-        if series is None:
-            self.stats.unrouted += 1
-            return
-        self.stats.ticks += 1
-        t = tick.ts.timestamp()
-        price = tick.price
-        size = tick.size
-        for s in series:
-            if s.cur_start <= t < s.cur_end:
-                bar = s.bar
-                if price > bar[_H]:
-                    bar[_H] = price
-                elif price < bar[_L]:
-                    bar[_L] = price
-                bar[_C] = price
-                bar[_V] += size
-                bar[_N] += 1
-            else:
-                self._tick_elsewhere(s, t, price, size)
+        self.add_ticks((tick,))
+
+    def add_ticks(self, ticks: Iterable[Tick]) -> None:
+        """Ticks in arrival order. A feed message usually holds trades of one symbol with one
+        timestamp, so the route and the epoch seconds are looked up only when they change."""
+        routes = self._routes
+        symbol: str | None = None
+        series: list[_Series] | None = None
+        ts: datetime | None = None
+        t = 0.0
+        added = unrouted = 0
+        for tick in ticks:
+            if tick.symbol != symbol:
+                symbol = tick.symbol
+                series = routes.get(symbol)
+            if series is None:
+                unrouted += 1
+                continue
+            added += 1
+            if tick.ts != ts:
+                ts = tick.ts
+                t = ts.timestamp()
+            price = tick.price
+            size = tick.size
+            for s in series:
+                if s.cur_start <= t < s.cur_end:
+                    bar = s.bar
+                    if price > bar[_H]:
+                        bar[_H] = price
+                    elif price < bar[_L]:
+                        bar[_L] = price
+                    bar[_C] = price
+                    bar[_V] += size
+                    bar[_N] += 1
+                else:
+                    self._tick_elsewhere(s, t, price, size)
+        self.stats.ticks += added
+        self.stats.unrouted += unrouted
 
     def _tick_elsewhere(self, s: _Series, t: float, price: float, size: float) -> None:
         start = s.start_of(t)

@@ -35,6 +35,7 @@ from quasar_tui.engine.events import (
 )
 from quasar_tui.engine.historical import run_historical
 from quasar_tui.engine.live import LiveSession
+from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.engine.scheduler import HistoricalScheduler
@@ -332,7 +333,7 @@ class Engine:
         for name, symbols in wanted.items():
             live = self._sessions.get(name)
             if live is None:
-                live = self._start_session(name, subs)
+                live = await self._start_session(name, subs)
             if live.symbols != symbols:
                 await live.session.set_subscriptions(symbols)
                 live.symbols = symbols
@@ -437,16 +438,22 @@ class Engine:
 
     # -- live sessions ---------------------------------------------------------------------
 
-    def _start_session(self, name: str, subs: list[SubscriptionRecord]) -> _Live:
+    async def _start_session(self, name: str, subs: list[SubscriptionRecord]) -> _Live:
+        """A session that resumes each series after its last stored bar, or from its oldest
+        span still waiting for a fill, whichever is older."""
         instance = self._providers[name].instance
         assert isinstance(instance, LiveDataProvider)
+        gap_log = LiveGaps(self.db, name)
         session = LiveSession(name, instance, self.writer, self.bus, clock=self.clock,
-                              **self._live_options)
-        session.resume_from({
-            (s.symbol, Interval(s.interval)): Interval(s.interval).next_start(s.last_bar_ts)
-            for s in subs
-            if s.provider == name and s.enabled and s.last_bar_ts is not None
-        })
+                              gap_log=gap_log, **self._live_options)
+        series = {(s.symbol, Interval(s.interval)): s.last_bar_ts
+                  for s in subs if s.provider == name and s.enabled}
+        resume = {key: key[1].next_start(last) for key, last in series.items()
+                  if last is not None}
+        for key, start in (await gap_log.open_starts()).items():
+            if key in series:
+                resume[key] = min(start, resume.get(key, start))
+        session.resume_from(resume)
         task = asyncio.create_task(self._supervise(name, session), name=f"engine:live:{name}")
         live = self._sessions[name] = _Live(session, task)
         return live

@@ -8,8 +8,10 @@ healthy for a while) and the replay of subscriptions.
 
 Nothing partial reaches `live_data`. A bar that was open when the feed stopped, or that began
 before the feed was subscribed, is dropped by the aggregator and its span is filled from the
-provider's REST history (`backfill`) once the span has closed. Ticks re-delivered after a
-reconnect are recognised by trade id (sequential per symbol) and not counted twice.
+provider's REST history (`backfill`) once the span has closed; with a gap log the span is on
+record until then, so an engine stopped or killed first has the next one fill it. Ticks
+re-delivered after a reconnect are recognised by trade id (sequential per symbol) and not
+counted twice.
 
 `live_ticks.seq` is the provider's trade id when it has one; otherwise a counter that starts at
 the session's creation time in nanoseconds, so it never repeats across restarts.
@@ -37,7 +39,8 @@ from quasar_tui.engine.events import (
     QuoteEvent,
     TickEvent,
 )
-from quasar_tui.engine.writer import Writer
+from quasar_tui.engine.live_gaps import LiveGaps
+from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
 
@@ -46,7 +49,8 @@ log = logging.getLogger("quasar.engine.live")
 Backfill = Callable[[str, str, datetime, datetime], Awaitable[Any]]
 Clock = Callable[[], datetime]
 
-FLUSH_INTERVAL = 0.25
+FLUSH_INTERVAL = 0.1  # how often closed bars are looked for: bounds their delay past the grace
+READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
 CONNECT_TIMEOUT = 15.0
 BACKFILL_ATTEMPTS = 5
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
@@ -141,10 +145,13 @@ class LiveSession:
         subscribe_margin: float = 1.0,
         healthy_after: float = 30.0,
         backoff: Backoff | None = None,
+        gap_log: LiveGaps | None = None,
     ) -> None:
         """`backfill` defaults to `rest_backfill` when the provider has `get_history`.
         `clock` is injectable so tests can run market time fast; `subscribe_margin` is how long
-        after sending a subscription its stream is trusted to be complete."""
+        after sending a subscription its stream is trusted to be complete. With `gap_log`,
+        spans waiting for a fill are recorded before any later bar is written (see
+        engine/live_gaps.py), so the next session can fill them if this one cannot."""
         self.name = provider_name
         self.provider = provider
         self.writer = writer
@@ -177,6 +184,10 @@ class LiveSession:
         self._sub_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._backfill_task: asyncio.Task[None] | None = None
+        self._gap_log = gap_log
+        self._unrecorded: list[Gap] = []
+        self._gap_log_down = False
+        self._recording = asyncio.Lock()  # the bar timer and the gap filler both record
 
     # -- subscriptions ---------------------------------------------------------------------
 
@@ -299,7 +310,11 @@ class LiveSession:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _read(self) -> None:
+        """Messages the socket already holds are handed over without a suspension, so on a
+        busy feed this would keep the loop for as long as data keeps coming: it lets the
+        writer, the bar timer and the rest run every READ_SLICE seconds."""
         conn, parse = self._conn, self.provider._parse_message
+        pause_at = time.monotonic() + READ_SLICE
         async for message in conn:
             self._touch()
             self.stats.messages += 1
@@ -310,6 +325,9 @@ class LiveSession:
                 continue
             if records:
                 await self._route(records)
+            if self._last_message_mono >= pause_at:
+                await asyncio.sleep(0)
+                pause_at = time.monotonic() + READ_SLICE
 
     async def _watchdog(self) -> None:
         idle = float(self.provider.IDLE_TIMEOUT)
@@ -359,9 +377,10 @@ class LiveSession:
     # -- records ---------------------------------------------------------------------------
 
     async def _route(self, records: Iterable[Tick | Quote | Bar | SubscriptionRefused]) -> None:
+        ticks: list[Tick] = []
         rows: list[tuple] = []
         subs, last_ids = self._subs, self._last_trade_id
-        add_tick, publish, name = self.aggregator.add_tick, self.bus.publish, self.name
+        publish, name = self.bus.publish, self.name
         for r in records:
             if type(r) is Tick:
                 symbol = r.symbol
@@ -377,9 +396,10 @@ class LiveSession:
                         self.stats.duplicates += 1
                         continue
                     last_ids[symbol] = tid
-                add_tick(r)
-                rows.append((name, symbol, r.ts, tid, r.price, r.size, r.side))
-                publish(TickEvent(name, symbol, r.ts, r.price, r.size, r.bid, r.ask))
+                ticks.append(r)
+                ts, price, size = r.ts, r.price, r.size
+                rows.append((name, symbol, ts, tid, price, size, r.side))
+                publish(TickEvent(name, symbol, ts, price, size, r.bid, r.ask))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
                 publish(QuoteEvent(name, r.symbol, r.ts, r.bid, r.ask, r.last, r.volume,
@@ -388,8 +408,11 @@ class LiveSession:
                 self.aggregator.add_bar(r)
             elif isinstance(r, SubscriptionRefused):
                 self._refuse(r)
+        if not ticks:
+            return
+        self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
-        if rows and self.store_ticks:
+        if self.store_ticks:
             await self.writer.put_ticks(rows)
 
     def _refuse(self, refusal: SubscriptionRefused) -> None:
@@ -429,9 +452,33 @@ class LiveSession:
                     self._run_backfills(), name=f"live:{self.name}:backfill")
 
     async def _write_due(self) -> None:
+        if not await self._record_gaps():
+            return  # no bar may be written past a span that is not on record yet
         rows = self.aggregator.due(self.clock())
         if rows:
             await self.writer.put_bars("live_data", rows)
+
+    async def _record_gaps(self) -> bool:
+        """Put the spans queued for filling on record; False while the database cannot take
+        them (bars then wait in the aggregator, as they would in the writer's queue)."""
+        if self._gap_log is None:
+            return True
+        async with self._recording:
+            if not self._unrecorded:
+                return True
+            gaps, self._unrecorded = self._unrecorded, []
+            try:
+                await self._gap_log.record((g.symbol, g.interval, g.start, g.end)
+                                           for g in gaps)
+            except OUTAGE_ERRORS as exc:
+                self._unrecorded = gaps + self._unrecorded
+                if not self._gap_log_down:
+                    log.warning("%s: cannot record gaps to fill, holding bars: %s", self.name,
+                                _describe(exc))
+                self._gap_log_down = True
+                return False
+            self._gap_log_down = False
+            return True
 
     def _queue_gaps(self, gaps: list[Gap]) -> None:
         if self._backfill is None:
@@ -439,6 +486,8 @@ class LiveSession:
                 log.info("%s %s %s: %s..%s not observed and no history to fill it",
                          self.name, gap.symbol, gap.interval, gap.start, gap.end)
             return
+        if self._gap_log is not None:
+            self._unrecorded.extend(gaps)
         for gap in gaps:
             key = (gap.symbol, gap.interval)
             pending = self._gaps.get(key)
@@ -449,18 +498,22 @@ class LiveSession:
                 pending.end = max(pending.end, gap.end)
 
     async def _run_backfills(self) -> None:
-        """Fill every gap whose span has closed (plus the grace), one at a time."""
+        """Fill every gap whose span has closed (plus the grace), one at a time.
+
+        The ready ones are taken out of `_gaps` at once: a reconnect during an earlier fill
+        then queues a new gap instead of stretching a taken one past what has closed (its
+        fill would come back short and the rest of its span would never be asked for)."""
         settle = timedelta(seconds=self.grace)
         while True:
             now = self.clock()
-            ready = [k for k, g in self._gaps.items()
+            ready = [(k, g) for k, g in self._gaps.items()
                      if now >= g.end + settle and (g.not_before is None or now >= g.not_before)]
             if not ready:
                 return
-            for key in ready:
-                gap = self._gaps.pop(key, None)
-                if gap is not None:
-                    await self._fill(key, gap)
+            for key, _ in ready:
+                del self._gaps[key]
+            for key, gap in ready:
+                await self._fill(key, gap)
 
     async def _fill(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
         symbol, interval = key
@@ -479,7 +532,9 @@ class LiveSession:
                 if later is not None:  # a newer gap of the same series arrived meanwhile
                     gap.start, gap.end = min(gap.start, later.start), max(gap.end, later.end)
                 self._gaps[key] = gap
-            outcome = "will retry" if retry else "giving up; the bars stay missing"
+            outcome = "will retry" if retry else (
+                "giving up until the next start, which fills the recorded gap"
+                if self._gap_log is not None else "giving up; the bars stay missing")
             message = (f"{self.name} {symbol} {interval}: filling {gap.start.isoformat()} to "
                        f"{gap.end.isoformat()} failed (attempt {gap.attempts}, {outcome}): "
                        f"{error}")
@@ -489,9 +544,22 @@ class LiveSession:
                                     datetime.now(UTC), error))
             return
         self.stats.backfills += 1
+        await self._resolve(key, gap)
         rows = result if isinstance(result, int) else 0
         self.bus.publish(JobRun(self.name, symbol, interval.value, "ok", rows, started,
                                 datetime.now(UTC)))
+
+    async def _resolve(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
+        """Close the records of a filled span once its bars are committed. If that fails the
+        next start fills the span again, which rewrites the same bars."""
+        if self._gap_log is None or not await self._record_gaps():
+            return
+        try:
+            await self.writer.flush("live_data")
+            await self._gap_log.resolve(*key, gap.start, gap.end)
+        except OUTAGE_ERRORS as exc:
+            log.info("%s %s %s: filled, but the gap record stays open: %s", self.name, *key,
+                     _describe(exc))
 
     async def _rest_backfill(
         self, symbol: str, interval: str, start: datetime, end: datetime
@@ -507,6 +575,10 @@ class LiveSession:
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             await asyncio.wait([task])
+        if not await self._record_gaps():
+            log.warning("%s: bars due at shutdown not written: the spans still to fill could "
+                        "not be recorded; the next start fills them from history", self.name)
+            return
         rows = self.aggregator.flush_all(self.clock())
         if rows:
             await self.writer.put_bars("live_data", rows)

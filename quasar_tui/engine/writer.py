@@ -68,6 +68,7 @@ class TableSpec:
     create_stage: str
     merge: str
     last_rows: str
+    linger: bool = True  # a short batch waits up to flush_seconds for more rows
 
     def position_of(self, record: asyncpg.Record) -> Any:
         """The stored high-water mark in a `last_rows` record (None for a new series)."""
@@ -139,6 +140,7 @@ LIVE = TableSpec(
                  WHERE l.provider = k.provider AND l.symbol = k.symbol
                    AND l.interval = k.interval
                  ORDER BY l.ts DESC LIMIT 1) AS last ON true""",
+    linger=False,  # live bars come all at once as they close: waiting would only delay them
 )
 
 TICKS = TableSpec(
@@ -189,7 +191,7 @@ class _TableWriter:
         self.bus = bus
         self.capacity = capacity
         self.flush_rows = flush_rows
-        self.flush_seconds = flush_seconds
+        self.flush_seconds = flush_seconds if spec.linger else 0.0
         self._pending: deque[tuple[float, list[tuple]]] = deque()
         self._pending_rows = 0
         self._depth = 0  # rows put and not yet committed, including the batch in flight
@@ -368,15 +370,14 @@ class _TableWriter:
     def _summarise(self, rows: list[tuple]) -> dict[tuple, list[Any]]:
         """Per series: [lowest position, highest position, row count]."""
         series, position = self.spec.series, self.spec.position
-        keys = set(map(series, rows))
-        if len(keys) == 1:  # the usual case, done in C loops
-            positions = list(map(position, rows))
-            return {keys.pop(): [min(positions), max(positions), len(rows)]}
+        first = series(rows[0])
+        if first == series(rows[-1]) and all(map(first.__eq__, map(series, rows))):
+            positions = list(map(position, rows))  # one series (a history chunk): C loops only
+            return {first: [min(positions), max(positions), len(rows)]}
         spans: dict[tuple, list[Any]] = {}
-        for row in rows:
-            key = series(row)
-            pos = position(row)
-            span = spans.get(key)
+        get = spans.get
+        for key, pos in zip(map(series, rows), map(position, rows), strict=True):
+            span = get(key)
             if span is None:
                 spans[key] = [pos, pos, 1]
             else:
@@ -567,9 +568,11 @@ class Writer:
         """Queue `live_ticks` rows (provider, symbol, ts, seq, price, size, side)."""
         await self._tables[TICKS.name].put(rows)
 
-    async def flush(self) -> None:
-        """Return once every row put before this call is committed."""
-        await asyncio.gather(*(w.flush() for w in self._tables.values()))
+    async def flush(self, *tables: str) -> None:
+        """Return once every row put before this call (into `tables`; default all) is
+        committed."""
+        chosen = [self._tables[t] for t in tables] if tables else self._tables.values()
+        await asyncio.gather(*(w.flush() for w in chosen))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: w.stats() for name, w in self._tables.items()}

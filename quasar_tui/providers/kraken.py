@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
+import msgspec
 import websockets
 
 from quasar_tui.sdk import (
@@ -37,6 +38,30 @@ _V2_ASSET = {"XBT": "BTC", "XDG": "DOGE"}
 _OHLC_DEPTH = 720  # REST OHLC returns at most this many of the most recent candles
 _TRADES_PAGE = 1000  # REST Trades returns at most this many trades a call
 _CHANNELS = frozenset({"trade", "ticker", "ohlc"})
+
+
+class _Trade(msgspec.Struct, gc=False):
+    """A trade item as the v2 `trade` channel sends it (ord_type is not used)."""
+
+    symbol: str
+    price: float
+    qty: float
+    timestamp: datetime
+    side: str | None = None
+    trade_id: int | None = None
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """What tells a message's kind; `data` is kept raw until the kind is known."""
+
+    channel: str | None = None
+    data: msgspec.Raw = msgspec.field(default_factory=msgspec.Raw)
+
+
+# Trades are nearly every message on a busy feed: decoded straight into typed records
+# (timestamps included) in C. strict=False reads numbers sent as strings, as float() did.
+_ENVELOPE = msgspec.json.Decoder(_Envelope)
+_TRADES = msgspec.json.Decoder(list[_Trade], strict=False)
 
 
 def _v2_asset(code: str) -> str:
@@ -235,6 +260,10 @@ class KrakenProvider(LiveDataProvider):
     async def _parse_message(
         self, message: str | bytes
     ) -> list[Tick | Quote | Bar | SubscriptionRefused]:
+        envelope = _ENVELOPE.decode(message)
+        if envelope.channel == "trade":
+            return [Tick(t.symbol, t.timestamp, t.price, t.qty, t.side, t.trade_id)
+                    for t in _TRADES.decode(envelope.data)]
         data = json.loads(message)
         method = data.get("method")
         if method is not None:
@@ -245,12 +274,6 @@ class KrakenProvider(LiveDataProvider):
                                             channel=result.get("channel"))]
             return []
         channel = data.get("channel")
-        if channel == "trade":
-            return [
-                Tick(symbol=t["symbol"], ts=_time(t["timestamp"]), price=float(t["price"]),
-                     size=float(t["qty"]), side=t.get("side"), trade_id=t.get("trade_id"))
-                for t in data["data"]
-            ]
         if channel == "ticker":
             return [self._quote(item) for item in data["data"]]
         if channel == "ohlc":

@@ -37,6 +37,7 @@ _VOL = 0.8 / math.sqrt(365.25 * 86_400)  # 80 % a year, per sqrt(second), on the
 _ANCHOR = 0.25     # spread of the log-price at segment ends around the symbol's base price
 _SAMPLES = 32      # a history bar with more ticks than this is sampled at this many
 _MAX_CATCH_UP = 5.0  # seconds of market time one message may cover
+_SLICE_SECONDS = 0.002  # longest stretch of history computing between turns of the event loop
 
 
 def _mix(x: int) -> int:
@@ -99,12 +100,17 @@ class _Path:
         x = lo[_DEPTH] + (hi[_DEPTH] - lo[_DEPTH]) * frac
         return _round(self.base * math.exp(x))
 
+    def _trade_hash(self, k: int) -> int:
+        return _mix(self.key ^ 0x7AD3 ^ _mix(k))
+
+    def trade_size(self, k: int) -> float:
+        return round(max(1e-6, -math.log(_uniform(self._trade_hash(k))) * self.size), 6)
+
     def trade(self, symbol: str, k: int, rate: float) -> Tick:
         t = (k + self.phase) / rate
-        h = _mix(self.key ^ 0x7AD3 ^ _mix(k))
         return Tick(symbol=symbol, ts=datetime.fromtimestamp(t, UTC), price=self.price(t),
-                    size=round(max(1e-6, -math.log(_uniform(h)) * self.size), 6),
-                    side="buy" if h & 1 else "sell", trade_id=k)
+                    size=self.trade_size(k),
+                    side="buy" if self._trade_hash(k) & 1 else "sell", trade_id=k)
 
     def trade_range(self, start: float, end: float, rate: float) -> range:
         """Trade numbers k with start <= t_k < end."""
@@ -191,6 +197,7 @@ class SimulatedProvider(LiveDataProvider):
     def __init__(self, context: Any = None) -> None:
         super().__init__(context)
         self._paths: dict[str, _Path] = {}
+        self._turn = asyncio.Lock()
 
     def symbols(self) -> list[str]:
         count = int(self.pref("symbol_count") or 0)
@@ -228,16 +235,35 @@ class SimulatedProvider(LiveDataProvider):
         self, sym: str, start: datetime, end: datetime, interval: Interval
     ) -> AsyncIterator[Bar]:
         """Closed bars on the same path as the live trades: exact when a bar holds at most
-        32 trades, otherwise open and close exact and high/low from 32 evenly spaced ones."""
+        32 trades, otherwise open and close exact and high, low and volume estimated from 32
+        evenly spaced ones.
+
+        This is CPU work on the event loop (about a second for a year of daily bars), so it
+        runs in slices of at most `_SLICE_SECONDS`, one slice of one series at a time per
+        provider: many series backfilling at once cost the loop one slice per turn, and a
+        console stays responsive to keys meanwhile."""
         if sym not in self.symbols():
             raise ValueError(f"SIMULATED has no symbol {sym!r}")
-        path, rate = self._path(sym), self.rate
         now = self.clock()
-        for bar_start in interval.starts(start, end):
-            bar_end = interval.next_start(bar_start)
-            if bar_end.timestamp() > now:
-                return
-            ks = path.trade_range(bar_start.timestamp(), bar_end.timestamp(), rate)
+        pending = [s for s in interval.starts(start, end)
+                   if interval.next_start(s).timestamp() <= now]  # closed bars only
+        pending.reverse()
+        while pending:
+            async with self._turn:
+                bars = self._bars(sym, interval, pending, time.perf_counter() + _SLICE_SECONDS)
+                await asyncio.sleep(0)  # a turn of the loop for others; other series wait
+            for bar in bars:
+                yield bar
+
+    def _bars(self, sym: str, interval: Interval, pending: list[datetime],
+              deadline: float) -> list[Bar]:
+        """Bars for the starts popped off the end of `pending`, until `deadline` passes."""
+        path, rate = self._path(sym), self.rate
+        out: list[Bar] = []
+        while pending and time.perf_counter() < deadline:
+            bar_start = pending.pop()
+            ks = path.trade_range(bar_start.timestamp(), interval.next_start(bar_start).timestamp(),
+                                  rate)
             if not ks:
                 continue
             if len(ks) <= _SAMPLES:
@@ -248,11 +274,11 @@ class SimulatedProvider(LiveDataProvider):
                 step = (len(ks) - 1) / (_SAMPLES - 1)
                 picks = [ks[round(i * step)] for i in range(_SAMPLES)]
                 prices = [path.price((k + path.phase) / rate) for k in picks]
-                volume = round(len(ks) * path.size, 6)
-            yield Bar(ts=bar_start, open=prices[0], high=max(prices), low=min(prices),
-                      close=prices[-1], volume=volume, symbol=sym, trades=len(ks),
-                      interval=interval)
-            await asyncio.sleep(0)
+                volume = round(len(ks) * sum(map(path.trade_size, picks)) / _SAMPLES, 6)
+            out.append(Bar(ts=bar_start, open=prices[0], high=max(prices), low=min(prices),
+                           close=prices[-1], volume=volume, symbol=sym, trades=len(ks),
+                           interval=interval))
+        return out
 
     async def _connect(self) -> _Feed:
         return _Feed(self)

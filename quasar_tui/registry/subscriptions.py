@@ -65,6 +65,12 @@ SET_STATE = """
 UPDATE subscriptions SET state = $2, last_error = $3, last_run_at = coalesce($4, last_run_at)
 WHERE id = $1
 """
+# What the engine, in whatever process holds its lock, listens for (engine/engine.py).
+CHANGES_CHANNEL = "quasar_changes"
+BACKFILL_PREFIX = "backfill:"
+NOTIFY_BACKFILL = """
+SELECT pg_notify($1::text, $2::text || t.id) FROM unnest($3::bigint[]) AS t(id)
+"""
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,19 @@ class SubscriptionStore:
             wanted = await _existing_ids(conn, ids)
             status = await conn.execute(DELETE, wanted)
         return int(status.split()[-1])
+
+    async def request_backfill(self, ids: Iterable[int]) -> list[SubscriptionRecord]:
+        """Ask the running engine, in this process or another, to run these subscriptions'
+        historical jobs now; returns the ones asked for: enabled historical ones (live ones
+        fill their own gaps, paused ones have no job). Unknown ids ask for nothing."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            wanted = await _existing_ids(conn, ids)
+            records = [_record(r) for r in await conn.fetch(BY_IDS, wanted)]
+            due = [r for r in records if r.mode == "historical" and r.enabled]
+            if due:
+                await conn.execute(NOTIFY_BACKFILL, CHANGES_CHANNEL, BACKFILL_PREFIX,
+                                   [r.id for r in due])
+        return due
 
     async def set_state(
         self, id: int, state: str, error: str | None = None,

@@ -55,14 +55,16 @@ class QuasarApp(App[int]):
     BINDINGS = [
         *(
             Binding(str(mode.slot), f"app.switch_mode('{mode.name}')", mode.title, show=False,
-                    id=f"mode.{mode.name}")
+                    tooltip=f"{mode.title}: {mode.help}", id=f"mode.{mode.name}")
             for mode in MODES
         ),
-        Binding("question_mark", "app.help", "Help", id="app.help"),
+        Binding("question_mark", "app.help", "Help",
+                tooltip="What this screen is for, and all its keys", id="app.help"),
         Binding("ctrl+p", "app.command_palette", "Commands", show=False, priority=True,
                 id="app.palette"),
         Binding("colon", "app.command_palette", "Commands", show=False, id="app.palette_colon"),
-        Binding("q", "app.quit", "Quit", id="app.quit"),
+        Binding("q", "app.quit", "Quit", tooltip="Quit (an engine running here stops first)",
+                id="app.quit"),
     ]
 
     services: Services
@@ -87,6 +89,9 @@ class QuasarApp(App[int]):
         self._bridge: LogRecordBridge | None = None
         self._early: list[LogEntry] | None = []
         self._unwatch_terminal: Callable[[], None] | None = None
+        self._attached = False
+        self.chosen_provider: str | None = None
+        """The provider last picked in a mode that works on one (Assets, Mappings)."""
 
     async def on_mount(self) -> None:
         self._install_log_bridge()
@@ -107,10 +112,11 @@ class QuasarApp(App[int]):
                     f"{self.options.keymap_path}: no binding with id {', '.join(unknown)}; "
                     "press ? to see the ids", severity="warning", timeout=10,
                 )
+        self._attached = self.services.attached
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
         feed = EngineFeed(self.services, self.publish_log)
-        self.run_worker(feed.run(), name=_FEED, group="engine", exit_on_error=False)
+        self.run_worker(feed.run, name=_FEED, group="engine", exit_on_error=False)
         if not self.is_headless:
             self._unwatch_terminal = exit_with_terminal(self)
         await self.switch_mode(MODES[0].name)
@@ -155,7 +161,13 @@ class QuasarApp(App[int]):
         self.notify(f"{entry.message}{more}", title=entry.source, severity="error", timeout=8)
 
     def _update_engine_label(self) -> None:
-        self.sub_title = self.services.view.label
+        view = self.services.view
+        if self._attached and not view.attached:
+            self.notify("the engine this console was attached to stopped; this console runs "
+                        "the engine now", title="engine taken over", severity="warning",
+                        timeout=10)
+        self._attached = view.attached
+        self.sub_title = view.label
 
     def _install_log_bridge(self) -> None:
         """Log records go to the Log mode: nothing may print over a full-screen app."""
@@ -167,4 +179,5 @@ class QuasarApp(App[int]):
         screen = self.screen
         if isinstance(screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(screen_bindings(screen), screen.title or "Quasar"))
+        self.push_screen(HelpScreen(screen_bindings(screen), screen.title or "Quasar",
+                                    getattr(screen, "HELP", "")))

@@ -1,5 +1,6 @@
-"""`quasar --demo`: a fresh database with the simulated market subscribed, so ticks, a
-dashboard and charts show up at once with no account and no network."""
+"""`quasar --demo`: a fresh database with the simulated market mapped and subscribed, so ticks,
+a dashboard and charts show up at once with no account and no network, and a provider the
+user adds finds common symbols to map onto."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.registry.suggestions import MappingSuggester
 from quasar_tui.store.database import Database
 
 PROVIDER = "SIMULATED"
@@ -17,8 +19,8 @@ HISTORY = (("1d", 365), ("1h", 30))
 
 
 async def seed_demo(db: Database, data_dir: Path) -> list[str]:
-    """Register the bundled providers, list the simulated symbols and subscribe all of them
-    live and historical; returns the symbols."""
+    """Register the bundled providers, list the simulated symbols, map each to the common
+    symbol suggested, and subscribe all of them live and historical; returns the symbols."""
     registry = ProviderRegistry(db, Keyring.load_or_create(data_dir))
     await registry.ensure_bundled()
     provider = await registry.load(PROVIDER)
@@ -27,6 +29,8 @@ async def seed_demo(db: Database, data_dir: Path) -> list[str]:
     finally:
         await provider.aclose()
     symbols = [a.symbol for a in await AssetStore(db).list(PROVIDER)]
+    suggester = MappingSuggester(db)
+    await suggester.accept(await suggester.suggest(PROVIDER))
     subscriptions = SubscriptionStore(db)
     await subscriptions.add(PROVIDER, symbols, LIVE_INTERVAL, "live")
     for interval, days in HISTORY:

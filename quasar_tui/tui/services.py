@@ -96,12 +96,15 @@ class EngineView:
     last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     rows_written: int = 0
     errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
+    took_over_from: EngineOwner | None = None
 
     @property
     def label(self) -> str:
         """What the header says about who runs the engine."""
         if not self.attached:
-            return f"engine runs here (pid {os.getpid()})"
+            gone = self.took_over_from
+            since = f"; took over from {gone.mode} {gone.host}:{gone.pid}" if gone else ""
+            return f"engine runs here (pid {os.getpid()}{since})"
         if not self.running:
             return "no engine running: edits are kept for the next one"
         if self.owner is None:
@@ -158,24 +161,26 @@ class BusTaps:
 
 
 class Services:
-    """The console's handles: database, registry stores, and the engine or its monitor."""
+    """The console's handles: database, registry stores, and the engine or its monitor.
 
-    def __init__(
-        self, db: Database, data_dir: Path, keyring: Keyring, engine: Engine | None,
-        owner: EngineOwner | None, taps: BusTaps | None = None,
-    ) -> None:
+    `may_run_engine` False (tests, screenshots) never starts an engine here, not even when
+    none runs elsewhere."""
+
+    def __init__(self, db: Database, data_dir: Path, keyring: Keyring, *,
+                 may_run_engine: bool = True) -> None:
         self.db = db
         self.data_dir = data_dir
+        self.may_run_engine = may_run_engine
         self.providers = ProviderRegistry(db, keyring)
         self.assets = AssetStore(db)
         self.mappings = MappingStore(db)
         self.subscriptions = SubscriptionStore(db)
-        self.engine = engine
-        self.taps = taps
-        self.monitor = EngineMonitor(db) if engine is None else None
+        self.engine: Engine | None = None
+        self.taps: BusTaps | None = None
+        self.monitor = EngineMonitor(db)
         self.book = LiveBook()
         self.log: deque[LogEntry] = deque(maxlen=LOG_KEPT)
-        self.view = EngineView(owner=owner, attached=engine is None)
+        self.view = EngineView(owner=None, attached=True)
 
     @property
     def attached(self) -> bool:
@@ -187,27 +192,42 @@ class Services:
         cls, db: Database, data_dir: Path, *, run_engine: bool = True
     ) -> AsyncIterator[Services]:
         """Start an engine here, or attach when a daemon (or another console) holds the lock;
-        the engine stops (and flushes) on exit. The database stays open: it is the caller's."""
-        keyring = Keyring.load_or_create(data_dir)
-        if not run_engine:
-            yield cls(db, data_dir, keyring, None, None)
-            return
-        engine = Engine.create(db, data_dir=data_dir, mode="console")
+        an engine started here (at once or later, see `start_engine`) stops and flushes on
+        exit. The database stays open: it is the caller's."""
+        services = cls(db, data_dir, Keyring.load_or_create(data_dir),
+                       may_run_engine=run_engine)
+        try:
+            if run_engine:
+                await services.start_engine()
+            yield services
+        finally:
+            await services.stop_engine()
+
+    async def start_engine(self) -> bool:
+        """Run the engine in this process; False (and still attached) when another process
+        holds the engine lock. The taps go on the bus before the engine starts so nothing it
+        says while starting is lost."""
+        engine = Engine.create(self.db, data_dir=self.data_dir, mode="console")
         taps = BusTaps.on(engine.bus)
-        owner: EngineOwner | None = None
         try:
             await engine.start()
         except EngineLockedError as exc:
             taps.close(engine.bus)
-            owner = exc.owner
-        if not engine.running:
-            yield cls(db, data_dir, keyring, None, owner)
-            return
-        try:
-            yield cls(db, data_dir, keyring, engine, None, taps)
-        finally:
+            self.view.owner = exc.owner
+            return False
+        except BaseException:
             taps.close(engine.bus)
-            await engine.stop()
+            raise
+        self.engine, self.taps = engine, taps
+        self.view.attached, self.view.running, self.view.owner = False, True, engine.owner
+        return True
+
+    async def stop_engine(self) -> None:
+        engine, taps = self.engine, self.taps
+        if engine is None or taps is None:
+            return
+        taps.close(engine.bus)
+        await engine.stop()
 
     def record(self, entry: LogEntry) -> None:
         self.log.append(entry)
@@ -234,11 +254,14 @@ class EngineFeed:
         self.emit(LogEntry(at or _now(), level, source, message))
 
     async def run(self) -> None:
-        engine, taps = self.services.engine, self.services.taps
+        """Follow the engine here; when attached, poll what the daemon publishes until this
+        console takes the engine over (the daemon stopped), then follow it here."""
+        services = self.services
+        if services.attached:
+            await self._poll(services.monitor)
+        engine, taps = services.engine, services.taps
         if engine is not None and taps is not None:
             await self._follow(engine, taps)
-        else:
-            await self._poll(self.services.monitor or EngineMonitor(self.services.db))
 
     # -- own engine: the event bus -------------------------------------------------------
 
@@ -301,6 +324,7 @@ class EngineFeed:
     # -- attached: what the daemon publishes ---------------------------------------------
 
     async def _poll(self, monitor: EngineMonitor) -> None:
+        """Until the engine lock is free and this console gets it (when it may run one)."""
         since: datetime | None = None
         last_id = 0
         next_status = 0.0
@@ -308,8 +332,11 @@ class EngineFeed:
         while True:
             try:
                 if monotonic() >= next_status:
-                    self.services.view.apply_status(await monitor.status())
+                    status = await monitor.status()
+                    self.services.view.apply_status(status)
                     next_status = monotonic() + STATUS_SECONDS
+                    if not status.running and await self._take_over():
+                        return
                 since = self._apply_quotes(await monitor.quotes(since)) or since
                 for record in await monitor.events(last_id):
                     last_id = record.id
@@ -322,6 +349,20 @@ class EngineFeed:
                     self._log("error", "console", f"cannot read the daemon's status: {exc}")
                 failing = True
             await asyncio.sleep(POLL_SECONDS)
+
+    async def _take_over(self) -> bool:
+        """No engine holds the lock (the daemon stopped): run one here, and say so."""
+        services = self.services
+        if not services.may_run_engine:
+            return False
+        gone = services.view.owner
+        if not await services.start_engine():
+            return False
+        services.view.took_over_from = gone
+        who = f"the {gone.mode} on {gone.host}:{gone.pid}" if gone else "no engine"
+        self._log("warning", "console",
+                  f"{who} stopped running; this console runs the engine now (until it quits)")
+        return True
 
     def _apply_quotes(self, quotes: list[PublishedQuote]) -> datetime | None:
         book = self.services.book

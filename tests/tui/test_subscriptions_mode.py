@@ -84,8 +84,9 @@ async def test_pause_resume_delete_and_backfill_by_keyboard(make_console, db):
         await pilot.press("g", "space", "space", "u")
         await wait_for(pilot, lambda: all(s.enabled for s in screen.records.values()))
 
+        await wait_for(pilot, lambda: not app.services.view.running)
         await pilot.press("b")
-        assert "backfill now needs the engine in this console" in notices(app)[-1]
+        await wait_for(pilot, lambda: "will backfill when one starts" in notices(app)[-1])
 
         await pilot.press("j", "d")
         await until_screen(pilot, ConfirmModal)
@@ -111,4 +112,4 @@ async def test_backfill_now_runs_the_job_of_the_engine_in_this_console(make_cons
         screen = await open_mode(pilot, "5", SubscriptionsScreen)
         await wait_for(pilot, lambda: len(screen.records) == 1)
         await pilot.press("b")
-        assert notices(app)[-1] == "backfill started for 1 subscription"
+        await wait_for(pilot, lambda: notices(app)[-1] == "backfill started for 1 subscription")

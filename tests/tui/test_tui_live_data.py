@@ -1,20 +1,25 @@
 """Live data in the console: simulated ticks in the Live table, charts of stored bars, and a
-console attached to an engine another process (here: another Engine object) runs."""
+console attached to an engine another process (here: another Engine object) runs: its ticks,
+its errors, backfill requests to it, and taking the engine over when it stops."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from pathlib import Path
 
+from registry_ui import notices
 from tui_helpers import WAIT_SECONDS, wait_for
 
 from quasar_tui.engine.engine import Engine
+from quasar_tui.engine.events import EngineError
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.bars import fetch_bars
 from quasar_tui.store.database import Database
 from quasar_tui.tui.demo import PROVIDER
 from quasar_tui.tui.modes.chart import ChartScreen
 from quasar_tui.tui.modes.live import LiveScreen
+from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.widgets.candle_chart import CandleChart
 from quasar_tui.tui.widgets.live_table import LiveTable
 
@@ -89,10 +94,19 @@ async def test_a_chart_opens_for_a_stored_series(
         assert screen.current is not None and screen.current.interval == "1h"
 
 
-async def test_attached_console_shows_the_daemon_and_its_ticks(
+RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND finished_at IS NOT NULL"
+
+
+async def runs_of(db: Database, sub_id: int) -> int:
+    return await db.fetchval(RUNS, sub_id)
+
+
+async def test_attached_console_shows_the_daemon_and_works_as_its_remote_control(
     make_console, seeded, db: Database, tmp_path: Path
 ) -> None:
-    await seeded()
+    await seeded(history=[("ACME", "1d")])
+    daily = await SubscriptionStore(db).find(PROVIDER, "ACME", "1d", "historical")
+    assert daily is not None
     daemon = Engine.create(db, data_dir=tmp_path, mode="daemon")
     await daemon.start()
     try:
@@ -110,5 +124,55 @@ async def test_attached_console_shows_the_daemon_and_its_ticks(
             await wait_for(pilot, lambda: (PROVIDER, "ACME") in table.order)
             row = app.services.book.rows[(PROVIDER, "ACME")]
             assert row.last is not None
+
+            async with asyncio.timeout(WAIT_SECONDS):  # the daemon's first run of the series
+                while await runs_of(db, daily.id) < 1:
+                    await pilot.pause(0.1)
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, SubscriptionsScreen)
+            await wait_for(pilot, lambda: str(daily.id) in screen.table.keys)
+            screen.table.move_cursor(row=screen.table.keys.index(str(daily.id)))
+            await pilot.press("b")
+            await wait_for(pilot, lambda: any(
+                f"asked the engine ({owner.label}) to backfill 1 subscription" in n
+                for n in notices(app)))
+            async with asyncio.timeout(WAIT_SECONDS):  # "b" ran the daemon's job again
+                while await runs_of(db, daily.id) < 2:
+                    await pilot.pause(0.1)
+
+            daemon.bus.publish(EngineError("live:KRAKEN", "connection refused; retrying"))
+            await wait_for(pilot, lambda: "connection refused; retrying" in notices(app))
+            assert any(e.source == "live:KRAKEN" and e.level == "error"
+                       for e in app.services.log)
+    finally:
+        await daemon.stop()
+
+
+async def test_console_takes_the_engine_over_when_the_daemon_stops(
+    make_console, seeded, db: Database, tmp_path: Path
+) -> None:
+    await seeded()
+    daemon = Engine.create(db, data_dir=tmp_path, mode="daemon")
+    await daemon.start()
+    owner = daemon.owner
+    assert owner is not None
+    app = make_console()
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            await wait_for(pilot, lambda: app.sub_title.startswith("attached to daemon"))
+            await daemon.stop()
+            await wait_for(pilot, lambda: app.services.engine is not None)
+            await wait_for(pilot, lambda: app.sub_title == (
+                f"engine runs here (pid {os.getpid()}; took over from daemon "
+                f"{owner.host}:{owner.pid})"))
+            assert app.services.engine.running
+            assert any("this console runs the engine now" in e.message
+                       for e in app.services.log)
+            await wait_for(pilot, lambda: any("runs the engine now" in n
+                                               for n in notices(app)))
+            await pilot.press("6")  # ticks now come from the engine in this console
+            ticks = app.services.book.total_ticks
+            await wait_for(pilot, lambda: app.services.book.total_ticks > ticks)
     finally:
         await daemon.stop()

@@ -93,8 +93,7 @@ class AddProviderModal(FormModal[ProviderRecord]):
                     "Enter validates the file, Enter again adds it; Right completes a path",
                     id="path")
         yield Static("", id="validation", markup=False)
-        yield Checkbox("Replace the provider of that name (its secrets go if the code "
-                       "changed)", id="replace")
+        yield Checkbox("Replace a provider of the same name", id="replace")
 
     def on_mount(self) -> None:
         self.query_one("#path-input", Input).focus()

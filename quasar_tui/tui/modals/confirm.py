@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Static
+from textual.widgets import Button, Checkbox, Footer, Static
 
 CSS_FILE = "../registry.tcss"
 
@@ -48,6 +48,7 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
             with Horizontal(classes="form-buttons"):
                 yield Button(f"{self.confirm_label} (y)", variant="error", id="confirm-yes")
                 yield Button("Cancel (n)", id="confirm-no")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#confirm-no", Button).focus()

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 
+from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
 
 from quasar_tui.core.errors import QuasarError
-from quasar_tui.registry.mappings import common_symbol
+from quasar_tui.registry.mappings import MappingStore, common_symbol
 from quasar_tui.tui.modals.form import Field, FormModal
 
 Save = Callable[[str], Awaitable[str]]
@@ -50,3 +51,21 @@ class EditCommonModal(FormModal[str]):
             self.fail("common", str(exc))
             return
         self.dismiss(done)
+
+
+def open_map(screen: Screen[object], mappings: MappingStore, provider: str, symbol: str,
+             name: str | None, proposal: str, then: Callable[[], None]) -> None:
+    """The form mapping one provider symbol to the common symbol typed (it starts at
+    `proposal`); once mapped it says so and calls `then`."""
+
+    async def save(common: str) -> str:
+        await mappings.map(common, provider, symbol)
+        return f"mapped {provider}:{symbol} to {common}"
+
+    def done(message: str | None) -> None:
+        if message:
+            screen.notify(message)
+            then()
+
+    screen.app.push_screen(EditCommonModal(f"Map {provider}:{symbol}", name or symbol,
+                                           proposal, save), done)

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
 from quasar_tui.engine.engine import one_line
@@ -69,8 +69,10 @@ class FormModal(ModalScreen[T], Generic[T]):
     SUBMIT_LABEL = "Save"
     BUSY_TEXT = "Saving..."
     BINDINGS = [
-        Binding("escape", "cancel", "Cancel", id="form.cancel"),
-        Binding("ctrl+s", "submit", "Submit", id="form.submit"),
+        Binding("ctrl+s", "submit", "Submit", tooltip="Check and save the form (Enter in a "
+                "text field does the same)", id="form.submit"),
+        Binding("escape", "cancel", "Cancel", tooltip="Close the form; nothing is saved",
+                id="form.cancel"),
     ]
 
     def __init__(self) -> None:
@@ -91,6 +93,7 @@ class FormModal(ModalScreen[T], Generic[T]):
             with Horizontal(classes="form-buttons"):
                 yield Button(self.submit_label, variant="primary", id="form-submit")
                 yield Button("Cancel", id="form-cancel")
+        yield Footer(compact=True)
 
     def compose_fields(self) -> Iterator[Widget]:
         yield from ()

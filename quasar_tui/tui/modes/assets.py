@@ -3,18 +3,16 @@ or subscribe the marked ones."""
 
 from __future__ import annotations
 
-import asyncio
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable
 
 from quasar_tui.registry.assets import AssetRecord
 from quasar_tui.registry.suggestions import MappingSuggester
 from quasar_tui.tui.commands import command
-from quasar_tui.tui.modals.edit_common import EditCommonModal
+from quasar_tui.tui.modals.edit_common import open_map
 from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import ProviderScreen
@@ -37,28 +35,34 @@ def asset_cells(asset: AssetRecord) -> tuple[object, ...]:
 
 class AssetsScreen(ProviderScreen):
     MODE_TITLE = "Assets"
+    HELP = ("One provider's instruments (p picks the provider). / searches symbols and names "
+            "as you type, Enter goes back to the list. space marks rows; s or Enter subscribes "
+            "the marked ones (or the highlighted one); m maps one to a common symbol.")
     FILTER_ID = "asset-search"
     BINDINGS = [
         *ProviderScreen.PROVIDER_BINDINGS,
-        Binding("slash", "filter", "Search", id="assets.search"),
-        Binding("escape", "clear_filter", "Clear search", show=False, id="assets.clear_search"),
-        Binding("m", "map", "Map", id="assets.map"),
-        Binding("s", "subscribe", "Subscribe", id="assets.subscribe"),
+        Binding("slash", "filter", "Search", tooltip="Search symbols and names as you type",
+                id="filter.open"),
+        Binding("s", "subscribe", "Subscribe", show=False,
+                tooltip="Subscribe the marked or highlighted assets (a form)",
+                id="assets.subscribe"),
+        Binding("m", "map", "Map", tooltip="Map the highlighted asset to a common symbol",
+                id="assets.map"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.assets: dict[str, AssetRecord] = {}
-        self.search = ""
         self.total = 0
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield Input(placeholder="search symbols and names (/), Enter to go to the list",
-                        id="asset-search")
-        yield MarkedTable(COLUMNS, id="asset-table")
-        yield Static(id="assets-status", classes="status-line")
+            yield self.filter_input("search symbols and names (/), Enter goes to the list",
+                                    hidden=False)
+        yield MarkedTable(COLUMNS, id="asset-table", enter="Subscribe",
+                          enter_help="Subscribe the marked or highlighted assets (a form)")
+        yield self.status_line()
 
     def on_mount(self) -> None:
         self.focus_list()
@@ -70,49 +74,43 @@ class AssetsScreen(ProviderScreen):
     def focus_list(self) -> None:
         self.table.focus()
 
-    def apply_filter(self, text: str) -> None:
-        self.search = text
+    def apply_filter(self) -> None:
         self.request_load(TYPING_PAUSE)
 
-    async def load(self, delay: float = 0.0) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        provider, search = self.provider, self.search
+    async def load(self) -> None:
+        provider, search = self.provider, self.filter_text
         if provider is None:
             self.assets = {}
             self.table.set_rows([])
-            self._status("No providers yet: add one in the Providers mode (2).")
+            self.show_status("No providers yet: add one in the Providers mode (2).")
             return
         try:
             found = await self.services.assets.list(provider, search or None, limit=SHOWN)
             total = await self.services.assets.count(provider)
         except READ_ERRORS as exc:
-            self._status(f"cannot list the assets of {provider}: {exc}")
+            self.show_status(f"cannot list the assets of {provider}: {exc}")
             return
-        if provider != self.provider or search != self.search:
+        if provider != self.provider or search != self.filter_text:
             return
         self.assets = {a.symbol: a for a in found}
         self.table.set_rows((a.symbol, asset_cells(a)) for a in found)
         self._update_status(total)
-
-    def _status(self, text: str) -> None:
-        self.query_one("#assets-status", Static).update(f" {text}")
 
     def _update_status(self, total: int | None = None) -> None:
         if total is not None:
             self.total = total
         total = self.total
         if not total:
-            self._status(f"{self.provider} lists no assets yet: refresh them in the Providers "
-                         "mode (2, then r)")
+            self.show_status(f"{self.provider} lists no assets yet: refresh them in the "
+                             "Providers mode (2, then r)")
             return
         shown = len(self.assets)
-        what = (f"{shown:,} best matches for {self.search!r}" if self.search
+        what = (f"{shown:,} best matches for {self.filter_text!r}" if self.filter_text
                 else f"{shown:,} of {total:,} active assets" if shown < total
                 else f"{total:,} active assets")
         marked = f" · {len(self.table.marks)} marked" if self.table.marks else ""
-        self._status(f"{self.provider}: {what}{marked} · ⏎ or s subscribes the marked (or "
-                     "highlighted) ones")
+        self.show_status(f"{self.provider}: {what}{marked} · ⏎ or s subscribes the marked (or "
+                         "highlighted) ones")
 
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
@@ -139,20 +137,8 @@ class AssetsScreen(ProviderScreen):
                 self.report_error(str(exc))
                 return
             proposal = options[0].common_symbol if options else asset.parts.common
-        mappings = self.services.mappings
-
-        async def save(common: str) -> str:
-            await mappings.map(common, asset.provider, asset.symbol)
-            return f"mapped {asset.provider}:{asset.symbol} to {common}"
-
-        def done(message: str | None) -> None:
-            if message:
-                self.notify(message)
-                self.request_load()
-
-        self.app.push_screen(EditCommonModal(
-            f"Map {asset.provider}:{asset.symbol}", asset.name or asset.symbol, proposal, save),
-            done)
+        open_map(self, self.services.mappings, asset.provider, asset.symbol, asset.name,
+                 proposal, self.request_load)
 
     async def action_subscribe(self) -> None:
         symbols = self.table.selected_keys()

@@ -1,14 +1,16 @@
-"""What a mode is: a screen with the shared header and footer, and its place in the mode list."""
+"""What a mode is: a screen with the shared header, mode bar, status line and footer, and its
+place in the mode list."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
+from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import ActiveBinding, Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Footer, Header, Input, Static
 
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 
@@ -16,17 +18,30 @@ if TYPE_CHECKING:
     from quasar_tui.tui.app import QuasarApp
     from quasar_tui.tui.services import Services
 
+STATUS_ID = "status"
+HELP_ACTION = "app.help"
+
 
 class ModeScreen(Screen[None]):
-    """A mode's screen: Header (mode, engine owner), `compose_body()`, Footer."""
+    """A mode's screen: Header (mode, engine owner), mode bar, `compose_body()`, Footer.
+
+    `HELP` is the short how-to the help screen (`?`) shows above the keys."""
 
     MODE_TITLE = "Quasar"
+    HELP = ""
+    BINDINGS = [
+        Binding("tab", "app.focus_next", "Next pane", show=False, id="screen.next_pane"),
+        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False,
+                id="screen.previous_pane"),
+        Binding("ctrl+c,super+c", "screen.copy_text", "Copy selected text", show=False,
+                id="screen.copy"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=self.quasar.options.clock, icon="◆")
         yield ModeBar()
         yield from self.compose_body()
-        yield Footer()
+        yield Footer(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -36,6 +51,14 @@ class ModeScreen(Screen[None]):
         self.title = f"Quasar · {self.MODE_TITLE}"
 
     @property
+    def active_bindings(self) -> dict[str, ActiveBinding]:
+        """Textual's, with the help key first: a narrow footer then cuts a mode's rarer keys,
+        never the key that lists them all."""
+        bindings = super().active_bindings
+        first = {k: b for k, b in bindings.items() if b.binding.action == HELP_ACTION}
+        return first | {k: b for k, b in bindings.items() if k not in first}
+
+    @property
     def quasar(self) -> QuasarApp:
         return cast("QuasarApp", self.app)
 
@@ -43,10 +66,21 @@ class ModeScreen(Screen[None]):
     def services(self) -> Services:
         return self.quasar.services
 
+    @staticmethod
+    def status_line() -> Static:
+        """The one-line summary under the mode's main list (`show_status` fills it)."""
+        return Static(id=STATUS_ID, classes="status-line")
+
+    def show_status(self, text: str | Text) -> None:
+        line = Text(" ")
+        line.append_text(text if isinstance(text, Text) else Text(text))
+        self.query_one(f"#{STATUS_ID}", Static).update(line)
+
 
 class FilterableScreen(ModeScreen):
-    """A mode with a `/` filter box: an `Input` with id FILTER_ID and class "filter", hidden
-    until used. Enter keeps the text and goes back to the list; Escape clears it."""
+    """A mode with a `/` filter box: an `Input` with id FILTER_ID (class "filter" keeps it
+    hidden until used). Enter keeps the text and goes back to the list; Escape clears it.
+    The text, stripped and lower case, is `filter_text`; `apply_filter()` shows what matches."""
 
     FILTER_ID = "filter"
     BINDINGS = [
@@ -54,8 +88,11 @@ class FilterableScreen(ModeScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="filter.clear"),
     ]
 
-    def filter_input(self, placeholder: str) -> Input:
-        return Input(placeholder=placeholder, id=self.FILTER_ID, classes="filter")
+    filter_text = ""
+
+    def filter_input(self, placeholder: str, *, hidden: bool = True) -> Input:
+        return Input(placeholder=placeholder, id=self.FILTER_ID,
+                     classes="filter" if hidden else None)
 
     @property
     def filter_box(self) -> Input:
@@ -73,7 +110,8 @@ class FilterableScreen(ModeScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == self.FILTER_ID:
-            self.apply_filter(event.value.strip().lower())
+            self.filter_text = event.value.strip().lower()
+            self.apply_filter()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id == self.FILTER_ID:
@@ -81,8 +119,8 @@ class FilterableScreen(ModeScreen):
                 event.input.remove_class("-shown")
             self.focus_list()
 
-    def apply_filter(self, text: str) -> None:
-        """Show only rows containing `text` (lower case; empty shows all)."""
+    def apply_filter(self) -> None:
+        """Show only the rows containing `filter_text` (empty shows all)."""
 
     def focus_list(self) -> None:
         """Put the focus back on the mode's main list."""
@@ -90,10 +128,16 @@ class FilterableScreen(ModeScreen):
 
 @dataclass(frozen=True)
 class Mode:
-    """`slot` is the number key that opens the mode (1..9), fixed so muscle memory holds."""
+    """`slot` is the number key that opens the mode (1..9), fixed so muscle memory holds;
+    `short` is its name in the mode bar when the terminal is narrow."""
 
     name: str
     title: str
     slot: int
     screen: type[ModeScreen]
     help: str
+    short: str = ""
+
+    @property
+    def short_title(self) -> str:
+        return self.short or self.title

@@ -24,6 +24,10 @@ DEFAULT_ZOOM = 2
 RELOAD_SECONDS = 5.0
 _TABLES = {"historical": "historical_data", "live": "live_data"}
 _INTERVAL_ORDER = {interval.value: i for i, interval in enumerate(Interval)}
+NO_SERIES = ("No series yet: subscribe a symbol (a in the Subscriptions mode, 5, or s in the "
+             "Assets mode, 3); its bars show here once the engine has stored some.")
+PICK_ONE = "Pick a series on the left (j/k)."
+PROBED = 30
 
 
 @dataclass(frozen=True, order=True)
@@ -50,18 +54,37 @@ def _sort_key(series: Series) -> tuple[str, str, int, str]:
     return (series.provider, series.symbol, _INTERVAL_ORDER.get(series.interval, 99), series.mode)
 
 
+_INTERVAL = Binding.Group("Interval")
+_ZOOM = Binding.Group("Zoom")
+_PAN = Binding.Group("Pan")
+
+
 class ChartScreen(ModeScreen):
     MODE_TITLE = "Chart"
+    HELP = ("Candles and volume of a stored series. Pick the series on the left (j/k; Tab "
+            "moves between the list and the chart). [ and ] show the same symbol at another "
+            "stored interval, - and + zoom out and in, h and l go back and forth in time, e "
+            "returns to the latest bars. Enter on a row in the Live or Subscriptions mode "
+            "opens its chart here.")
     BINDINGS = [
-        Binding("right_square_bracket", "interval(1)", "Next interval", id="chart.next_interval"),
-        Binding("left_square_bracket", "interval(-1)", "Prev interval",
+        Binding("left_square_bracket", "interval(-1)", "Prev interval", group=_INTERVAL,
+                tooltip="The same symbol at the previous stored interval",
                 id="chart.prev_interval"),
-        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", id="chart.zoom_in"),
-        Binding("minus", "zoom(1)", "Zoom out", id="chart.zoom_out"),
-        Binding("h,left", "pan(1)", "Older", show=False, id="chart.older"),
-        Binding("l,right", "pan(-1)", "Newer", show=False, id="chart.newer"),
-        Binding("e", "latest", "Latest", show=False, id="chart.latest"),
-        Binding("r", "reload", "Reload", show=False, id="chart.reload"),
+        Binding("right_square_bracket", "interval(1)", "Next interval", group=_INTERVAL,
+                tooltip="The same symbol at the next stored interval",
+                id="chart.next_interval"),
+        Binding("minus", "zoom(1)", "Zoom out", group=_ZOOM, tooltip="More, narrower candles",
+                id="chart.zoom_out"),
+        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", group=_ZOOM,
+                tooltip="Fewer, wider candles", id="chart.zoom_in"),
+        Binding("h,left", "pan(1)", "Older", group=_PAN, tooltip="Back in time half a screen",
+                id="chart.older"),
+        Binding("l,right", "pan(-1)", "Newer", group=_PAN,
+                tooltip="Forward in time half a screen", id="chart.newer"),
+        Binding("e", "latest", "Latest", show=False, tooltip="Back to the latest bars",
+                id="chart.latest"),
+        Binding("r", "reload", "Reload", show=False,
+                tooltip="Read the series list and bars again", id="chart.reload"),
     ]
 
     def __init__(self) -> None:
@@ -76,10 +99,7 @@ class ChartScreen(ModeScreen):
             yield VimOptionList(id="series-list")
             with Vertical(id="chart-pane"):
                 yield Static(id="chart-info", classes="status-line")
-                yield CandleChart(
-                    "No series yet: subscribe to a symbol (Subscriptions mode, or "
-                    "`quasar subscribe`), then pick it on the left.", id="candles",
-                )
+                yield CandleChart(NO_SERIES, id="candles")
 
     async def on_mount(self) -> None:
         self.query_one(VimOptionList).focus()
@@ -89,8 +109,9 @@ class ChartScreen(ModeScreen):
     async def on_screen_resume(self) -> None:
         await self.load_series()
 
-    async def load_series(self) -> None:
-        """The series the user subscribed; each mode writes its own bar table."""
+    async def load_series(self, pick_first: bool = True) -> None:
+        """The series the user subscribed (each mode writes its own bar table); with none
+        shown yet, the first one is (unless the caller is about to pick one)."""
         try:
             subscriptions = await self.services.subscriptions.list()
         except READ_ERRORS as exc:
@@ -108,26 +129,33 @@ class ChartScreen(ModeScreen):
         options.add_options(Option(s.label, id=s.option_id) for s in found)
         if self.current in found:
             options.highlighted = found.index(self.current)
+        elif self.current is None:
+            self.query_one(CandleChart).show([], intraday=True,
+                                             empty_text=PICK_ONE if found else NO_SERIES)
+            if found and pick_first:
+                await self.show_series(await self._first_with_bars(found))
 
     async def open_symbol(self, provider: str, symbol: str) -> bool:
         """Chart a symbol: its finest series that has bars (live first), else its finest
         series; False when the symbol has no series at all."""
-        await self.load_series()
+        await self.load_series(pick_first=False)
         matches = [s for s in self.series if s.provider == provider and s.symbol == symbol]
         if not matches:
             return False
         matches.sort(key=lambda s: (s.mode != "live", _INTERVAL_ORDER.get(s.interval, 99)))
-        chosen = matches[0]
-        for series in matches:
-            try:
-                if await fetch_bars(self.services.db, series.table, provider, symbol,
-                                    series.interval, limit=1):
-                    chosen = series
-                    break
-            except READ_ERRORS:
-                break  # reload() below says what is wrong
-        await self.show_series(chosen)
+        await self.show_series(await self._first_with_bars(matches))
         return True
+
+    async def _first_with_bars(self, candidates: list[Series]) -> Series:
+        """The first of `candidates` with a stored bar (a few are tried), else the first."""
+        for series in candidates[:PROBED]:
+            try:
+                if await fetch_bars(self.services.db, series.table, series.provider,
+                                    series.symbol, series.interval, limit=1):
+                    return series
+            except READ_ERRORS:
+                break  # reload() says what is wrong when the chosen series is shown
+        return candidates[0]
 
     async def show_series(self, series: Series) -> None:
         if series != self.current:

@@ -8,15 +8,19 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.widgets import Static
 
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
+from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.services import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
 
 DB_REFRESH_SECONDS = 5.0
+NARROW = 100
+SHORT = 32
 RECENT_ERRORS = 6
 _LEVEL_RANK = {"stale": 0, "late": 1, "ok": 2, "idle": 3}
 
@@ -33,15 +37,26 @@ def _fill(table: VimDataTable, rows: list[tuple[object, ...]]) -> None:
 
 class DashboardScreen(ModeScreen):
     MODE_TITLE = "Dashboard"
-    BINDINGS = [Binding("r", "refresh", "Refresh", id="dashboard.refresh")]
+    HELP = ("The engine at a glance: who runs it, what it writes, each provider's state and "
+            "each subscription's freshness (stalest first), and the recent errors (all of them "
+            "are in the Log mode, 8). Tab moves between the tables; Enter on a subscription "
+            "opens its chart. The number keys switch modes; the footer shows each mode's keys.")
+    BINDINGS = [Binding("r", "refresh", "Refresh", tooltip="Read everything again now",
+                        id="dashboard.refresh")]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fresh_keys: list[tuple[str, str]] = []
+        """(provider, symbol) of each row of the subscriptions table, in order."""
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dashboard"):
             with Horizontal(id="dash-top"):
                 yield EnginePanel(id="engine-panel", classes="panel")
-                yield VimDataTable(id="writers", classes="panel", cursor_type="row")
-            yield VimDataTable(id="providers", classes="panel", cursor_type="row")
-            yield VimDataTable(id="freshness", classes="panel", cursor_type="row")
+                yield VimDataTable(id="writers", classes="panel")
+            yield VimDataTable(id="providers", classes="panel")
+            yield VimDataTable(id="freshness", classes="panel", enter="Chart",
+                               enter_help="Chart the subscription's symbol (Chart mode)")
             yield Static(id="errors", classes="panel")
 
     async def on_mount(self) -> None:
@@ -63,6 +78,10 @@ class DashboardScreen(ModeScreen):
         self.set_interval(DB_REFRESH_SECONDS, self._refresh_db)
         self._refresh_live()
         await self._refresh_db()
+
+    def on_resize(self, event: Resize) -> None:
+        self.set_class(event.size.width < NARROW, "-narrow")
+        self.set_class(event.size.height < SHORT, "-short")
 
     async def action_refresh(self) -> None:
         self._refresh_live()
@@ -121,11 +140,17 @@ class DashboardScreen(ModeScreen):
                  Text(fresh.label, style=LEVEL_STYLES[fresh.level])),
             ))
         rows.sort(key=lambda r: r[0])
+        self.fresh_keys = [(row[0], row[1]) for _, row in rows]
         _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
+
+    async def on_data_table_row_selected(self, event: VimDataTable.RowSelected) -> None:
+        event.stop()
+        if event.data_table.id == "freshness" and event.cursor_row < len(self.fresh_keys):
+            await open_chart(self, *self.fresh_keys[event.cursor_row])
 
 
 MODE = Mode("dashboard", "Dashboard", 1, DashboardScreen,
-            "engine owner, provider health, freshness, write rate, errors")
+            "engine owner, provider health, freshness, write rate, errors", short="Dash")
 
 command("dashboard: refresh", "Read providers and subscriptions again", "refresh",
         mode="dashboard")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from time import monotonic
 
 from textual.app import ComposeResult
-from textual.widgets import Static
 
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
@@ -15,6 +14,10 @@ from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
 
 class LiveScreen(FilterableScreen):
     MODE_TITLE = "Live"
+    HELP = ("The latest quote of every live symbol, a few repaints a second (prices flash "
+            "when they move). s sorts by the next column, S flips the order, u goes back to "
+            "your own order, in which J and K move the highlighted row. / filters; Enter "
+            "charts the symbol. Subscribe a symbol live (Subscriptions mode, 5) to see it.")
 
     def compose_body(self) -> ComposeResult:
         yield self.filter_input("filter symbols (Enter keeps it, Esc clears)")
@@ -23,7 +26,7 @@ class LiveScreen(FilterableScreen):
             flash=self.quasar.options.animation,
             empty_text="waiting for ticks: subscribe a symbol live (mode 5, Subscriptions)",
         )
-        yield Static(id="live-status", classes="status-line")
+        yield self.status_line()
 
     def on_mount(self) -> None:
         self.query_one(LiveTable).focus()
@@ -38,12 +41,11 @@ class LiveScreen(FilterableScreen):
         ) + (" desc" if table.sort_reverse else " asc")
         shown = f"{len(table.order)}/{len(self.services.book)}"
         flt = f"  filter: {table.filter_text!r}" if table.filter_text else ""
-        self.query_one("#live-status", Static).update(
-            f" {shown} symbols, {active} ticking, {rate:,.1f} ticks/s  sort: {sort}{flt}"
-        )
+        self.show_status(f"{shown} symbols, {active} ticking, {rate:,.1f} ticks/s  sort: "
+                         f"{sort}{flt}")
 
-    def apply_filter(self, text: str) -> None:
-        self.query_one(LiveTable).set_filter(text)
+    def apply_filter(self) -> None:
+        self.query_one(LiveTable).set_filter(self.filter_text)
         self._update_status()
 
     def focus_list(self) -> None:

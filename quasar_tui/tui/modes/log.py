@@ -5,7 +5,6 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import Static
 
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
@@ -28,24 +27,29 @@ def format_entry(entry: LogEntry) -> Text:
 
 class LogScreen(FilterableScreen):
     MODE_TITLE = "Log"
+    HELP = ("What the engine and the console report, newest last: job runs, provider "
+            "connections, warnings and errors (errors also pop up as notifications). a shows "
+            "everything, w warnings and errors, e errors only; / filters by text; f stops or "
+            "resumes following new lines.")
     BINDINGS = [
-        Binding("a", "level('info')", "All", id="log.all"),
-        Binding("w", "level('warning')", "Warnings", id="log.warnings"),
-        Binding("e", "level('error')", "Errors", id="log.errors"),
-        Binding("f", "follow", "Follow", id="log.follow"),
+        Binding("a", "level('info')", "All", tooltip="Show every line", id="log.all"),
+        Binding("w", "level('warning')", "Warnings", tooltip="Show warnings and errors",
+                id="log.warnings"),
+        Binding("e", "level('error')", "Errors", tooltip="Show errors only", id="log.errors"),
+        Binding("f", "follow", "Follow", tooltip="Stop or resume following new lines",
+                id="log.follow"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.min_level = "info"
-        self.text_filter = ""
         self.follow = True
         self._shown = 0
 
     def compose_body(self) -> ComposeResult:
         yield self.filter_input("filter the log (Enter keeps it, Esc clears)")
         yield VimLog(id="log", max_lines=LOG_KEPT, wrap=True, markup=False, auto_scroll=True)
-        yield Static(id="log-status", classes="status-line")
+        yield self.status_line()
 
     def on_mount(self) -> None:
         self.quasar.engine_log.subscribe(self, self._append)
@@ -57,7 +61,7 @@ class LogScreen(FilterableScreen):
             self.min_level
         ):
             return False
-        needle = self.text_filter
+        needle = self.filter_text
         return not needle or needle in entry.message.lower() or needle in entry.source.lower()
 
     def _append(self, entry: LogEntry) -> None:
@@ -77,15 +81,12 @@ class LogScreen(FilterableScreen):
         self._update_status()
 
     def _update_status(self) -> None:
-        flt = f", text {self.text_filter!r}" if self.text_filter else ""
+        flt = f", text {self.filter_text!r}" if self.filter_text else ""
         follow = "following" if self.follow else "paused (f follows)"
-        self.query_one("#log-status", Static).update(
-            f" {self._shown} of {len(self.services.log)} entries, level >= {self.min_level}"
-            f"{flt}, {follow}"
-        )
+        self.show_status(f"{self._shown} of {len(self.services.log)} entries, level >= "
+                         f"{self.min_level}{flt}, {follow}")
 
-    def apply_filter(self, text: str) -> None:
-        self.text_filter = text
+    def apply_filter(self) -> None:
         self._redraw()
 
     def focus_list(self) -> None:

@@ -8,7 +8,6 @@ hundred obvious symbols take `t a`. `v` shows the existing mappings (rename, del
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,16 +15,16 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.widgets import ContentSwitcher, DataTable, Input, OptionList, Static
+from textual.widgets import ContentSwitcher, DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from quasar_tui.registry.mappings import MappingRecord
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
-from quasar_tui.tui.modals.edit_common import EditCommonModal
+from quasar_tui.tui.modals.edit_common import EditCommonModal, open_map
 from quasar_tui.tui.modes.base import Mode
-from quasar_tui.tui.modes.registry_base import ProviderScreen
+from quasar_tui.tui.modes.registry_base import Coalesced, ProviderScreen
 from quasar_tui.tui.services import READ_ERRORS, LogEntry
 from quasar_tui.tui.widgets.mapping_list import (
     COLUMNS,
@@ -63,22 +62,35 @@ class Unmapped:
 
 class MappingsScreen(ProviderScreen):
     MODE_TITLE = "Mappings"
+    HELP = ("Map each provider symbol to a common symbol, so the same instrument from two "
+            "providers is one. Left: unmapped symbols with the best proposal; right: the ranked "
+            "suggestions for the highlighted one. Enter accepts the proposal; l (or Tab) moves "
+            "to the suggestions to pick another, h back; e types your own. In bulk: t marks "
+            "the obvious ones, space marks one, * all shown, a accepts the marked. v shows the "
+            "existing mappings (n renames a common symbol, d deletes a mapping).")
     FILTER_ID = "mapping-filter"
     BINDINGS = [
         *ProviderScreen.PROVIDER_BINDINGS,
-        Binding("a", "accept_marked", "Accept marked", id="mappings.accept_marked"),
-        Binding("t", "mark_obvious", "Mark obvious", id="mappings.mark_obvious"),
-        Binding("e", "edit", "Edit common", id="mappings.edit"),
+        Binding("t", "mark_obvious", "Mark obvious",
+                tooltip=f"Mark every shown row whose proposal scores {OBVIOUS:.2f} or more",
+                id="mappings.mark_obvious"),
+        Binding("a", "accept_marked", "Accept marked",
+                tooltip="Accept the proposals of the marked rows", id="mappings.accept_marked"),
+        Binding("e", "edit", "Edit", tooltip="Type the common symbol for the highlighted row",
+                id="mappings.edit"),
         Binding("l", "focus_alternatives", "Suggestions", show=False,
+                tooltip="Go to the suggestions pane (moving there picks one)",
                 id="mappings.suggestions"),
-        Binding("h", "focus_list", "Symbols", show=False, id="mappings.symbols"),
-        Binding("v", "toggle_view", "Mapped/unmapped", id="mappings.toggle_view"),
-        Binding("n", "rename", "Rename common", id="mappings.rename"),
-        Binding("d,delete", "delete", "Delete mapping", id="mappings.delete"),
-        Binding("slash", "filter", "Filter", id="mappings.filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False,
-                id="mappings.clear_filter"),
-        Binding("r", "reload", "Reload", show=False, id="mappings.reload"),
+        Binding("h", "focus_list", "Symbols", show=False,
+                tooltip="Back to the unmapped symbols", id="mappings.symbols"),
+        Binding("v", "toggle_view", "Mapped", tooltip="Show the mappings, or the unmapped",
+                id="mappings.toggle_view"),
+        Binding("n", "rename", "Rename", tooltip="Rename the common symbol (mappings view)",
+                id="mappings.rename"),
+        Binding("d,delete", "delete", "Delete", tooltip="Delete the mapping (asks first)",
+                id="mappings.delete"),
+        Binding("r", "reload", "Reload", show=False,
+                tooltip="Score the unmapped symbols again", id="mappings.reload"),
     ]
 
     def __init__(self) -> None:
@@ -86,23 +98,23 @@ class MappingsScreen(ProviderScreen):
         self.view = "unmapped"
         self.unmapped: dict[str, Unmapped] = {}
         self.mapped: list[MappingRecord] = []
-        self.filter_text = ""
         self.alternatives: list[Suggestion] = []
         self.alternatives_for: str | None = None
+        self._pane = Coalesced(self, "suggestions", self._load_alternatives)
 
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield Input(placeholder="filter symbols, names and common symbols (Enter keeps it, "
-                        "Esc clears)", id="mapping-filter", classes="filter")
+            yield self.filter_input("filter symbols, names and common symbols (Enter keeps it, "
+                                    "Esc clears)")
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
                 yield SuggestionTable(COLUMNS, id="unmapped-table")
                 with Vertical(id="alternatives-pane"):
                     yield Static("Suggestions", id="alternatives-title")
                     yield AlternativeList(id="alternatives")
-            yield VimDataTable(id="mapped-table", cursor_type="row", zebra_stripes=True)
-        yield Static(id="mappings-status", classes="status-line")
+            yield VimDataTable(id="mapped-table", zebra_stripes=True)
+        yield self.status_line()
 
     def on_mount(self) -> None:
         mapped = self.query_one("#mapped-table", VimDataTable)
@@ -148,7 +160,7 @@ class MappingsScreen(ProviderScreen):
 
     # -- loading ---------------------------------------------------------------------------
 
-    async def load(self, delay: float = 0.0) -> None:
+    async def load(self) -> None:
         provider = self.provider
         if provider is None:
             self.unmapped, self.mapped = {}, []
@@ -159,7 +171,7 @@ class MappingsScreen(ProviderScreen):
             assets = await self.services.mappings.unmapped(provider, limit=UNMAPPED_READ)
             mapped = await self.services.mappings.list(provider=provider)
         except READ_ERRORS as exc:
-            self._status(f"cannot read the mappings of {provider}: {exc}")
+            self.show_status(f"cannot read the mappings of {provider}: {exc}")
             return
         if provider != self.provider:
             return
@@ -172,9 +184,9 @@ class MappingsScreen(ProviderScreen):
         for a in assets:
             rows.setdefault(a.symbol, Unmapped(a.symbol, a.name, None, None))
         self.unmapped, self.mapped = rows, mapped
-        self.alternatives_for = None
         self.table.keep_marks(rows)
         self._show_rows()
+        self._pane.request()  # the scores may have changed even where the cursor stayed
 
     def _show_rows(self) -> None:
         text = self.filter_text
@@ -198,28 +210,24 @@ class MappingsScreen(ProviderScreen):
                 table.move_cursor(row=min(keep, table.row_count - 1), animate=False)
         self._update_status()
 
-    def apply_filter(self, text: str) -> None:
-        self.filter_text = text
+    def apply_filter(self) -> None:
         self._show_rows()
-
-    def _status(self, text: str) -> None:
-        self.query_one("#mappings-status", Static).update(f" {text}")
 
     def _update_status(self) -> None:
         if self.provider is None:
-            self._status("No providers yet: add one in the Providers mode (2).")
+            self.show_status("No providers yet: add one in the Providers mode (2).")
             return
         if self.view == "mapped":
-            self._status(f"{self.provider}: {len(self.mapped):,} mappings · "
+            self.show_status(f"{self.provider}: {len(self.mapped):,} mappings · "
                          f"{len(self.unmapped):,} unmapped (v)")
             return
         if not self.unmapped:
             record = self.provider_records.get(self.provider)
             if record is not None and not record.asset_count:
-                self._status(f"{self.provider} lists no assets yet: refresh them in the "
+                self.show_status(f"{self.provider} lists no assets yet: refresh them in the "
                              "Providers mode (2, then r)")
             else:
-                self._status(f"{self.provider}: every listed symbol is mapped "
+                self.show_status(f"{self.provider}: every listed symbol is mapped "
                              f"({len(self.mapped):,}) · v shows the mappings")
             return
         table = self.table
@@ -228,7 +236,7 @@ class MappingsScreen(ProviderScreen):
         hidden = f" ({table.hidden_marks} hidden by the filter)" if table.hidden_marks else ""
         shown = len(table.keys)
         cut = f", {shown:,} shown" if shown < len(self.unmapped) else ""
-        self._status(
+        self.show_status(
             f"{self.provider}: {len(self.unmapped):,} unmapped{cut} · {len(table.marks):,} "
             f"marked{hidden} · {obvious:,} obvious (score ≥ {OBVIOUS:.2f}, t marks them) · "
             f"* marks all shown · {len(self.mapped):,} mapped (v)"
@@ -244,13 +252,11 @@ class MappingsScreen(ProviderScreen):
             self._highlight_changed()
 
     def _highlight_changed(self) -> None:
-        symbol = self.table.cursor_key
-        if symbol != self.alternatives_for:
-            self.run_task("suggestions", self._load_alternatives, symbol, exclusive=True)
+        if self.table.cursor_key != self.alternatives_for:
+            self._pane.request(MOVE_PAUSE)
 
-    async def _load_alternatives(self, symbol: str | None) -> None:
-        await asyncio.sleep(MOVE_PAUSE)
-        provider = self.provider
+    async def _load_alternatives(self) -> None:
+        symbol, provider = self.table.cursor_key, self.provider
         options: list[Suggestion] = []
         if symbol is not None and provider is not None:
             try:
@@ -357,21 +363,13 @@ class MappingsScreen(ProviderScreen):
         provider = self.provider
         if row is None or provider is None:
             return
-        mappings = self.services.mappings
 
-        async def save(common: str) -> str:
-            await mappings.map(common, provider, row.symbol)
-            return f"mapped {provider}:{row.symbol} to {common}"
-
-        def done(message: str | None) -> None:
-            if message:
-                self.notify(message)
-                self.table.set_marks(self.table.marks - {row.symbol})
-                self.request_load()
+        def mapped() -> None:
+            self.table.set_marks(self.table.marks - {row.symbol})
+            self.request_load()
 
         initial = row.proposal.common_symbol if row.proposal else row.symbol.upper()
-        self.app.push_screen(EditCommonModal(
-            f"Map {provider}:{row.symbol}", row.name or row.symbol, initial, save), done)
+        open_map(self, self.services.mappings, provider, row.symbol, row.name, initial, mapped)
 
     # -- existing mappings -------------------------------------------------------------------
 
@@ -426,7 +424,7 @@ class MappingsScreen(ProviderScreen):
 
 
 MODE = Mode("mappings", "Mappings", 4, MappingsScreen,
-            "map provider symbols to common symbols with ranked suggestions")
+            "map provider symbols to common symbols with ranked suggestions", short="Maps")
 
 command("mapping: accept", "Accept the highlighted symbol's proposal", "accept",
         mode="mappings")

@@ -20,7 +20,6 @@ from quasar_tui.tui.modes.registry_base import RegistryScreen
 from quasar_tui.tui.services import READ_ERRORS
 from quasar_tui.tui.widgets.vim import VimDataTable
 
-RELOAD_SECONDS = 5.0
 COLUMNS = ("Name", "Kind", "Enabled", "Status", "Assets", "Intervals", "Secrets", "Source",
            "Detail")
 _STATUS_STYLES = {"ok": "green", "error": "bold red", "connecting": "yellow"}
@@ -56,81 +55,109 @@ def row_cells(record: ProviderRecord, refreshing: bool) -> tuple[object, ...]:
 
 class ProvidersScreen(RegistryScreen):
     MODE_TITLE = "Providers"
+    RELOAD_SECONDS = 5.0
+    HELP = ("Data providers: bundled ones and your own Python files. a adds a file (it is "
+            "validated first), r lists its symbols, m maps them to common symbols, Enter shows "
+            "them in the Assets mode. s sets secrets (API keys), p preferences.")
     BINDINGS = [
-        Binding("a", "add", "Add", id="providers.add"),
-        Binding("p", "preferences", "Preferences", id="providers.preferences"),
-        Binding("s", "secrets", "Secrets", id="providers.secrets"),
-        Binding("e", "toggle_enabled", "Enable/disable", id="providers.toggle_enabled"),
-        Binding("r", "refresh_assets", "Refresh assets", id="providers.refresh_assets"),
-        Binding("d,delete", "remove", "Remove", id="providers.remove"),
-        Binding("m", "map_symbols", "Map symbols", id="providers.map"),
+        Binding("a", "add", "Add", tooltip="Add a provider from a Python file",
+                id="providers.add"),
+        Binding("r", "refresh_assets", "Refresh assets",
+                tooltip="List the provider's symbols again (in the background)",
+                id="providers.refresh_assets"),
+        Binding("m", "map_symbols", "Map", tooltip="Map its symbols (Mappings mode)",
+                id="providers.map"),
+        Binding("s", "secrets", "Secrets", tooltip="Set its secrets, such as API keys (masked)",
+                id="providers.secrets"),
+        Binding("p", "preferences", "Prefs", tooltip="Edit its preferences",
+                id="providers.preferences"),
+        Binding("e", "toggle_enabled", "Enable/disable", show=False,
+                id="providers.toggle_enabled"),
+        Binding("d,delete", "remove", "Remove", show=False,
+                tooltip="Remove the provider (asks first)", id="providers.remove"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.records: dict[str, ProviderRecord] = {}
         self.refreshing: set[str] = set()
+        self._focus_next: str | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield VimDataTable(id="provider-table", cursor_type="row", zebra_stripes=True)
+        yield self.filter_input("filter providers by name, kind or status (Enter keeps it, "
+                                "Esc clears)")
+        yield VimDataTable(id="provider-table", enter="Assets",
+                           enter_help="Show the provider's assets (Assets mode)",
+                           zebra_stripes=True)
         with Horizontal(id="provider-progress", classes="status-line"):
             yield Static(id="refresh-text")
             yield ProgressBar(total=None, show_eta=False, show_percentage=False,
                               id="refresh-bar")
-        yield Static(id="providers-status", classes="status-line")
+        yield self.status_line()
 
     def on_mount(self) -> None:
-        table = self.query_one("#provider-table", VimDataTable)
         for title in COLUMNS:
-            table.add_column(title, key=title.lower())
-        table.focus()
-        self.set_interval(RELOAD_SECONDS, self._auto_reload)
+            self.table.add_column(title, key=title.lower())
+        self.focus_list()
         self._show_progress()
 
-    async def on_screen_resume(self) -> None:
-        await self.reload()
-
-    async def _auto_reload(self) -> None:
-        if self.is_current:
-            await self.reload()
+    @property
+    def table(self) -> VimDataTable:
+        return self.query_one("#provider-table", VimDataTable)
 
     def focus_list(self) -> None:
-        self.query_one("#provider-table", VimDataTable).focus()
+        self.table.focus()
 
     @property
     def selected(self) -> ProviderRecord | None:
-        table = self.query_one("#provider-table", VimDataTable)
-        names = list(self.records)
-        return self.records[names[table.cursor_row]] if 0 <= table.cursor_row < len(
-            names) else None
+        table = self.table
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        return self.records.get(key or "")
 
-    async def reload(self, focus: str | None = None) -> None:
+    def reload(self, focus: str | None = None) -> None:
+        """Read the providers again, with the cursor on `focus` (else where it was)."""
+        self._focus_next = focus
+        self.request_load()
+
+    async def load(self) -> None:
         try:
             records = await self.services.providers.list()
         except READ_ERRORS as exc:
             self.report_error(f"cannot list providers: {exc}")
             return
-        table = self.query_one("#provider-table", VimDataTable)
-        keep = focus or (self.selected.name if self.selected else None)
+        keep = self._focus_next or (self.selected.name if self.selected else None)
+        self._focus_next = None
         self.records = {r.name: r for r in records}
-        table.clear()
-        for record in records:
-            table.add_row(*row_cells(record, record.name in self.refreshing), key=record.name)
-        names = list(self.records)
-        if keep in self.records:
-            table.move_cursor(row=names.index(keep), animate=False)
-        self._update_status()
+        self._show_rows(keep)
 
-    def _update_status(self) -> None:
+    def _show_rows(self, keep: str | None) -> None:
+        text = self.filter_text
+        table = self.table
+        table.clear()
+        shown = [r for r in self.records.values() if not text or any(
+            text in v.lower() for v in (r.name, r.kind, r.status))]
+        for record in shown:
+            table.add_row(*row_cells(record, record.name in self.refreshing), key=record.name)
+        names = [r.name for r in shown]
+        if keep in names:
+            table.move_cursor(row=names.index(keep), animate=False)
+        self._update_status(len(shown))
+
+    def apply_filter(self) -> None:
+        self._show_rows(self.selected.name if self.selected else None)
+
+    def _update_status(self, shown: int) -> None:
         if not self.records:
-            text = " No providers yet: press a to add one from a Python file."
-        else:
-            missing = sum(1 for r in self.records.values() if set(
-                r.capabilities.get("secrets") or ()) - set(r.secret_names))
-            text = (f" {len(self.records)} providers"
-                    + (f", {missing} missing secrets (s sets them)" if missing else "")
-                    + " · ⏎ shows the assets, m maps the symbols")
-        self.query_one("#providers-status", Static).update(text)
+            self.show_status("No providers yet: press a to add one from a Python file.")
+            return
+        missing = sum(1 for r in self.records.values() if set(
+            r.capabilities.get("secrets") or ()) - set(r.secret_names))
+        count = f"{len(self.records)} providers" + (
+            f" ({shown} shown)" if shown < len(self.records) else "")
+        self.show_status(count + (f", {missing} missing secrets (s sets them)" if missing
+                                  else "") + " · ⏎ shows the assets, m maps the symbols")
 
     def _show_progress(self) -> None:
         busy = sorted(self.refreshing)
@@ -139,9 +166,13 @@ class ProvidersScreen(RegistryScreen):
             f" refreshing assets of {', '.join(busy)} " if busy else "")
 
     def _need_selected(self) -> ProviderRecord | None:
+        """The highlighted provider, which the other modes then open on (it is the one the
+        user works on)."""
         record = self.selected
         if record is None:
             self.notify("no provider selected: press a to add one", severity="warning")
+        else:
+            self.quasar.chosen_provider = record.name
         return record
 
     # -- add, preferences, secrets --------------------------------------------------------
@@ -150,11 +181,12 @@ class ProvidersScreen(RegistryScreen):
         def added(record: ProviderRecord | None) -> None:
             if record is None:
                 return
+            self.quasar.chosen_provider = record.name
             self.notify(f"added {record.kind} provider {record.name}; r lists its assets"
                         + ("; s sets its secrets" if record.capabilities.get("secrets") else ""))
             for notice in record.notices:
                 self.notify(notice, severity="warning", timeout=10)
-            self.run_task("reload providers", self.reload, record.name)
+            self.reload(record.name)
 
         self.app.push_screen(AddProviderModal(), added)
 
@@ -169,7 +201,7 @@ class ProvidersScreen(RegistryScreen):
         def saved(updated: ProviderRecord | None) -> None:
             if updated is not None and updated.preferences != record.preferences:
                 self.notify(f"preferences of {record.name} saved")
-                self.run_task("reload providers", self.reload)
+                self.reload()
 
         self.app.push_screen(PreferencesModal(record), saved)
 
@@ -185,7 +217,7 @@ class ProvidersScreen(RegistryScreen):
             self.notify(f"secrets of {record.name} saved; keys set: {names}")
             for notice in updated.notices:
                 self.notify(notice, severity="warning", timeout=10)
-            self.run_task("reload providers", self.reload)
+            self.reload()
 
         self.app.push_screen(SecretsModal(record), saved)
 
@@ -201,7 +233,7 @@ class ProvidersScreen(RegistryScreen):
             self.report_error(str(exc))
             return
         self.notify(f"{record.name} {'enabled' if updated.enabled else 'disabled'}")
-        await self.reload()
+        self.reload()
 
     async def action_remove(self) -> None:
         record = self._need_selected()
@@ -235,7 +267,7 @@ class ProvidersScreen(RegistryScreen):
             return
         kept = sum(result["kept"].values())
         self.notify(f"removed {name}" + (f"; {kept:,} stored rows kept" if kept else ""))
-        await self.reload()
+        self.reload()
 
     def action_refresh_assets(self) -> None:
         record = self._need_selected()
@@ -246,8 +278,7 @@ class ProvidersScreen(RegistryScreen):
             return
         self.refreshing.add(record.name)
         self._show_progress()
-        self.query_one("#provider-table", VimDataTable).update_cell(
-            record.name, "assets", Text("refreshing...", style="yellow"))
+        self._show_rows(record.name)
         self.run_task(f"refresh {record.name}", self._refresh_assets, record.name)
 
     async def _refresh_assets(self, name: str) -> None:
@@ -267,7 +298,7 @@ class ProvidersScreen(RegistryScreen):
         finally:
             self.refreshing.discard(name)
             self._show_progress()
-        await self.reload()
+        self.reload()
 
     # -- to the other modes ------------------------------------------------------------------
 
@@ -289,7 +320,8 @@ class ProvidersScreen(RegistryScreen):
 
 
 MODE = Mode("providers", "Providers", 2, ProvidersScreen,
-            "add, configure, enable and remove data providers; refresh their assets")
+            "add, configure, enable and remove data providers; refresh their assets",
+            short="Prov")
 
 command("provider: add", "Add a provider from a Python file (validated first)", "add",
         mode="providers")
@@ -303,5 +335,6 @@ command("provider: refresh assets", "List the selected provider's symbols again"
         "refresh_assets", mode="providers")
 command("provider: remove", "Remove the selected provider (asks first)", "remove",
         mode="providers")
+command("provider: filter", "Filter the providers shown", "filter", mode="providers")
 command("provider: map symbols", "Map the selected provider's symbols (Mappings mode)",
         "map_symbols", mode="providers")

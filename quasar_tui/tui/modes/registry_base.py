@@ -1,20 +1,22 @@
 """What the registry-facing modes (Providers, Assets, Mappings, Subscriptions) share: their
-style sheet, background work that reports failures instead of crashing, and a text filter."""
+style sheet, the `/` filter, background work that reports failures instead of crashing, and
+loads that coalesce instead of cancelling each other."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
 from textual.binding import Binding
-from textual.widgets import Input, Select
+from textual.widgets import Select
 from textual.worker import Worker, WorkerState
 
 from quasar_tui.engine.engine import one_line
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.tui.modes.base import ModeScreen
+from quasar_tui.tui.modes.base import FilterableScreen
 from quasar_tui.tui.services import READ_ERRORS, LogEntry
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.provider_picker import ProviderPicker
@@ -22,12 +24,65 @@ from quasar_tui.tui.widgets.provider_picker import ProviderPicker
 CSS_FILE = "../registry.tcss"
 
 
-class RegistryScreen(ModeScreen):
+class Coalesced:
+    """An async job run for the newest request only, and never cancelled half-way (that would
+    leave its database connection mid-transaction): a request made while it runs is served by
+    one more run after it; `delay` debounces (typing, moving through a list)."""
+
+    def __init__(self, screen: RegistryScreen, name: str,
+                 job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self._screen = screen
+        self._name = name
+        self._job = job
+        self._wanted = 0
+        self._delay = 0.0
+        self._running = False
+
+    def request(self, delay: float = 0.0) -> None:
+        self._wanted += 1
+        self._delay = delay
+        if not self._running:
+            self._running = True
+            self._screen.run_task(self._name, self._run)
+
+    async def _run(self) -> None:
+        try:
+            done = None
+            while done != self._wanted:
+                if self._delay:
+                    await asyncio.sleep(self._delay)
+                done = self._wanted
+                await self._job()
+        finally:
+            self._running = False
+
+
+class RegistryScreen(FilterableScreen):
     """A mode screen whose reads and writes run as workers: the keys stay live while the
-    database (or a provider) works, and a failure becomes a notification."""
+    database (or a provider) works, and a failure becomes a notification.
+
+    Subclasses implement `load()`; `request_load()` runs it in the background."""
 
     CSS_PATH = CSS_FILE
-    FILTER_ID = "filter"
+    RELOAD_SECONDS: float | None = None
+    """Read the rows again this often while the screen shows (edits made elsewhere, the
+    engine's progress); None reads them when the screen is shown and after each change."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._loads = Coalesced(self, f"load {self.MODE_TITLE.lower()}", self.load)
+
+    def on_mount(self) -> None:
+        if self.RELOAD_SECONDS:
+            self.set_interval(self.RELOAD_SECONDS, self._auto_reload)
+
+    def on_screen_resume(self) -> None:
+        """Runs after a subclass's own `on_screen_resume` (Textual calls each class's)."""
+        self.request_load()
+
+    def _auto_reload(self) -> None:
+        if self.is_current:
+            self.request_load()
 
     def run_task(self, name: str, work: Callable[..., Coroutine[Any, Any, None]], *args: Any,
                  exclusive: bool = False) -> Worker[None]:
@@ -48,47 +103,24 @@ class RegistryScreen(ModeScreen):
         if event.state == WorkerState.ERROR and event.worker.error is not None:
             self.report_error(f"{event.worker.name} failed: {one_line(event.worker.error)}")
 
-    # -- the `/` filter box (an Input with class "filter", shown while in use) -------------
+    def request_load(self, delay: float = 0.0) -> None:
+        """Read the rows again, `delay` seconds from now (typing debounces this way)."""
+        self._loads.request(delay)
 
-    @property
-    def filter_box(self) -> Input:
-        return self.query_one(f"#{self.FILTER_ID}", Input)
-
-    def action_filter(self) -> None:
-        self.filter_box.add_class("-shown")
-        self.filter_box.focus()
-
-    def action_clear_filter(self) -> None:
-        box = self.filter_box
-        box.value = ""
-        box.remove_class("-shown")
-        self.focus_list()
-
-    def on_input_changed(self, event: Input.Changed) -> None:
-        if event.input.id == self.FILTER_ID:
-            self.apply_filter(event.value.strip().lower())
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == self.FILTER_ID:
-            if not event.value:
-                event.input.remove_class("-shown")
-            self.focus_list()
-
-    def apply_filter(self, text: str) -> None:
-        """Show only rows containing `text` (lower case; empty shows all)."""
-
-    def focus_list(self) -> None:
-        """Put the focus back on the mode's main list."""
+    async def load(self) -> None:
+        """Read the mode's rows and show them."""
 
 
 class ProviderScreen(RegistryScreen):
-    """A mode that works on one provider at a time, picked at the top (`p`).
+    """A mode that works on one provider at a time, picked at the top (`p`). The pick is
+    shared: Assets and Mappings open on the provider last picked in either.
 
-    Subclasses compose a `ProviderPicker` with id "provider" and implement `load()`, which
-    `request_load()` runs as the one current load (a newer request cancels an older one).
-    """
+    Subclasses compose a `ProviderPicker` with id "provider" and implement `load()` for
+    `self.provider`."""
 
-    PROVIDER_BINDINGS = [Binding("p", "pick_provider", "Provider", id="provider.pick")]
+    PROVIDER_BINDINGS = [Binding("p", "pick_provider", "Provider",
+                                 tooltip="Pick the provider to work on",
+                                 id="provider.pick")]
 
     def __init__(self) -> None:
         super().__init__()
@@ -107,10 +139,13 @@ class ProviderScreen(RegistryScreen):
             self.report_error(f"cannot list providers: {exc}")
             return
         self.provider_records = {r.name: r for r in records}
-        self._set_provider(self.picker.set_providers(records, self.provider))
+        keep = self.quasar.chosen_provider or self.provider
+        self._set_provider(self.picker.set_providers(records, keep))
 
     def _set_provider(self, name: str | None) -> None:
         """Marks name symbols of one provider: another provider starts with none."""
+        if name is not None:
+            self.quasar.chosen_provider = name
         if name != self.provider:
             self.provider = name
             for table in self.query(MarkedTable):
@@ -123,8 +158,8 @@ class ProviderScreen(RegistryScreen):
         self.request_load()
 
     async def on_screen_resume(self) -> None:
+        """Before the load `RegistryScreen.on_screen_resume` asks for: which provider."""
         await self.refresh_providers()
-        self.request_load()
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "provider" and isinstance(event.value, str):
@@ -137,9 +172,3 @@ class ProviderScreen(RegistryScreen):
     def action_pick_provider(self) -> None:
         self.picker.focus()
         self.picker.expanded = True
-
-    def request_load(self, delay: float = 0.0) -> None:
-        self.run_task(f"load {self.MODE_TITLE.lower()}", self.load, delay, exclusive=True)
-
-    async def load(self, delay: float = 0.0) -> None:
-        """Read the rows for `self.provider` (after `delay`: typing debounces this way)."""

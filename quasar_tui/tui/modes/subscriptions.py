@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import DataTable
 
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.commands import command
@@ -21,7 +21,6 @@ from quasar_tui.tui.services import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
-RELOAD_SECONDS = 5.0
 COLUMNS = ("Id", "Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)",
            "Freshness", "Error")
 _STATE_STYLES = {"error": "bold red", "running": "yellow", "ok": "green", "paused": "dim"}
@@ -47,39 +46,38 @@ def _plural(n: int, what: str) -> str:
 
 class SubscriptionsScreen(RegistryScreen):
     MODE_TITLE = "Subscriptions"
-    FILTER_ID = "subscription-filter"
+    RELOAD_SECONDS = 5.0
+    HELP = ("What the engine collects: one row per provider, symbol, interval and mode. a "
+            "subscribes (a form). The keys act on the marked rows (space marks), or on the "
+            "highlighted one: p pauses, u resumes, b backfills now, d deletes. Enter charts it.")
     BINDINGS = [
-        Binding("a", "add", "Add", id="subscriptions.add"),
-        Binding("p", "pause", "Pause", id="subscriptions.pause"),
-        Binding("u", "resume", "Resume", id="subscriptions.resume"),
-        Binding("b", "backfill", "Backfill now", id="subscriptions.backfill"),
-        Binding("d,delete", "delete", "Delete", id="subscriptions.delete"),
-        Binding("slash", "filter", "Filter", id="subscriptions.filter"),
-        Binding("escape", "clear_filter", "Clear filter", show=False,
-                id="subscriptions.clear_filter"),
+        Binding("a", "add", "Add", tooltip="Subscribe symbols (a form)",
+                id="subscriptions.add"),
+        Binding("p", "pause", "Pause", tooltip="Pause the marked or highlighted ones",
+                id="subscriptions.pause"),
+        Binding("u", "resume", "Resume", tooltip="Resume the marked or highlighted ones",
+                id="subscriptions.resume"),
+        Binding("b", "backfill", "Backfill",
+                tooltip="Run the historical jobs of the marked or highlighted ones now",
+                id="subscriptions.backfill"),
+        Binding("d,delete", "delete", "Delete",
+                tooltip="Delete the marked or highlighted ones (asks first)",
+                id="subscriptions.delete"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.records: dict[str, SubscriptionRecord] = {}
-        self.filter_text = ""
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder="filter by provider, symbol, interval, mode or state (Enter "
-                    "keeps it, Esc clears)", id="subscription-filter", classes="filter")
-        yield MarkedTable(COLUMNS, id="subscription-table")
-        yield Static(id="subscriptions-status", classes="status-line")
+        yield self.filter_input("filter by provider, symbol, interval, mode or state (Enter "
+                                "keeps it, Esc clears)")
+        yield MarkedTable(COLUMNS, id="subscription-table", enter="Chart",
+                          enter_help="Chart the symbol (Chart mode)")
+        yield self.status_line()
 
     def on_mount(self) -> None:
         self.focus_list()
-        self.set_interval(RELOAD_SECONDS, self._auto_reload)
-
-    def on_screen_resume(self) -> None:
-        self.request_load()
-
-    def _auto_reload(self) -> None:
-        if self.is_current:
-            self.request_load()
 
     @property
     def table(self) -> MarkedTable:
@@ -88,14 +86,11 @@ class SubscriptionsScreen(RegistryScreen):
     def focus_list(self) -> None:
         self.table.focus()
 
-    def request_load(self) -> None:
-        self.run_task("load subscriptions", self.load, exclusive=True)
-
     async def load(self) -> None:
         try:
             records = await self.services.subscriptions.list()
         except READ_ERRORS as exc:
-            self._status(f"cannot list subscriptions: {exc}")
+            self.show_status(f"cannot list subscriptions: {exc}")
             return
         self.records = {str(r.id): r for r in records}
         self.table.keep_marks(self.records)
@@ -118,23 +113,20 @@ class SubscriptionsScreen(RegistryScreen):
         self.table.set_rows(rows)
         self._update_status()
 
-    def apply_filter(self, text: str) -> None:
-        self.filter_text = text
+    def apply_filter(self) -> None:
         self._show_rows()
-
-    def _status(self, text: str) -> None:
-        self.query_one("#subscriptions-status", Static).update(f" {text}")
 
     def _update_status(self) -> None:
         if not self.records:
-            self._status("No subscriptions yet: press a to subscribe (or s in the Assets mode).")
+            self.show_status("No subscriptions yet: press a to subscribe (or s in the Assets "
+                             "mode).")
             return
         paused = sum(1 for s in self.records.values() if not s.enabled)
         errors = sum(1 for s in self.records.values() if s.enabled and s.state == "error")
         marked = f" · {len(self.table.marks)} marked" if self.table.marks else ""
-        self._status(f"{len(self.records):,} subscriptions, {paused} paused, {errors} failing"
-                     f"{marked} · keys act on the marked rows (or the highlighted one) · "
-                     "⏎ charts it")
+        self.show_status(f"{len(self.records):,} subscriptions, {paused} paused, {errors} "
+                         f"failing{marked} · keys act on the marked rows (or the highlighted "
+                         "one)")
 
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
@@ -148,9 +140,11 @@ class SubscriptionsScreen(RegistryScreen):
     # -- actions ---------------------------------------------------------------------------
 
     async def action_add(self) -> None:
+        """The form opens on the provider last picked in the Assets or Mappings mode, else on
+        the highlighted row's."""
         current = self.records.get(self.table.cursor_key or "")
-        await open_subscribe(self, current.provider if current else None, (),
-                             then=lambda _added: self.request_load())
+        provider = self.quasar.chosen_provider or (current.provider if current else None)
+        await open_subscribe(self, provider, (), then=lambda _added: self.request_load())
 
     async def action_pause(self) -> None:
         await self._set_enabled(False)
@@ -174,7 +168,7 @@ class SubscriptionsScreen(RegistryScreen):
             unchanged) else ""
         self.notify(f"{verb} {_plural(changed, 'subscription')}{extra}")
         self.table.set_marks(())
-        await self.load()
+        self.request_load()
 
     def action_delete(self) -> None:
         chosen = self._selected()
@@ -201,27 +195,42 @@ class SubscriptionsScreen(RegistryScreen):
             return
         self.notify(f"deleted {_plural(removed, 'subscription')}")
         self.table.set_marks(())
-        await self.load()
+        self.request_load()
 
     def action_backfill(self) -> None:
         chosen = self._selected()
-        if not chosen:
-            return
+        if chosen:
+            self.run_task("backfill", self._backfill, chosen)
+
+    async def _backfill(self, chosen: list[SubscriptionRecord]) -> None:
+        """The engine here runs the jobs at once; a daemon hears the request through the
+        database (NOTIFY), as it hears every edit."""
         engine = self.services.engine
-        if engine is None:
-            self.notify("backfill now needs the engine in this console; the engine this "
-                        "console is attached to runs each job at its next bar close",
-                        severity="warning", timeout=8)
-            return
-        historical = [s for s in chosen if s.mode == "historical" and s.enabled]
-        started = [s for s in historical if engine.backfill_now(s.id)]
-        skipped = len(chosen) - len(started)
-        if started:
-            self.notify(f"backfill started for {_plural(len(started), 'subscription')}"
-                        + (f"; {skipped} skipped (live or paused)" if skipped else ""))
+        if engine is not None:
+            due = [s for s in chosen if s.mode == "historical" and s.enabled]
+            started = [s for s in due if engine.backfill_now(s.id)]
         else:
+            try:
+                started = await self.services.subscriptions.request_backfill(
+                    [s.id for s in chosen])
+            except READ_ERRORS as exc:
+                self.report_error(str(exc))
+                return
+        if not started:
             self.notify("nothing to backfill: only enabled historical subscriptions run on "
                         "demand (live ones fill their gaps themselves)", severity="warning")
+            return
+        what = _plural(len(started), "subscription")
+        skipped = len(chosen) - len(started)
+        also = f"; {skipped} skipped (live or paused)" if skipped else ""
+        view = self.services.view
+        if engine is not None:
+            self.notify(f"backfill started for {what}{also}")
+        elif view.running and view.owner is not None:
+            self.notify(f"asked the engine ({view.owner.label}) to backfill {what}{also}")
+        else:
+            self.notify(f"no engine runs now: {what} will backfill when one starts{also}",
+                        severity="warning")
 
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -231,7 +240,7 @@ class SubscriptionsScreen(RegistryScreen):
 
 
 MODE = Mode("subscriptions", "Subscriptions", 5, SubscriptionsScreen,
-            "what is collected: add, pause, resume, delete, backfill")
+            "what is collected: add, pause, resume, delete, backfill", short="Subs")
 
 command("subscription: add", "Subscribe symbols of a provider", "add", mode="subscriptions")
 command("subscription: pause", "Pause the marked (or selected) subscriptions", "pause",
@@ -240,7 +249,8 @@ command("subscription: resume", "Resume the marked (or selected) subscriptions",
         mode="subscriptions")
 command("subscription: delete", "Delete the marked (or selected) subscriptions (asks first)",
         "delete", mode="subscriptions")
-command("subscription: backfill now", "Run the selected historical jobs now", "backfill",
+command("subscription: backfill now", "Run the marked (or selected) historical jobs now",
+        "backfill",
         mode="subscriptions")
 command("subscription: filter", "Filter the subscriptions shown", "filter",
         mode="subscriptions")

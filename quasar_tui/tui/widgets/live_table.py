@@ -22,6 +22,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from quasar_tui.tui.livebook import STALE_SECONDS, Key, LiveBook, QuoteRow
+from quasar_tui.tui.widgets.vim import moves
 
 FLASH_SECONDS = 0.8
 
@@ -141,18 +142,19 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
         "live-table--empty",
     }
     BINDINGS = [
-        Binding("j,down", "cursor(1)", "Down", show=False, id="list.down"),
-        Binding("k,up", "cursor(-1)", "Up", show=False, id="list.up"),
-        Binding("g,home", "cursor_to(0)", "Top", show=False, id="list.top"),
-        Binding("G,end", "cursor_to(-1)", "Bottom", show=False, id="list.bottom"),
-        Binding("ctrl+d,pagedown", "page(1)", "Page down", show=False, id="list.page_down"),
-        Binding("ctrl+u,pageup", "page(-1)", "Page up", show=False, id="list.page_up"),
-        Binding("s", "cycle_sort", "Sort", id="live.sort"),
-        Binding("S", "reverse_sort", "Reverse", id="live.sort_reverse"),
-        Binding("u", "user_order", "My order", id="live.user_order"),
-        Binding("J", "move_row(1)", "Move down", show=False, id="live.move_down"),
-        Binding("K", "move_row(-1)", "Move up", show=False, id="live.move_up"),
-        Binding("enter", "select", "Chart", id="live.select"),
+        *moves("cursor(1)", "cursor(-1)", "cursor_to(0)", "cursor_to(-1)", "page(1)",
+               "page(-1)"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column",
+                id="live.sort"),
+        Binding("S", "reverse_sort", "Reverse", tooltip="Flip the sort order",
+                id="live.sort_reverse"),
+        Binding("u", "user_order", "My order", tooltip="Back to your own row order",
+                id="live.user_order"),
+        Binding("J", "move_row(1)", "Move down", show=False,
+                tooltip="Move the row down in your order", id="live.move_down"),
+        Binding("K", "move_row(-1)", "Move up", show=False,
+                tooltip="Move the row up in your order", id="live.move_up"),
+        Binding("enter", "select", "Chart", tooltip="Chart the symbol", id="live.select"),
     ]
 
     class Selected(Message):

@@ -47,11 +47,15 @@ class SuggestionTable(MarkedTable):
     """Unmapped symbols; Enter accepts the row's proposal (posted as RowSelected)."""
 
     HELP_GROUP = "Unmapped symbols"
-    BINDINGS = [Binding("enter", "select_cursor", "Accept", id="mappings.accept")]
+    BINDINGS = [Binding("enter", "select_cursor", "Accept",
+                        tooltip="Map the symbol to its proposed common symbol",
+                        id="mappings.accept")]
 
 
 class AlternativeList(VimOptionList):
     """Ranked suggestions for one symbol; moving picks one as the proposal, Enter accepts."""
 
     HELP_GROUP = "Suggestions"
-    BINDINGS = [Binding("enter", "select", "Accept this", id="mappings.accept_alternative")]
+    BINDINGS = [Binding("enter", "select", "Accept this",
+                        tooltip="Map the symbol to this suggestion",
+                        id="mappings.accept_alternative")]

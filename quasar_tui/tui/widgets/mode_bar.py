@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 class ModeBar(Widget):
-    """`1 Dashboard  2 Providers ...`; the mode of the screen it sits on is highlighted."""
+    """`1 Dashboard  2 Providers ...`; the mode of the screen it sits on is highlighted, and on
+    a narrow terminal the others go by their short names so all of them fit."""
 
     DEFAULT_CSS = """
     ModeBar { height: 1; background: $panel; color: $text-muted; }
@@ -22,6 +23,11 @@ class ModeBar(Widget):
     COMPONENT_CLASSES = {"mode-bar--key", "mode-bar--current"}
 
     def render(self) -> Text:
+        """Full titles when they fit, else short ones for the modes not shown."""
+        full = self._bar(short=False)
+        return full if full.cell_len <= self.size.width else self._bar(short=True)
+
+    def _bar(self, short: bool) -> Text:
         app = cast("QuasarApp", self.app)
         keymap = app._keymap
         key_style = self.get_component_rich_style("mode-bar--key")
@@ -30,7 +36,7 @@ class ModeBar(Widget):
         for mode in app.modes:
             key = keymap.get(f"mode.{mode.name}", str(mode.slot)).split(",")[0]
             current = mode.screen is type(self.screen)
-            text.append(" ")
+            title = mode.short_title if short and not current else mode.title
             text.append(f" {key} ", current_style if current else key_style)
-            text.append(f"{mode.title} ", current_style if current else "")
+            text.append(f"{title} ", current_style if current else "")
         return text

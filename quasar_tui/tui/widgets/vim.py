@@ -1,7 +1,12 @@
 """Textual's list widgets with vim keys (j/k/g/G) under the shared `list.*` binding ids.
 
 One id per movement across every list, so a keymap entry like `"list.down" = "n"` moves
-the cursor in all of them.
+the cursor in all of them. Each widget declares its whole key set (Textual's own are not
+inherited), so the help screen lists every key once, in the same words everywhere.
+
+What Enter does depends on the screen (chart it, accept it, show its assets), so a list gets
+that as `enter=` ("Chart", "Accept"...) for the footer, with a longer `enter_help` for the help
+screen; without it Enter does nothing there.
 """
 
 from __future__ import annotations
@@ -9,26 +14,61 @@ from __future__ import annotations
 from textual.binding import Binding
 from textual.widgets import DataTable, OptionList, RichLog
 
+ENTER_ID = "list.open"
 
-def _vim(down: str, up: str, top: str, bottom: str) -> list[Binding]:
+
+def moves(down: str, up: str, top: str, bottom: str, page_down: str = "page_down",
+          page_up: str = "page_up") -> list[Binding]:
     return [
         Binding("j,down", down, "Down", show=False, id="list.down"),
         Binding("k,up", up, "Up", show=False, id="list.up"),
         Binding("g,home", top, "Top", show=False, id="list.top"),
         Binding("G,end", bottom, "Bottom", show=False, id="list.bottom"),
+        Binding("ctrl+d,pagedown", page_down, "Page down", show=False, id="list.page_down"),
+        Binding("ctrl+u,pageup", page_up, "Page up", show=False, id="list.page_up"),
     ]
 
 
-class VimDataTable(DataTable[object]):
+_SIDEWAYS = [
+    Binding("left", "scroll_left", "Scroll left", show=False, id="list.left"),
+    Binding("right", "scroll_right", "Scroll right", show=False, id="list.right"),
+]
+
+
+class _EnterMeans:
+    """Mixin: bind Enter to `ENTER_ACTION` for this instance, described as `enter`."""
+
+    ENTER_ACTION = "select"
+
+    def bind_enter(self, enter: str | None, help: str = "") -> None:
+        if enter:
+            self._bindings.key_to_bindings["enter"] = [  # type: ignore[attr-defined]
+                Binding("enter", self.ENTER_ACTION, enter, tooltip=help, id=ENTER_ID)
+            ]
+
+
+class VimDataTable(_EnterMeans, DataTable[object], inherit_bindings=False):
     HELP_GROUP = "Table"
-    BINDINGS = _vim("cursor_down", "cursor_up", "scroll_top", "scroll_bottom")
+    ENTER_ACTION = "select_cursor"
+    BINDINGS = [*moves("cursor_down", "cursor_up", "scroll_top", "scroll_bottom"), *_SIDEWAYS]
+
+    def __init__(self, *, enter: str | None = None, enter_help: str = "",
+                 id: str | None = None, classes: str | None = None,
+                 zebra_stripes: bool = False) -> None:
+        super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra_stripes)
+        self.bind_enter(enter, enter_help)
 
 
-class VimOptionList(OptionList):
+class VimOptionList(_EnterMeans, OptionList, inherit_bindings=False):
     HELP_GROUP = "List"
-    BINDINGS = _vim("cursor_down", "cursor_up", "first", "last")
+    BINDINGS = moves("cursor_down", "cursor_up", "first", "last")
+
+    def __init__(self, *, enter: str | None = None, enter_help: str = "",
+                 id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.bind_enter(enter, enter_help)
 
 
-class VimLog(RichLog):
+class VimLog(RichLog, inherit_bindings=False):
     HELP_GROUP = "Log"
-    BINDINGS = _vim("scroll_down", "scroll_up", "scroll_home", "scroll_end")
+    BINDINGS = [*moves("scroll_down", "scroll_up", "scroll_home", "scroll_end"), *_SIDEWAYS]
