@@ -18,10 +18,12 @@ from quasar_tui.store.bars import fetch_bars
 from quasar_tui.store.database import Database
 from quasar_tui.tui.demo import PROVIDER
 from quasar_tui.tui.modes.chart import ChartScreen
+from quasar_tui.tui.modes.dashboard import DashboardScreen
 from quasar_tui.tui.modes.live import LiveScreen
 from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.widgets.candle_chart import CandleChart
 from quasar_tui.tui.widgets.live_table import LiveTable
+from quasar_tui.tui.widgets.vim import VimDataTable
 
 
 async def test_simulated_ticks_fill_the_live_table_and_keys_sort_and_filter(
@@ -73,13 +75,12 @@ async def test_a_chart_opens_for_a_stored_series(
                 await pilot.pause(0.2)
         stored = len(await fetch_bars(db, "historical_data", PROVIDER, "ACME", "1d", limit=1000))
         assert stored > 240
-        await pilot.press("7")
+        await pilot.press("7")  # shows the first series with bars: ACME's 1min live has none
         screen = app.screen
         assert isinstance(screen, ChartScreen)
-        await wait_for(pilot, lambda: bool(screen.series))
-        assert await screen.open_symbol(PROVIDER, "ACME")  # the 1min live series has no bars
+        await wait_for(pilot, lambda: screen.current is not None)
         current = screen.current
-        assert current is not None and (current.interval, current.mode) == ("1d", "historical")
+        assert (current.symbol, current.interval, current.mode) == ("ACME", "1d", "historical")
         chart = screen.query_one(CandleChart)
         assert len(chart.bars) == 120
         info = str(screen.query_one("#chart-info").render())
@@ -92,6 +93,17 @@ async def test_a_chart_opens_for_a_stored_series(
         assert len(chart.bars) == min(240, stored - 120)
         await pilot.press("left_square_bracket")
         assert screen.current is not None and screen.current.interval == "1h"
+
+        await pilot.press("1")  # Enter on a dashboard subscription charts its symbol
+        dashboard = app.screen
+        assert isinstance(dashboard, DashboardScreen)
+        await wait_for(pilot, lambda: (PROVIDER, "GLOBEX") in dashboard.fresh_keys)
+        freshness = dashboard.query_one("#freshness", VimDataTable)
+        freshness.focus()
+        freshness.move_cursor(row=dashboard.fresh_keys.index((PROVIDER, "GLOBEX")))
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.current_mode == "chart"
+                       and screen.current is not None and screen.current.symbol == "GLOBEX")
 
 
 RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND finished_at IS NOT NULL"

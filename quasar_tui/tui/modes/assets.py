@@ -35,6 +35,7 @@ def asset_cells(asset: AssetRecord) -> tuple[object, ...]:
 
 class AssetsScreen(ProviderScreen):
     MODE_TITLE = "Assets"
+    LIST_ID = "asset-table"
     HELP = ("One provider's instruments (p picks the provider). / searches symbols and names "
             "as you type, Enter goes back to the list. space marks rows; s or Enter subscribes "
             "the marked ones (or the highlighted one); m maps one to a common symbol.")
@@ -64,15 +65,9 @@ class AssetsScreen(ProviderScreen):
                           enter_help="Subscribe the marked or highlighted assets (a form)")
         yield self.status_line()
 
-    def on_mount(self) -> None:
-        self.focus_list()
-
     @property
     def table(self) -> MarkedTable:
         return self.query_one("#asset-table", MarkedTable)
-
-    def focus_list(self) -> None:
-        self.table.focus()
 
     def apply_filter(self) -> None:
         self.request_load(TYPING_PAUSE)

@@ -120,7 +120,6 @@ class MappingsScreen(ProviderScreen):
         mapped = self.query_one("#mapped-table", VimDataTable)
         for title in ("Common", "Symbol", "Name", "Active", "Since"):
             mapped.add_column(title, key=title.lower())
-        self.focus_list()
 
     # -- widgets and view ------------------------------------------------------------------
 

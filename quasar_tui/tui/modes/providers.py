@@ -55,6 +55,7 @@ def row_cells(record: ProviderRecord, refreshing: bool) -> tuple[object, ...]:
 
 class ProvidersScreen(RegistryScreen):
     MODE_TITLE = "Providers"
+    LIST_ID = "provider-table"
     RELOAD_SECONDS = 5.0
     HELP = ("Data providers: bundled ones and your own Python files. a adds a file (it is "
             "validated first), r lists its symbols, m maps them to common symbols, Enter shows "
@@ -98,15 +99,11 @@ class ProvidersScreen(RegistryScreen):
     def on_mount(self) -> None:
         for title in COLUMNS:
             self.table.add_column(title, key=title.lower())
-        self.focus_list()
         self._show_progress()
 
     @property
     def table(self) -> VimDataTable:
         return self.query_one("#provider-table", VimDataTable)
-
-    def focus_list(self) -> None:
-        self.table.focus()
 
     @property
     def selected(self) -> ProviderRecord | None:

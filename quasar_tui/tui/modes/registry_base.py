@@ -64,6 +64,8 @@ class RegistryScreen(FilterableScreen):
     Subclasses implement `load()`; `request_load()` runs it in the background."""
 
     CSS_PATH = CSS_FILE
+    LIST_ID = ""
+    """The mode's main list: focused when the screen opens and when a filter is done."""
     RELOAD_SECONDS: float | None = None
     """Read the rows again this often while the screen shows (edits made elsewhere, the
     engine's progress); None reads them when the screen is shown and after each change."""
@@ -73,8 +75,13 @@ class RegistryScreen(FilterableScreen):
         self._loads = Coalesced(self, f"load {self.MODE_TITLE.lower()}", self.load)
 
     def on_mount(self) -> None:
+        """Runs after a subclass's own `on_mount` (Textual calls each class's)."""
+        self.focus_list()
         if self.RELOAD_SECONDS:
             self.set_interval(self.RELOAD_SECONDS, self._auto_reload)
+
+    def focus_list(self) -> None:
+        self.query_one(f"#{self.LIST_ID}").focus()
 
     def on_screen_resume(self) -> None:
         """Runs after a subclass's own `on_screen_resume` (Textual calls each class's)."""

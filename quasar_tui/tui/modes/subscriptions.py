@@ -46,6 +46,7 @@ def _plural(n: int, what: str) -> str:
 
 class SubscriptionsScreen(RegistryScreen):
     MODE_TITLE = "Subscriptions"
+    LIST_ID = "subscription-table"
     RELOAD_SECONDS = 5.0
     HELP = ("What the engine collects: one row per provider, symbol, interval and mode. a "
             "subscribes (a form). The keys act on the marked rows (space marks), or on the "
@@ -76,15 +77,9 @@ class SubscriptionsScreen(RegistryScreen):
                           enter_help="Chart the symbol (Chart mode)")
         yield self.status_line()
 
-    def on_mount(self) -> None:
-        self.focus_list()
-
     @property
     def table(self) -> MarkedTable:
         return self.query_one("#subscription-table", MarkedTable)
-
-    def focus_list(self) -> None:
-        self.table.focus()
 
     async def load(self) -> None:
         try:
