@@ -45,6 +45,8 @@ def usd_pairs(count: int) -> dict[str, tuple[str, str, str, str]]:
 
 
 class KrakenTrader:
+    """Kraken fakes serving `subs` (symbol -> live intervals) and random trades on them."""
+
     def __init__(
         self, clock: MarketClock, subs: Mapping[str, set[Interval]], seed: int,
         pairs: dict[str, tuple[str, str, str, str]] | None = None,

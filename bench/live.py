@@ -219,8 +219,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     symbols = [pair_symbol(i) for i in range(args.symbols)]
     feed = FeedProcess(args.symbols)
     data_dir = Path(tempfile.mkdtemp(prefix="quasar-bench-live-"))
-    await feed.start()
     try:
+        await feed.start()
         async with scratch_database() as db:
             bus = EventBus()
             clock = CommitClock(bus, feed.committed)

@@ -11,7 +11,8 @@ Both found by the fault drills (bench/drills.py):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import inspect
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -66,9 +67,12 @@ class HeldRest(KrakenRestFake):
         return await self._answer_ohlc(request)
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
+async def until(check: Callable[[], Any], what: str) -> Any:
+    """Poll a condition (plain or async) for up to 20 s; return its first truthy value."""
     for _ in range(400):
-        value = await check()
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.05)
@@ -158,7 +162,7 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
     expected = bars_from([t for s in SYMBOLS for t in ws.market.trades[s]])
     try:
         await until(lambda: _equal(db, expected), "every bar, the joined one included")
-        await until(lambda: _none(open_live_gaps(db)), "the gap records resolved")
+        await until(lambda: _no_open_live_gaps(db), "the gap records resolved")
     finally:
         await second.stop()
     assert await stored(db) == expected
@@ -177,8 +181,8 @@ async def _equal(db: Database, bars: dict[tuple, tuple]) -> bool:
     return await stored(db) == bars
 
 
-async def _none(count: Awaitable[int]) -> bool:
-    return await count == 0
+async def _no_open_live_gaps(db: Database) -> bool:
+    return await open_live_gaps(db) == 0
 
 
 async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_bar(
@@ -210,9 +214,9 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
         clock.at(0, 20)  # inside the bar joined mid-way
         for symbol in SYMBOLS:
             await ws.trade(symbol, 10.0, 1.0, clock.now)
-        await until(lambda: _ticks(session, 2), "the trades read")
+        await until(lambda: session.stats.ticks >= 2, "the trades read")
         clock.at(1, 10)  # the joined bars are due for filling; the first fill is held
-        await until(lambda: _true(len(fills) == 1), "the first fill under way")
+        await until(lambda: len(fills) == 1, "the first fill under way")
         ws.refusing = True
         await ws.drop()
         clock.at(1, 20)  # made while the feed is cut: only REST history has them
@@ -221,7 +225,7 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
         ws.refusing = False
         for symbol in SYMBOLS:  # subscribed again mid-way through the 10:01 bar
             await ws.wait_subscribed(symbol)
-        await until(lambda: _true(session.stats.connects == 2), "the reconnect")
+        await until(lambda: session.stats.connects == 2, "the reconnect")
         first_fill.set()
         clock.at(3, 0)  # 10:01 has closed: its fill may run now, and only now
         expected = bars_from([t for s in SYMBOLS for t in ws.market.trades[s]])
@@ -236,10 +240,3 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
     assert all(end <= minute + timedelta(minutes=1) for _, start, end in fills
                if start == minute)
 
-
-async def _ticks(session: LiveSession, n: int) -> bool:
-    return session.stats.ticks >= n
-
-
-async def _true(value: bool) -> bool:
-    return value

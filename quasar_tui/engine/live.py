@@ -141,7 +141,7 @@ class LiveSession:
         backfill: Backfill | None = None,
         store_ticks: bool = True,
         clock: Clock = utc_now,
-        grace: float = 2.0,
+        grace: float = 1.0,
         subscribe_margin: float = 1.0,
         healthy_after: float = 30.0,
         backoff: Backoff | None = None,

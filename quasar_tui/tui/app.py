@@ -16,6 +16,7 @@ from time import monotonic
 from textual.app import App
 from textual.binding import Binding
 from textual.signal import Signal
+from textual.widget import AwaitMount
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
@@ -35,6 +36,7 @@ from quasar_tui.tui.terminal import exit_with_terminal
 
 NOTIFY_GAP = 2.0
 _FEED = "engine-feed"
+_START = "open-services"
 
 for _mode in MODES:
     command(f"mode: {_mode.name}", f"{_mode.title}: {_mode.help}", f"switch_mode('{_mode.name}')")
@@ -45,8 +47,10 @@ command("app: quit", "Quit the console (the engine stops if it runs here)", "qui
 class QuasarApp(App[int]):
     """Quasar's console.
 
-    `open_services` is entered when the app mounts (so the terminal shows progress while the
-    database and engine start) and exited when it unmounts (the engine stops and flushes).
+    `open_services` is entered by a worker started when the app mounts and exited when it
+    unmounts (the engine stops and flushes). Not in `on_mount` itself: Textual paints nothing
+    until that returns, and the user would stare at a blank terminal while the database and
+    engine start. Until they have, the mode keys do nothing (the modes read the services).
     """
 
     CSS_PATH = "app.tcss"
@@ -90,6 +94,9 @@ class QuasarApp(App[int]):
         self._early: list[LogEntry] | None = []
         self._unwatch_terminal: Callable[[], None] | None = None
         self._attached = False
+        self._started = False
+        self._shown_modes: set[str] = set()
+        self._hold_frames = True
         self.chosen_provider: str | None = None
         """The provider last picked in a mode that works on one (Assets, Mappings)."""
 
@@ -97,6 +104,9 @@ class QuasarApp(App[int]):
         self._install_log_bridge()
         await self.screen.mount(Static("Opening the database and starting the engine...",
                                        id="starting"))
+        self.run_worker(self._start, name=_START, group="start")
+
+    async def _start(self) -> None:
         try:
             self.services = await self._resources.enter_async_context(self._open_services())
         except QuasarError as exc:
@@ -119,7 +129,28 @@ class QuasarApp(App[int]):
         self.run_worker(feed.run, name=_FEED, group="engine", exit_on_error=False)
         if not self.is_headless:
             self._unwatch_terminal = exit_with_terminal(self)
+        self._started = True
         await self.switch_mode(MODES[0].name)
+
+    async def action_switch_mode(self, mode: str) -> None:
+        if self._started:
+            await super().action_switch_mode(mode)
+
+    def switch_mode(self, mode: str) -> AwaitMount:
+        """Textual holds every frame for 50 ms on a mode switch (`delay_update`), to hide a
+        screen being built. A mode's screen stays installed once built, so only the first
+        switch to a mode is held: the others show at once."""
+        self._hold_frames = mode not in self._shown_modes
+        try:
+            waiter = super().switch_mode(mode)
+        finally:
+            self._hold_frames = True
+        self._shown_modes.add(mode)
+        return waiter
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if self._hold_frames:
+            super().delay_update(delay)
 
     async def on_unmount(self) -> None:
         if self._bridge is not None:

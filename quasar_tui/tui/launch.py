@@ -13,8 +13,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from quasar_tui.core.errors import QuasarError
-from quasar_tui.store.database import open_database
-from quasar_tui.store.server import resolve_data_dir, resolve_dsn
+from quasar_tui.store.database import Database
+from quasar_tui.store.server import open_server, resolve_data_dir, resolve_dsn
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.demo import seed_demo
 from quasar_tui.tui.keymap import find_keymap, load_keymap
@@ -60,7 +60,8 @@ def options_from(args: argparse.Namespace, data_dir: Path | None) -> ConsoleOpti
 async def console_services(
     dsn: str | None, data_dir: Path, demo: bool
 ) -> AsyncIterator[Services]:
-    db = await open_database(dsn, data_dir)
+    server = await asyncio.to_thread(open_server, dsn, data_dir)  # the loop keeps painting
+    db = await Database.open(server)
     try:
         if demo:
             await seed_demo(db, data_dir)

@@ -9,7 +9,7 @@ from rich.console import Console
 from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Static
-from tui_helpers import wait_for
+from tui_helpers import started, wait_for
 
 PROVIDER_FILES = Path(__file__).resolve().parent.parent / "provider_files"
 SIZE = (140, 45)
@@ -37,7 +37,7 @@ def notices(app: App[object]) -> list[str]:
 
 async def open_mode(pilot: Pilot[object], key: str, screen_type: type) -> object:
     """Wait for the console to start, then press the mode's number key."""
-    await wait_for(pilot, lambda: pilot.app.current_mode == "dashboard")
+    await started(pilot)
     await pilot.press(key)
     await wait_for(pilot, lambda: isinstance(pilot.app.screen, screen_type))
     return pilot.app.screen

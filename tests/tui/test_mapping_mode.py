@@ -6,7 +6,7 @@ from __future__ import annotations
 from registry_rows import add_provider
 from registry_ui import SIZE, field_error, open_mode, until_screen
 from textual.widgets import Input
-from tui_helpers import wait_for
+from tui_helpers import started, wait_for
 
 from quasar_tui.sdk.models import SymbolInfo
 from quasar_tui.tui.modals.confirm import ConfirmModal
@@ -47,6 +47,7 @@ async def beta_mappings(services) -> dict[str, str]:
 async def test_a_hundred_obvious_symbols_take_two_keys(make_console, db):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await mapped_pairs(db, app.services)
         screen = await open_mode(pilot, "4", MappingsScreen)
         await pick_beta(pilot, screen)
@@ -67,6 +68,7 @@ async def test_a_hundred_obvious_symbols_take_two_keys(make_console, db):
 async def test_enter_accepts_and_the_suggestions_pane_picks_another(make_console, db):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await mapped_pairs(db, app.services)
         screen = await open_mode(pilot, "4", MappingsScreen)
         await pick_beta(pilot, screen)
@@ -94,6 +96,7 @@ async def test_enter_accepts_and_the_suggestions_pane_picks_another(make_console
 async def test_inline_edit_refuses_bad_symbols_then_maps(make_console, db):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await mapped_pairs(db, app.services)
         screen = await open_mode(pilot, "4", MappingsScreen)
         await pick_beta(pilot, screen)
@@ -130,6 +133,7 @@ async def test_inline_edit_refuses_bad_symbols_then_maps(make_console, db):
 async def test_filter_mark_all_accept_then_rename_and_delete_mappings(make_console, db):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await mapped_pairs(db, app.services)
         screen = await open_mode(pilot, "4", MappingsScreen)
         await pick_beta(pilot, screen)

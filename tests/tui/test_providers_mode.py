@@ -6,7 +6,7 @@ from __future__ import annotations
 from registry_ui import PROVIDER_FILES as FILES
 from registry_ui import SIZE, field_error, form_error, notices, open_mode, plain
 from textual.widgets import Input, Static
-from tui_helpers import wait_for
+from tui_helpers import started, wait_for
 
 from quasar_tui.core.errors import NotFoundError
 from quasar_tui.registry.providers import ProviderRegistry
@@ -111,6 +111,7 @@ async def test_an_invalid_file_shows_the_reason_under_the_path_and_writes_nothin
 async def test_preferences_are_checked_inline_and_secrets_never_shown(make_console, db):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await app.services.providers.add(FILES / "good_historical.py")
         screen = await open_providers(pilot)
         await wait_for(pilot, lambda: "synthetic" in screen.records)
@@ -157,6 +158,7 @@ async def test_preferences_are_checked_inline_and_secrets_never_shown(make_conso
 async def test_disable_then_remove_after_confirming(make_console):
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await app.services.providers.add(FILES / "good_historical.py")
         screen = await open_providers(pilot)
         await wait_for(pilot, lambda: "synthetic" in screen.records)

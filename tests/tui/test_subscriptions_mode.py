@@ -6,7 +6,7 @@ from __future__ import annotations
 from registry_rows import add_provider
 from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, until_screen
 from textual.widgets import Input, Select
-from tui_helpers import wait_for
+from tui_helpers import started, wait_for
 
 from quasar_tui.tui.modals.confirm import ConfirmModal
 from quasar_tui.tui.modals.subscribe import SubscribeModal
@@ -67,6 +67,7 @@ async def test_pause_resume_delete_and_backfill_by_keyboard(make_console, db):
     await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB"])
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await app.services.subscriptions.add("EXCH", ["AAA", "BBB"], "1d", "historical")
         screen = await open_mode(pilot, "5", SubscriptionsScreen)
         await wait_for(pilot, lambda: len(screen.records) == 2)
@@ -103,6 +104,7 @@ async def test_pause_resume_delete_and_backfill_by_keyboard(make_console, db):
 async def test_backfill_now_runs_the_job_of_the_engine_in_this_console(make_console):
     app = make_console(run_engine=True)
     async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
         await app.services.providers.add(PROVIDER_FILES / "good_historical.py")
         await app.services.assets.refresh("synthetic",
                                           await app.services.providers.load("synthetic"))

@@ -9,7 +9,7 @@ from time import monotonic
 from textual.app import App, ComposeResult
 
 from quasar_tui.tui.livebook import LiveBook
-from quasar_tui.tui.widgets.live_table import LiveTable
+from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
 
 TS = datetime(2024, 1, 2, tzinfo=UTC)
 
@@ -94,6 +94,18 @@ async def test_sort_filter_and_vim_keys() -> None:
         table.set_filter("")
         await pilot.press("g")
         assert table.cursor_key == ("SIM", "ADA-EUR")
+
+
+async def test_every_column_header_shows_its_sort_arrow() -> None:
+    app = TableApp(LiveBook())
+    async with app.run_test(size=(140, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        for column in COLUMNS:
+            for reverse in (False, True):
+                table.sort_by(column.key, reverse=reverse)
+                await pilot.pause()
+                arrow = "▼" if reverse else "▲"
+                assert f"{column.title} {arrow}" in line_text(table, 0), column.title
 
 
 async def test_keys_work_while_500_symbols_tick() -> None:

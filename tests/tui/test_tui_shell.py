@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pty
 import select
 import signal
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 from textual.command import CommandPalette
+from textual.widgets import Static
 from tui_helpers import wait_for
 
 from quasar_tui.engine.events import EngineError
+from quasar_tui.store.database import Database
+from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.commands import commands
 from quasar_tui.tui.keymap import KeymapError, console_bindings, find_keymap, load_keymap
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.modes.log import LogScreen
 from quasar_tui.tui.screens.help import HelpScreen
-from quasar_tui.tui.services import ConsoleOptions
+from quasar_tui.tui.services import ConsoleOptions, Services
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 from quasar_tui.tui.widgets.vim import VimLog
 
@@ -38,6 +44,28 @@ async def test_number_keys_and_palette_switch_modes(make_console) -> None:
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"mode: live", "enter")
         await wait_for(pilot, lambda: app.current_mode == "live")
+
+
+async def test_start_screen_shows_and_keys_wait_while_services_open(
+    db: Database, tmp_path: Path
+) -> None:
+    opened = asyncio.Event()
+
+    @asynccontextmanager
+    async def slow_services() -> AsyncIterator[Services]:
+        await opened.wait()
+        async with Services.running(db, tmp_path, run_engine=False) as services:
+            yield services
+
+    app = QuasarApp(slow_services, ConsoleOptions(animation=False, clock=False))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.2)
+        starting = app.screen.query_one("#starting", Static)
+        assert "Opening the database" in str(starting.render())
+        await pilot.press("6")
+        assert app.current_mode == "_default"
+        opened.set()
+        await wait_for(pilot, lambda: app.current_mode == "dashboard")
 
 
 def test_palette_lists_every_mode_and_action_by_name() -> None:

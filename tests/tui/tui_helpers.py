@@ -15,3 +15,9 @@ async def wait_for(pilot: Pilot, condition: Callable[[], bool]) -> None:
     async with asyncio.timeout(WAIT_SECONDS):
         while not condition():
             await pilot.pause(0.1)
+
+
+async def started(pilot: Pilot) -> None:
+    """Wait until the console has opened its services (it does so after its first frame is
+    painted) and shows the Dashboard."""
+    await wait_for(pilot, lambda: pilot.app.current_mode == "dashboard")

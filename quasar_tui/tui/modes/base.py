@@ -9,9 +9,11 @@ from typing import TYPE_CHECKING, cast
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
+from textual.events import ScreenResume
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Static
+from textual.widgets import Header, Input, Static
 
+from quasar_tui.tui.widgets.footer import ModeFooter
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 
 if TYPE_CHECKING:
@@ -41,10 +43,17 @@ class ModeScreen(Screen[None]):
         yield Header(show_clock=self.quasar.options.clock, icon="◆")
         yield ModeBar()
         yield from self.compose_body()
-        yield Footer(compact=True)
+        yield ModeFooter(compact=True)
 
     def compose_body(self) -> ComposeResult:
         yield from ()
+
+    def on_screen_resume(self, event: ScreenResume) -> None:
+        """Runs before Textual's own handler, which would restyle the whole screen on every
+        mode switch (and the Dashboard's tables would then re-render every cell): a good part
+        of a switch's time. A mode's styles only change with the CSS, and Textual re-applies a
+        changed CSS to every installed screen itself."""
+        event.refresh_styles = False
 
     def on_mount(self) -> None:
         """Textual runs this for every mode screen as well as their own `on_mount`."""

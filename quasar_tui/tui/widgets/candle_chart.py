@@ -1,7 +1,8 @@
 """Candles with a volume pane, drawn by plotext into text the widget shows.
 
 plotext keeps one global figure, so drawing happens only here, on the app's thread, and only
-when the bars or the widget's size change (the text is cached in between).
+when the bars or the widget's size change (the text is cached in between). It is imported on
+the first drawing: importing it costs a noticeable part of the console's start-up.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-import plotext
 from rich.text import Text
 from textual.app import RenderResult
 from textual.widget import Widget
@@ -69,6 +69,8 @@ def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool)
     count = max(2, min(n, width // X_LABEL_SPACING))
     x_positions = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
     x_labels = [_tick_label(bars[i].ts, intraday) for i in x_positions]
+
+    import plotext  # here, not at the top: see the module docstring
 
     plotext.terminal.limit(False, False)
     figure = plotext.figure

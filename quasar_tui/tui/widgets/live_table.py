@@ -72,7 +72,8 @@ def fmt_age(age: float | None) -> str:
 
 @dataclass(frozen=True)
 class Column:
-    """`sort_value` must return something comparable; None sorts last."""
+    """`sort_value` must return something comparable; None sorts last. `width` includes the
+    gap after the cell and leaves room for the title and its sort arrow (" ▲")."""
 
     key: str
     title: str
@@ -85,7 +86,7 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("symbol", "Symbol", 14, lambda r, _: r.symbol, lambda r, _: r.symbol, right=False),
-    Column("provider", "Provider", 10, lambda r, _: r.provider, lambda r, _: r.provider,
+    Column("provider", "Provider", 11, lambda r, _: r.provider, lambda r, _: r.provider,
            right=False),
     Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
     Column("change", "Change", 11, lambda r, _: fmt_change(r.change), lambda r, _: r.change,
@@ -95,7 +96,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("bid", "Bid", 13, lambda r, _: fmt_price(r.bid), lambda r, _: r.bid),
     Column("ask", "Ask", 13, lambda r, _: fmt_price(r.ask), lambda r, _: r.ask),
     Column("volume", "Volume", 10, lambda r, _: fmt_volume(r.volume), lambda r, _: r.volume),
-    Column("rate", "Ticks/s", 8, lambda r, now: f"{r.rate(now):.1f}", lambda r, now: r.rate(now)),
+    Column("rate", "Ticks/s", 10, lambda r, now: f"{r.rate(now):.1f}", lambda r, now: r.rate(now)),
     Column("age", "Age", 6, lambda r, now: fmt_age(r.age(now)), lambda r, now: r.age(now)),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
