@@ -70,8 +70,7 @@ from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.http_server import FakeHttpServer
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.engine.engine import BACKFILL_PREFIX, CHANGES_CHANNEL
-from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.registry.subscriptions import BACKFILL_PREFIX, CHANGES_CHANNEL, SubscriptionStore
 from quasar_tui.store.database import Database
 
 M1, M5 = Interval.M1, Interval.M5

@@ -43,14 +43,17 @@ from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.registry.secrets import Keyring
-from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
+from quasar_tui.registry.subscriptions import (
+    BACKFILL_PREFIX,
+    CHANGES_CHANNEL,
+    SubscriptionRecord,
+    SubscriptionStore,
+)
 from quasar_tui.sdk.base import DataProvider, LiveDataProvider
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.engine")
 
-CHANGES_CHANNEL = "quasar_changes"
-BACKFILL_PREFIX = "backfill:"
 MODES = ("daemon", "console")
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _PUMP_QUEUE = 50_000
