@@ -61,7 +61,7 @@ async def test_fast_path_stores_exactly_the_rows_given(db: Database) -> None:
     bus = EventBus()
     written = bus.subscribe(kinds=(BarsWritten,))
     rows = bars("AAA", 0, 3000) + bars("BBB", 0, 2500)
-    async with running(db, bus, flush_rows=1000) as writer:
+    async with running(db, bus, flush_rows=1000, max_batch_rows=1000) as writer:
         await writer.put_bars("historical_data", rows)
         await writer.flush()
         stats = writer.stats()["historical_data"]
@@ -71,6 +71,16 @@ async def test_fast_path_stores_exactly_the_rows_given(db: Database) -> None:
     for event in written.drain():
         counts[event.symbol] = counts.get(event.symbol, 0) + event.count
     assert counts == {"AAA": 3000, "BBB": 2500}
+
+
+async def test_rows_piled_up_behind_a_commit_go_in_as_one_larger_batch(db: Database) -> None:
+    rows = bars("AAA", 0, 4000)
+    async with running(db, flush_rows=500, max_batch_rows=10_000) as writer:
+        await writer.put_bars("historical_data", rows)
+        await writer.flush()
+        stats = writer.stats()["historical_data"]
+    assert await stored(db) == rows
+    assert stats["fast_batches"] == 1
 
 
 async def test_overlap_path_replaces_corrected_bars_without_duplicates(db: Database) -> None:

@@ -1,7 +1,9 @@
 """The one path by which bars and ticks reach the database.
 
 One task per table drains a bounded queue (counted in rows; producers wait when it is full) and
-commits a batch when it holds `flush_rows` rows or its oldest row is `flush_seconds` old.
+commits a batch when it holds `flush_rows` rows or its oldest row is `flush_seconds` old. When
+rows pile up behind a commit, the next batch takes up to `max_batch_rows` of them at once: each
+commit waits for a WAL flush, so fewer, larger commits keep up with bulk loads.
 
 A batch whose every row lies beyond the last stored row of its series goes in by binary COPY
 straight into the table. Anything that may overlap stored rows is copied into a temporary
@@ -185,12 +187,14 @@ class _TableWriter:
         capacity: int,
         flush_rows: int,
         flush_seconds: float,
+        max_batch_rows: int,
     ) -> None:
         self.spec = spec
         self.db = db
         self.bus = bus
         self.capacity = capacity
         self.flush_rows = flush_rows
+        self.max_batch_rows = max(flush_rows, max_batch_rows)
         self.flush_seconds = flush_seconds if spec.linger else 0.0
         self._pending: deque[tuple[float, list[tuple]]] = deque()
         self._pending_rows = 0
@@ -304,9 +308,10 @@ class _TableWriter:
     def _take(self) -> list[tuple]:
         self._inflight_since = self._pending[0][0]
         rows = self._pending.popleft()[1]
-        if self._pending and len(rows) < self.flush_rows:
+        limit = self.max_batch_rows
+        if self._pending and len(rows) + len(self._pending[0][1]) <= limit:
             rows = list(rows)
-            while self._pending and len(rows) < self.flush_rows:
+            while self._pending and len(rows) + len(self._pending[0][1]) <= limit:
                 rows.extend(self._pending.popleft()[1])
         self._pending_rows -= len(rows)
         self._taken_total += len(rows)
@@ -513,12 +518,15 @@ class Writer:
         queue_rows: int = 200_000,
         flush_rows: int = 5_000,
         flush_seconds: float = 0.25,
+        max_batch_rows: int = 50_000,
     ) -> None:
         if queue_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
             raise ValueError("queue_rows and flush_rows must be >= 1 and flush_seconds > 0")
         self.bus = bus
         self._tables = {
-            name: _TableWriter(spec, db, bus, queue_rows, flush_rows, flush_seconds)
+            name: _TableWriter(
+                spec, db, bus, queue_rows, flush_rows, flush_seconds, max_batch_rows
+            )
             for name, spec in TABLES.items()
         }
         self._reporter: asyncio.Task[None] | None = None
