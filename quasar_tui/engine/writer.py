@@ -21,6 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import groupby
 from operator import itemgetter
 from typing import Any
 
@@ -373,24 +374,24 @@ class _TableWriter:
         return None
 
     def _summarise(self, rows: list[tuple]) -> dict[tuple, list[Any]]:
-        """Per series: [lowest position, highest position, row count]."""
+        """Per series: [lowest position, highest position, row count].
+
+        History arrives in long runs of one series, summarised run by run in C loops; ticks
+        of many symbols interleave, and are summarised row by row.
+        """
         series, position = self.spec.series, self.spec.position
-        first = series(rows[0])
-        if first == series(rows[-1]) and all(map(first.__eq__, map(series, rows))):
-            positions = list(map(position, rows))  # one series (a history chunk): C loops only
-            return {first: [min(positions), max(positions), len(rows)]}
+        if series(rows[0]) != series(rows[min(len(rows) - 1, RUN_PROBE)]):
+            return _summarise_rows(rows, series, position)
         spans: dict[tuple, list[Any]] = {}
-        get = spans.get
-        for key, pos in zip(map(series, rows), map(position, rows), strict=True):
-            span = get(key)
+        for key, run in groupby(rows, series):
+            positions = list(map(position, run))
+            low, high = min(positions), max(positions)
+            span = spans.get(key)
             if span is None:
-                spans[key] = [pos, pos, 1]
+                spans[key] = [low, high, len(positions)]
             else:
-                if pos < span[0]:
-                    span[0] = pos
-                elif pos > span[1]:
-                    span[1] = pos
-                span[2] += 1
+                span[0], span[1] = min(span[0], low), max(span[1], high)
+                span[2] += len(positions)
         return spans
 
     async def _write(
@@ -502,6 +503,27 @@ class _TableWriter:
                 **self.counters}
 
 
+RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
+
+
+def _summarise_rows(
+    rows: list[tuple], series: Callable[[tuple], tuple], position: Callable[[tuple], Any]
+) -> dict[tuple, list[Any]]:
+    spans: dict[tuple, list[Any]] = {}
+    get = spans.get
+    for key, pos in zip(map(series, rows), map(position, rows), strict=True):
+        span = get(key)
+        if span is None:
+            spans[key] = [pos, pos, 1]
+        else:
+            if pos < span[0]:
+                span[0] = pos
+            elif pos > span[1]:
+                span[1] = pos
+            span[2] += 1
+    return spans
+
+
 class Writer:
     """Per-table writer tasks behind one object; see the module docstring for the paths.
 
@@ -518,7 +540,7 @@ class Writer:
         queue_rows: int = 200_000,
         flush_rows: int = 5_000,
         flush_seconds: float = 0.25,
-        max_batch_rows: int = 50_000,
+        max_batch_rows: int = 100_000,
     ) -> None:
         if queue_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
             raise ValueError("queue_rows and flush_rows must be >= 1 and flush_seconds > 0")
