@@ -35,7 +35,7 @@ TRADE_EVERY = 0.05  # real seconds between rounds of trades
 RESEND_EVERY = 40  # rounds between re-sends of recent trades (a client must not count them)
 PROVIDER = "KRAKEN"
 
-BarKey = tuple[str, str, datetime]
+BarKey = kraken_ws.BarKey
 
 
 def usd_pairs(count: int) -> dict[str, tuple[str, str, str, str]]:
@@ -172,25 +172,13 @@ class KrakenTrader:
 
     def expected_bars(self) -> dict[BarKey, tuple]:
         """OHLCV and trade count of every subscribed bar, from every trade made."""
-        bars: dict[BarKey, list] = {}
+        bars: dict[BarKey, tuple] = {}
         for symbol, intervals in self.subs.items():
-            for t in self.market.trades[symbol]:
-                for interval in intervals:
-                    key = (symbol, interval.value, interval.floor(t.ts))
-                    bar = bars.get(key)
-                    if bar is None:
-                        bars[key] = [t.price, t.price, t.price, t.price, t.qty, 1]
-                    else:
-                        bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
-                        bar[4] += t.qty
-                        bar[5] += 1
-        return {k: tuple(v) for k, v in bars.items()}
+            bars.update(kraken_ws.bars_from_trades(self.market.trades[symbol], intervals))
+        return bars
 
     async def stored_bars(self, site: Site) -> dict[BarKey, tuple]:
-        rows = await site.fetch(
-            "SELECT symbol, interval, ts, open, high, low, close, volume, trades "
-            "FROM live_data WHERE provider = $1", PROVIDER)
-        return {(r[0], r[1], r[2]): tuple(r)[3:] for r in rows}
+        return await kraken_ws.stored_live_bars(site, PROVIDER)
 
     async def stored_ticks(self, site: Site) -> list[tuple[tuple[str, int], tuple]]:
         rows = await site.fetch(

@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 from fakes.kraken_rest import KrakenRestFake
-from fakes.kraken_ws import KrakenMarket, KrakenWSFake, Trade
+from fakes.kraken_ws import (
+    KrakenMarket,
+    KrakenWSFake,
+    Trade,
+    bars_from_trades,
+    stored_live_bars,
+)
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
@@ -93,23 +99,7 @@ async def feed() -> AsyncIterator[tuple[Clock, KrakenWSFake, HeldRest]]:
 
 
 def bars_from(trades: list[Trade]) -> dict[tuple, tuple]:
-    bars: dict[tuple, list] = {}
-    for t in trades:
-        key = (t.symbol, Interval.M1.floor(t.ts))
-        bar = bars.get(key)
-        if bar is None:
-            bars[key] = [t.price, t.price, t.price, t.price, t.qty, 1]
-        else:
-            bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
-            bar[4] += t.qty
-            bar[5] += 1
-    return {k: tuple(v) for k, v in bars.items()}
-
-
-async def stored(db: Database) -> dict[tuple, tuple]:
-    rows = await db.fetch("SELECT symbol, ts, open, high, low, close, volume, trades "
-                          "FROM live_data WHERE provider = 'KRAKEN'")
-    return {(r["symbol"], r["ts"]): tuple(r)[2:] for r in rows}
+    return bars_from_trades(trades, (Interval.M1,))
 
 
 async def open_live_gaps(db: Database) -> int:
@@ -146,10 +136,10 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
         await until(lambda: _stored_ticks(db, ws.delivered_trades), "ticks stored")
     clock.at(3, 10)  # 10:01 and 10:02 are due; the 10:00 fill waits for REST
     live = {k: v for k, v in bars_from([t for s in SYMBOLS for t in ws.market.trades[s]]).items()
-            if k[1] > T0}
+            if k[2] > T0}
     await until(lambda: _has(db, live), "the live bars after the joined one")
     await first.stop()
-    assert (SYMBOLS[0], T0.replace(second=0)) not in await stored(db)
+    assert (SYMBOLS[0], "1min", T0.replace(second=0)) not in await stored_live_bars(db)
     assert await open_live_gaps(db) == len(SYMBOLS)
 
     rest.release.set()
@@ -165,7 +155,7 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
         await until(lambda: _no_open_live_gaps(db), "the gap records resolved")
     finally:
         await second.stop()
-    assert await stored(db) == expected
+    assert await stored_live_bars(db) == expected
 
 
 async def _stored_ticks(db: Database, n: int) -> bool:
@@ -173,12 +163,12 @@ async def _stored_ticks(db: Database, n: int) -> bool:
 
 
 async def _has(db: Database, bars: dict[tuple, tuple]) -> bool:
-    have = await stored(db)
+    have = await stored_live_bars(db)
     return all(have.get(k) == v for k, v in bars.items())
 
 
 async def _equal(db: Database, bars: dict[tuple, tuple]) -> bool:
-    return await stored(db) == bars
+    return await stored_live_bars(db) == bars
 
 
 async def _no_open_live_gaps(db: Database) -> bool:

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -21,6 +21,8 @@ from typing import Any
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+
+from quasar_tui.core.intervals import Interval
 
 # key: (altname, wsname, base, quote), as REST AssetPairs reports them.
 DEFAULT_PAIRS: dict[str, tuple[str, str, str, str]] = {
@@ -52,6 +54,33 @@ class Trade:
     def item(self) -> dict[str, Any]:
         return {"symbol": self.symbol, "side": self.side, "price": self.price, "qty": self.qty,
                 "ord_type": "limit", "trade_id": self.trade_id, "timestamp": rfc3339(self.ts)}
+
+
+BarKey = tuple[str, str, datetime]
+
+
+def bars_from_trades(trades: Iterable[Trade], intervals: Iterable[Interval]) -> dict[BarKey, tuple]:
+    """The reference: (symbol, interval, start) -> OHLCV and trade count, from served trades."""
+    bars: dict[BarKey, list] = {}
+    for interval in intervals:
+        for t in trades:
+            key = (t.symbol, interval.value, interval.floor(t.ts))
+            bar = bars.get(key)
+            if bar is None:
+                bars[key] = [t.price, t.price, t.price, t.price, t.qty, 1]
+            else:
+                bar[1], bar[2], bar[3] = max(bar[1], t.price), min(bar[2], t.price), t.price
+                bar[4] += t.qty
+                bar[5] += 1
+    return {k: tuple(v) for k, v in bars.items()}
+
+
+async def stored_live_bars(db: Any, provider: str = "KRAKEN") -> dict[BarKey, tuple]:
+    """What live_data holds for `provider`, keyed like `bars_from_trades`."""
+    rows = await db.fetch(
+        "SELECT symbol, interval, ts, open, high, low, close, volume, trades "
+        "FROM live_data WHERE provider = $1", provider)
+    return {(r[0], r[1], r[2]): tuple(r)[3:] for r in rows}
 
 
 class KrakenMarket:
