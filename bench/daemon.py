@@ -28,25 +28,12 @@ from typing import Any
 import asyncpg
 import psutil
 
+from bench.fakes_path import launcher
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo
-
-LAUNCHER = """
-import os, sys, time
-from datetime import UTC, datetime
-
-speed = float(os.environ.get("QUASAR_TEST_SPEED", "1"))
-if speed != 1:
-    anchor, real = float(os.environ["QUASAR_TEST_ANCHOR"]), time.time
-    time.time = lambda: anchor + (real() - anchor) * speed
-    import quasar_tui.engine.engine as engine_module
-    engine_module.utc_now = lambda: datetime.fromtimestamp(time.time(), UTC)
-from quasar_tui.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 #: Errors of a query made while the database restarts; the benchmark's own reads retry them.
 DB_DOWN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
@@ -92,7 +79,7 @@ class Daemon:
         env = {**os.environ, "QUASAR_DATA_DIR": str(data_dir), **clock.env()}
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", LAUNCHER, "--daemon", "--dsn", dsn],
+                [sys.executable, "-c", launcher.LAUNCHER, "--daemon", "--dsn", dsn],
                 env=env, stdout=subprocess.DEVNULL, stderr=err,
             )
 

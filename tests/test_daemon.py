@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
+from fakes.launcher import LAUNCHER
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
@@ -34,25 +35,6 @@ SECRET = "s3cr3t-token-never-logged"
 SLOW_TICKS = 0.4  # trades per second: at most 32 a minute, so REST history bars are exact
 SPEED = 15.0      # market seconds per real second in the accelerated daemon
 
-# Runs the real CLI entry point. With QUASAR_TEST_SPEED it runs market time fast (the clock the
-# engine and the simulated provider read, anchored so a restarted daemon continues the same
-# timeline); with QUASAR_TEST_MODULES it writes the modules it loaded when it exits.
-LAUNCHER = """
-import atexit, json, os, sys, time
-from datetime import UTC, datetime
-
-speed = float(os.environ.get("QUASAR_TEST_SPEED", "1"))
-if speed != 1:
-    anchor, real = float(os.environ["QUASAR_TEST_ANCHOR"]), time.time
-    time.time = lambda: anchor + (real() - anchor) * speed
-    import quasar_tui.engine.engine as engine_module
-    engine_module.utc_now = lambda: datetime.fromtimestamp(time.time(), UTC)
-modules = os.environ.get("QUASAR_TEST_MODULES")
-if modules:
-    atexit.register(lambda: open(modules, "w").write(json.dumps(sorted(sys.modules))))
-from quasar_tui.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 class Daemon:
