@@ -167,6 +167,24 @@ class KrakenTrader:
                 if message.get("channel") == "trade" for item in message["data"]}
         return {k: (made[k].ts, made[k].price, made[k].qty, made[k].side) for k in keys}
 
+    def delivered_out_of_order(self) -> int:
+        """Trades first delivered after a newer trade of their pair: a re-send right after a
+        reconnect brings trades made while the daemon was away behind newer ones."""
+        newest: dict[str, int] = {}
+        seen: set[tuple[str, int]] = set()
+        late = 0
+        for _, message in self.ws.served:
+            if message.get("channel") != "trade":
+                continue
+            for item in message["data"]:
+                symbol, trade_id = item["symbol"], item["trade_id"]
+                if (symbol, trade_id) in seen:
+                    continue
+                seen.add((symbol, trade_id))
+                late += trade_id < newest.get(symbol, trade_id)
+                newest[symbol] = max(trade_id, newest.get(symbol, trade_id))
+        return late
+
     def made(self) -> int:
         return sum(len(trades) for trades in self.market.trades.values())
 

@@ -208,6 +208,7 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
         return tallies, {
             "drops": a.drops, "connections": feed.ws.connects, "trades_made": feed.made(),
             "trades_delivered": delivered, "trades_only_in_rest_history": feed.made() - delivered,
+            "delivered_out_of_order": feed.delivered_out_of_order(),
             "rest_gap_fills": feed.rest_fills(), "catch_up_timeouts": lagged,
             "open_gap_records": await site.fetchval(_OPEN_GAPS),
             "settled": settled, "exit_status": status,

@@ -110,7 +110,7 @@ async def test_websocket_session_speaks_v2(fakes: Fakes) -> None:
     try:
         messages = await provider._subscribe(Interval.M1, ["BTC/USD", "NOPE/USD"])
         assert [m["params"]["channel"] for m in messages] == ["trade", "ticker"]
-        assert messages[0]["params"]["snapshot"] is False
+        assert messages[0]["params"]["snapshot"] is True  # recovers missed trades
         assert await provider._subscribe(Interval.M5, ["BTC/USD"]) == []  # already streaming
         for m in messages:
             await conn.send(json.dumps(m))

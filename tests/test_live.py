@@ -72,6 +72,13 @@ class Rig:
         await self.ws.start()
         await self.rest.start()
         await self.writer.start()
+        await self.connect(subs, backfill, **provider_attrs)
+
+    async def connect(
+        self, subs: dict[str, set[Interval]], backfill: Backfill | None = None,
+        **provider_attrs: float,
+    ) -> None:
+        """A new session on the running fakes and writer (as a restarted engine has)."""
         http = HttpClient(rate_limit=(100, 1.0), retries=0)
         prefs = {"ws_url": self.ws.url, "rest_url": self.rest.url}
         provider = KrakenProvider(ProviderContext(preferences=prefs, http=http))
@@ -117,8 +124,6 @@ async def rig(db: Database) -> AsyncIterator[Rig]:
     r = Rig(db)
     yield r
     await r.close()
-
-
 
 
 async def settle(db: Database, expected: dict[Key, tuple]) -> dict[Key, tuple]:
@@ -187,6 +192,46 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
     assert sorted((r["symbol"], r["seq"]) for r in ticks) == sorted(delivered)
     served_total = sum(len(v) for v in rig.market.trades.values())
     assert len(delivered) < served_total  # trades made during the outages were not seen live
+
+
+async def test_a_snapshot_keeps_trades_never_delivered_that_are_older_than_the_newest(
+    rig: Rig,
+) -> None:
+    await rig.start({"BTC/USD": {M1}})
+    first = await rig.ws.trade("BTC/USD", 100.0, 1.0)
+    rig.ws.silent = True  # made while the feed was not delivering
+    missed = [await rig.ws.trade("BTC/USD", 101.0 + i, 1.0) for i in range(2)]
+    rig.ws.silent = False
+    newest = await rig.ws.trade("BTC/USD", 104.0, 1.0)
+    await rig.ws.resend("BTC/USD", [first, *missed, newest])
+    await rig.caught_up()
+    await rig.writer.flush()
+
+    stored = await rig.db.fetch("SELECT seq, price FROM live_ticks ORDER BY seq")
+    assert [(r["seq"], r["price"]) for r in stored] == [
+        (t.trade_id, t.price) for t in (first, *missed, newest)]
+    assert rig.session.stats.duplicates == 2
+
+
+async def test_a_new_session_stores_the_last_trades_made_while_none_was_connected(
+    rig: Rig,
+) -> None:
+    await rig.start({"BTC/USD": {M1}})
+    seen = await rig.ws.trade("BTC/USD", 100.0, 1.0)
+    await rig.caught_up()
+    await rig.session.stop()
+    await rig.session.provider.aclose()
+    missed = [await rig.ws.trade("BTC/USD", 101.0 + i, 1.0) for i in range(3)]
+    assert rig.ws.delivered_trades == 1
+
+    await rig.connect({"BTC/USD": {M1}})  # subscribes with a snapshot of the last trades
+    newest = await rig.ws.trade("BTC/USD", 105.0, 1.0)
+    await until(lambda: rig.session.stats.ticks == 5)  # the snapshot holds the seen one too
+    await rig.writer.flush()
+
+    stored = await rig.db.fetch("SELECT seq, price FROM live_ticks ORDER BY seq")
+    assert [(r["seq"], r["price"]) for r in stored] == [
+        (t.trade_id, t.price) for t in (seen, *missed, newest)]
 
 
 async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:

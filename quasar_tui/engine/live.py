@@ -10,8 +10,9 @@ Nothing partial reaches `live_data`. A bar that was open when the feed stopped, 
 before the feed was subscribed, is dropped by the aggregator and its span is filled from the
 provider's REST history (`backfill`) once the span has closed; with a gap log the span is on
 record until then, so an engine stopped or killed first has the next one fill it. Ticks
-re-delivered after a reconnect are recognised by trade id (sequential per symbol) and not
-counted twice.
+re-delivered after a reconnect are recognised by trade id and not counted twice; trades a
+snapshot brings that were never delivered are kept, even when they are older than the newest
+one seen (engine/trade_ids.py).
 
 `live_ticks.seq` is the provider's trade id when it has one; otherwise a counter that starts at
 the session's creation time in nanoseconds, so it never repeats across restarts.
@@ -40,6 +41,7 @@ from quasar_tui.engine.events import (
     TickEvent,
 )
 from quasar_tui.engine.live_gaps import LiveGaps
+from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
@@ -174,7 +176,7 @@ class LiveSession:
         self._subs: dict[str, set[Interval]] = {}
         self._resume: dict[tuple[str, Interval], datetime] = {}
         self._gaps: dict[tuple[str, Interval], _PendingGap] = {}
-        self._last_trade_id: dict[str, int] = {}
+        self._trade_ids = TradeIds()
         self._seq = time.time_ns()
         self._conn: Any = None
         self._observing = False
@@ -379,7 +381,7 @@ class LiveSession:
     async def _route(self, records: Iterable[Tick | Quote | Bar | SubscriptionRefused]) -> None:
         ticks: list[Tick] = []
         rows: list[tuple] = []
-        subs, last_ids = self._subs, self._last_trade_id
+        subs, first_time = self._subs, self._trade_ids.first_time
         publish, name = self.bus.publish, self.name
         for r in records:
             if type(r) is Tick:
@@ -390,12 +392,9 @@ class LiveSession:
                 if tid is None:
                     self._seq += 1
                     tid = self._seq
-                else:
-                    last = last_ids.get(symbol)
-                    if last is not None and tid <= last:
-                        self.stats.duplicates += 1
-                        continue
-                    last_ids[symbol] = tid
+                elif not first_time(symbol, tid):
+                    self.stats.duplicates += 1
+                    continue
                 ticks.append(r)
                 ts, price, size = r.ts, r.price, r.size
                 rows.append((name, symbol, ts, tid, price, size, r.side))

@@ -220,8 +220,10 @@ class KrakenProvider(LiveDataProvider):
         messages: list[dict[str, Any]] = []
         new = [s for s in symbols if s not in self._streaming]
         if new and "trade" in channels:
+            # The snapshot (the pair's last 50 trades) brings back trades made while this
+            # session was away; the engine skips the ones it has already seen.
             messages.append(self._request("subscribe", {"channel": "trade", "symbol": new,
-                                                        "snapshot": False}))
+                                                        "snapshot": True}))
         if new and "ticker" in channels:
             messages.append(self._request("subscribe", {"channel": "ticker", "symbol": new}))
         self._streaming.update(new)
