@@ -2,7 +2,8 @@
 
 `KrakenTrader`: the tests' Kraken WebSocket v2 and REST fakes on the drill's market clock, and a
 trader making random trades on them. Every trade made is in `market.trades` (what REST history
-serves); what was sent to a live connection is in `ws.served`.
+serves); what was sent to a live connection is in `ws.served`, and what REST Trades answered
+(the trades the daemon fetched because it missed them) in `rest.served_trades`.
 
 Trades are only made between `QUIET` market seconds after each minute starts and `QUIET` before
 it ends. The daemon's market clock runs `speed` times faster than real time, which shrinks the
@@ -136,12 +137,10 @@ class KrakenTrader:
         return bool(await until(lambda: _at_least(site, delivered), "delivered ticks stored",
                                 30, daemon, required=False))
 
-    async def finish(
-        self, site: Site, daemon: Daemon, longest: Interval, *, every_tick: bool = True
-    ) -> bool:
+    async def finish(self, site: Site, daemon: Daemon, longest: Interval) -> bool:
         """Trade on to the end of a `longest` bar at least a minute away, stop trading, and
-        wait for every bar to close and every gap to be filled (and, with `every_tick`, every
-        delivered trade to be stored); True if they all were."""
+        wait for every bar to close, every gap to be filled and every delivered trade to be
+        stored; True if they all were."""
         now = self.clock()
         end = longest.next_start(longest.floor(now))
         if (end - now).total_seconds() < 60 + QUIET:
@@ -149,10 +148,10 @@ class KrakenTrader:
         await asyncio.sleep(self.clock.real((end - now).total_seconds() - QUIET))
         await self.halt()
         expected = self.expected_bars()
-        delivered = len(self.delivered()) if every_tick else 0
 
         async def settled() -> bool:
-            return await self.stored_bars(site) == expected and await _at_least(site, delivered)
+            return (await self.stored_bars(site) == expected
+                    and await _at_least(site, len(self.delivered())))
 
         return bool(await until(settled, "every bar stored", 90 + self.clock.real(QUIET + 5),
                                 daemon, required=False))
@@ -160,12 +159,23 @@ class KrakenTrader:
     # -- what was served -----------------------------------------------------------------
 
     def delivered(self) -> dict[tuple[str, int], tuple]:
-        """Trades sent to a live connection: (symbol, trade id) -> (ts, price, size, side)."""
+        """Trades sent to a live connection or in an answer of REST Trades (where the daemon
+        fetches the trades it missed): (symbol, trade id) -> (ts, price, size, side)."""
         made = {(t.symbol, t.trade_id): t for trades in self.market.trades.values()
                 for t in trades}
-        keys = {(item["symbol"], item["trade_id"]) for _, message in self.ws.served
-                if message.get("channel") == "trade" for item in message["data"]}
+        keys = self._sent_live() | self._sent_rest()
         return {k: (made[k].ts, made[k].price, made[k].qty, made[k].side) for k in keys}
+
+    def fetched(self) -> int:
+        """Trades served only by REST Trades, never on a live connection."""
+        return len(self._sent_rest() - self._sent_live())
+
+    def _sent_live(self) -> set[tuple[str, int]]:
+        return {(item["symbol"], item["trade_id"]) for _, message in self.ws.served
+                if message.get("channel") == "trade" for item in message["data"]}
+
+    def _sent_rest(self) -> set[tuple[str, int]]:
+        return {(t.symbol, t.trade_id) for t in self.rest.served_trades}
 
     def delivered_out_of_order(self) -> int:
         """Trades first delivered after a newer trade of their pair: a re-send right after a

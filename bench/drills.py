@@ -7,10 +7,11 @@ daemon with SIGTERM and compares, row by row (bench.tally):
 - feed_drops: a Kraken v2 feed (trades of BTC/USD at 1min and 5min, ETH/USD at 1min) cut
   `--drops` times by the fake dropping every connection. Trades made while the daemon is away
   are served again only by the Kraken REST fake's OHLC history, which the daemon must use to
-  fill the span. live_data is compared with bars computed from every trade made; live_ticks
-  with every trade delivered on a connection (before each drop the drill waits until the
-  daemon has stored what it was sent, so a trade in a socket buffer at the cut is not counted
-  as delivered-and-lost).
+  fill the span; the trades themselves come back in the subscription's snapshot (the last 50)
+  and, beyond it, from REST Trades. live_data is compared with bars computed from every trade
+  made; live_ticks with every trade delivered on a connection or by REST Trades (before each
+  drop the drill waits until the daemon has stored what it was sent, so a trade in a socket
+  buffer at the cut is not counted as delivered-and-lost).
 - db_restarts: the same feed plus an EODHD 1min historical subscription while the embedded
   server is stopped (`pg_ctl stop -m fast`), kept down `--outage` seconds and started again,
   `--restarts` times. Nothing is excused: every delivered trade, every bar, every served
@@ -19,9 +20,9 @@ daemon with SIGTERM and compares, row by row (bench.tally):
   request chunks; the daemon is SIGKILLed `--kills` times and started again: mid-backfill
   (the fake holds the second chunk), then alternately while the span it was dead for is still
   being filled from REST (one call a second per pair, so newer live bars are already stored)
-  and at a random moment while streaming. Live bars and historical bars must end exactly as
-  served. Ticks a killed process had received but not yet committed die with it; they are
-  reported as information, not as a failure.
+  and at a random moment while streaming. Live bars, live ticks and historical bars must end
+  exactly as served: ticks a killed process had received but not yet committed come back in
+  the next start's snapshot or from REST Trades.
 - http_429: EODHD subscriptions (1min, 5min, 1h, 1d; several request chunks) while the fake
   answers bursts of requests with 429 and a Retry-After. A chunk whose retries run out is
   recorded as a gap and collected by a later run; the drill asks for those runs the way the
@@ -207,7 +208,8 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
         delivered = len(feed.delivered())
         return tallies, {
             "drops": a.drops, "connections": feed.ws.connects, "trades_made": feed.made(),
-            "trades_delivered": delivered, "trades_only_in_rest_history": feed.made() - delivered,
+            "trades_delivered": delivered, "trades_fetched_from_rest": feed.fetched(),
+            "trades_only_in_rest_history": feed.made() - delivered,
             "delivered_out_of_order": feed.delivered_out_of_order(),
             "rest_gap_fills": feed.rest_fills(), "catch_up_timeouts": lagged,
             "open_gap_records": await site.fetchval(_OPEN_GAPS),
@@ -310,19 +312,15 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                 await daemon.kill()
             await until(lambda: ran_ok_since(site, hist.id, began),
                         "the resumed historical run", 300, daemon)
-            settled = await feed.finish(site, daemon, M1, every_tick=False)
+            settled = await feed.finish(site, daemon, M1)
             status = await daemon.stop()
-            bars, ticks = live_tallies(feed, await feed.stored_bars(site),
-                                       await feed.stored_ticks(site))
+            live = live_tallies(feed, await feed.stored_bars(site), await feed.stored_ticks(site))
             history = await history_tally(site, eodhd)
             unfinished = await site.fetchval(
                 "SELECT count(*) FROM collection_runs WHERE finished_at IS NULL")
-            return [bars, history], {
+            return [*live, history], {
                 "kills": kinds, "pairs": len(symbols), "daemons_started": len(site.daemons),
-                "ticks_delivered": ticks.served, "ticks_stored": ticks.stored,
-                "ticks_lost_in_killed_processes": ticks.missing,
-                "ticks_extra_or_wrong": ticks.extra + ticks.wrong + ticks.dups,
-                "runs_left_unfinished": unfinished,
+                "trades_fetched_from_rest": feed.fetched(), "runs_left_unfinished": unfinished,
                 "open_gap_records": await site.fetchval(_OPEN_GAPS),
                 "settled": settled, "exit_status": status,
             }

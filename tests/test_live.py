@@ -26,6 +26,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState
 from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
+from quasar_tui.engine.tick_holes import newest_stored
 from quasar_tui.engine.writer import Writer
 from quasar_tui.providers.kraken import KrakenProvider
 from quasar_tui.sdk import HttpClient, ProviderContext
@@ -76,6 +77,7 @@ class Rig:
 
     async def connect(
         self, subs: dict[str, set[Interval]], backfill: Backfill | None = None,
+        *, newest_ticks: dict[str, tuple[int, datetime]] | None = None,
         **provider_attrs: float,
     ) -> None:
         """A new session on the running fakes and writer (as a restarted engine has)."""
@@ -88,6 +90,7 @@ class Rig:
                                    grace=GRACE, backoff=Backoff(base=0.02, cap=0.1),
                                    backfill=backfill)
         await self.session.set_subscriptions(subs)
+        self.session.resume_ticks(newest_ticks or {})
         self.task = asyncio.create_task(self.session.run())
         for symbol in subs:
             if symbol in self.market.symbols:
@@ -188,10 +191,11 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
     await rig.writer.flush()
     delivered = {(item["symbol"], item["trade_id"]) for _, m in rig.ws.served
                  if m.get("channel") == "trade" for item in m["data"]}
+    made = {(t.symbol, t.trade_id) for trades in rig.market.trades.values() for t in trades}
+    assert len(delivered) < len(made)  # trades made during the outages were not seen live
+    assert session.holes.filled > 0  # ... so they were fetched from REST Trades
     ticks = await rig.db.fetch("SELECT symbol, seq FROM live_ticks WHERE provider = 'KRAKEN'")
-    assert sorted((r["symbol"], r["seq"]) for r in ticks) == sorted(delivered)
-    served_total = sum(len(v) for v in rig.market.trades.values())
-    assert len(delivered) < served_total  # trades made during the outages were not seen live
+    assert sorted((r["symbol"], r["seq"]) for r in ticks) == sorted(made)
 
 
 async def test_a_snapshot_keeps_trades_never_delivered_that_are_older_than_the_newest(
@@ -213,7 +217,7 @@ async def test_a_snapshot_keeps_trades_never_delivered_that_are_older_than_the_n
     assert rig.session.stats.duplicates == 2
 
 
-async def test_a_new_session_stores_the_last_trades_made_while_none_was_connected(
+async def test_a_restarted_session_stores_every_trade_made_while_none_was_connected(
     rig: Rig,
 ) -> None:
     await rig.start({"BTC/USD": {M1}})
@@ -221,17 +225,47 @@ async def test_a_new_session_stores_the_last_trades_made_while_none_was_connecte
     await rig.caught_up()
     await rig.session.stop()
     await rig.session.provider.aclose()
-    missed = [await rig.ws.trade("BTC/USD", 101.0 + i, 1.0) for i in range(3)]
+    await rig.writer.flush()
+    # No client: the last 50 come back in the subscription's snapshot, the rest from REST.
+    missed = [await rig.ws.trade("BTC/USD", 101.0 + i / 100, 0.1) for i in range(80)]
     assert rig.ws.delivered_trades == 1
 
-    await rig.connect({"BTC/USD": {M1}})  # subscribes with a snapshot of the last trades
-    newest = await rig.ws.trade("BTC/USD", 105.0, 1.0)
-    await until(lambda: rig.session.stats.ticks == 5)  # the snapshot holds the seen one too
+    newest = await newest_stored(rig.db, "KRAKEN", ["BTC/USD", "ETH/USD"])
+    assert newest == {"BTC/USD": (seen.trade_id, seen.ts)}
+    await rig.connect({"BTC/USD": {M1}}, newest_ticks=newest)
+    latest = await rig.ws.trade("BTC/USD", 105.0, 1.0)
+    await until(lambda: rig.session.holes.filled == 30 and rig.session.stats.ticks == 51)
     await rig.writer.flush()
 
-    stored = await rig.db.fetch("SELECT seq, price FROM live_ticks ORDER BY seq")
-    assert [(r["seq"], r["price"]) for r in stored] == [
-        (t.trade_id, t.price) for t in (seen, *missed, newest)]
+    stored = await rig.db.fetch("SELECT seq, price, size FROM live_ticks ORDER BY seq")
+    assert [tuple(r) for r in stored] == [
+        (t.trade_id, t.price, t.qty) for t in (seen, *missed, latest)]
+    assert len(rig.rest.calls("Trades")) == 1
+
+
+async def test_a_reconnect_fetches_the_trades_made_beyond_the_snapshot(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}, "ETH/USD": {M1}})
+    before = [await rig.ws.trade(s, 100.0, 1.0) for s in ("BTC/USD", "ETH/USD")]
+    await rig.caught_up()
+    refused = rig.ws.refused_connects
+    rig.ws.refusing = True
+    await rig.ws.drop()
+    await until(lambda: rig.ws.refused_connects > refused)
+    away = [await rig.ws.trade("BTC/USD", 101.0 + i / 100, 0.1,
+                               rig.clock.now + timedelta(milliseconds=i)) for i in range(1200)]
+    connects = rig.ws.connects
+    rig.ws.refusing = False
+    await until(lambda: rig.ws.connects > connects)
+    await rig.ws.wait_subscribed("BTC/USD")
+    after = await rig.ws.trade("ETH/USD", 99.0, 1.0)  # ETH/USD missed nothing
+    await until(lambda: rig.session.holes.filled == 1150)
+    await rig.writer.flush()
+
+    stored = await rig.db.fetch("SELECT symbol, seq FROM live_ticks ORDER BY symbol, seq")
+    assert [tuple(r) for r in stored] == sorted(
+        (t.symbol, t.trade_id) for t in (*before, *away, after))
+    assert len(rig.rest.calls("Trades")) == 2  # two pages of 1000, for BTC/USD only
+    assert rig.session.holes.pending == 0 and rig.session.holes.failures == 0
 
 
 async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:

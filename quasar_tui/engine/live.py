@@ -12,7 +12,8 @@ provider's REST history (`backfill`) once the span has closed; with a gap log th
 record until then, so an engine stopped or killed first has the next one fill it. Ticks
 re-delivered after a reconnect are recognised by trade id and not counted twice; trades a
 snapshot brings that were never delivered are kept, even when they are older than the newest
-one seen (engine/trade_ids.py).
+one seen (engine/trade_ids.py). For a provider with sequential trade ids, trades it never
+received at all are fetched from its REST trades (engine/tick_holes.py).
 
 `live_ticks.seq` is the provider's trade id when it has one; otherwise a counter that starts at
 the session's creation time in nanoseconds, so it never repeats across restarts.
@@ -41,6 +42,7 @@ from quasar_tui.engine.events import (
     TickEvent,
 )
 from quasar_tui.engine.live_gaps import LiveGaps
+from quasar_tui.engine.tick_holes import TickHoles
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
@@ -176,7 +178,9 @@ class LiveSession:
         self._subs: dict[str, set[Interval]] = {}
         self._resume: dict[tuple[str, Interval], datetime] = {}
         self._gaps: dict[tuple[str, Interval], _PendingGap] = {}
-        self._trade_ids = TradeIds()
+        self.holes = (TickHoles(provider_name, provider, writer, bus)
+                      if store_ticks and provider.fills_trades else None)
+        self._trade_ids = TradeIds(on_skip=self.holes.found if self.holes else None)
         self._seq = time.time_ns()
         self._conn: Any = None
         self._observing = False
@@ -201,6 +205,12 @@ class LiveSession:
         connection then also fills from there, not just the bar it joins mid-way."""
         self._resume.update({(s, Interval(i)): ts for (s, i), ts in points.items()})
 
+    def resume_ticks(self, newest: Mapping[str, tuple[int, datetime]]) -> None:
+        """Symbol -> (trade id, time) of its newest stored tick: with sequential trade ids,
+        the trades made since are fetched once the feed shows how far they go."""
+        for symbol, (trade_id, ts) in newest.items():
+            self._trade_ids.seed(symbol, trade_id, ts)
+
     async def set_subscriptions(self, subs: Mapping[str, Iterable[Interval | str]]) -> None:
         """Symbol -> intervals wanted. Changes go out on the live connection at once and the
         whole set is replayed on every reconnect. A refused symbol is retried only when it is
@@ -213,12 +223,15 @@ class LiveSession:
                             if s in wanted and s in self._subs}
             self._subs = wanted
             after = self._active()
+            gone = sorted(s for s in before if s not in after)
+            self._trade_ids.forget(gone)
+            if self.holes is not None:
+                self.holes.drop(gone)
             self.aggregator.set_intervals(after)
             for key in [k for k in self._gaps if k[1] not in after.get(k[0], ())]:
                 del self._gaps[key]
             if self._conn is None or not self._observing:
                 return
-            gone = sorted(s for s in before if s not in after)
             added = sorted((s, iv) for s, ivs in after.items() for iv in ivs
                            if iv not in before.get(s, ()))
             if gone:
@@ -273,6 +286,8 @@ class LiveSession:
                 self._backfill_task.cancel()
             await asyncio.gather(timer, *(t for t in [self._backfill_task] if t),
                                  return_exceptions=True)
+            if self.holes is not None:
+                await self.holes.close()
             self._set_state("idle")
 
     async def _connect(self) -> bool:
@@ -392,7 +407,7 @@ class LiveSession:
                 if tid is None:
                     self._seq += 1
                     tid = self._seq
-                elif not first_time(symbol, tid):
+                elif not first_time(symbol, tid, r.ts):
                     self.stats.duplicates += 1
                     continue
                 ticks.append(r)
@@ -449,6 +464,8 @@ class LiveSession:
             if self._gaps and (self._backfill_task is None or self._backfill_task.done()):
                 self._backfill_task = asyncio.create_task(
                     self._run_backfills(), name=f"live:{self.name}:backfill")
+            if self.holes is not None:
+                self.holes.kick()
 
     async def _write_due(self) -> None:
         if not await self._record_gaps():

@@ -97,12 +97,18 @@ class LiveDataProvider(DataProvider):
     when such a channel repeats the current candle until the next one begins (the engine then
     finalises a candle when a later one arrives). Implement `get_history` as well to let the
     engine fill the span missed during a disconnect.
+
+    When each symbol's trade ids count up by one, set `TRADE_IDS_SEQUENTIAL = True` and
+    implement `get_trades(symbol, since)`, an async iterator of the `Tick`s after `since`,
+    oldest first: the engine then sees a skipped id as a trade it never received and fetches
+    it from there, after a reconnect or a restart.
     """
 
     kind: ClassVar[str] = "live"
     IDLE_TIMEOUT: ClassVar[float] = 15.0
     HEARTBEAT_INTERVAL: ClassVar[float] = 10.0
     BARS_HAVE_CLOSE_FLAG: ClassVar[bool] = False
+    TRADE_IDS_SEQUENTIAL: ClassVar[bool] = False
 
     @abstractmethod
     async def _connect(self) -> Any:
@@ -127,6 +133,11 @@ class LiveDataProvider(DataProvider):
     @property
     def has_history(self) -> bool:
         return callable(getattr(self, "get_history", None))
+
+    @property
+    def fills_trades(self) -> bool:
+        """Whether trades missed while away can be told (sequential ids) and fetched."""
+        return self.TRADE_IDS_SEQUENTIAL and callable(getattr(self, "get_trades", None))
 
 
 PROVIDER_BASES: dict[str, type[DataProvider]] = {

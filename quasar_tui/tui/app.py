@@ -15,6 +15,8 @@ from time import monotonic
 
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
+from textual.drivers.linux_driver import LinuxDriver
 from textual.signal import Signal
 from textual.widget import AwaitMount
 from textual.widgets import Static
@@ -32,7 +34,7 @@ from quasar_tui.tui.services import (
     LogRecordBridge,
     Services,
 )
-from quasar_tui.tui.terminal import exit_with_terminal
+from quasar_tui.tui.terminal import TerminalDriver, exit_with_terminal
 
 NOTIFY_GAP = 2.0
 _FEED = "engine-feed"
@@ -135,6 +137,10 @@ class QuasarApp(App[int]):
     async def action_switch_mode(self, mode: str) -> None:
         if self._started:
             await super().action_switch_mode(mode)
+
+    def get_driver_class(self) -> type[Driver]:
+        driver = super().get_driver_class()
+        return TerminalDriver if driver is LinuxDriver else driver
 
     def switch_mode(self, mode: str) -> AwaitMount:
         """Textual holds every frame for 50 ms on a mode switch (`delay_update`), to hide a

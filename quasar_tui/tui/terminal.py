@@ -1,5 +1,6 @@
 """Leaving with the terminal: over SSH the terminal can vanish at any moment, and a console
-whose terminal is gone must exit (stopping its engine cleanly), never spin on a dead stdin."""
+whose terminal is gone must exit (stopping its engine cleanly), never spin on a dead stdin
+nor hang on a dead stdout."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import select
 import signal
 import sys
 from collections.abc import Callable
+from typing import IO, Any
 
 from textual.app import App
+from textual.drivers.linux_driver import LinuxDriver
 
 CHECK_SECONDS = 1.0
 EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
@@ -40,3 +43,38 @@ def exit_with_terminal(app: App[object]) -> Callable[[], None]:
             loop.remove_signal_handler(sig)
 
     return undo
+
+
+class _DroppedWhenGone:
+    """The terminal as the driver's output thread writes to it; once writing fails (the
+    terminal hung up: EIO), output is dropped. Textual's output thread dies on the first failed
+    write, and the app's shutdown then waits for that thread forever."""
+
+    def __init__(self, file: IO[str]) -> None:
+        self._file = file
+        self.gone = False
+
+    def write(self, text: str) -> None:
+        if not self.gone:
+            try:
+                self._file.write(text)
+            except OSError:
+                self.gone = True
+
+    def flush(self) -> None:
+        if not self.gone:
+            try:
+                self._file.flush()
+            except OSError:
+                self.gone = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+
+class TerminalDriver(LinuxDriver):
+    """Textual's Linux driver, whose output survives the terminal going away."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._file = _DroppedWhenGone(self._file)

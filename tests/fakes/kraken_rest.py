@@ -7,6 +7,7 @@ intervals that had trades, the last row always the unfinished current candle, at
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,12 @@ from aiohttp import web
 from .kraken_ws import KrakenMarket, Trade
 
 _TRADES_PER_CALL = 1000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _nanoseconds(ts: datetime) -> int:
+    """Exact nanoseconds since the epoch (Trades' `since` and `last` are nanoseconds)."""
+    return (ts - _EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _candle(start: int, trades: list[Trade], last_price: float) -> list[Any]:
@@ -35,6 +42,7 @@ class KrakenRestFake:
         self.market = market
         self.ohlc_depth = ohlc_depth
         self.requests: list[tuple[str, dict[str, str]]] = []
+        self.served_trades: list[Trade] = []  # every trade in a Trades answer
         self._runner: web.AppRunner | None = None
         self.url = ""
 
@@ -112,10 +120,10 @@ class KrakenRestFake:
             return web.json_response({"error": ["EQuery:Unknown asset pair"]})
         key, symbol = found
         since = int(params.get("since", "0"))
-        rows = [
-            [repr(t.price), repr(t.qty), t.ts.timestamp(), t.side[0], "l", "", t.trade_id]
-            for t in self.market.trades[symbol]
-            if int(t.ts.timestamp() * 1_000_000_000) > since
-        ][:_TRADES_PER_CALL]
-        last = str(int(rows[-1][2] * 1_000_000_000)) if rows else str(since)
+        trades = [t for t in self.market.trades[symbol] if _nanoseconds(t.ts) > since]
+        trades = trades[:_TRADES_PER_CALL]
+        self.served_trades.extend(trades)
+        rows = [[repr(t.price), repr(t.qty), t.ts.timestamp(), t.side[0], "l", "", t.trade_id]
+                for t in trades]
+        last = str(_nanoseconds(trades[-1].ts)) if trades else str(since)
         return web.json_response({"error": [], "result": {key: rows, "last": last}})

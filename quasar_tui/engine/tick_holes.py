@@ -1,0 +1,147 @@
+"""Trades a live session never received, fetched from the provider's REST trades.
+
+For a provider whose trade ids count up by one per symbol (`TRADE_IDS_SEQUENTIAL`), a skipped
+id is a trade made while the session was away: during a reconnect, beyond what the feed's
+snapshot replays, or across a restart (a starting session takes up from the newest stored
+tick). Each run of skipped ids is a hole; holes are filled one at a time with `get_trades`,
+writing to `live_ticks` only the missing ids (the others were stored as they arrived). Bars are
+not touched here: the live gap fill repairs them from the provider's candles.
+
+A hole is only in memory: if the engine is killed before filling it and newer ticks of the
+symbol were stored meanwhile, the next start does not see it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime
+
+from quasar_tui.engine.backoff import Backoff
+from quasar_tui.engine.events import EngineError, EventBus, describe_error
+from quasar_tui.engine.writer import TICKS, Writer
+from quasar_tui.sdk.base import LiveDataProvider
+from quasar_tui.store.database import Database
+
+log = logging.getLogger("quasar.engine.live")
+
+MAX_HOLE = 20_000  # ids; a longer absence is not replayed trade by trade (bars still are)
+ATTEMPTS = 5
+WRITE_EVERY = 1_000  # ticks handed to the writer at once
+
+
+@dataclass
+class Hole:
+    """Ids after `after_id` (made at `after_ts`) and before `before_id` never received."""
+
+    symbol: str
+    after_id: int
+    after_ts: datetime
+    before_id: int
+    attempts: int = 0
+    not_before: float = 0.0  # monotonic time of the next attempt
+
+
+async def newest_stored(
+    db: Database, provider: str, symbols: Iterable[str]
+) -> dict[str, tuple[int, datetime]]:
+    """Symbol -> (trade id, time) of its newest stored tick, for the symbols that have one."""
+    symbols = sorted(symbols)
+    if not symbols:
+        return {}
+    rows = await db.fetch(TICKS.last_rows, [provider] * len(symbols), symbols)
+    return {r["symbol"]: (r["seq"], r["ts"]) for r in rows if r["seq"] is not None}
+
+
+class TickHoles:
+    """The holes of one live session and the task that fills them."""
+
+    def __init__(
+        self, provider_name: str, provider: LiveDataProvider, writer: Writer, bus: EventBus
+    ) -> None:
+        self.name = provider_name
+        self.provider = provider
+        self.writer = writer
+        self.bus = bus
+        self.filled = 0  # ticks written from REST
+        self.failures = 0
+        self._holes: list[Hole] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def found(self, symbol: str, after_id: int, after_ts: datetime, before_id: int) -> None:
+        """TradeIds' `on_skip`: ids after `after_id` up to `before_id` were skipped."""
+        missing = before_id - after_id - 1
+        if missing > MAX_HOLE:
+            log.info("%s %s: %d trades made while away are not fetched one by one (over %d); "
+                     "bars are filled from candles", self.name, symbol, missing, MAX_HOLE)
+            return
+        self._holes.append(Hole(symbol, after_id, after_ts, before_id))
+
+    def drop(self, symbols: Iterable[str]) -> None:
+        """Forget the holes of symbols no longer subscribed."""
+        gone = set(symbols)
+        self._holes = [h for h in self._holes if h.symbol not in gone]
+
+    def kick(self) -> None:
+        """Start filling the holes that are due, unless a fill is already running."""
+        now = time.monotonic()
+        if (self._task is None or self._task.done()) and any(
+                h.not_before <= now for h in self._holes):
+            self._task = asyncio.create_task(self._fill_due(), name=f"live:{self.name}:ticks")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _fill_due(self) -> None:
+        now = time.monotonic()
+        due = [h for h in self._holes if h.not_before <= now]
+        self._holes = [h for h in self._holes if h.not_before > now]
+        for hole in due:
+            try:
+                self.filled += await self._fill(hole)
+            except Exception as exc:
+                self._failed(hole, exc)
+
+    async def _fill(self, hole: Hole) -> int:
+        rows: list[tuple] = []
+        written = 0
+        async with aclosing(self.provider.get_trades(hole.symbol, hole.after_ts)) as trades:
+            async for tick in trades:
+                tid = tick.trade_id
+                if tid is None or tid <= hole.after_id:
+                    continue
+                if tid >= hole.before_id:
+                    break
+                rows.append((self.name, hole.symbol, tick.ts, tid, tick.price, tick.size,
+                             tick.side))
+                if len(rows) >= WRITE_EVERY:
+                    await self.writer.put_ticks(rows)
+                    written, rows = written + len(rows), []
+        if rows:
+            await self.writer.put_ticks(rows)
+        return written + len(rows)
+
+    def _failed(self, hole: Hole, exc: Exception) -> None:
+        self.failures += 1
+        hole.attempts += 1
+        retry = hole.attempts < ATTEMPTS
+        if retry:
+            hole.not_before = time.monotonic() + Backoff(base=2.0, cap=60.0).ceiling(
+                hole.attempts)
+            self._holes.append(hole)
+        outcome = "will retry" if retry else "giving up; those ticks stay missing"
+        message = (f"{self.name} {hole.symbol}: fetching trades {hole.after_id + 1} to "
+                   f"{hole.before_id - 1} failed (attempt {hole.attempts}, {outcome}): "
+                   f"{describe_error(exc)}")
+        log.warning("%s", message)
+        self.bus.publish(EngineError(f"live:{self.name}:{hole.symbol}", message))
+
+    @property
+    def pending(self) -> int:
+        return len(self._holes)
