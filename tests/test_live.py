@@ -26,7 +26,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState
 from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
-from quasar_tui.engine.tick_holes import newest_stored
+from quasar_tui.engine.tick_holes import newest_stored, stored_holes
 from quasar_tui.engine.writer import Writer
 from quasar_tui.providers.kraken import KrakenProvider
 from quasar_tui.sdk import HttpClient, ProviderContext
@@ -266,6 +266,36 @@ async def test_a_reconnect_fetches_the_trades_made_beyond_the_snapshot(rig: Rig)
         (t.symbol, t.trade_id) for t in (*before, *away, after))
     assert len(rig.rest.calls("Trades")) == 2  # two pages of 1000, for BTC/USD only
     assert rig.session.holes.pending == 0 and rig.session.holes.failures == 0
+
+
+async def test_a_feed_whose_trade_ids_skip_is_not_asked_again_and_again(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}})
+    for price in (100.0, 101.0, 102.0):
+        await rig.ws.trade("BTC/USD", price, 1.0)
+        rig.market.skip_ids("BTC/USD", 5)  # ids that no trade will ever have
+    await rig.ws.trade("BTC/USD", 103.0, 1.0)
+    await rig.caught_up()
+    await until(lambda: rig.session.holes.given_up)
+    await rig.writer.flush()
+
+    assert len(rig.rest.calls("Trades")) == 1
+    assert any("not sequential" in e for e in rig.errors())
+    assert await rig.db.fetchval("SELECT count(*) FROM live_ticks") == 4
+
+
+async def test_holes_left_in_stored_ticks_are_found_at_a_start(db: Database) -> None:
+    """An engine killed before it fetched a hole: the next start finds it in what is stored."""
+    ids = {"BTC/USD": [1, 2, 3, 7, 8, 20], "ETH/USD": [5, 6, 7]}
+    rows = [("KRAKEN", symbol, T0 + timedelta(seconds=n), n, 1.0, 1.0, "buy")
+            for symbol, seqs in ids.items() for n in seqs]
+    async with db.pool.acquire() as conn:
+        await conn.copy_records_to_table(
+            "live_ticks", records=rows,
+            columns=["provider", "symbol", "ts", "seq", "price", "size", "side"])
+
+    holes = await stored_holes(db, "KRAKEN", ["BTC/USD", "ETH/USD", "XRP/USD"])
+    assert holes == [("BTC/USD", 3, T0 + timedelta(seconds=3), 7),
+                     ("BTC/USD", 8, T0 + timedelta(seconds=8), 20)]
 
 
 async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:

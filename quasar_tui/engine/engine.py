@@ -39,7 +39,7 @@ from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.engine.scheduler import HistoricalScheduler
-from quasar_tui.engine.tick_holes import newest_stored
+from quasar_tui.engine.tick_holes import newest_stored, stored_holes
 from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
@@ -459,7 +459,10 @@ class Engine:
                 resume[key] = min(start, resume.get(key, start))
         session.resume_from(resume)
         if session.holes is not None:
-            session.resume_ticks(await newest_stored(self.db, name, {k[0] for k in series}))
+            symbols = {symbol for symbol, _ in series}
+            session.resume_ticks(await newest_stored(self.db, name, symbols))
+            for hole in await stored_holes(self.db, name, symbols):
+                session.holes.found(*hole)
         task = asyncio.create_task(self._supervise(name, session), name=f"engine:live:{name}")
         live = self._sessions[name] = _Live(session, task)
         return live

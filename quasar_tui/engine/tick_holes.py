@@ -7,8 +7,11 @@ tick). Each run of skipped ids is a hole; holes are filled one at a time with `g
 writing to `live_ticks` only the missing ids (the others were stored as they arrived). Bars are
 not touched here: the live gap fill repairs them from the provider's candles.
 
-A hole is only in memory: if the engine is killed before filling it and newer ticks of the
-symbol were stored meanwhile, the next start does not see it.
+If a fill finds none of the ids it looked for, the feed's ids are not sequential after all:
+the session stops looking for holes rather than ask REST once per trade.
+
+Holes are kept in memory only; a starting session finds the ones an engine stopped or killed
+left behind by looking for skipped ids among the newest `RECENT` stored ticks of each symbol.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ log = logging.getLogger("quasar.engine.live")
 
 MAX_HOLE = 20_000  # ids; a longer absence is not replayed trade by trade (bars still are)
 ATTEMPTS = 5
+RECENT = 5_000  # stored ticks per symbol searched for holes at a start
 WRITE_EVERY = 1_000  # ticks handed to the writer at once
 
 
@@ -57,6 +61,28 @@ async def newest_stored(
     return {r["symbol"]: (r["seq"], r["ts"]) for r in rows if r["seq"] is not None}
 
 
+_HOLES = """
+    SELECT k.symbol, r.after_id, r.after_ts, r.before_id
+      FROM unnest($2::text[]) AS k(symbol)
+      CROSS JOIN LATERAL (
+            SELECT lag(seq) OVER w AS after_id, lag(ts) OVER w AS after_ts, seq AS before_id
+              FROM (SELECT t.ts, t.seq FROM live_ticks t
+                     WHERE t.provider = $1 AND t.symbol = k.symbol
+                     ORDER BY t.ts DESC, t.seq DESC LIMIT $3) AS newest
+            WINDOW w AS (ORDER BY seq)) AS r
+     WHERE r.before_id > r.after_id + 1
+     ORDER BY k.symbol, r.before_id"""
+
+
+async def stored_holes(
+    db: Database, provider: str, symbols: Iterable[str]
+) -> list[tuple[str, int, datetime, int]]:
+    """Runs of skipped ids among the newest stored ticks of each symbol, oldest first:
+    (symbol, id before the run, its time, id after the run)."""
+    rows = await db.fetch(_HOLES, provider, sorted(symbols), RECENT)
+    return [(r["symbol"], r["after_id"], r["after_ts"], r["before_id"]) for r in rows]
+
+
 class TickHoles:
     """The holes of one live session and the task that fills them."""
 
@@ -69,12 +95,15 @@ class TickHoles:
         self.bus = bus
         self.filled = 0  # ticks written from REST
         self.failures = 0
+        self.given_up = False  # the ids turned out not to be sequential
         self._holes: list[Hole] = []
         self._task: asyncio.Task[None] | None = None
 
     def found(self, symbol: str, after_id: int, after_ts: datetime, before_id: int) -> None:
         """TradeIds' `on_skip`: ids after `after_id` up to `before_id` were skipped."""
         missing = before_id - after_id - 1
+        if self.given_up:
+            return
         if missing > MAX_HOLE:
             log.info("%s %s: %d trades made while away are not fetched one by one (over %d); "
                      "bars are filled from candles", self.name, symbol, missing, MAX_HOLE)
@@ -104,9 +133,23 @@ class TickHoles:
         self._holes = [h for h in self._holes if h.not_before > now]
         for hole in due:
             try:
-                self.filled += await self._fill(hole)
+                written = await self._fill(hole)
             except Exception as exc:
                 self._failed(hole, exc)
+                continue
+            if not written:
+                self._give_up(hole)
+                return
+            self.filled += written
+
+    def _give_up(self, hole: Hole) -> None:
+        self.given_up = True
+        self._holes.clear()
+        message = (f"{self.name} {hole.symbol}: REST trades hold none of the ids "
+                   f"{hole.after_id + 1} to {hole.before_id - 1}, so trade ids are not "
+                   "sequential; missed trades are no longer fetched (bars still are)")
+        log.warning("%s", message)
+        self.bus.publish(EngineError(f"live:{self.name}", message))
 
     async def _fill(self, hole: Hole) -> int:
         rows: list[tuple] = []

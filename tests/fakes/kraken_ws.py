@@ -103,6 +103,11 @@ class KrakenMarket:
         self.trades[symbol].append(trade)
         return trade
 
+    def skip_ids(self, symbol: str, count: int) -> None:
+        """Burn trade ids, as an exchange whose ids are not sequential would."""
+        for _ in range(count):
+            next(self._ids[symbol])
+
     def symbol_of_pair(self, pair: str) -> str | None:
         """The v2 symbol for a REST pair name (altname or key)."""
         for key, (alt, ws, _, _) in self.pairs.items():
