@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
@@ -172,30 +173,23 @@ class KrakenProvider(LiveDataProvider):
             for row in rows[:-1]
         ]
         if len(rows) >= _OHLC_DEPTH and candles and candles[0].ts > start:
-            for bar in await self._trade_bars(pair, sym, start, min(end, candles[0].ts),
-                                              interval):
+            for bar in await self._trade_bars(sym, start, min(end, candles[0].ts), interval):
                 yield bar
         for bar in candles:
             if start <= bar.ts < end:
                 yield bar
 
     async def _trade_bars(
-        self, pair: str, sym: str, start: datetime, end: datetime, interval: Interval
+        self, sym: str, start: datetime, end: datetime, interval: Interval
     ) -> list[Bar]:
-        """Bars built from REST Trades (1000 a call) for a span older than the OHLC window."""
-        first, last = start.timestamp(), end.timestamp()
-        since = int(first * 1_000_000_000) - 1
+        """Bars built from REST Trades for a span older than the OHLC window."""
         bars: dict[datetime, list[float]] = {}
-        while True:
-            result = await self._rest("Trades", {"pair": pair, "since": since})
-            rows = next(v for k, v in result.items() if k != "last")
-            for price, volume, when, *_ in rows:
-                if when >= last:
-                    return _trade_bars_list(bars, sym, interval)
-                if when < first:
-                    continue
-                p, q = float(price), float(volume)
-                key = interval.floor(datetime.fromtimestamp(when, UTC))
+        async with aclosing(self.get_trades(sym, start)) as trades:
+            async for t in trades:
+                if t.ts >= end:
+                    break
+                p, q = t.price, t.size
+                key = interval.floor(t.ts)
                 b = bars.get(key)
                 if b is None:
                     bars[key] = [p, p, p, p, q, 1]
@@ -203,10 +197,7 @@ class KrakenProvider(LiveDataProvider):
                     b[1], b[2], b[3] = max(b[1], p), min(b[2], p), p
                     b[4] += q
                     b[5] += 1
-            following = int(result.get("last") or since)
-            if len(rows) < _TRADES_PAGE or following <= since:
-                return _trade_bars_list(bars, sym, interval)
-            since = following
+        return _trade_bars_list(bars, sym, interval)
 
     async def get_trades(self, sym: str, since: datetime) -> AsyncIterator[Tick]:
         """Trades from `since` on from REST Trades (1000 a call), oldest first: what the

@@ -257,8 +257,9 @@ class KrakenWSFake:
                                       "req_id": req_id, "time_in": stamp, "time_out": stamp})
             if method == "subscribe" and channel == "trade" and params.get("snapshot"):
                 recent = self.market.trades[symbol][-50:]
-                await self._send(client, {"channel": "trade", "type": "snapshot",
-                                          "data": [t.item() for t in recent]})
+                if await self._send(client, {"channel": "trade", "type": "snapshot",
+                                             "data": [t.item() for t in recent]}):
+                    self.delivered_trades += len(recent)
         await self._notify()
 
     async def _heartbeats(self, client: _Client) -> None:
