@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from registry_rows import add_provider
 from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, until_screen
-from textual.widgets import Input, Select
+from textual.widgets import Button, Input, Select
 from tui_helpers import started, wait_for
 
 from quasar_tui.tui.modals.confirm import ConfirmModal
@@ -115,3 +115,27 @@ async def test_backfill_now_runs_the_job_of_the_engine_in_this_console(make_cons
         await wait_for(pilot, lambda: len(screen.records) == 1)
         await pilot.press("b")
         await wait_for(pilot, lambda: notices(app)[-1] == "backfill started for 1 subscription")
+
+
+async def test_on_a_24_line_terminal_the_form_scrolls_and_its_buttons_stay_in_view(
+    make_console, db
+):
+    await add_provider(db, "EXCH", intervals=["1h", "1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_mode(pilot, "5", SubscriptionsScreen)
+        await pilot.press("a")
+        modal = await until_screen(pilot, SubscribeModal)
+        box = modal.query_one(".form-box")
+        submit = modal.query_one("#form-submit", Button)
+        lookback = modal.query_one("#lookback-input", Input)
+        await pilot.pause()
+        assert box.max_scroll_y > 0  # the fields do not fit: they scroll
+        for _ in range(6):
+            if modal.focused is lookback:
+                break
+            await pilot.press("tab")
+        await pilot.pause()
+        assert modal.focused is lookback and box.region.contains_region(lookback.region)
+        inside = box.region.shrink((1, 1, 1, 1))  # within the border
+        assert inside.contains_region(submit.region)

@@ -2,8 +2,9 @@
 
 Enter (in any text field) or Ctrl+S submits, Escape cancels. A field that is wrong turns red
 with one line saying why under it; a failure that belongs to no field shows above the buttons.
-`submit()` runs as a worker, so a slow check (a provider file validated in a child process)
-leaves the console responsive, and it writes nothing unless every check passed.
+The fields scroll under that line and the buttons, which stay in view however small the
+terminal. `submit()` runs as a worker, so a slow check (a provider file validated in a child
+process) leaves the console responsive, and it writes nothing unless every check passed.
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ class FormModal(ModalScreen[T], Generic[T]):
         with Vertical(classes="form-box"):
             yield Static(self.form_title, classes="form-title", markup=False)
             yield from self.compose_fields()
-            yield Static("", id="form-error", markup=False)
-            with Horizontal(classes="form-buttons"):
-                yield Button(self.submit_label, variant="primary", id="form-submit")
-                yield Button("Cancel", id="form-cancel")
+            with Vertical(classes="form-footer"):
+                yield Static("", id="form-error", markup=False)
+                with Horizontal(classes="form-buttons"):
+                    yield Button(self.submit_label, variant="primary", id="form-submit")
+                    yield Button("Cancel", id="form-cancel")
         yield Footer(compact=True)
 
     def compose_fields(self) -> Iterator[Widget]:
