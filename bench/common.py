@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import shutil
@@ -19,16 +20,19 @@ from quasar_tui.store.server import start_embedded
 
 @asynccontextmanager
 async def scratch_database(**kwargs: Any) -> AsyncIterator[Database]:
-    """A migrated database on an embedded server in a temporary data dir, removed afterwards."""
+    """A migrated database on an embedded server in a temporary data dir.
+
+    The server stops when the process exits and the dir is removed after that (atexit runs in
+    reverse order of registration): removed while the server runs, the dir would take the
+    server's stop with it and leave the server running on.
+    """
     data_dir = Path(tempfile.mkdtemp(prefix="quasar-bench-"))
+    atexit.register(shutil.rmtree, data_dir, ignore_errors=True)
+    db = await Database.open(start_embedded(data_dir), **kwargs)
     try:
-        db = await Database.open(start_embedded(data_dir), **kwargs)
-        try:
-            yield db
-        finally:
-            await db.close()
+        yield db
     finally:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        await db.close()
 
 
 def machine() -> dict[str, Any]:

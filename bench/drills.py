@@ -176,8 +176,10 @@ class PgCtl:
         await self.run("-l", str(self.handle.log), "restart")
 
     async def stop(self) -> None:
-        """A restarted server is no child of the handle that started it, which would leave it
-        running at exit: stop it here."""
+        """Stop the server for good. The handle stops the server it started and forgets this
+        process (so nothing is stopped twice at exit); a restarted server is not the one the
+        handle knows, so pg_ctl stops that one."""
+        await asyncio.to_thread(self.handle.cleanup)
         await self.run("-m", "fast", "stop", check=False)
 
 
