@@ -186,9 +186,6 @@ class Site:
         rows = await self.fetch(query, *args)
         return rows[0][0] if rows else None
 
-    def logs_mention(self, text: str) -> bool:
-        return any(text in d.log.read_text(errors="replace") for d in self.daemons)
-
     async def close(self, keep_logs: Path | None = None) -> None:
         """Kill what still runs; with `keep_logs`, copy the daemons' logs there first."""
         for daemon in self.daemons:

@@ -182,7 +182,6 @@ class FeedProcess:
 
     def __init__(self, count: int) -> None:
         context = multiprocessing.get_context("spawn")
-        self.count = count
         self.ws_url = ""
         self.rest_url = ""
         self.committed: Synchronized = context.Value("q", 0, lock=False)

@@ -301,7 +301,6 @@ async def test_holes_left_in_stored_ticks_are_found_at_a_start(db: Database) -> 
 async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:
     await rig.start({"BTC/USD": {M1}}, IDLE_TIMEOUT=0.5, HEARTBEAT_INTERVAL=0.1)
     await until(lambda: any(m.get("method") == "ping" for _, m in rig.ws.received))
-    assert rig.ws.messages(method="pong")
 
     rig.ws.silent = True
     await until(lambda: rig.session.stats.idle_timeouts >= 1)

@@ -356,6 +356,7 @@ async def test_ensure_bundled_leaves_a_users_provider_of_that_name(
 async def test_ensure_bundled_runs_with_the_shipped_directory(registry: ProviderRegistry) -> None:
     lines = await registry.ensure_bundled()
     records = await registry.list()
+    assert {r.name for r in records} == {"EODHD", "KRAKEN", "POLYGON", "SIMULATED"}
     assert all(r.bundled for r in records)
     assert {f"registered bundled provider {r.name}" for r in records} <= set(lines)
 

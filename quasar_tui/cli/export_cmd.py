@@ -21,7 +21,8 @@ import asyncpg
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
-from quasar_tui.core.intervals import Interval
+from quasar_tui.core.intervals import Interval, utc
+from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
 
 FORMATS = ("csv", "parquet")
@@ -42,8 +43,6 @@ _COLUMNS = {
     "historical_data": ("ts", "open", "high", "low", "close", "volume"),
     "live_data": ("ts", "open", "high", "low", "close", "volume", "trades"),
 }
-_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
-_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 class MissingExtraError(QuasarError):
@@ -84,16 +83,16 @@ def _moment(text: str) -> date | datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (YYYY-MM-DD) or an ISO time (YYYY-MM-DDTHH:MM)"
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return utc(moment)
 
 
 def _bounds(
     start: date | datetime | None, end: date | datetime | None
 ) -> tuple[datetime, datetime]:
     """[low, high) for `ts`; a date as --to includes that whole day."""
-    low = _FAR_PAST if start is None else _as_time(start)
+    low = FAR_PAST if start is None else _as_time(start)
     if end is None:
-        high = _FAR_FUTURE
+        high = FAR_FUTURE
     elif isinstance(end, datetime):
         high = end
     else:
@@ -158,10 +157,7 @@ def _write_csv(out: TextIO, rows: list[asyncpg.Record]) -> None:
 
 
 async def export_series(args: argparse.Namespace) -> int:
-    try:
-        interval = Interval.parse(args.interval)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
+    interval = Interval.parse(args.interval)
     low, high = _bounds(args.start, args.end)
     if args.format == "parquet":
         if args.output is None:

@@ -14,7 +14,7 @@ from typing import Any
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import print_json, print_table
-from quasar_tui.registry.mappings import MappingStore
+from quasar_tui.registry.mappings import MappingStore, common_symbol
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 
 DEFAULT_VERB = "add"
@@ -206,7 +206,7 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
 async def rename_common(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         moved = await MappingStore(db).rename(args.old, args.new)
-    print(f"renamed {args.old.strip().upper()} to {args.new.strip().upper()} ({moved} mappings)")
+    print(f"renamed {common_symbol(args.old)} to {common_symbol(args.new)} ({moved} mappings)")
     return 0
 
 

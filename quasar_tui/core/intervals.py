@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+from quasar_tui.core.errors import InvalidInputError
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MONDAY_EPOCH = datetime(1970, 1, 5, tzinfo=UTC)
 
@@ -28,12 +30,13 @@ class Interval(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> Interval:
-        """Accept the canonical spelling and a few common aliases; raise ValueError otherwise."""
+        """Accept the canonical spelling and a few common aliases; raise InvalidInputError
+        (a ValueError) otherwise."""
         key = text.strip()
         found = _ALIASES.get(key) or _ALIASES.get(key.lower())
         if found is None:
             choices = " ".join(i.value for i in cls)
-            raise ValueError(f"unknown interval {text!r}: use one of {choices}")
+            raise InvalidInputError(f"unknown interval {text!r}: use one of {choices}")
         return found
 
     @property

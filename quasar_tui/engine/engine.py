@@ -12,9 +12,8 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from quasar_tui.engine.events import (
     describe_error,
 )
 from quasar_tui.engine.historical import run_historical
-from quasar_tui.engine.live import LiveSession
+from quasar_tui.engine.live import Clock, LiveSession, utc_now
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.publisher import Publisher
@@ -71,14 +70,8 @@ _RETENTION_SQL = """
        AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
 """
 
-# Provider states (events) as the providers table records them.
-_STATUS_OF = {"disconnected": "disconnected", "error": "error"}
-
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
+# Provider states (events) the providers table records as they are; any other is "ok".
+_DOWN = ("disconnected", "error")
 
 
 def one_line(exc: BaseException) -> str:
@@ -296,7 +289,7 @@ class Engine:
                     live.setdefault(sub.provider, {}).setdefault(sub.symbol, set()).add(
                         Interval(sub.interval))
             await self._sync_provider_status(records)
-            await self._reconcile_historical(historical)
+            self._reconcile_historical(historical)
             for sid, sub in historical.items():
                 if sub.provider in reloaded:  # new code or settings: collect with them now
                     self._scheduler.run_now(sid)
@@ -320,7 +313,7 @@ class Engine:
             return ("error", f"{sub.provider} has no history")
         return None
 
-    async def _reconcile_historical(self, wanted: dict[int, SubscriptionRecord]) -> None:
+    def _reconcile_historical(self, wanted: dict[int, SubscriptionRecord]) -> None:
         self._historical = wanted
         added, removed = self._scheduler.reconcile(
             {sid: Interval(sub.interval) for sid, sub in wanted.items()})
@@ -397,7 +390,7 @@ class Engine:
             record = records.get(name)
             if record is None:
                 continue
-            status = _STATUS_OF.get(str(seen["state"]), "ok")
+            status = seen["state"] if seen["state"] in _DOWN else "ok"
             detail = seen["detail"] if status != "ok" else None
             if (record.status, record.status_detail) != (status, detail):
                 await self._guard(self.registry.set_status(name, status, detail))
@@ -458,13 +451,14 @@ class Engine:
             if key in series:
                 resume[key] = min(start, resume.get(key, start))
         session.resume_from(resume)
+        symbols = {symbol for symbol, _ in series}
         if session.holes is not None:
-            symbols = {symbol for symbol, _ in series}
             session.resume_ticks(await newest_stored(self.db, name, symbols))
-            for hole in await stored_holes(self.db, name, symbols):
-                session.holes.found(*hole)
         task = asyncio.create_task(self._supervise(name, session), name=f"engine:live:{name}")
         live = self._sessions[name] = _Live(session, task)
+        if session.holes is not None:  # a scan of stored ticks: the session connects meanwhile
+            for hole in await stored_holes(self.db, name, symbols):
+                session.holes.found(*hole)
         return live
 
     async def _supervise(self, name: str, session: LiveSession) -> None:
@@ -535,7 +529,7 @@ class Engine:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), 2.0)
-            except (*_DB_ERRORS, asyncpg.PostgresError) as exc:
+            except _DB_ERRORS as exc:
                 log.debug("closing the listener failed: %s", exc)
                 conn.terminate()
 
@@ -608,7 +602,7 @@ class Engine:
             case ProviderState(provider=name, state=state, detail=detail):
                 if name in self._providers:
                     self._note_provider(name, state, detail)
-                level = "warning" if state in ("disconnected", "error") else "info"
+                level = "warning" if state in _DOWN else "info"
                 publisher.note_event(level, name, state + (f": {detail}" if detail else ""))
 
     def stats(self) -> dict[str, Any]:

@@ -108,10 +108,6 @@ class Subscription:
         self._ready = asyncio.Event()
         self._closed = False
 
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
     def __len__(self) -> int:
         return len(self._queue)
 
@@ -174,7 +170,3 @@ class EventBus:
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         self._subscriptions = [s for s in self._subscriptions if s is not subscription]
-
-    @property
-    def subscriber_count(self) -> int:
-        return len(self._subscriptions)

@@ -13,7 +13,7 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from quasar_tui.core.intervals import Interval
+from quasar_tui.core.intervals import Interval, utc
 from quasar_tui.engine.events import EventBus, JobRun, describe_error
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
@@ -102,7 +102,7 @@ class _Job:
         self.provider = provider
         self.sub = sub
         self.interval = Interval.parse(str(sub.interval))
-        self.now = now.astimezone(UTC) if now.tzinfo else now.replace(tzinfo=UTC)
+        self.now = utc(now)
         self.label = f"{sub.provider} {sub.symbol} {self.interval.value}"
         self.gaps = SeriesGaps(db, sub.provider, sub.symbol, self.interval)
         self.rows = 0
@@ -184,7 +184,7 @@ class _Job:
         self, bar: Bar, start: datetime, end: datetime, previous: datetime | None
     ) -> tuple | None:
         """The row for a valid bar; None (counted, first reason kept) for an invalid one."""
-        ts = bar.ts.astimezone(UTC) if bar.ts.tzinfo else bar.ts.replace(tzinfo=UTC)
+        ts = utc(bar.ts)
         values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
         if self.interval.floor(ts) != ts:
             problem = f"not on a {self.interval.value} bar start"

@@ -40,9 +40,10 @@ from quasar_tui.engine.events import (
     ProviderState,
     QuoteEvent,
     TickEvent,
+    describe_error,
 )
 from quasar_tui.engine.live_gaps import LiveGaps
-from quasar_tui.engine.tick_holes import TickHoles
+from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY, TickHoles
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
@@ -56,7 +57,6 @@ Clock = Callable[[], datetime]
 FLUSH_INTERVAL = 0.1  # how often closed bars are looked for: bounds their delay past the grace
 READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
 CONNECT_TIMEOUT = 15.0
-BACKFILL_ATTEMPTS = 5
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
 
 
@@ -124,11 +124,6 @@ def _encode(messages: Any) -> list[str | bytes]:
     if isinstance(messages, str | bytes):
         return [messages]
     return [json.dumps(messages)]
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class LiveSession:
@@ -365,7 +360,7 @@ class LiveSession:
             await self._send(message)
 
     def _lost(self, exc: Exception, connected: bool) -> None:
-        reason = _describe(exc)
+        reason = describe_error(exc)
         if connected:
             message = f"{self.name} connection lost: {reason}; reconnecting"
             self._set_state("disconnected", reason)
@@ -384,7 +379,7 @@ class LiveSession:
             try:
                 await asyncio.wait_for(conn.close(), 5.0)
             except Exception as exc:  # the connection is gone either way; say why
-                log.info("%s: closing the connection failed: %s", self.name, _describe(exc))
+                log.info("%s: closing the connection failed: %s", self.name, describe_error(exc))
 
     def _set_state(self, state: str, detail: str | None = None) -> None:
         if state != self.state or detail:
@@ -446,7 +441,7 @@ class LiveSession:
         if now - self._last_bad_report >= ERROR_THROTTLE:
             self._last_bad_report = now
             message = (f"{self.name} sent a message that could not be read "
-                       f"({self.stats.bad_messages} so far): {_describe(exc)}")
+                       f"({self.stats.bad_messages} so far): {describe_error(exc)}")
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}", message))
 
@@ -458,7 +453,7 @@ class LiveSession:
             try:
                 await self._write_due()
             except Exception as exc:
-                message = f"{self.name}: writing live bars failed: {_describe(exc)}"
+                message = f"{self.name}: writing live bars failed: {describe_error(exc)}"
                 log.error("%s", message)
                 self.bus.publish(EngineError(f"live:{self.name}", message))
             if self._gaps and (self._backfill_task is None or self._backfill_task.done()):
@@ -490,7 +485,7 @@ class LiveSession:
                 self._unrecorded = gaps + self._unrecorded
                 if not self._gap_log_down:
                     log.warning("%s: cannot record gaps to fill, holding bars: %s", self.name,
-                                _describe(exc))
+                                describe_error(exc))
                 self._gap_log_down = True
                 return False
             self._gap_log_down = False
@@ -539,10 +534,10 @@ class LiveSession:
         except Exception as exc:
             gap.attempts += 1
             self.stats.backfill_failures += 1
-            error = _describe(exc)
-            retry = gap.attempts < BACKFILL_ATTEMPTS
+            error = describe_error(exc)
+            retry = gap.attempts < ATTEMPTS
             if retry:
-                delay = timedelta(seconds=Backoff(base=2.0, cap=60.0).ceiling(gap.attempts))
+                delay = timedelta(seconds=RETRY.ceiling(gap.attempts))
                 gap.not_before = self.clock() + delay
                 later = self._gaps.get(key)
                 if later is not None:  # a newer gap of the same series arrived meanwhile
@@ -575,7 +570,7 @@ class LiveSession:
             await self._gap_log.resolve(*key, gap.start, gap.end)
         except OUTAGE_ERRORS as exc:
             log.info("%s %s %s: filled, but the gap record stays open: %s", self.name, *key,
-                     _describe(exc))
+                     describe_error(exc))
 
     async def _rest_backfill(
         self, symbol: str, interval: str, start: datetime, end: datetime

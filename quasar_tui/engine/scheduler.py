@@ -102,10 +102,6 @@ class HistoricalScheduler:
         self._scheduler.modify_job(_job_id(sub_id), next_run_time=datetime.now(UTC))
         return True
 
-    def next_run(self, sub_id: int) -> datetime | None:
-        job = self._scheduler.get_job(_job_id(sub_id)) if sub_id in self._intervals else None
-        return job.next_run_time if job is not None else None
-
     def add_periodic(self, func: Callable[[], Awaitable[None]], seconds: float, name: str) -> None:
         """A housekeeping job (not tied to a subscription)."""
         self._scheduler.add_job(

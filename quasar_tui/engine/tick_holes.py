@@ -33,7 +33,8 @@ from quasar_tui.store.database import Database
 log = logging.getLogger("quasar.engine.live")
 
 MAX_HOLE = 20_000  # ids; a longer absence is not replayed trade by trade (bars still are)
-ATTEMPTS = 5
+ATTEMPTS = 5  # fetches of one span (trades here, candles in live.py) before giving up
+RETRY = Backoff(base=2.0, cap=60.0)  # the delay before each next attempt: RETRY.ceiling(n)
 RECENT = 5_000  # stored ticks per symbol searched for holes at a start
 WRITE_EVERY = 1_000  # ticks handed to the writer at once
 
@@ -101,9 +102,9 @@ class TickHoles:
 
     def found(self, symbol: str, after_id: int, after_ts: datetime, before_id: int) -> None:
         """TradeIds' `on_skip`: ids after `after_id` up to `before_id` were skipped."""
-        missing = before_id - after_id - 1
         if self.given_up:
             return
+        missing = before_id - after_id - 1
         if missing > MAX_HOLE:
             log.info("%s %s: %d trades made while away are not fetched one by one (over %d); "
                      "bars are filled from candles", self.name, symbol, missing, MAX_HOLE)
@@ -175,8 +176,7 @@ class TickHoles:
         hole.attempts += 1
         retry = hole.attempts < ATTEMPTS
         if retry:
-            hole.not_before = time.monotonic() + Backoff(base=2.0, cap=60.0).ceiling(
-                hole.attempts)
+            hole.not_before = time.monotonic() + RETRY.ceiling(hole.attempts)
             self._holes.append(hole)
         outcome = "will retry" if retry else "giving up; those ticks stay missing"
         message = (f"{self.name} {hole.symbol}: fetching trades {hole.after_id + 1} to "

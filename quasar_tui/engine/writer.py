@@ -499,7 +499,8 @@ class _TableWriter:
         )
 
     def stats(self) -> dict[str, Any]:
-        return {**{f: getattr(self.snapshot(), f) for f in WriterStats.__struct_fields__},
+        snapshot = self.snapshot()
+        return {**{f: getattr(snapshot, f) for f in WriterStats.__struct_fields__},
                 **self.counters}
 
 
@@ -575,7 +576,7 @@ class Writer:
             task.cancel()
         if unfinished:
             await asyncio.wait(unfinished)
-            lost = sum(w.stats()["queue_depth"] for w in self._tables.values())
+            lost = sum(w.snapshot().queue_depth for w in self._tables.values())
             message = f"stopped after {grace}s with {lost} rows not written"
             log.error("writer: %s", message)
             self.bus.publish(EngineError("writer", message))

@@ -95,10 +95,7 @@ def _record(row: asyncpg.Record) -> SubscriptionRecord:
 
 
 def _check_interval(provider: str, capabilities: dict[str, Any], interval: str) -> Interval:
-    try:
-        parsed = Interval.parse(interval)
-    except ValueError as exc:
-        raise InvalidInputError(str(exc)) from None
+    parsed = Interval.parse(interval)
     offered = capabilities.get("intervals")
     if offered is not None and parsed.value not in offered:
         raise InvalidInputError(
@@ -207,10 +204,7 @@ class SubscriptionStore:
         self, provider: str, symbol: str, interval: str, mode: str
     ) -> SubscriptionRecord | None:
         """The subscription with exactly these keys, if there is one."""
-        try:
-            value = Interval.parse(interval).value
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
+        value = Interval.parse(interval).value
         row = await self.db.fetchrow(FIND, provider, symbol, value, mode)
         return _record(row) if row else None
 

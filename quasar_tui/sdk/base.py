@@ -99,7 +99,7 @@ class LiveDataProvider(DataProvider):
     engine fill the span missed during a disconnect.
 
     When each symbol's trade ids count up by one, set `TRADE_IDS_SEQUENTIAL = True` and
-    implement `get_trades(symbol, since)`, an async iterator of the `Tick`s after `since`,
+    implement `get_trades(symbol, since)`, an async iterator of the `Tick`s from `since` on,
     oldest first: the engine then sees a skipped id as a trade it never received and fetches
     it from there, after a reconnect or a restart.
     """
@@ -138,9 +138,3 @@ class LiveDataProvider(DataProvider):
     def fills_trades(self) -> bool:
         """Whether trades missed while away can be told (sequential ids) and fetched."""
         return self.TRADE_IDS_SEQUENTIAL and callable(getattr(self, "get_trades", None))
-
-
-PROVIDER_BASES: dict[str, type[DataProvider]] = {
-    "historical": HistoricalDataProvider,
-    "live": LiveDataProvider,
-}

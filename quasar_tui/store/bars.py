@@ -18,8 +18,8 @@ _NEWEST = """
 _QUERIES = {table: _NEWEST.format(table=table) for table in ("historical_data", "live_data")}
 
 BAR_TABLES = tuple(_QUERIES)
-_FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)
-_FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
+FAR_PAST = datetime(1, 1, 2, tzinfo=UTC)  # open ends of a time range, valid timestamptz
+FAR_FUTURE = datetime(9999, 12, 30, tzinfo=UTC)
 
 
 async def fetch_bars(
@@ -37,7 +37,7 @@ async def fetch_bars(
     if query is None:
         raise InvalidInputError(f"unknown bar table {table!r}: use one of {', '.join(BAR_TABLES)}")
     rows = await db.fetch(
-        query, provider, symbol, interval, start or _FAR_PAST, end or _FAR_FUTURE, limit
+        query, provider, symbol, interval, start or FAR_PAST, end or FAR_FUTURE, limit
     )
     return [
         Bar(ts=r["ts"], open=r["open"], high=r["high"], low=r["low"], close=r["close"],

@@ -65,11 +65,14 @@ async def migrate(conn: asyncpg.Connection) -> list[AppliedMigration]:
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        pending = [m for m in bundled_migrations() if m.version not in done]
+        if not pending:  # every command starts here: skip the extension catalogue then
+            return []
         extensions = await available_extensions(conn)
         timescale = "timescaledb" in extensions
         applied: list[AppliedMigration] = []
-        for migration in bundled_migrations():
-            if migration.version in done:
+        for migration in pending:
+            if migration.version in done:  # the other variant of this version was applied
                 continue
             if migration.variant == "timescale" and not timescale:
                 continue

@@ -50,7 +50,6 @@ def options_from(args: argparse.Namespace, data_dir: Path | None) -> ConsoleOpti
         animation=animation,
         clock=animation,
         fps=fps,
-        demo=bool(getattr(args, "demo", False)),
         keymap=load_keymap(keymap_path) if keymap_path else {},
         keymap_path=keymap_path,
     )
@@ -82,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"quasar: error: {exc}", file=sys.stderr)
         return 1
     dsn = None if args.demo else resolve_dsn(args.dsn)
-    app = QuasarApp(lambda: console_services(dsn, data_dir, options.demo), options)
+    app = QuasarApp(lambda: console_services(dsn, data_dir, args.demo), options)
     try:
         asyncio.run(app.run_async())
     except KeyboardInterrupt:

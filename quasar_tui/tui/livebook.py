@@ -7,7 +7,6 @@ repaint, a few times a second, so the cost of drawing does not grow with the tic
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -169,6 +168,3 @@ class LiveBook:
                 break
             out.append(key)
         return out
-
-    def __iter__(self) -> Iterator[QuoteRow]:
-        return iter(self.rows.values())

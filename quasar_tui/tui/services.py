@@ -66,7 +66,6 @@ class ConsoleOptions:
     animation: bool = True
     clock: bool = True
     fps: int | None = None
-    demo: bool = False
     keymap: dict[str, str] = field(default_factory=dict)
     keymap_path: Path | None = None
 

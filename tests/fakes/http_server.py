@@ -66,13 +66,6 @@ class FakeHttpServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> FakeHttpServer:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()
-
     # -- faults ---------------------------------------------------------------------------
 
     def fail_next(

@@ -23,15 +23,12 @@ SESSION = (time(14, 0), time(20, 0))
 @dataclass
 class Market:
     holidays: set[date] = field(default_factory=set)
-    listed: dict[str, date] = field(default_factory=dict)  # first trading day per symbol
 
     @staticmethod
     def around_the_clock(symbol: str) -> bool:
         return symbol.endswith(".CC") or symbol.startswith("X:")
 
     def trades_on(self, symbol: str, day: date) -> bool:
-        if day < self.listed.get(symbol, date.min):
-            return False
         if self.around_the_clock(symbol):
             return True
         return day.weekday() < 5 and day not in self.holidays

@@ -63,9 +63,6 @@ class FakePolygon:
             for b in self.market.bars(ticker, interval, start, end)
         ]
 
-    def requests(self, prefix: str = "/v2/aggs") -> int:
-        return self.server.count(prefix)
-
     # -- handlers -------------------------------------------------------------------------
 
     def _refusal(self, request: web.Request) -> web.Response | None:

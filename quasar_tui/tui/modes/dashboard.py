@@ -87,8 +87,13 @@ class DashboardScreen(ModeScreen):
         self._refresh_live()
         await self._refresh_db()
 
+    def on_screen_resume(self) -> None:
+        self._refresh_live()
+
     def _refresh_live(self) -> None:
-        """The in-memory parts: engine panel, writers, errors (cheap, every second)."""
+        """The in-memory parts: engine panel, writers, errors (every second, on screen only)."""
+        if not self.is_current:
+            return
         services = self.services
         view = services.view
         self.query_one(EnginePanel).show(view, services.book, datetime.now(UTC))

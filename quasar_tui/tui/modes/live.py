@@ -33,7 +33,13 @@ class LiveScreen(FilterableScreen):
         self.set_interval(1.0, self._update_status)
         self._update_status()
 
+    def on_screen_resume(self) -> None:
+        self._update_status()
+
     def _update_status(self) -> None:
+        """Every second, on screen only: counting the ticking symbols walks the whole book."""
+        if not self.is_current:
+            return
         table = self.query_one(LiveTable)
         active, rate = self.services.book.activity(monotonic())
         sort = "your order" if table.sort_column is None else next(

@@ -310,10 +310,7 @@ class ProvidersScreen(RegistryScreen):
         record = self._need_selected()
         if record is None:
             return
-        await self.app.switch_mode(mode)
-        show = getattr(self.app.screen, "show_provider", None)
-        if show is not None:
-            await show(record.name)
+        await self.app.switch_mode(mode)  # it works on `chosen_provider`, set just above
 
 
 MODE = Mode("providers", "Providers", 2, ProvidersScreen,

@@ -158,12 +158,6 @@ class ProviderScreen(RegistryScreen):
             for table in self.query(MarkedTable):
                 table.set_marks(())
 
-    async def show_provider(self, name: str) -> None:
-        """Work on `name` (another mode sends the user here for it)."""
-        self._set_provider(name)
-        await self.refresh_providers()
-        self.request_load()
-
     async def on_screen_resume(self) -> None:
         """Before the load `RegistryScreen.on_screen_resume` asks for: which provider."""
         await self.refresh_providers()
