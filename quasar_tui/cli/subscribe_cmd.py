@@ -87,16 +87,19 @@ async def subscribe_symbols(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _ids_to_remove(store: SubscriptionStore, args: argparse.Namespace) -> list[int]:
+async def _to_remove(
+    store: SubscriptionStore, args: argparse.Namespace
+) -> list[SubscriptionRecord]:
+    """The subscriptions named (by id, or by NAME SYMBOL... --interval), each once."""
     if args.ids:
         if args.name or args.symbols:
             raise InvalidInputError("give either --id ID... or NAME SYMBOL..., not both")
-        return args.ids
+        return [await store.get(i) for i in dict.fromkeys(args.ids)]
     if not args.name or not args.symbols or not args.interval:
         raise InvalidInputError(
             "name the subscriptions: NAME SYMBOL... --interval I [--live], or --id ID..."
         )
-    ids: list[int] = []
+    found_all: dict[int, SubscriptionRecord] = {}
     for symbol in args.symbols:
         found = await store.find(args.name, symbol, args.interval, _mode(args))
         if found is None:
@@ -104,16 +107,15 @@ async def _ids_to_remove(store: SubscriptionStore, args: argparse.Namespace) -> 
                 f"not subscribed to {args.name} {symbol} {args.interval} {_mode(args)}; "
                 "see `quasar subscriptions`"
             )
-        ids.append(found.id)
-    return ids
+        found_all.setdefault(found.id, found)
+    return list(found_all.values())
 
 
 async def unsubscribe_symbols(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         store = SubscriptionStore(db)
-        ids = await _ids_to_remove(store, args)
-        removed = [await store.get(i) for i in dict.fromkeys(ids)]
-        await store.delete(ids)
+        removed = await _to_remove(store, args)
+        await store.delete([sub.id for sub in removed])
     for sub in removed:
         print(f"unsubscribed {_describe(sub)}; its stored bars are kept")
     return 0

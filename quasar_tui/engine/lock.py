@@ -67,8 +67,11 @@ class EngineLockedError(QuasarError):
 
 async def read_owner(conn: asyncpg.Connection | Database) -> EngineOwner | None:
     row = await conn.fetchrow(_OWNER)
-    if row is None:
-        return None
+    return None if row is None else owner_from(row)
+
+
+def owner_from(row: asyncpg.Record) -> EngineOwner:
+    """The owner in an `engine_status` row holding the columns `_OWNER` reads."""
     return EngineOwner(row["owner"], row["pid"], row["mode"], row["started_at"], row["heartbeat"])
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from quasar_tui.engine.events import QuoteEvent, TickEvent
-from quasar_tui.engine.lock import EngineOwner, engine_running, read_owner
+from quasar_tui.engine.lock import EngineOwner, engine_running, owner_from
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.engine.publisher")
@@ -36,7 +36,8 @@ _UPSERT_STATUS = """
            stats = excluded.stats
 """
 _DELETE_STATUS = "DELETE FROM engine_status WHERE id = 1 AND owner = $1 AND pid = $2"
-_STATS = "SELECT stats FROM engine_status WHERE id = 1"
+_STATUS = """
+    SELECT owner, pid, mode, started_at, heartbeat, stats FROM engine_status WHERE id = 1"""
 _UPSERT_QUOTES = """
     INSERT INTO live_quotes (provider, symbol, ts, last, bid, ask, volume, open, ticks, updated_at)
     SELECT p, s, t, l, b, a, v, o, n, now()
@@ -243,10 +244,11 @@ class EngineMonitor:
         self._db = db
 
     async def status(self) -> EngineStatus:
-        owner = await read_owner(self._db)
+        row = await self._db.fetchrow(_STATUS)
         running = await engine_running(self._db)
-        stats = await self._db.fetchval(_STATS) if owner is not None else None
-        return EngineStatus(owner=owner, running=running, stats=stats or {})
+        if row is None:
+            return EngineStatus(owner=None, running=running, stats={})
+        return EngineStatus(owner=owner_from(row), running=running, stats=row["stats"] or {})
 
     async def quotes(self, since: datetime | None = None) -> list[PublishedQuote]:
         """Quotes updated after `since` (all of them when None); pass back the newest
