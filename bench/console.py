@@ -246,7 +246,7 @@ async def measure(app: BenchConsole, pilot: Pilot, window: float, cycles: int,
     table = app.screen.query_one(LiveTable)
     book = app.services.book
     await wait_until(pilot, lambda: len(table.order) >= len(book) > 0 and all(
-        row.ticks > 0 for row in book), "every symbol ticking in the Live table")
+        row.ticks > 0 for row in book.rows.values()), "every symbol ticking in the Live table")
     await pilot.pause(SETTLE_SECONDS)
 
     console, daemon = CpuMeter(), CpuMeter(daemon_pid) if daemon_pid else None
