@@ -87,8 +87,12 @@ def painted_lines(update: CompositorUpdate) -> Lines:
             lines[y] = [segment for strip in strips for segment in strip]
     elif isinstance(update, ChopsUpdate):
         for y, _, _ in update.spans:
-            lines[y] = [segment for strip in update.chops[y].values() if strip is not None
-                        for segment in strip]
+            lines[y] = [
+                segment
+                for strip in update.chops[y].values()
+                if strip is not None
+                for segment in strip
+            ]
     return lines
 
 
@@ -167,9 +171,13 @@ async def prepare(db: Database, data_dir: Path, symbols: int, rate: float) -> No
     """SIMULATED offering `symbols` symbols at `rate` trades/s in total, all subscribed live."""
     registry = ProviderRegistry(db, Keyring.load_or_create(data_dir))
     await registry.ensure_bundled()
-    await registry.set_preferences(PROVIDER, {
-        "symbol_count": str(symbols), "ticks_per_second": repr(rate / symbols),
-    })
+    await registry.set_preferences(
+        PROVIDER,
+        {
+            "symbol_count": str(symbols),
+            "ticks_per_second": repr(rate / symbols),
+        },
+    )
     provider = await registry.load(PROVIDER)
     try:
         await AssetStore(db).refresh(PROVIDER, provider)
@@ -198,8 +206,10 @@ def header_check(y: int, wanted: str) -> Check:
 
 def cursor_check(y: int, symbol: str, background: Any) -> Check:
     def check(lines: Lines) -> bool:
-        return any(symbol in s.text and s.style is not None and s.style.bgcolor == background
-                   for s in lines.get(y, ()))
+        return any(
+            symbol in s.text and s.style is not None and s.style.bgcolor == background
+            for s in lines.get(y, ())
+        )
 
     return check
 
@@ -234,19 +244,32 @@ def header_text(column: str | None, reverse: bool) -> str:
 
 
 CYCLE = [*"jjjjjjjj", *"kkkkkkkk", *"sssSu", "1", "6"]
-KINDS = {"j": "cursor", "k": "cursor", "s": "sort", "S": "sort", "u": "sort", "1": "mode",
-         "6": "mode"}
+KINDS = {
+    "j": "cursor",
+    "k": "cursor",
+    "s": "sort",
+    "S": "sort",
+    "u": "sort",
+    "1": "mode",
+    "6": "mode",
+}
 
 
-async def measure(app: BenchConsole, pilot: Pilot, window: float, cycles: int,
-                  daemon_pid: int | None) -> dict[str, Any]:
+async def measure(
+    app: BenchConsole, pilot: Pilot, window: float, cycles: int, daemon_pid: int | None
+) -> dict[str, Any]:
     await wait_until(pilot, lambda: app.current_mode == "dashboard", "the dashboard")
     await pilot.press("6")
     assert isinstance(app.screen, LiveScreen)
     table = app.screen.query_one(LiveTable)
     book = app.services.book
-    await wait_until(pilot, lambda: len(table.order) >= len(book) > 0 and all(
-        row.ticks > 0 for row in book.rows.values()), "every symbol ticking in the Live table")
+    await wait_until(
+        pilot,
+        lambda: (
+            len(table.order) >= len(book) > 0 and all(row.ticks > 0 for row in book.rows.values())
+        ),
+        "every symbol ticking in the Live table",
+    )
     await pilot.pause(SETTLE_SECONDS)
 
     console, daemon = CpuMeter(), CpuMeter(daemon_pid) if daemon_pid else None
@@ -302,8 +325,9 @@ def spread(ms: list[float]) -> dict[str, float]:
     }
 
 
-async def run_variant(db: Database, data_dir: Path, attached: bool, window: float,
-                      cycles: int) -> dict[str, Any]:
+async def run_variant(
+    db: Database, data_dir: Path, attached: bool, window: float, cycles: int
+) -> dict[str, Any]:
     daemon: Daemon | None = None
     if attached:
         daemon = Daemon(db.dsn, data_dir, data_dir / "daemon.log", MarketClock(time.time()))
@@ -321,8 +345,7 @@ async def run_variant(db: Database, data_dir: Path, attached: bool, window: floa
     app = BenchConsole(open_services)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            figures = await measure(app, pilot, window, cycles,
-                                    daemon.pid if daemon else None)
+            figures = await measure(app, pilot, window, cycles, daemon.pid if daemon else None)
             if app.services.attached != attached:
                 raise SystemExit("the console did not run the engine where it was meant to")
     finally:
@@ -331,8 +354,7 @@ async def run_variant(db: Database, data_dir: Path, attached: bool, window: floa
     return figures
 
 
-async def main(variants: list[str], symbols: int, rate: float, window: float,
-               cycles: int) -> None:
+async def main(variants: list[str], symbols: int, rate: float, window: float, cycles: int) -> None:
     results: dict[str, Any] = {}
     load = round(os.getloadavg()[0], 2)
     async with scratch_database() as db:
@@ -340,17 +362,20 @@ async def main(variants: list[str], symbols: int, rate: float, window: float,
         assert data_dir is not None
         await prepare(db, data_dir, symbols, rate)
         for variant in variants:
-            results[variant] = await run_variant(db, data_dir, variant == "attached", window,
-                                                 cycles)
-    report({
-        "bench": "console",
-        "load_1m_at_start": load,
-        "symbols": symbols,
-        "ticks_per_s_offered": rate,
-        "size": f"{SIZE[0]}x{SIZE[1]}",
-        **results,
-        "targets": {"press_to_frame_p95_ms": 100, "cpu_share": 0.5},
-    })
+            results[variant] = await run_variant(
+                db, data_dir, variant == "attached", window, cycles
+            )
+    report(
+        {
+            "bench": "console",
+            "load_1m_at_start": load,
+            "symbols": symbols,
+            "ticks_per_s_offered": rate,
+            "size": f"{SIZE[0]}x{SIZE[1]}",
+            **results,
+            "targets": {"press_to_frame_p95_ms": 100, "cpu_share": 0.5},
+        }
+    )
 
 
 if __name__ == "__main__":
@@ -359,8 +384,9 @@ if __name__ == "__main__":
     parser.add_argument("--symbols", type=int, default=500)
     parser.add_argument("--rate", type=float, default=5000.0, help="ticks/s in total")
     parser.add_argument("--window", type=float, default=20.0, help="seconds of watching")
-    parser.add_argument("--cycles", type=int, default=6,
-                        help=f"rounds of the {len(CYCLE)} timed key presses")
+    parser.add_argument(
+        "--cycles", type=int, default=6, help=f"rounds of the {len(CYCLE)} timed key presses"
+    )
     a = parser.parse_args()
     chosen = ["attached", "in_process"] if a.variant == "both" else [a.variant]
     asyncio.run(main(chosen, a.symbols, a.rate, a.window, a.cycles))

@@ -36,8 +36,12 @@ from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo
 
 #: Errors of a query made while the database restarts; the benchmark's own reads retry them.
-DB_DOWN = (OSError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
-           asyncpg.exceptions.OperatorInterventionError)
+DB_DOWN = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+)
 
 
 class DrillError(RuntimeError):
@@ -80,7 +84,9 @@ class Daemon:
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", launcher.LAUNCHER, "--daemon", "--dsn", dsn],
-                env=env, stdout=subprocess.DEVNULL, stderr=err,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
 
     @property
@@ -111,8 +117,12 @@ class Daemon:
 
 
 async def until(
-    check: Callable[[], Any], what: str, seconds: float,
-    daemon: Daemon | None = None, *, required: bool = True,
+    check: Callable[[], Any],
+    what: str,
+    seconds: float,
+    daemon: Daemon | None = None,
+    *,
+    required: bool = True,
 ) -> Any:
     """Poll `check` (plain or async) until it returns something truthy and return that. After
     `seconds` real seconds raise DrillError, or return None when not `required` (the
@@ -126,8 +136,9 @@ async def until(
         if value:
             return value
         if daemon is not None and not daemon.alive():
-            raise DrillError(f"the daemon exited ({daemon.proc.returncode}) before {what}:\n"
-                             f"{daemon.tail()}")
+            raise DrillError(
+                f"the daemon exited ({daemon.proc.returncode}) before {what}:\n{daemon.tail()}"
+            )
         if time.monotonic() > deadline:
             if not required:
                 return None

@@ -31,7 +31,7 @@ from fakes.market import at
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.subscriptions import SubscriptionStore
 
-QUIET = 10.0       # market seconds without trades at each end of every minute
+QUIET = 10.0  # market seconds without trades at each end of every minute
 TRADE_EVERY = 0.05  # real seconds between rounds of trades
 RESEND_EVERY = 40  # rounds between re-sends of recent trades (a client must not count them)
 PROVIDER = "KRAKEN"
@@ -41,15 +41,20 @@ BarKey = kraken_ws.BarKey
 
 def usd_pairs(count: int) -> dict[str, tuple[str, str, str, str]]:
     """`count` made-up USD pairs (V00/USD, V01/USD, ...) as REST AssetPairs lists them."""
-    return {f"V{i:02d}ZUSD": (f"V{i:02d}USD", f"V{i:02d}/USD", f"V{i:02d}", "ZUSD")
-            for i in range(count)}
+    return {
+        f"V{i:02d}ZUSD": (f"V{i:02d}USD", f"V{i:02d}/USD", f"V{i:02d}", "ZUSD")
+        for i in range(count)
+    }
 
 
 class KrakenTrader:
     """Kraken fakes serving `subs` (symbol -> live intervals) and random trades on them."""
 
     def __init__(
-        self, clock: MarketClock, subs: Mapping[str, set[Interval]], seed: int,
+        self,
+        clock: MarketClock,
+        subs: Mapping[str, set[Interval]],
+        seed: int,
         pairs: dict[str, tuple[str, str, str, str]] | None = None,
     ) -> None:
         self.clock = clock
@@ -67,11 +72,13 @@ class KrakenTrader:
         await self.ws.start()
         await self.rest.start()
         await site.registry.set_preferences(
-            PROVIDER, {"ws_url": self.ws.url, "rest_url": self.rest.url, "channels": "trade"})
+            PROVIDER, {"ws_url": self.ws.url, "rest_url": self.rest.url, "channels": "trade"}
+        )
         await site.refresh_assets(PROVIDER)
         store = SubscriptionStore(site.db)
-        for interval in sorted({iv for ivs in self.subs.values() for iv in ivs},
-                               key=lambda iv: iv.seconds):
+        for interval in sorted(
+            {iv for ivs in self.subs.values() for iv in ivs}, key=lambda iv: iv.seconds
+        ):
             symbols = sorted(s for s, ivs in self.subs.items() if interval in ivs)
             await store.add(PROVIDER, symbols, interval.value, "live")
 
@@ -108,19 +115,27 @@ class KrakenTrader:
                         continue
                     price = round(self._prices[symbol] * (1 + rng.gauss(0, 0.0005)), 2)
                     self._prices[symbol] = price
-                    await self.ws.trade(symbol, price, round(rng.uniform(0.001, 2), 4), ts,
-                                        rng.choice(("buy", "sell")))
+                    await self.ws.trade(
+                        symbol,
+                        price,
+                        round(rng.uniform(0.001, 2), 4),
+                        ts,
+                        rng.choice(("buy", "sell")),
+                    )
             made = self.market.trades[min(self.subs)]
             if rounds % RESEND_EVERY == 0 and made:
                 await self.ws.resend(min(self.subs), made[-3:])
 
     async def wait_subscribed(self, daemon: Daemon, connects_before: int = 0) -> None:
         """Until a connection newer than `connects_before` is subscribed to every pair."""
-        await until(lambda: self.ws.connects > connects_before, "a Kraken connection", 120,
-                    daemon)
+        await until(lambda: self.ws.connects > connects_before, "a Kraken connection", 120, daemon)
         for symbol in self.subs:
-            await until(lambda symbol=symbol: self._subscribed(symbol),
-                        f"a subscription to {symbol}", 60, daemon)
+            await until(
+                lambda symbol=symbol: self._subscribed(symbol),
+                f"a subscription to {symbol}",
+                60,
+                daemon,
+            )
 
     async def _subscribed(self, symbol: str) -> bool:
         try:
@@ -134,8 +149,15 @@ class KrakenTrader:
         in flight at a fault are not mistaken for lost ones); False if it never does."""
         self.paused = True
         delivered = len(self.delivered())
-        return bool(await until(lambda: _at_least(site, delivered), "delivered ticks stored",
-                                30, daemon, required=False))
+        return bool(
+            await until(
+                lambda: _at_least(site, delivered),
+                "delivered ticks stored",
+                30,
+                daemon,
+                required=False,
+            )
+        )
 
     async def finish(self, site: Site, daemon: Daemon, longest: Interval) -> bool:
         """Trade on to the end of a `longest` bar at least a minute away, stop trading, and
@@ -150,19 +172,22 @@ class KrakenTrader:
         expected = self.expected_bars()
 
         async def settled() -> bool:
-            return (await self.stored_bars(site) == expected
-                    and await _at_least(site, len(self.delivered())))
+            return await self.stored_bars(site) == expected and await _at_least(
+                site, len(self.delivered())
+            )
 
-        return bool(await until(settled, "every bar stored", 90 + self.clock.real(QUIET + 5),
-                                daemon, required=False))
+        return bool(
+            await until(
+                settled, "every bar stored", 90 + self.clock.real(QUIET + 5), daemon, required=False
+            )
+        )
 
     # -- what was served -----------------------------------------------------------------
 
     def delivered(self) -> dict[tuple[str, int], tuple]:
         """Trades sent to a live connection or in an answer of REST Trades (where the daemon
         fetches the trades it missed): (symbol, trade id) -> (ts, price, size, side)."""
-        made = {(t.symbol, t.trade_id): t for trades in self.market.trades.values()
-                for t in trades}
+        made = {(t.symbol, t.trade_id): t for trades in self.market.trades.values() for t in trades}
         keys = self._sent_live() | self._sent_rest()
         return {k: (made[k].ts, made[k].price, made[k].qty, made[k].side) for k in keys}
 
@@ -171,8 +196,12 @@ class KrakenTrader:
         return len(self._sent_rest() - self._sent_live())
 
     def _sent_live(self) -> set[tuple[str, int]]:
-        return {(item["symbol"], item["trade_id"]) for _, message in self.ws.served
-                if message.get("channel") == "trade" for item in message["data"]}
+        return {
+            (item["symbol"], item["trade_id"])
+            for _, message in self.ws.served
+            if message.get("channel") == "trade"
+            for item in message["data"]
+        }
 
     def _sent_rest(self) -> set[tuple[str, int]]:
         return {(t.symbol, t.trade_id) for t in self.rest.served_trades}
@@ -211,7 +240,8 @@ class KrakenTrader:
     async def stored_ticks(self, site: Site) -> list[tuple[tuple[str, int], tuple]]:
         rows = await site.fetch(
             "SELECT symbol, seq, ts, price, size, side FROM live_ticks WHERE provider = $1",
-            PROVIDER)
+            PROVIDER,
+        )
         return [((r[0], r[1]), tuple(r)[2:]) for r in rows]
 
     def rest_fills(self) -> int:
@@ -258,13 +288,14 @@ def eodhd_timeline(
     return [
         (symbol, interval, ts)
         for (symbol, interval), (first, last) in sorted(spans.items())
-        for ts, *_ in eodhd.truth(symbol, Interval(interval), first,
-                                  last + timedelta(seconds=1))
+        for ts, *_ in eodhd.truth(symbol, Interval(interval), first, last + timedelta(seconds=1))
     ]
 
 
 async def stored_history(site: Site, provider: str) -> list[tuple[tuple, tuple]]:
     rows = await site.fetch(
         "SELECT symbol, interval, ts, open, high, low, close, volume FROM historical_data "
-        "WHERE provider = $1", provider)
+        "WHERE provider = $1",
+        provider,
+    )
     return [((r[0], r[1], r[2]), tuple(r)[3:]) for r in rows]

@@ -99,8 +99,7 @@ _LIVE_SERIES = "SELECT count(DISTINCT (symbol, interval)) FROM live_data WHERE p
 
 
 async def use_eodhd(site: Site, eodhd: FakeEodhd) -> None:
-    await site.registry.set_preferences(
-        "EODHD", {"base_url": eodhd.base_url, "exchanges": "US,CC"})
+    await site.registry.set_preferences("EODHD", {"base_url": eodhd.base_url, "exchanges": "US,CC"})
     await site.registry.set_secrets("EODHD", {"api_token": TOKEN})
     await site.refresh_assets("EODHD")
 
@@ -136,19 +135,27 @@ async def run_after(site: Site, daemon: Daemon, sub_id: int, since: datetime) ->
 async def writer_counters(site: Site) -> dict[str, dict[str, int]]:
     """Retries and refused rows per table, as the running daemon publishes them."""
     stats = await site.fetchval(_ENGINE_STATS) or {}
-    return {table: {k: w.get(k, 0) for k in ("retries", "rejected_rows")}
-            for table, w in stats.get("writers", {}).items()}
+    return {
+        table: {k: w.get(k, 0) for k in ("retries", "rejected_rows")}
+        for table, w in stats.get("writers", {}).items()
+    }
 
 
 def live_tallies(feed: KrakenTrader, bars: dict, ticks: list) -> list[Tally]:
-    return [tally("live bars", feed.expected_bars(), bars.items()),
-            tally("live ticks", feed.delivered(), ticks)]
+    return [
+        tally("live bars", feed.expected_bars(), bars.items()),
+        tally("live ticks", feed.delivered(), ticks),
+    ]
 
 
 async def history_tally(site: Site, eodhd: FakeEodhd) -> Tally:
     served = eodhd_served(eodhd)
-    return tally("historical bars", served, await stored_history(site, "EODHD"),
-                 eodhd_timeline(eodhd, served))
+    return tally(
+        "historical bars",
+        served,
+        await stored_history(site, "EODHD"),
+        eodhd_timeline(eodhd, served),
+    )
 
 
 class PgCtl:
@@ -164,9 +171,14 @@ class PgCtl:
 
     async def run(self, *args: str, check: bool = True) -> None:
         await asyncio.to_thread(
-            subprocess.run, [str(self.binary), "-D", str(self.pgdata), "-w", *args],
-            user=self.handle.system_user, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, check=check, timeout=120)
+            subprocess.run,
+            [str(self.binary), "-D", str(self.pgdata), "-w", *args],
+            user=self.handle.system_user,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=check,
+            timeout=120,
+        )
 
     async def restart(self, outage: float) -> None:
         """Stop fast (sessions are cut), stay down, start with the options the server ran
@@ -205,17 +217,21 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
             await feed.wait_subscribed(daemon, connects)
         settled = await feed.finish(site, daemon, M5)
         status = await daemon.stop()
-        tallies = live_tallies(feed, await feed.stored_bars(site),
-                               await feed.stored_ticks(site))
+        tallies = live_tallies(feed, await feed.stored_bars(site), await feed.stored_ticks(site))
         delivered = len(feed.delivered())
         return tallies, {
-            "drops": a.drops, "connections": feed.ws.connects, "trades_made": feed.made(),
-            "trades_delivered": delivered, "trades_fetched_from_rest": feed.fetched(),
+            "drops": a.drops,
+            "connections": feed.ws.connects,
+            "trades_made": feed.made(),
+            "trades_delivered": delivered,
+            "trades_fetched_from_rest": feed.fetched(),
             "trades_only_in_rest_history": feed.made() - delivered,
             "delivered_out_of_order": feed.delivered_out_of_order(),
-            "rest_gap_fills": feed.rest_fills(), "catch_up_timeouts": lagged,
+            "rest_gap_fills": feed.rest_fills(),
+            "catch_up_timeouts": lagged,
             "open_gap_records": await site.fetchval(_OPEN_GAPS),
-            "settled": settled, "exit_status": status,
+            "settled": settled,
+            "exit_status": status,
         }
     finally:
         await feed.stop()
@@ -230,14 +246,16 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
         async with FakeEodhd(symbols=("BTC-USD.CC",)) as eodhd:
             await use_eodhd(site, eodhd)
             [hist] = await SubscriptionStore(site.db).add(
-                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=2)
+                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=2
+            )
             await feed.start(site)
             began = datetime.now(UTC)
             daemon = site.start_daemon(clock)
             await feed.wait_subscribed(daemon)
             feed.begin()
-            await until(lambda: ran_ok_since(site, hist.id, began), "the first historical run",
-                        120, daemon)
+            await until(
+                lambda: ran_ok_since(site, hist.id, began), "the first historical run", 120, daemon
+            )
             for _ in range(a.restarts):
                 await asyncio.sleep(a.up)
                 await PgCtl(server).restart(a.outage)
@@ -245,16 +263,19 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
             settled = await feed.finish(site, daemon, M1)
             counters = await writer_counters(site)
             status = await daemon.stop()
-            tallies = [*live_tallies(feed, await feed.stored_bars(site),
-                                     await feed.stored_ticks(site)),
-                       await history_tally(site, eodhd)]
+            tallies = [
+                *live_tallies(feed, await feed.stored_bars(site), await feed.stored_ticks(site)),
+                await history_tally(site, eodhd),
+            ]
             return tallies, {
-                "restarts": a.restarts, "outage_s": a.outage,
+                "restarts": a.restarts,
+                "outage_s": a.outage,
                 "writer_retries": {t: c["retries"] for t, c in counters.items()},
                 "rows_refused": sum(c["rejected_rows"] for c in counters.values()),
                 "connections": feed.ws.connects,
                 "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled, "exit_status": status,
+                "settled": settled,
+                "exit_status": status,
             }
     finally:
         await feed.stop()
@@ -276,19 +297,21 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
             eodhd.server.stall_next(1, 0.0, path="/api/intraday")
             eodhd.server.stall_next(1, 120.0, path="/api/intraday")
             [hist] = await SubscriptionStore(site.db).add(
-                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=a.lookback)
+                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=a.lookback
+            )
             await feed.start(site)
             daemon = site.start_daemon(clock)
             await feed.wait_subscribed(daemon)
             feed.begin()
 
             async def ready_to_kill() -> bool:
-                chunk = any(r.status == 200 and r.path.startswith("/api/intraday")
-                            for r in eodhd.server.requests)
+                chunk = any(
+                    r.status == 200 and r.path.startswith("/api/intraday")
+                    for r in eodhd.server.requests
+                )
                 return chunk and await site.fetchval(_LIVE_SERIES, "KRAKEN") == len(symbols)
 
-            await until(ready_to_kill, "a chunk served and a live bar of each series", 180,
-                        daemon)
+            await until(ready_to_kill, "a chunk served and a live bar of each series", 180, daemon)
             kinds = ["mid-backfill"]
             await daemon.kill()
             for n in range(1, a.kills + 1):
@@ -304,27 +327,44 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                     # Bars newer than the restart are written while the span the daemon was
                     # dead for is still being filled from REST (one call a second per series).
                     kinds.append("gap fills pending")
-                    await until(lambda first_live=first_live: _live_since(site, first_live),
-                                "a live bar after the restart", 120, daemon)
+                    await until(
+                        lambda first_live=first_live: _live_since(site, first_live),
+                        "a live bar after the restart",
+                        120,
+                        daemon,
+                    )
                 else:
                     kinds.append("streaming")
-                    await until(lambda began=began: ran_ok_since(site, hist.id, began),
-                                "the resumed historical run", 300, daemon)
+                    await until(
+                        lambda began=began: ran_ok_since(site, hist.id, began),
+                        "the resumed historical run",
+                        300,
+                        daemon,
+                    )
                     await asyncio.sleep(rng.uniform(1.0, clock.real(90)))
                 await daemon.kill()
-            await until(lambda: ran_ok_since(site, hist.id, began),
-                        "the resumed historical run", 300, daemon)
+            await until(
+                lambda: ran_ok_since(site, hist.id, began),
+                "the resumed historical run",
+                300,
+                daemon,
+            )
             settled = await feed.finish(site, daemon, M1)
             status = await daemon.stop()
             live = live_tallies(feed, await feed.stored_bars(site), await feed.stored_ticks(site))
             history = await history_tally(site, eodhd)
             unfinished = await site.fetchval(
-                "SELECT count(*) FROM collection_runs WHERE finished_at IS NULL")
+                "SELECT count(*) FROM collection_runs WHERE finished_at IS NULL"
+            )
             return [*live, history], {
-                "kills": kinds, "pairs": len(symbols), "daemons_started": len(site.daemons),
-                "trades_fetched_from_rest": feed.fetched(), "runs_left_unfinished": unfinished,
+                "kills": kinds,
+                "pairs": len(symbols),
+                "daemons_started": len(site.daemons),
+                "trades_fetched_from_rest": feed.fetched(),
+                "runs_left_unfinished": unfinished,
                 "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled, "exit_status": status,
+                "settled": settled,
+                "exit_status": status,
             }
     finally:
         await feed.stop()
@@ -332,8 +372,11 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
 
 
 async def _live_since(site: Site, ts: datetime) -> bool:
-    return bool(await site.fetchval(
-        "SELECT count(*) FROM live_data WHERE provider = 'KRAKEN' AND ts >= $1", ts))
+    return bool(
+        await site.fetchval(
+            "SELECT count(*) FROM live_data WHERE provider = 'KRAKEN' AND ts >= $1", ts
+        )
+    )
 
 
 class Storm:
@@ -354,8 +397,12 @@ class Storm:
             self.server.fail_next(burst[0], 429, retry_after=burst[1], path="/api/")
             self.queued.append(burst)
             target = sum(count for count, _ in self.queued)
-            if not await until(lambda target=target: self.answered() >= target,
-                               "the burst answered", 30, required=False):
+            if not await until(
+                lambda target=target: self.answered() >= target,
+                "the burst answered",
+                30,
+                required=False,
+            ):
                 return  # no more requests come: the rest of the burst waits for them
 
     def early_retries(self) -> int:
@@ -386,8 +433,12 @@ async def http_429(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
         async with FakeEodhd() as eodhd:
             await use_eodhd(site, eodhd)
             store = SubscriptionStore(site.db)
-            for symbol, interval, days in (("AAPL.US", "1min", 250), ("MSFT.US", "5min", 1300),
-                                           ("BTC-USD.CC", "1h", 2000), ("AAPL.US", "1d", 3650)):
+            for symbol, interval, days in (
+                ("AAPL.US", "1min", 250),
+                ("MSFT.US", "5min", 1300),
+                ("BTC-USD.CC", "1h", 2000),
+                ("AAPL.US", "1d", 3650),
+            ):
                 await store.add("EODHD", [symbol], interval, "historical", lookback_days=days)
             storm = Storm(eodhd.server, a.storms, random.Random(a.seed))
             storming = asyncio.create_task(storm.run())
@@ -400,24 +451,31 @@ async def http_429(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                 for row in last:
                     done = row["run"] is not None and row["finished_at"] is not None
                     run, when = asked.get(row["id"], (None, 0.0))
-                    if done and row["status"] != "ok" and (
-                            run != row["run"] or time.monotonic() - when > 10):
+                    if (
+                        done
+                        and row["status"] != "ok"
+                        and (run != row["run"] or time.monotonic() - when > 10)
+                    ):
                         asked[row["id"]] = (row["run"], time.monotonic())
                         await backfill_now(site, row["id"])
-                return storming.done() and not await site.fetchval(_OPEN_GAPS) and all(
-                    r["status"] == "ok" and r["finished_at"] is not None for r in last)
+                return (
+                    storming.done()
+                    and not await site.fetchval(_OPEN_GAPS)
+                    and all(r["status"] == "ok" and r["finished_at"] is not None for r in last)
+                )
 
             await until(all_ok, "every subscription's last run ok", a.timeout_429, daemon)
             status = await daemon.stop()
             runs = await site.fetch("SELECT status, count(*) FROM collection_runs GROUP BY 1")
-            failed = await site.fetchval(
-                "SELECT count(*) FROM gaps WHERE reason = 'fetch_failed'")
+            failed = await site.fetchval("SELECT count(*) FROM gaps WHERE reason = 'fetch_failed'")
             return [await history_tally(site, eodhd)], {
-                "bursts": len(storm.queued), "answered_429": storm.answered(),
+                "bursts": len(storm.queued),
+                "answered_429": storm.answered(),
                 "requests": len(eodhd.server.requests),
                 "retries_before_retry_after": storm.early_retries(),
                 "runs": {r["status"]: r["count"] for r in runs},
-                "chunks_failed_then_refetched": failed, "reruns_asked": len(asked),
+                "chunks_failed_then_refetched": failed,
+                "reruns_asked": len(asked),
                 "exit_status": status,
             }
     finally:
@@ -433,8 +491,12 @@ DRILLS: dict[str, tuple[str, Drill]] = {
 
 
 def _times(a: argparse.Namespace, name: str) -> str:
-    count = {"feed_drops": a.drops, "db_restarts": a.restarts, "sigkills": a.kills,
-             "http_429": a.storms}[name]
+    count = {
+        "feed_drops": a.drops,
+        "db_restarts": a.restarts,
+        "sigkills": a.kills,
+        "http_429": a.storms,
+    }[name]
     return f"{DRILLS[name][0]} x{count}"
 
 
@@ -455,7 +517,8 @@ async def main(a: argparse.Namespace) -> None:
                     "title": _times(a, name),
                     "clean": error is None and all(t.clean for t in tallies),
                     "rows": {t.what: t.figures() for t in tallies},
-                    "info": info, "error": error,
+                    "info": info,
+                    "error": error,
                     "seconds": round(time.monotonic() - began, 1),
                 }
                 table.append((_times(a, name), tallies))
@@ -468,37 +531,61 @@ async def main(a: argparse.Namespace) -> None:
         print(f"{outcome['title']} ({outcome['seconds']:g} s): {facts}")
         if outcome["error"]:
             print(f"{outcome['title']}: DRILL FAILED: {outcome['error']}")
-    report({
-        "bench": "drills", "speed": a.speed,
-        "all_clean": all(o["clean"] for o in outcomes.values()),
-        "seconds": round(time.monotonic() - started, 1),
-        "drills": outcomes,
-        "target": "served == stored; missing, extra, wrong, dups, gaps all 0",
-    })
+    report(
+        {
+            "bench": "drills",
+            "speed": a.speed,
+            "all_clean": all(o["clean"] for o in outcomes.values()),
+            "seconds": round(time.monotonic() - started, 1),
+            "drills": outcomes,
+            "target": "served == stored; missing, extra, wrong, dups, gaps all 0",
+        }
+    )
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+", choices=list(DRILLS), default=list(DRILLS),
-                        help="drills to run (default: all, in this order)")
-    parser.add_argument("--speed", type=float, default=8.0,
-                        help="market seconds per real second in the live drills")
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=list(DRILLS),
+        default=list(DRILLS),
+        help="drills to run (default: all, in this order)",
+    )
+    parser.add_argument(
+        "--speed", type=float, default=8.0, help="market seconds per real second in the live drills"
+    )
     parser.add_argument("--drops", type=int, default=10, help="feed drops")
-    parser.add_argument("--up", type=float, default=4.0,
-                        help="real seconds of streaming before each drop or restart")
+    parser.add_argument(
+        "--up",
+        type=float,
+        default=4.0,
+        help="real seconds of streaming before each drop or restart",
+    )
     parser.add_argument("--restarts", type=int, default=3, help="database restarts")
-    parser.add_argument("--outage", type=float, default=3.0,
-                        help="real seconds the database stays down each time")
+    parser.add_argument(
+        "--outage", type=float, default=3.0, help="real seconds the database stays down each time"
+    )
     parser.add_argument("--kills", type=int, default=3, help="daemon SIGKILLs")
-    parser.add_argument("--pairs", type=int, default=10,
-                        help="Kraken pairs in the SIGKILL drill (gap fills take a second each)")
-    parser.add_argument("--down", type=float, default=2.0,
-                        help="real seconds a killed daemon stays dead")
-    parser.add_argument("--lookback", type=int, default=122,
-                        help="days of 1min history in the SIGKILL drill (over 120: two chunks)")
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=10,
+        help="Kraken pairs in the SIGKILL drill (gap fills take a second each)",
+    )
+    parser.add_argument(
+        "--down", type=float, default=2.0, help="real seconds a killed daemon stays dead"
+    )
+    parser.add_argument(
+        "--lookback",
+        type=int,
+        default=122,
+        help="days of 1min history in the SIGKILL drill (over 120: two chunks)",
+    )
     parser.add_argument("--storms", type=int, default=12, help="bursts of 429s")
-    parser.add_argument("--timeout-429", type=float, default=240.0,
-                        help="real seconds the 429 drill may take")
+    parser.add_argument(
+        "--timeout-429", type=float, default=240.0, help="real seconds the 429 drill may take"
+    )
     parser.add_argument("--seed", type=int, default=20260302)
     parser.add_argument("--logs", type=Path, help="keep the daemons' logs in this folder")
     return parser.parse_args()

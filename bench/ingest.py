@@ -37,8 +37,19 @@ def make_rows(provider: str, symbols: int, per_symbol: int) -> list[tuple]:
         symbol = f"SYM{s:04d}"
         for i in range(per_symbol):
             price = 100.0 + (i % 50) * 0.1 + s
-            rows.append((provider, symbol, "1min", START + timedelta(minutes=i),
-                         price, price + 0.5, price - 0.5, price + 0.1, 10.0 + i % 7))
+            rows.append(
+                (
+                    provider,
+                    symbol,
+                    "1min",
+                    START + timedelta(minutes=i),
+                    price,
+                    price + 0.5,
+                    price - 0.5,
+                    price + 0.1,
+                    10.0 + i % 7,
+                )
+            )
     return rows
 
 
@@ -51,9 +62,19 @@ async def timed(coro) -> float:  # type: ignore[no-untyped-def]
 async def raw_copy(db: Database, rows: list[tuple]) -> None:
     async with db.pool.acquire() as conn:
         await conn.copy_records_to_table(
-            "historical_data", records=rows,
-            columns=["provider", "symbol", "interval", "ts", "open", "high", "low", "close",
-                     "volume"],
+            "historical_data",
+            records=rows,
+            columns=[
+                "provider",
+                "symbol",
+                "interval",
+                "ts",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+            ],
         )
 
 
@@ -97,18 +118,24 @@ async def main(symbols: int, per_symbol: int, batch: int, rounds: int) -> None:
                 raise SystemExit(f"writer stored {stored} rows, expected {n}")
         await writer.stop()
     raw = best["raw_copy"]
-    report({
-        "bench": "ingest",
-        "rows": n,
-        "rounds": rounds,
-        "rows_per_s": {k: round(v) for k, v in best.items()},
-        "fast_vs_raw_copy": round(best["writer_fast"] / raw, 3),
-        "fast_vs_executemany": round(best["writer_fast"] / best["executemany"], 2),
-        "overlap_vs_raw_copy": round(best["writer_overlap"] / raw, 3),
-        "overlap_vs_executemany": round(best["writer_overlap"] / best["executemany"], 2),
-        "targets": {"fast_vs_raw_copy": 0.7, "fast_vs_executemany": 2.0,
-                    "overlap_vs_raw_copy": 0.4, "overlap_vs_executemany": 1.0},
-    })
+    report(
+        {
+            "bench": "ingest",
+            "rows": n,
+            "rounds": rounds,
+            "rows_per_s": {k: round(v) for k, v in best.items()},
+            "fast_vs_raw_copy": round(best["writer_fast"] / raw, 3),
+            "fast_vs_executemany": round(best["writer_fast"] / best["executemany"], 2),
+            "overlap_vs_raw_copy": round(best["writer_overlap"] / raw, 3),
+            "overlap_vs_executemany": round(best["writer_overlap"] / best["executemany"], 2),
+            "targets": {
+                "fast_vs_raw_copy": 0.7,
+                "fast_vs_executemany": 2.0,
+                "overlap_vs_raw_copy": 0.4,
+                "overlap_vs_executemany": 1.0,
+            },
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,9 @@ def pair_symbol(index: int) -> str:
 
 def pairs(count: int) -> dict[str, tuple[str, str, str, str]]:
     """REST AssetPairs entries: key -> (altname, wsname, base, quote)."""
-    return {f"Q{i:03d}ZUSD": (f"Q{i:03d}USD", pair_symbol(i), f"Q{i:03d}", "ZUSD")
-            for i in range(count)}
+    return {
+        f"Q{i:03d}ZUSD": (f"Q{i:03d}USD", pair_symbol(i), f"Q{i:03d}", "ZUSD") for i in range(count)
+    }
 
 
 def trade_values(index: int) -> tuple[list[float], list[float]]:
@@ -103,7 +104,12 @@ class BulkKrakenWS(kraken_ws.KrakenWSFake):
             await self.wait_subscribed(symbol)
 
     async def pump(
-        self, count: int, committed: Synchronized, start: float, duration: float, batch: int,
+        self,
+        count: int,
+        committed: Synchronized,
+        start: float,
+        duration: float,
+        batch: int,
         window: int,
     ) -> PumpReport:
         """From wall time `start` for `duration` seconds, send `batch` trades a message to the
@@ -136,8 +142,9 @@ class BulkKrakenWS(kraken_ws.KrakenWSFake):
                 last = first + batch - 1
                 next_id[i] = last + 1
                 pair = fragments[i]
-                items = ",".join([pair[n % PATTERN] + str(n) + tail
-                                  for n in range(first, last + 1)])
+                items = ",".join(
+                    [pair[n % PATTERN] + str(n) + tail for n in range(first, last + 1)]
+                )
                 await send('{"channel":"trade","type":"update","data":[' + items + "]}")
                 span = ranges.get((i, minute))
                 if span is None:
@@ -186,8 +193,9 @@ class FeedProcess:
         self.rest_url = ""
         self.committed: Synchronized = context.Value("q", 0, lock=False)
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=_child, args=(child, count, self.committed),
-                                        name="kraken-feed", daemon=True)
+        self._process = context.Process(
+            target=_child, args=(child, count, self.committed), name="kraken-feed", daemon=True
+        )
 
     @property
     def pid(self) -> int:

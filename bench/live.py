@@ -119,8 +119,7 @@ class CpuMeter:
             "engine": sum(self.engine.cpu_times()[:2]),
             "feed": sum(self.feed.cpu_times()[:2]),
             "postgres": pg,
-            "machine": machine.user + machine.nice + machine.system + machine.irq
-            + machine.softirq,
+            "machine": machine.user + machine.nice + machine.system + machine.irq + machine.softirq,
         }
 
 
@@ -153,14 +152,22 @@ def expected_bars(sent: PumpReport) -> Bars:
         for i in range(first + 1, last + 1):
             volume += sizes[i % n]  # summed in arrival order, as the aggregator does
         bars[(pair_symbol(pair), datetime.fromtimestamp(minute * BAR, UTC))] = (
-            span[0], max(span), min(span), span[-1], volume, len(span))
+            span[0],
+            max(span),
+            min(span),
+            span[-1],
+            volume,
+            len(span),
+        )
     return bars
 
 
 async def stored_bars(engine: Engine) -> Bars:
     rows = await engine.db.fetch(
         "SELECT symbol, ts, open, high, low, close, volume, trades FROM live_data "
-        "WHERE provider = $1 AND interval = '1min'", PROVIDER)
+        "WHERE provider = $1 AND interval = '1min'",
+        PROVIDER,
+    )
     return {(r["symbol"], r["ts"]): tuple(r)[2:] for r in rows}
 
 
@@ -225,36 +232,47 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             bus = EventBus()
             clock = CommitClock(bus, feed.committed)
             engine = Engine.create(
-                db, data_dir=data_dir, mode="daemon", bus=bus, writer=Writer(db, clock),
-                live_options={"grace": args.grace, "subscribe_margin": SUBSCRIBE_MARGIN})
+                db,
+                data_dir=data_dir,
+                mode="daemon",
+                bus=bus,
+                writer=Writer(db, clock),
+                live_options={"grace": args.grace, "subscribe_margin": SUBSCRIBE_MARGIN},
+            )
             await prepare(engine, feed, symbols)
             meter = CpuMeter(feed.pid, await db.fetchval("SELECT pg_backend_pid()"))
             await engine.start()
             try:
                 await feed.subscribed()
                 start = plan_start(time.time() + SUBSCRIBE_MARGIN, args.duration)
-                say(f"{len(symbols)} pairs subscribed; trading starts in "
-                    f"{start - time.time():.0f} s, for {args.duration:g} s")
+                say(
+                    f"{len(symbols)} pairs subscribed; trading starts in "
+                    f"{start - time.time():.0f} s, for {args.duration:g} s"
+                )
                 first_cpu = asyncio.create_task(sample_at(meter, start))
                 sent = await feed.pump(start, args.duration, args.batch, args.window)
                 await wait_stored(feed.committed, sent.trades)
                 cpu = cores_used(await first_cpu, meter.sample())
                 expected = expected_bars(sent)
                 final_close = math.ceil(sent.last_send / BAR) * BAR
-                say(f"sent {sent.trades} trades; waiting for the bars closing at "
-                    f"{datetime.fromtimestamp(final_close, UTC):%H:%M:%S}")
+                say(
+                    f"sent {sent.trades} trades; waiting for the bars closing at "
+                    f"{datetime.fromtimestamp(final_close, UTC):%H:%M:%S}"
+                )
                 await wait_committed(clock, expected, final_close + args.grace + 30)
             finally:
                 await engine.stop()
             stored = await db.fetchval(
-                "SELECT count(*) FROM live_ticks WHERE provider = $1", PROVIDER)
+                "SELECT count(*) FROM live_ticks WHERE provider = $1", PROVIDER
+            )
             bars = await stored_bars(engine)
     finally:
         await feed.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
 
-    differing = sum(1 for key in expected.keys() | bars.keys()
-                    if expected.get(key) != bars.get(key))
+    differing = sum(
+        1 for key in expected.keys() | bars.keys() if expected.get(key) != bars.get(key)
+    )
     mid_run, final = [], []
     for symbol, ts in expected:
         end = ts.timestamp() + BAR
@@ -277,19 +295,28 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "ticks_sent": sent.trades,
         "ticks_stored": stored,
         "ticks_lost": sent.trades - stored,
-        "tick_commit_lag_s": {"p50": round(percentile(lags, 50), 3),
-                              "p99": round(percentile(lags, 99), 3)} if lags else None,
+        "tick_commit_lag_s": {
+            "p50": round(percentile(lags, 50), 3),
+            "p99": round(percentile(lags, 99), 3),
+        }
+        if lags
+        else None,
         "feed_window_full_s": round(sent.waits * WINDOW_WAIT, 1),
         "cpu_cores": cpu,
         "engine_cpu_us_per_tick": round(cpu["engine"] * sustained / stored * 1e6, 2)
-        if stored else None,
+        if stored
+        else None,
         "bars_expected": len(expected),
         "bars_differing": differing,
         "latency_after_close": latency_figures(mid_run + final, args.grace),
         "latency_after_close_mid_run": latency_figures(mid_run, args.grace),
         "latency_after_close_final": latency_figures(final, args.grace),
-        "targets": {"ticks_per_s_sustained": 50_000, "latency_p99_s": 2.0, "ticks_lost": 0,
-                    "bars_differing": 0},
+        "targets": {
+            "ticks_per_s_sustained": 50_000,
+            "latency_p99_s": 2.0,
+            "ticks_lost": 0,
+            "bars_differing": 0,
+        },
     }
 
 
@@ -298,10 +325,18 @@ def main() -> None:
     parser.add_argument("--symbols", type=int, default=500, help="pairs trading (default 500)")
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of trading")
     parser.add_argument("--batch", type=int, default=10, help="trades per message")
-    parser.add_argument("--window", type=int, default=100_000,
-                        help="trades in flight at most, sent but not committed (default 100000)")
-    parser.add_argument("--grace", type=float, default=1.0,
-                        help="seconds a closed bar waits for late trades (default 1.0)")
+    parser.add_argument(
+        "--window",
+        type=int,
+        default=100_000,
+        help="trades in flight at most, sent but not committed (default 100000)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=float,
+        default=1.0,
+        help="seconds a closed bar waits for late trades (default 1.0)",
+    )
     report(asyncio.run(run(parser.parse_args())))
 
 

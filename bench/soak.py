@@ -32,18 +32,29 @@ async def main(a: argparse.Namespace) -> None:
     async with scratch_database(min_size=0) as server:
         site = await Site.open(server, "soak")
         try:
-            await site.registry.set_preferences("SIMULATED", {
-                "symbol_count": str(a.symbols),
-                "ticks_per_second": str(a.rate / a.symbols),
-            })
+            await site.registry.set_preferences(
+                "SIMULATED",
+                {
+                    "symbol_count": str(a.symbols),
+                    "ticks_per_second": str(a.rate / a.symbols),
+                },
+            )
             await site.refresh_assets("SIMULATED")
             symbols = [f"SIM{n:04d}" for n in range(1, a.symbols + 1)]
             await SubscriptionStore(site.db).add("SIMULATED", symbols, "1min", "live")
             figures = await soak(site, a)
         finally:
             await site.close()
-    report({"bench": "soak", "minutes": a.minutes, "symbols": a.symbols,
-            "ticks_per_second_asked": a.rate, **figures, "target_rss_growth_pct": 10})
+    report(
+        {
+            "bench": "soak",
+            "minutes": a.minutes,
+            "symbols": a.symbols,
+            "ticks_per_second_asked": a.rate,
+            **figures,
+            "target_rss_growth_pct": 10,
+        }
+    )
 
 
 async def soak(site: Site, a: argparse.Namespace) -> dict:
@@ -54,16 +65,20 @@ async def soak(site: Site, a: argparse.Namespace) -> dict:
     start_rss, start_ticks = daemon.rss(), await site.fetchval(_TICKS)
     start_cpu, marked = sum(process.cpu_times()[:2]), time.monotonic()
     samples = [start_rss]
-    print(f"{a.warmup:6.0f} s  rss {start_rss / MIB:7.1f} MiB  ticks stored {start_ticks}",
-          flush=True)
+    print(
+        f"{a.warmup:6.0f} s  rss {start_rss / MIB:7.1f} MiB  ticks stored {start_ticks}", flush=True
+    )
     end = began + a.minutes * 60
     while (now := time.monotonic()) < end:
         await asyncio.sleep(min(a.every, end - now))
         if not daemon.alive():
             raise SystemExit(f"the daemon exited ({daemon.proc.returncode}):\n{daemon.tail()}")
         samples.append(daemon.rss())
-        print(f"{time.monotonic() - began:6.0f} s  rss {samples[-1] / MIB:7.1f} MiB  "
-              f"ticks stored {await site.fetchval(_TICKS)}", flush=True)
+        print(
+            f"{time.monotonic() - began:6.0f} s  rss {samples[-1] / MIB:7.1f} MiB  "
+            f"ticks stored {await site.fetchval(_TICKS)}",
+            flush=True,
+        )
     end_rss, end_ticks = samples[-1], await site.fetchval(_TICKS)
     window = time.monotonic() - marked
     cpu = sum(process.cpu_times()[:2]) - start_cpu
@@ -87,10 +102,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the run")
     parser.add_argument("--rate", type=float, default=2000.0, help="ticks a second in all")
     parser.add_argument("--symbols", type=int, default=100, help="simulated symbols")
-    parser.add_argument("--warmup", type=float, default=30.0,
-                        help="seconds before the first RSS reading")
-    parser.add_argument("--every", type=float, default=30.0,
-                        help="seconds between RSS readings")
+    parser.add_argument(
+        "--warmup", type=float, default=30.0, help="seconds before the first RSS reading"
+    )
+    parser.add_argument("--every", type=float, default=30.0, help="seconds between RSS readings")
     return parser.parse_args()
 
 

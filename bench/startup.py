@@ -87,7 +87,10 @@ class Console:
         self.started = time.perf_counter()
         self.proc = subprocess.Popen(
             [*quasar_command(), "--data-dir", str(data_dir)],
-            stdin=slave, stdout=slave, stderr=slave, env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            env=env,
             preexec_fn=_become_terminal_session,
         )
         os.close(slave)
@@ -110,8 +113,9 @@ class Console:
         deadline = self.started + PAINT_TIMEOUT
         while (text not in self.screen.text) if text else not self.screen.text.strip():
             if time.perf_counter() > deadline or not self._read(0.2):
-                raise StartupError(f"no {text or 'text'!r} on the screen; it shows:\n"
-                                   f"{self.screen.text[-2000:]}")
+                raise StartupError(
+                    f"no {text or 'text'!r} on the screen; it shows:\n{self.screen.text[-2000:]}"
+                )
         return time.perf_counter() - self.started
 
     def quit(self) -> None:
@@ -126,8 +130,9 @@ class Console:
             self._read(0.1)
         os.close(self.master)
         if self.proc.returncode != 0:
-            raise StartupError(f"the console exited with {self.proc.returncode}:\n"
-                               f"{self.screen.text[-2000:]}")
+            raise StartupError(
+                f"the console exited with {self.proc.returncode}:\n{self.screen.text[-2000:]}"
+            )
 
 
 def server_stopped(data_dir: Path, timeout: float = 30.0) -> None:
@@ -179,15 +184,17 @@ def main(runs: int) -> None:
             print(f"existing data dir, run {i + 1}: {existing[-1]}", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    report({
-        "bench": "startup",
-        "load_1m_at_start": load,
-        "runs": runs,
-        "terminal": f"{COLUMNS}x{ROWS}",
-        "existing_data_dir": summary(existing),
-        "new_data_dir": summary(new),
-        "targets": {"existing_data_dir_s": 1.5, "new_data_dir_s": 6.0},
-    })
+    report(
+        {
+            "bench": "startup",
+            "load_1m_at_start": load,
+            "runs": runs,
+            "terminal": f"{COLUMNS}x{ROWS}",
+            "existing_data_dir": summary(existing),
+            "new_data_dir": summary(new),
+            "targets": {"existing_data_dir_s": 1.5, "new_data_dir_s": 6.0},
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -35,14 +35,17 @@ class Tally:
     @property
     def clean(self) -> bool:
         return self.served == self.stored and not (
-            self.missing or self.extra or self.wrong or self.dups or self.gaps)
+            self.missing or self.extra or self.wrong or self.dups or self.gaps
+        )
 
     def figures(self) -> dict[str, int]:
         return {k: v for k, v in asdict(self).items() if k in COLUMNS}
 
 
 def tally(
-    what: str, served: dict[Key, tuple], stored_rows: Iterable[Row],
+    what: str,
+    served: dict[Key, tuple],
+    stored_rows: Iterable[Row],
     timeline: Sequence[Key] | None = None,
 ) -> Tally:
     """Compare stored rows with served ones; keys start with the series (all but the last
@@ -58,9 +61,17 @@ def tally(
     missing = sorted(key for key in served if key not in stored)
     extra = sum(1 for key in stored if key not in served)
     wrong = sum(1 for key, values in stored.items() if key in served and served[key] != values)
-    return Tally(what, len(served), count, len(missing), extra, wrong, dups,
-                 gaps(sorted(served) if timeline is None else timeline, stored),
-                 tuple(missing[:3]))
+    return Tally(
+        what,
+        len(served),
+        count,
+        len(missing),
+        extra,
+        wrong,
+        dups,
+        gaps(sorted(served) if timeline is None else timeline, stored),
+        tuple(missing[:3]),
+    )
 
 
 def gaps(timeline: Sequence[Key], stored: dict[Key, Any]) -> int:
@@ -80,14 +91,17 @@ def print_table(results: Sequence[tuple[str, Sequence[Tally]]]) -> None:
     """One line per tally, the drill's title on its first line."""
     width = max([len(title) for title, _ in results] + [5])
     what_width = max([len(t.what) for _, tallies in results for t in tallies] + [4])
-    print(f"{'drill':<{width}}  {'rows':<{what_width}}"
-          + "".join(f"{c:>9}" for c in COLUMNS) + "  ok")
+    print(
+        f"{'drill':<{width}}  {'rows':<{what_width}}" + "".join(f"{c:>9}" for c in COLUMNS) + "  ok"
+    )
     for title, tallies in results:
         for i, t in enumerate(tallies):
             label = title if i == 0 else ""
-            print(f"{label:<{width}}  {t.what:<{what_width}}"
-                  + "".join(f"{v:>9}" for v in t.figures().values())
-                  + ("  yes" if t.clean else "  NO"))
+            print(
+                f"{label:<{width}}  {t.what:<{what_width}}"
+                + "".join(f"{v:>9}" for v in t.figures().values())
+                + ("  yes" if t.clean else "  NO")
+            )
             if t.first_missing:
                 shown = "; ".join(" ".join(map(str, key)) for key in t.first_missing)
                 print(f"{'':<{width}}  {'':<{what_width}}  first missing: {shown}")

@@ -111,7 +111,11 @@ def run_quasar(quasar_env: dict[str, str]):
     def run(*args: str, input: str | None = None, check: bool = False):
         return subprocess.run(
             [sys.executable, "-m", "quasar_tui", *args],
-            env=quasar_env, input=input, capture_output=True, text=True, timeout=60,
+            env=quasar_env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
             check=check,
         )
 

@@ -28,8 +28,9 @@ def context(
     secrets: dict[str, str], base_url: str, retries: int = 3, **preferences: object
 ) -> ProviderContext:
     """A provider context pointing at a fake, with test-sized backoffs and no rate limit."""
-    http = HttpClient(rate_limit=(10_000, 1.0), retries=retries, base_backoff=0.01,
-                      max_backoff=0.05, timeout=5.0)
+    http = HttpClient(
+        rate_limit=(10_000, 1.0), retries=retries, base_backoff=0.01, max_backoff=0.05, timeout=5.0
+    )
     return ProviderContext(secrets, {"base_url": base_url, **preferences}, http)
 
 
@@ -44,12 +45,16 @@ async def subscribe(
     )
     await db.execute(
         "INSERT INTO assets (provider, symbol) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        provider, symbol,
+        provider,
+        symbol,
     )
     sub_id = await db.fetchval(
         """INSERT INTO subscriptions (provider, symbol, interval, mode, lookback_days)
            VALUES ($1, $2, $3, 'historical', $4) RETURNING id""",
-        provider, symbol, interval, lookback_days,
+        provider,
+        symbol,
+        interval,
+        lookback_days,
     )
     return Sub(sub_id, provider, symbol, interval, lookback_days)
 
@@ -58,7 +63,9 @@ async def stored(db: Database, sub: Sub) -> list[tuple]:
     rows = await db.fetch(
         """SELECT ts, open, high, low, close, volume FROM historical_data
             WHERE provider = $1 AND symbol = $2 AND interval = $3 ORDER BY ts""",
-        sub.provider, sub.symbol, sub.interval,
+        sub.provider,
+        sub.symbol,
+        sub.interval,
     )
     return [tuple(r) for r in rows]
 
@@ -67,7 +74,9 @@ async def gaps(db: Database, sub: Sub) -> list[tuple]:
     rows = await db.fetch(
         """SELECT start_ts, end_ts, reason, resolution FROM gaps
             WHERE provider = $1 AND symbol = $2 AND interval = $3 ORDER BY start_ts, id""",
-        sub.provider, sub.symbol, sub.interval,
+        sub.provider,
+        sub.symbol,
+        sub.interval,
     )
     return [tuple(r) for r in rows]
 
@@ -79,8 +88,9 @@ class Rig:
     bus: EventBus
 
     async def run(self, provider: object, sub: Sub, now: datetime, **kwargs: object) -> JobRun:
-        return await run_historical(self.db, self.writer, self.bus, provider, sub, now=now,
-                                    **kwargs)  # type: ignore[arg-type]
+        return await run_historical(
+            self.db, self.writer, self.bus, provider, sub, now=now, **kwargs
+        )  # type: ignore[arg-type]
 
 
 @contextlib.asynccontextmanager

@@ -25,16 +25,25 @@ def row(interval: str, start: float, o, h, lo, c, v, n, symbol: str = "BTC/USD")
 
 def test_ohlcv_and_trade_counts_per_interval() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1, Interval.M5}}, grace=2.0)
-    for seconds, price, size in [(1, 100, 1), (20, 105, 2), (40, 99, 0.5), (59.9, 101, 1),
-                                 (60, 102, 3), (119, 98, 1), (300, 110, 1)]:
+    for seconds, price, size in [
+        (1, 100, 1),
+        (20, 105, 2),
+        (40, 99, 0.5),
+        (59.9, 101, 1),
+        (60, 102, 3),
+        (119, 98, 1),
+        (300, 110, 1),
+    ]:
         agg.add_tick(tick(seconds, price, size))
 
     assert agg.due(at(61)) == []  # minute 0 closed 1 s ago: still inside the grace
     assert agg.due(at(62.5)) == [row("1min", 0, 100, 105, 99, 101, 4.5, 4)]
     assert agg.due(at(200)) == [row("1min", 60, 102, 102, 98, 98, 4, 2)]
     assert agg.due(at(302.5)) == [row("5min", 0, 100, 105, 98, 98, 8.5, 6)]
-    assert agg.due(at(10_000)) == [row("1min", 300, 110, 110, 110, 110, 1, 1),
-                                   row("5min", 300, 110, 110, 110, 110, 1, 1)]
+    assert agg.due(at(10_000)) == [
+        row("1min", 300, 110, 110, 110, 110, 1, 1),
+        row("5min", 300, 110, 110, 110, 110, 1, 1),
+    ]
     assert agg.due(at(20_000)) == []
     assert agg.stats.bars_emitted == 5
 
@@ -45,18 +54,20 @@ def test_symbols_are_routed_and_unknown_ones_counted() -> None:
     agg.add_tick(tick(2, 10, symbol="ETH/USD"))
     agg.add_tick(tick(3, 5, symbol="DOGE/USD"))
     rows = agg.due(at(100))
-    assert rows == [row("1min", 0, 100, 100, 100, 100, 1, 1),
-                    row("1min", 0, 10, 10, 10, 10, 1, 1, symbol="ETH/USD")]
+    assert rows == [
+        row("1min", 0, 100, 100, 100, 100, 1, 1),
+        row("1min", 0, 10, 10, 10, 10, 1, 1, symbol="ETH/USD"),
+    ]
     assert agg.stats.unrouted == 1
 
 
 def test_late_ticks_inside_grace_count_and_after_emission_are_dropped() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=2.0)
     agg.add_tick(tick(10, 100))
-    agg.add_tick(tick(61, 101))   # opens the next bar
-    agg.add_tick(tick(59, 90))    # arrives late, but before minute 0 is written
+    agg.add_tick(tick(61, 101))  # opens the next bar
+    agg.add_tick(tick(59, 90))  # arrives late, but before minute 0 is written
     assert agg.due(at(62.5)) == [row("1min", 0, 100, 100, 90, 90, 2, 2)]
-    agg.add_tick(tick(30, 200))   # too late: minute 0 was written already
+    agg.add_tick(tick(30, 200))  # too late: minute 0 was written already
     assert agg.stats.late_dropped == 1
     assert agg.due(at(1000)) == [row("1min", 60, 101, 101, 101, 101, 1, 1)]
 
@@ -65,10 +76,12 @@ def test_a_bar_with_no_ticks_yet_can_be_opened_by_a_late_tick() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=5.0)
     agg.add_tick(tick(1, 100))
     agg.add_tick(tick(125, 102))
-    agg.add_tick(tick(90, 101))   # minute 1 had no trade until this late one
-    assert agg.due(at(1000)) == [row("1min", 0, 100, 100, 100, 100, 1, 1),
-                                 row("1min", 60, 101, 101, 101, 101, 1, 1),
-                                 row("1min", 120, 102, 102, 102, 102, 1, 1)]
+    agg.add_tick(tick(90, 101))  # minute 1 had no trade until this late one
+    assert agg.due(at(1000)) == [
+        row("1min", 0, 100, 100, 100, 100, 1, 1),
+        row("1min", 60, 101, 101, 101, 101, 1, 1),
+        row("1min", 120, 102, 102, 102, 102, 1, 1),
+    ]
 
 
 def test_shutdown_drops_the_open_bar_instead_of_writing_it_partial() -> None:
@@ -83,9 +96,11 @@ def test_shutdown_drops_the_open_bar_instead_of_writing_it_partial() -> None:
 def test_a_series_joined_mid_bar_drops_that_bar_and_reports_the_gap() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1, Interval.M5}}, grace=2.0)
     gaps = agg.observe_from(at(30))
-    assert gaps == [Gap("BTC/USD", Interval.M1, at(0), at(60)),
-                    Gap("BTC/USD", Interval.M5, at(0), at(300))]
-    agg.add_tick(tick(45, 100))   # in the partial first minute: not written
+    assert gaps == [
+        Gap("BTC/USD", Interval.M1, at(0), at(60)),
+        Gap("BTC/USD", Interval.M5, at(0), at(300)),
+    ]
+    agg.add_tick(tick(45, 100))  # in the partial first minute: not written
     agg.add_tick(tick(70, 101))
     assert agg.due(at(400)) == [row("1min", 60, 101, 101, 101, 101, 1, 1)]
     assert agg.stats.late_dropped == 3  # both ticks fall in the partial first 5 minutes
@@ -93,19 +108,21 @@ def test_a_series_joined_mid_bar_drops_that_bar_and_reports_the_gap() -> None:
 
 def test_interruption_drops_unfinished_bars_and_reports_the_missing_span() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=2.0)
-    agg.observe_from(at(0))          # joined exactly on an edge: minute 1 is the first full one
+    agg.observe_from(at(0))  # joined exactly on an edge: minute 1 is the first full one
     agg.add_tick(tick(65, 100))
     agg.add_tick(tick(125, 101))
     agg.add_tick(tick(150, 102))
-    agg.interrupt(at(170))           # minute 2 was open: it may lack trades
+    agg.interrupt(at(170))  # minute 2 was open: it may lack trades
     assert agg.stats.partial_dropped == 1
-    agg.add_tick(tick(175, 99))      # nothing is accepted while interrupted
+    agg.add_tick(tick(175, 99))  # nothing is accepted while interrupted
     gaps = agg.observe_from(at(250))
     assert gaps == [Gap("BTC/USD", Interval.M1, at(120), at(300))]
-    agg.add_tick(tick(260, 103))     # inside the gap: REST fills it
+    agg.add_tick(tick(260, 103))  # inside the gap: REST fills it
     agg.add_tick(tick(301, 104))
-    assert agg.due(at(1000)) == [row("1min", 60, 100, 100, 100, 100, 1, 1),
-                                 row("1min", 300, 104, 104, 104, 104, 1, 1)]
+    assert agg.due(at(1000)) == [
+        row("1min", 60, 100, 100, 100, 100, 1, 1),
+        row("1min", 300, 104, 104, 104, 104, 1, 1),
+    ]
 
 
 def test_interruption_within_grace_keeps_bars_that_closed_in_time() -> None:
@@ -113,7 +130,7 @@ def test_interruption_within_grace_keeps_bars_that_closed_in_time() -> None:
     agg.observe_from(at(-1))
     agg.add_tick(tick(30, 100))
     agg.add_tick(tick(61, 101))
-    agg.interrupt(at(90))            # minute 0 closed well before: complete
+    agg.interrupt(at(90))  # minute 0 closed well before: complete
     assert agg.observe_from(at(100)) == [Gap("BTC/USD", Interval.M1, at(60), at(120))]
     assert agg.due(at(1000)) == [row("1min", 0, 100, 100, 100, 100, 1, 1)]
 
@@ -122,17 +139,25 @@ def test_candles_are_final_only_when_a_later_one_begins() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=2.0)
 
     def candle(start: float, close: float, trades: int) -> Bar:
-        return Bar(ts=at(start), open=100, high=max(100, close), low=min(100, close),
-                   close=close, volume=trades, symbol="BTC/USD", trades=trades,
-                   interval=Interval.M1)
+        return Bar(
+            ts=at(start),
+            open=100,
+            high=max(100, close),
+            low=min(100, close),
+            close=close,
+            volume=trades,
+            symbol="BTC/USD",
+            trades=trades,
+            interval=Interval.M1,
+        )
 
     agg.add_bar(candle(0, 101, 1))
-    agg.add_bar(candle(0, 103, 2))       # the same candle, updated
-    assert agg.due(at(600)) == []        # no later candle yet: not final however old
-    agg.add_tick(tick(10, 500))          # trades do not feed a candle-fed series
+    agg.add_bar(candle(0, 103, 2))  # the same candle, updated
+    assert agg.due(at(600)) == []  # no later candle yet: not final however old
+    agg.add_tick(tick(10, 500))  # trades do not feed a candle-fed series
     agg.add_bar(candle(60, 99, 1))
     assert agg.due(at(600)) == [row("1min", 0, 100, 103, 100, 103, 2, 2)]
-    agg.add_bar(candle(0, 50, 9))        # a stale version of a written candle
+    agg.add_bar(candle(0, 50, 9))  # a stale version of a written candle
     assert agg.stats.late_dropped == 1
     assert agg.due(at(1200)) == []
 
@@ -143,7 +168,8 @@ def test_weekly_and_monthly_bars_start_on_monday_and_the_first() -> None:
     agg.add_tick(Tick(symbol="BTC/USD", ts=wednesday, price=7.0, size=2))
     rows = agg.due(datetime(2026, 5, 1, tzinfo=UTC))
     assert sorted((r[2], r[3]) for r in rows) == [
-        ("1M", datetime(2026, 3, 1, tzinfo=UTC)), ("1w", datetime(2026, 3, 2, tzinfo=UTC)),
+        ("1M", datetime(2026, 3, 1, tzinfo=UTC)),
+        ("1w", datetime(2026, 3, 2, tzinfo=UTC)),
     ]
 
 

@@ -21,14 +21,17 @@ class Failing:
 async def test_refresh_adds_updates_and_deactivates_without_deleting(db: Database) -> None:
     store = AssetStore(db)
     await add_provider(db, "KRAKEN", "live")
-    first = await store.refresh("KRAKEN", StaticSymbols(
-        [SymbolInfo("XBT/USD", name="Bitcoin"), "ETH/USD", "XDG/USD"]))
+    first = await store.refresh(
+        "KRAKEN", StaticSymbols([SymbolInfo("XBT/USD", name="Bitcoin"), "ETH/USD", "XDG/USD"])
+    )
     assert (first.added, first.updated, first.deactivated, first.total) == (3, 0, 0, 3)
     await MappingStore(db).map("DOGE/USD", "KRAKEN", "XDG/USD")
     await SubscriptionStore(db).add("KRAKEN", ["XDG/USD"], "1h", "live")
 
-    second = await store.refresh("KRAKEN", StaticSymbols(
-        [SymbolInfo("XBT/USD", name="Bitcoin / US Dollar"), "ETH/USD", "SOL/USD"]))
+    second = await store.refresh(
+        "KRAKEN",
+        StaticSymbols([SymbolInfo("XBT/USD", name="Bitcoin / US Dollar"), "ETH/USD", "SOL/USD"]),
+    )
     assert (second.added, second.updated, second.deactivated, second.total) == (1, 1, 1, 3)
     gone = await store.get("KRAKEN", "XDG/USD")
     assert gone.active is False and gone.common_symbol == "DOGE/USD"
@@ -43,8 +46,10 @@ async def test_refresh_adds_updates_and_deactivates_without_deleting(db: Databas
 
 async def test_refresh_of_a_large_listing_is_one_statement(db: Database) -> None:
     await add_provider(db, "EODHD")
-    listing = [SymbolInfo(f"T{i:05d}.US", name=f"Company {i}", asset_class="Common Stock")
-               for i in range(20_000)]
+    listing = [
+        SymbolInfo(f"T{i:05d}.US", name=f"Company {i}", asset_class="Common Stock")
+        for i in range(20_000)
+    ]
     report = await AssetStore(db).refresh("EODHD", StaticSymbols(listing))
     assert report.added == 20_000
     again = await AssetStore(db).refresh("EODHD", StaticSymbols(listing))
@@ -67,14 +72,18 @@ async def test_a_failing_provider_leaves_stored_assets_untouched(db: Database) -
 
 
 async def test_search_ranks_exact_then_prefix_then_similar(db: Database) -> None:
-    await add_provider(db, "POLY", assets=[
-        SymbolInfo("AAPL", name="Apple Inc."),
-        SymbolInfo("AAPLW", name="Apple warrants"),
-        SymbolInfo("APLE", name="Apple Hospitality REIT"),
-        SymbolInfo("MSFT", name="Microsoft Corp"),
-        SymbolInfo("SNAP", name="Snap Inc"),
-        SymbolInfo("A_B", name="Underscore Co"),
-    ])
+    await add_provider(
+        db,
+        "POLY",
+        assets=[
+            SymbolInfo("AAPL", name="Apple Inc."),
+            SymbolInfo("AAPLW", name="Apple warrants"),
+            SymbolInfo("APLE", name="Apple Hospitality REIT"),
+            SymbolInfo("MSFT", name="Microsoft Corp"),
+            SymbolInfo("SNAP", name="Snap Inc"),
+            SymbolInfo("A_B", name="Underscore Co"),
+        ],
+    )
     store = AssetStore(db)
     found = [a.symbol for a in await store.list("POLY", "aapl")]
     assert found[:2] == ["AAPL", "AAPLW"]
@@ -86,10 +95,16 @@ async def test_search_ranks_exact_then_prefix_then_similar(db: Database) -> None
 
 async def test_search_without_pg_trgm_still_ranks(db: Database) -> None:
     await db.execute("DROP EXTENSION pg_trgm CASCADE")
-    await add_provider(db, "POLY", assets=[
-        SymbolInfo("AAPLW", name="Apple warrants"), SymbolInfo("AAPL", name="Apple Inc."),
-        SymbolInfo("MAAPL", name="Not Apple"), SymbolInfo("MSFT", name="Microsoft Corp"),
-    ])
+    await add_provider(
+        db,
+        "POLY",
+        assets=[
+            SymbolInfo("AAPLW", name="Apple warrants"),
+            SymbolInfo("AAPL", name="Apple Inc."),
+            SymbolInfo("MAAPL", name="Not Apple"),
+            SymbolInfo("MSFT", name="Microsoft Corp"),
+        ],
+    )
     found = [a.symbol for a in await AssetStore(db).list("POLY", "AAPL")]
     assert found == ["AAPL", "AAPLW", "MAAPL"]
 

@@ -31,8 +31,11 @@ def _scalar(text: str) -> Any:
 
 def parse_block_yaml(text: str) -> Any:
     """The block-style YAML `docker-compose config` prints: mappings, lists, scalars."""
-    lines = [(len(raw) - len(raw.lstrip(" ")), raw.strip()) for raw in text.splitlines()
-             if raw.strip() and not raw.lstrip().startswith("#")]
+    lines = [
+        (len(raw) - len(raw.lstrip(" ")), raw.strip())
+        for raw in text.splitlines()
+        if raw.strip() and not raw.lstrip().startswith("#")
+    ]
 
     def block(i: int, indent: int) -> tuple[Any, int]:
         if lines[i][1].startswith("- "):
@@ -49,8 +52,7 @@ def parse_block_yaml(text: str) -> Any:
         mapping: dict[str, Any] = {}
         while i < len(lines) and lines[i][0] == indent:
             line = lines[i][1]
-            key, _, value = line[:-1].partition(":") if line.endswith(":") else line.partition(
-                ": ")
+            key, _, value = line[:-1].partition(":") if line.endswith(":") else line.partition(": ")
             i += 1
             if value.strip():
                 mapping[key] = _scalar(value)
@@ -69,7 +71,11 @@ def compose_config(tmp_path: Path, **env: str) -> dict[str, Any]:
     run_env.update(env)
     result = subprocess.run(
         [COMPOSE, "--project-directory", str(ROOT), "-f", str(ROOT / "compose.yaml"), "config"],
-        capture_output=True, text=True, timeout=60, env=run_env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=run_env,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     return parse_block_yaml(result.stdout)
@@ -132,10 +138,16 @@ def test_database_port_and_uid_follow_the_environment(tmp_path: Path) -> None:
 
 def test_dockerfile_builds_from_files_the_build_context_keeps() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
-    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-               if line.strip() and not line.startswith("#")]
-    instructions = [line.split(None, 1) for line in dockerfile.splitlines()
-                    if line.strip() and not line.startswith((" ", "#"))]
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    instructions = [
+        line.split(None, 1)
+        for line in dockerfile.splitlines()
+        if line.strip() and not line.startswith((" ", "#"))
+    ]
     copied = [part for op, args in instructions if op == "COPY" for part in args.split()[:-1]]
 
     assert ["FROM", "python:3.11-slim"] in instructions

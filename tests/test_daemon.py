@@ -33,8 +33,7 @@ from quasar_tui.store.database import Database
 
 SECRET = "s3cr3t-token-never-logged"
 SLOW_TICKS = 0.4  # trades per second: at most 32 a minute, so REST history bars are exact
-SPEED = 15.0      # market seconds per real second in the accelerated daemon
-
+SPEED = 15.0  # market seconds per real second in the accelerated daemon
 
 
 class Daemon:
@@ -45,7 +44,9 @@ class Daemon:
         with log.open("ab") as err:
             self.proc = subprocess.Popen(
                 [sys.executable, "-c", LAUNCHER, "--daemon", *args],
-                env=env, stdout=subprocess.DEVNULL, stderr=err,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
             )
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
@@ -68,8 +69,9 @@ async def until(check: Callable[[], Awaitable[Any]], what: str, daemon: Daemon) 
         if value:
             return value
         if daemon.proc.poll() is not None:
-            raise AssertionError(f"daemon exited ({daemon.proc.returncode}) before {what}:\n"
-                                 f"{daemon.stderr()}")
+            raise AssertionError(
+                f"daemon exited ({daemon.proc.returncode}) before {what}:\n{daemon.stderr()}"
+            )
         await asyncio.sleep(0.1)
     raise AssertionError(f"not reached within 60 s: {what}\n{daemon.stderr()}")
 
@@ -130,7 +132,8 @@ async def test_sigterm_flushes_everything_and_exits_0_without_textual(
     assert stored == received  # every tick the engine received was written before exit
     gaps = await db.fetch(
         "SELECT symbol, max(seq) - min(seq) + 1 - count(*) AS missing FROM live_ticks "
-        "GROUP BY symbol")
+        "GROUP BY symbol"
+    )
     assert {r["symbol"] for r in gaps} == {"SIM/BTC", "ACME"}
     assert all(r["missing"] == 0 for r in gaps)
     assert await db.fetchval("SELECT count(*) FROM engine_status") == 0
@@ -183,7 +186,9 @@ def reference_bars(symbol: str, start: datetime, end: datetime) -> dict[datetime
 async def live_bars(db: Database, symbol: str) -> dict[datetime, tuple]:
     rows = await db.fetch(
         "SELECT ts, open, high, low, close, volume, trades FROM live_data "
-        "WHERE provider = 'SIMULATED' AND symbol = $1 AND interval = '1min' ORDER BY ts", symbol)
+        "WHERE provider = 'SIMULATED' AND symbol = $1 AND interval = '1min' ORDER BY ts",
+        symbol,
+    )
     return {r["ts"]: tuple(r)[1:] for r in rows}
 
 
@@ -198,8 +203,11 @@ async def test_sigkill_and_restart_leave_no_gap_and_no_duplicate_in_live_bars(
     first.kill()  # SIGKILL: no flush, no goodbye
     killed_at = max(await live_bars(db, "SIM/BTC"))
     second = daemons(**fast)
-    await until(lambda: _bars_beyond(db, killed_at + timedelta(minutes=2)),
-                "live bars well past the kill", second)
+    await until(
+        lambda: _bars_beyond(db, killed_at + timedelta(minutes=2)),
+        "live bars well past the kill",
+        second,
+    )
     assert second.stop(signal.SIGTERM) == 0
 
     stored = await live_bars(db, "SIM/BTC")
@@ -234,7 +242,8 @@ async def refresh_assets(registry: ProviderRegistry, name: str) -> ProviderRecor
 async def historical_rows(db: Database) -> list[tuple]:
     rows = await db.fetch(
         "SELECT ts, open, high, low, close, volume FROM historical_data "
-        "WHERE provider = 'EODHD' AND symbol = 'AAPL.US' AND interval = '1min' ORDER BY ts")
+        "WHERE provider = 'EODHD' AND symbol = 'AAPL.US' AND interval = '1min' ORDER BY ts"
+    )
     return [tuple(r) for r in rows]
 
 
@@ -249,8 +258,9 @@ async def test_sigkill_mid_backfill_and_restart_resume_with_no_gap_and_no_duplic
         # second one is held long enough to kill the daemon while it waits for it.
         eodhd.server.stall_next(1, 0.0, path="/api/intraday")
         eodhd.server.stall_next(1, 5.0, path="/api/intraday")
-        [sub] = await SubscriptionStore(db).add("EODHD", ["AAPL.US"], "1min", "historical",
-                                                lookback_days=122)
+        [sub] = await SubscriptionStore(db).add(
+            "EODHD", ["AAPL.US"], "1min", "historical", lookback_days=122
+        )
         first = daemons()
         await until(lambda: _served(eodhd), "the first chunk served", first)
         chunk = _intraday(eodhd)[0].query
@@ -266,16 +276,18 @@ async def test_sigkill_mid_backfill_and_restart_resume_with_no_gap_and_no_duplic
         assert await asyncio.to_thread(second.stop, signal.SIGTERM) == 0
 
     stored = await historical_rows(db)
-    expected = eodhd.truth("AAPL.US", Interval.M1, stored[0][0],
-                           stored[-1][0] + timedelta(minutes=1))
+    expected = eodhd.truth(
+        "AAPL.US", Interval.M1, stored[0][0], stored[-1][0] + timedelta(minutes=1)
+    )
     assert stored[: len(served)] == served
     assert stored == expected  # nothing missing, nothing twice, every value as served
-    closed_before_restart = eodhd.truth("AAPL.US", Interval.M1, end,
-                                        Interval.M1.floor(restarted_at))
-    assert closed_before_restart and stored[len(served):][: len(closed_before_restart)] == (
-        closed_before_restart)  # the chunk the killed daemon never got
-    assert await db.fetchval(
-        "SELECT count(*) FROM collection_runs WHERE finished_at IS NULL") == 0
+    closed_before_restart = eodhd.truth(
+        "AAPL.US", Interval.M1, end, Interval.M1.floor(restarted_at)
+    )
+    assert closed_before_restart and stored[len(served) :][: len(closed_before_restart)] == (
+        closed_before_restart
+    )  # the chunk the killed daemon never got
+    assert await db.fetchval("SELECT count(*) FROM collection_runs WHERE finished_at IS NULL") == 0
     for daemon in (first, second):
         assert TOKEN not in daemon.stderr()
 

@@ -27,7 +27,7 @@ from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
 
-FAILING_PROVIDER = '''
+FAILING_PROVIDER = """
 from quasar_tui.sdk import HistoricalDataProvider, SymbolInfo
 
 
@@ -40,7 +40,7 @@ class Boom(HistoricalDataProvider):
     async def get_history(self, sym, start, end, interval):
         raise RuntimeError("upstream exploded")
         yield
-'''
+"""
 
 
 async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
@@ -79,8 +79,9 @@ async def engines(
 
     def make(mode: str = "console", **options: Any) -> Engine:
         options.setdefault("reconcile_every", 3600.0)
-        engine = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode=mode,
-                        **options)
+        engine = Engine(
+            db, registry, SubscriptionStore(db), data_dir=tmp_path, mode=mode, **options
+        )
         made.append(engine)
         return engine
 
@@ -163,9 +164,13 @@ async def test_historical_subscription_collects_at_once_and_again_on_request(
     [sub] = await store.add("SIMULATED", ["SIM/ETH"], "1h", "historical", lookback_days=2)
 
     await until(lambda: _state_is(db, sub, "ok"), "first historical run ok")
-    stamps = [r["ts"] for r in await db.fetch(
-        "SELECT ts FROM historical_data WHERE provider = 'SIMULATED' AND symbol = 'SIM/ETH' "
-        "AND interval = '1h' ORDER BY ts")]
+    stamps = [
+        r["ts"]
+        for r in await db.fetch(
+            "SELECT ts FROM historical_data WHERE provider = 'SIMULATED' AND symbol = 'SIM/ETH' "
+            "AND interval = '1h' ORDER BY ts"
+        )
+    ]
     now = datetime.now(UTC)
     assert stamps == Interval.H1.starts(stamps[0], Interval.H1.floor(now))  # no hole
     assert stamps[0] <= now - timedelta(days=2) + timedelta(hours=1)
@@ -179,7 +184,9 @@ async def test_historical_subscription_collects_at_once_and_again_on_request(
 async def _runs(db: Database, sub: SubscriptionRecord) -> int:
     return await db.fetchval(
         "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND finished_at IS "
-        "NOT NULL", sub.id)
+        "NOT NULL",
+        sub.id,
+    )
 
 
 async def _more_runs(db: Database, sub: SubscriptionRecord, before: int) -> bool:
@@ -203,8 +210,9 @@ async def test_failing_provider_does_not_stop_the_others(
     await engine.start()
 
     await until(lambda: _state_is(db, good, "ok"), "the healthy provider's run")
-    assert await db.fetchval(
-        "SELECT count(*) FROM historical_data WHERE provider = 'SIMULATED'") >= 23
+    assert (
+        await db.fetchval("SELECT count(*) FROM historical_data WHERE provider = 'SIMULATED'") >= 23
+    )
     failed = await until(lambda: _errored(db, boom), "the failing provider's error")
     assert "upstream exploded" in failed.last_error
     broken_now = await until(lambda: _errored(db, broken), "the broken provider's error")
@@ -272,16 +280,31 @@ async def engine_ticks_seen(db: Database) -> int:
 @pytest.mark.parametrize(
     ("interval", "after", "expected"),
     [
-        (Interval.M5, datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
-         datetime(2026, 3, 2, 12, 5, 10, tzinfo=UTC)),
-        (Interval.H4, datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
-         datetime(2026, 3, 2, 16, 0, 10, tzinfo=UTC)),
-        (Interval.D1, datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
-         datetime(2026, 3, 3, 0, 0, 10, tzinfo=UTC)),
-        (Interval.W1, datetime(2026, 3, 4, 12, 3, tzinfo=UTC),  # a Wednesday
-         datetime(2026, 3, 9, 0, 0, 10, tzinfo=UTC)),           # next Monday
-        (Interval.MO1, datetime(2026, 3, 4, 12, 3, tzinfo=UTC),
-         datetime(2026, 4, 1, 0, 0, 10, tzinfo=UTC)),
+        (
+            Interval.M5,
+            datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
+            datetime(2026, 3, 2, 12, 5, 10, tzinfo=UTC),
+        ),
+        (
+            Interval.H4,
+            datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
+            datetime(2026, 3, 2, 16, 0, 10, tzinfo=UTC),
+        ),
+        (
+            Interval.D1,
+            datetime(2026, 3, 2, 12, 3, tzinfo=UTC),
+            datetime(2026, 3, 3, 0, 0, 10, tzinfo=UTC),
+        ),
+        (
+            Interval.W1,
+            datetime(2026, 3, 4, 12, 3, tzinfo=UTC),  # a Wednesday
+            datetime(2026, 3, 9, 0, 0, 10, tzinfo=UTC),
+        ),  # next Monday
+        (
+            Interval.MO1,
+            datetime(2026, 3, 4, 12, 3, tzinfo=UTC),
+            datetime(2026, 4, 1, 0, 0, 10, tzinfo=UTC),
+        ),
     ],
 )
 def test_jobs_fire_just_after_each_bar_closes(
@@ -292,4 +315,5 @@ def test_jobs_fire_just_after_each_bar_closes(
     # after an immediate first run (a new job), the next run is still on the grid
     assert trigger.get_next_fire_time(after, after) == expected
     assert trigger.get_next_fire_time(expected, expected) == interval.next_start(
-        expected) + timedelta(seconds=10)
+        expected
+    ) + timedelta(seconds=10)

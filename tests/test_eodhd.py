@@ -30,8 +30,10 @@ def eodhd(fake: FakeEodhd, token: str | None = TOKEN, **prefs: str) -> EODHD:
 
 
 async def history(provider: EODHD, symbol: str, interval: Interval, start=START, end=END):
-    return [(b.ts, b.open, b.high, b.low, b.close, b.volume)
-            async for b in provider.get_history(symbol, start, end, interval)]
+    return [
+        (b.ts, b.open, b.high, b.low, b.close, b.volume)
+        async for b in provider.get_history(symbol, start, end, interval)
+    ]
 
 
 @pytest.mark.parametrize("interval", [Interval.M1, Interval.M5, Interval.H1, Interval.D1])
@@ -55,7 +57,8 @@ async def test_symbols_from_every_listed_exchange(fake: FakeEodhd) -> None:
         "BTC-USD.CC", "BTC-USD Crypto", "CC", "Currency", "BTC", "USD", None
     )
     assert [r.path for r in fake.server.requests] == [
-        "/api/exchange-symbol-list/US", "/api/exchange-symbol-list/CC",
+        "/api/exchange-symbol-list/US",
+        "/api/exchange-symbol-list/CC",
     ]
 
 
@@ -111,7 +114,8 @@ async def test_intraday_requests_stay_within_eodhd_limits(fake: FakeEodhd) -> No
 
 async def test_dropped_connections_are_retried(fake: FakeEodhd) -> None:
     fake.server.drop_next(2, path="/api/eod")
-    got = await history(EODHD(context({"api_token": TOKEN}, fake.base_url, 3)), "AAPL.US",
-                        Interval.D1)
+    got = await history(
+        EODHD(context({"api_token": TOKEN}, fake.base_url, 3)), "AAPL.US", Interval.D1
+    )
     assert got == fake.truth("AAPL.US", Interval.D1, START, END)
     assert [s.status for s in fake.server.requests] == [0, 0, 200]

@@ -80,9 +80,7 @@ async def test_weekly_and_monthly_bars_are_keyed_to_the_period_start(
     assert {(ts.hour, ts.minute, ts.utcoffset()) for ts, *_ in rows} == {(0, 0, timedelta(0))}
 
 
-async def test_a_resumed_run_fetches_only_what_is_missing(
-    db: Database, eodhd: FakeEodhd
-) -> None:
+async def test_a_resumed_run_fetches_only_what_is_missing(db: Database, eodhd: FakeEodhd) -> None:
     sub = await subscribe(db, "EODHD", "AAPL.US", "1d", 60)
     later = NOW + timedelta(days=9)
     async with rig(db) as r:
@@ -136,9 +134,7 @@ async def test_a_holiday_is_asked_for_once_then_left_alone(db: Database) -> None
         assert await stored(db, sub) == truth(fake, sub)
 
 
-async def test_a_429_storm_with_retry_after_is_survived(
-    db: Database, eodhd: FakeEodhd
-) -> None:
+async def test_a_429_storm_with_retry_after_is_survived(db: Database, eodhd: FakeEodhd) -> None:
     sub = await subscribe(db, "EODHD", "AAPL.US", "1d", 100)
     eodhd.server.fail_next(4, 429, retry_after=0.1, path="/api/eod")
     async with rig(db) as r:
@@ -173,9 +169,7 @@ async def test_a_chunk_that_keeps_failing_becomes_a_gap_filled_by_the_next_run(
     assert await gaps(db, sub) == [(start, start + timedelta(hours=24), "fetch_failed", "filled")]
 
 
-async def test_intraday_backfill_is_at_minute_granularity(
-    db: Database, eodhd: FakeEodhd
-) -> None:
+async def test_intraday_backfill_is_at_minute_granularity(db: Database, eodhd: FakeEodhd) -> None:
     sub = await subscribe(db, "EODHD", "BTC-USD.CC", "1min", 1)
     now = datetime(2024, 6, 12, 10, 37, 20, tzinfo=UTC)
     later = datetime(2024, 6, 12, 10, 45, 5, tzinfo=UTC)
@@ -183,7 +177,8 @@ async def test_intraday_backfill_is_at_minute_granularity(
         await r.run(provider(eodhd), sub, now)
         rows = await stored(db, sub)
         assert (rows[0][0], rows[-1][0], len(rows)) == (
-            datetime(2024, 6, 11, 10, 37, tzinfo=UTC), datetime(2024, 6, 12, 10, 36, tzinfo=UTC),
+            datetime(2024, 6, 11, 10, 37, tzinfo=UTC),
+            datetime(2024, 6, 12, 10, 36, tzinfo=UTC),
             1440,
         )
         run = await r.run(provider(eodhd), sub, later)
@@ -248,7 +243,10 @@ def utc(*args: int) -> datetime:
 
 def test_plans_only_closed_bars_in_chunks_at_the_interval_grain() -> None:
     ranges = plan_ranges(
-        Interval.M1, utc(2024, 1, 1, 0, 0, 30), utc(2024, 1, 1, 5, 7, 59), None,
+        Interval.M1,
+        utc(2024, 1, 1, 0, 0, 30),
+        utc(2024, 1, 1, 5, 7, 59),
+        None,
         max_range=timedelta(hours=2),
     )
     assert ranges == [
@@ -259,10 +257,17 @@ def test_plans_only_closed_bars_in_chunks_at_the_interval_grain() -> None:
 
 
 def test_plans_resume_after_the_last_bar_and_merge_only_nearby_gaps() -> None:
-    gaps = [(utc(2024, 1, 3), utc(2024, 1, 3, 5)), (utc(2024, 1, 4), utc(2024, 1, 4, 2)),
-            (utc(2024, 3, 1, 7, 30), utc(2024, 3, 1, 9))]
+    gaps = [
+        (utc(2024, 1, 3), utc(2024, 1, 3, 5)),
+        (utc(2024, 1, 4), utc(2024, 1, 4, 2)),
+        (utc(2024, 3, 1, 7, 30), utc(2024, 3, 1, 9)),
+    ]
     ranges = plan_ranges(
-        Interval.H1, utc(2023, 1, 1), utc(2024, 6, 1, 12, 5), utc(2024, 6, 1, 9), gaps,
+        Interval.H1,
+        utc(2023, 1, 1),
+        utc(2024, 6, 1, 12, 5),
+        utc(2024, 6, 1, 9),
+        gaps,
         max_range=timedelta(days=10),
     )
     assert ranges == [
@@ -283,9 +288,9 @@ def test_holes_between_stored_bars() -> None:
     assert find_holes(Interval.D1, [(wed, mon), (fri, mon)], weekdays_only=True) == [
         (utc(2024, 6, 6), mon)
     ]
-    assert find_holes(Interval.MO1, [(utc(2024, 1, 1), utc(2024, 3, 1)),
-                                     (utc(2024, 3, 1), utc(2024, 4, 1))]) == [
-        (utc(2024, 2, 1), utc(2024, 3, 1))
-    ]
-    assert find_holes(Interval.D1, [], lookback_start=utc(2024, 1, 1, 12),
-                      first_stored=utc(2024, 2, 1)) == [(utc(2024, 1, 1), utc(2024, 2, 1))]
+    assert find_holes(
+        Interval.MO1, [(utc(2024, 1, 1), utc(2024, 3, 1)), (utc(2024, 3, 1), utc(2024, 4, 1))]
+    ) == [(utc(2024, 2, 1), utc(2024, 3, 1))]
+    assert find_holes(
+        Interval.D1, [], lookback_start=utc(2024, 1, 1, 12), first_stored=utc(2024, 2, 1)
+    ) == [(utc(2024, 1, 1), utc(2024, 2, 1))]

@@ -46,7 +46,11 @@ async def test_symbols_use_v2_names_and_skip_dark_pools(fakes: Fakes) -> None:
     assert sorted(symbols) == ["BTC/USD", "DOGE/USD", "ETH/USD"]
     btc = symbols["BTC/USD"]
     assert (btc.base, btc.quote, btc.provider_id, btc.asset_class) == (
-        "BTC", "USD", "XXBTZUSD", "crypto")
+        "BTC",
+        "USD",
+        "XXBTZUSD",
+        "crypto",
+    )
     await provider.aclose()
 
 
@@ -58,13 +62,35 @@ async def test_history_drops_the_unfinished_candle_and_reads_strings(fakes: Fake
     fakes.market.record("BTC/USD", 103.0, 1.0, NOW - timedelta(seconds=5), "buy")  # open candle
     provider = fakes.provider()
 
-    bars = [b async for b in provider.get_history("BTC/USD", minute, NOW + timedelta(minutes=5),
-                                                  Interval.M1)]
+    bars = [
+        b
+        async for b in provider.get_history(
+            "BTC/USD", minute, NOW + timedelta(minutes=5), Interval.M1
+        )
+    ]
     assert bars == [
-        Bar(ts=minute, open=100.5, high=101.25, low=99.0, close=99.0, volume=3.5,
-            symbol="BTC/USD", trades=3, interval=Interval.M1),
-        Bar(ts=minute + timedelta(minutes=1), open=102.0, high=102.0, low=102.0, close=102.0,
-            volume=1.0, symbol="BTC/USD", trades=1, interval=Interval.M1),
+        Bar(
+            ts=minute,
+            open=100.5,
+            high=101.25,
+            low=99.0,
+            close=99.0,
+            volume=3.5,
+            symbol="BTC/USD",
+            trades=3,
+            interval=Interval.M1,
+        ),
+        Bar(
+            ts=minute + timedelta(minutes=1),
+            open=102.0,
+            high=102.0,
+            low=102.0,
+            close=102.0,
+            volume=1.0,
+            symbol="BTC/USD",
+            trades=1,
+            interval=Interval.M1,
+        ),
     ]
     assert fakes.rest.calls("OHLC")[-1]["pair"] == "XBTUSD"  # REST wants the altname
     await provider.aclose()
@@ -79,9 +105,19 @@ async def test_history_older_than_the_ohlc_window_comes_from_trades(fakes: Fakes
         prices = [2000.0 + (i * 7 + j * 3) % 11 for j in range(count)]
         for j, price in enumerate(prices):
             fakes.market.record("ETH/USD", price, 0.25, minute + timedelta(seconds=4 * j), "buy")
-        expected.append(Bar(ts=minute, open=prices[0], high=max(prices), low=min(prices),
-                            close=prices[-1], volume=0.25 * count, symbol="ETH/USD",
-                            trades=count, interval=Interval.M1))
+        expected.append(
+            Bar(
+                ts=minute,
+                open=prices[0],
+                high=max(prices),
+                low=min(prices),
+                close=prices[-1],
+                volume=0.25 * count,
+                symbol="ETH/USD",
+                trades=count,
+                interval=Interval.M1,
+            )
+        )
     provider = fakes.provider()
 
     bars = [b async for b in provider.get_history("ETH/USD", start, NOW, Interval.M1)]
@@ -93,8 +129,12 @@ async def test_history_older_than_the_ohlc_window_comes_from_trades(fakes: Fakes
 async def test_unknown_pair_is_a_clear_error(fakes: Fakes) -> None:
     provider = fakes.provider()
     with pytest.raises(ValueError, match="Kraken has no pair 'FOO/BAR'"):
-        [b async for b in provider.get_history("FOO/BAR", NOW - timedelta(hours=1), NOW,
-                                               Interval.M1)]
+        [
+            b
+            async for b in provider.get_history(
+                "FOO/BAR", NOW - timedelta(hours=1), NOW, Interval.M1
+            )
+        ]
     await provider.aclose()
 
 
@@ -127,17 +167,24 @@ async def test_websocket_session_speaks_v2(fakes: Fakes) -> None:
         await conn.close()
 
     assert [r for r in records if isinstance(r, SubscriptionRefused)] == [
-        SubscriptionRefused(symbol="NOPE/USD", reason="Currency pair not supported NOPE/USD",
-                            channel=None),
-        SubscriptionRefused(symbol="NOPE/USD", reason="Currency pair not supported NOPE/USD",
-                            channel=None),
+        SubscriptionRefused(
+            symbol="NOPE/USD", reason="Currency pair not supported NOPE/USD", channel=None
+        ),
+        SubscriptionRefused(
+            symbol="NOPE/USD", reason="Currency pair not supported NOPE/USD", channel=None
+        ),
     ]
     ticks = [r for r in records if isinstance(r, Tick)]
     assert ticks == [
-        Tick(symbol="BTC/USD", ts=NOW, price=100.0, size=0.5, side="buy",
-             trade_id=first.trade_id),
-        Tick(symbol="BTC/USD", ts=NOW + timedelta(seconds=1), price=101.0, size=0.25,
-             side="sell", trade_id=first.trade_id + 1),
+        Tick(symbol="BTC/USD", ts=NOW, price=100.0, size=0.5, side="buy", trade_id=first.trade_id),
+        Tick(
+            symbol="BTC/USD",
+            ts=NOW + timedelta(seconds=1),
+            price=101.0,
+            size=0.25,
+            side="sell",
+            trade_id=first.trade_id + 1,
+        ),
     ]
     quote = next(r for r in records if isinstance(r, Quote))
     assert (quote.bid, quote.ask, quote.last, quote.change_pct) == (100.5, 101.5, 101.0, 0.25)
@@ -146,14 +193,42 @@ async def test_websocket_session_speaks_v2(fakes: Fakes) -> None:
 
 async def test_candles_and_housekeeping_messages_parse() -> None:
     provider = KrakenProvider()
-    ohlc = {"channel": "ohlc", "type": "update", "data": [{
-        "symbol": "ETH/USD", "open": 2000.1, "high": 2001.0, "low": 1999.5, "close": 2000.7,
-        "vwap": 2000.3, "trades": 12, "volume": 3.5, "interval_begin": "2026-03-02T12:05:00Z",
-        "interval": 5, "timestamp": "2026-03-02T12:07:13.123456Z"}]}
+    ohlc = {
+        "channel": "ohlc",
+        "type": "update",
+        "data": [
+            {
+                "symbol": "ETH/USD",
+                "open": 2000.1,
+                "high": 2001.0,
+                "low": 1999.5,
+                "close": 2000.7,
+                "vwap": 2000.3,
+                "trades": 12,
+                "volume": 3.5,
+                "interval_begin": "2026-03-02T12:05:00Z",
+                "interval": 5,
+                "timestamp": "2026-03-02T12:07:13.123456Z",
+            }
+        ],
+    }
     assert await provider._parse_message(json.dumps(ohlc)) == [
-        Bar(ts=datetime(2026, 3, 2, 12, 5, tzinfo=UTC), open=2000.1, high=2001.0, low=1999.5,
-            close=2000.7, volume=3.5, symbol="ETH/USD", trades=12, interval=Interval.M5)]
-    for quiet in ({"channel": "heartbeat"}, {"channel": "status", "data": [{}]},
-                  {"method": "pong", "req_id": 3},
-                  {"method": "subscribe", "success": True, "result": {"channel": "trade"}}):
+        Bar(
+            ts=datetime(2026, 3, 2, 12, 5, tzinfo=UTC),
+            open=2000.1,
+            high=2001.0,
+            low=1999.5,
+            close=2000.7,
+            volume=3.5,
+            symbol="ETH/USD",
+            trades=12,
+            interval=Interval.M5,
+        )
+    ]
+    for quiet in (
+        {"channel": "heartbeat"},
+        {"channel": "status", "data": [{}]},
+        {"method": "pong", "req_id": 3},
+        {"method": "subscribe", "success": True, "result": {"channel": "trade"}},
+    ):
         assert await provider._parse_message(json.dumps(quiet)) == []

@@ -34,7 +34,10 @@ def headless_modules() -> list[str]:
 def loaded_after_importing(modules: list[str]) -> set[str]:
     result = subprocess.run(
         [sys.executable, "-c", _LIST_MODULES, *modules],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     return set(json.loads(result.stdout))

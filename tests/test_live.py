@@ -34,7 +34,7 @@ from quasar_tui.store.database import Database
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 M1, M5 = Interval.M1, Interval.M5
-STEP = 2.0   # market seconds per step; below the grace
+STEP = 2.0  # market seconds per step; below the grace
 GRACE = 3.0
 
 Key = tuple[str, str, datetime]
@@ -67,7 +67,9 @@ class Rig:
         self.task: asyncio.Task[None] | None = None
 
     async def start(
-        self, subs: dict[str, set[Interval]], backfill: Backfill | None = None,
+        self,
+        subs: dict[str, set[Interval]],
+        backfill: Backfill | None = None,
         **provider_attrs: float,
     ) -> None:
         await self.ws.start()
@@ -76,8 +78,11 @@ class Rig:
         await self.connect(subs, backfill, **provider_attrs)
 
     async def connect(
-        self, subs: dict[str, set[Interval]], backfill: Backfill | None = None,
-        *, newest_ticks: dict[str, tuple[int, datetime]] | None = None,
+        self,
+        subs: dict[str, set[Interval]],
+        backfill: Backfill | None = None,
+        *,
+        newest_ticks: dict[str, tuple[int, datetime]] | None = None,
         **provider_attrs: float,
     ) -> None:
         """A new session on the running fakes and writer (as a restarted engine has)."""
@@ -86,9 +91,16 @@ class Rig:
         provider = KrakenProvider(ProviderContext(preferences=prefs, http=http))
         for name, value in provider_attrs.items():
             setattr(provider, name, value)
-        self.session = LiveSession("KRAKEN", provider, self.writer, self.bus, clock=self.clock,
-                                   grace=GRACE, backoff=Backoff(base=0.02, cap=0.1),
-                                   backfill=backfill)
+        self.session = LiveSession(
+            "KRAKEN",
+            provider,
+            self.writer,
+            self.bus,
+            clock=self.clock,
+            grace=GRACE,
+            backoff=Backoff(base=0.02, cap=0.1),
+            backfill=backfill,
+        )
         await self.session.set_subscriptions(subs)
         self.session.resume_ticks(newest_ticks or {})
         self.task = asyncio.create_task(self.session.run())
@@ -155,8 +167,9 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
                 prices[symbol] = round(prices[symbol] * (1 + rng.gauss(0, 0.0005)), 2)
                 ts = rig.clock.now - timedelta(seconds=STEP - offset)
                 side = rng.choice(["buy", "sell"])
-                trade = await rig.ws.trade(symbol, prices[symbol], round(rng.uniform(0.001, 2),
-                                                                         4), ts, side)
+                trade = await rig.ws.trade(
+                    symbol, prices[symbol], round(rng.uniform(0.001, 2), 4), ts, side
+                )
                 sent[symbol].append(trade)
         if step % 25 == 3 and sent["BTC/USD"]:
             await rig.ws.resend("BTC/USD", sent["BTC/USD"][-3:])  # re-delivered: not recounted
@@ -174,8 +187,10 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
         await rig.caught_up()
 
     rig.clock.advance(600)  # every bar has closed and every gap can be filled
-    expected = {**bars_from_trades(rig.market.trades["BTC/USD"], (M1, M5)),
-                **bars_from_trades(rig.market.trades["ETH/USD"], (M1,))}
+    expected = {
+        **bars_from_trades(rig.market.trades["BTC/USD"], (M1, M5)),
+        **bars_from_trades(rig.market.trades["ETH/USD"], (M1,)),
+    }
     assert await settle(rig.db, expected) == expected
 
     session = rig.session
@@ -189,8 +204,12 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
 
     await session.stop()
     await rig.writer.flush()
-    delivered = {(item["symbol"], item["trade_id"]) for _, m in rig.ws.served
-                 if m.get("channel") == "trade" for item in m["data"]}
+    delivered = {
+        (item["symbol"], item["trade_id"])
+        for _, m in rig.ws.served
+        if m.get("channel") == "trade"
+        for item in m["data"]
+    }
     made = {(t.symbol, t.trade_id) for trades in rig.market.trades.values() for t in trades}
     assert len(delivered) < len(made)  # trades made during the outages were not seen live
     assert session.holes.filled > 0  # ... so they were fetched from REST Trades
@@ -213,7 +232,8 @@ async def test_a_snapshot_keeps_trades_never_delivered_that_are_older_than_the_n
 
     stored = await rig.db.fetch("SELECT seq, price FROM live_ticks ORDER BY seq")
     assert [(r["seq"], r["price"]) for r in stored] == [
-        (t.trade_id, t.price) for t in (first, *missed, newest)]
+        (t.trade_id, t.price) for t in (first, *missed, newest)
+    ]
     assert rig.session.stats.duplicates == 2
 
 
@@ -239,7 +259,8 @@ async def test_a_restarted_session_stores_every_trade_made_while_none_was_connec
 
     stored = await rig.db.fetch("SELECT seq, price, size FROM live_ticks ORDER BY seq")
     assert [tuple(r) for r in stored] == [
-        (t.trade_id, t.price, t.qty) for t in (seen, *missed, latest)]
+        (t.trade_id, t.price, t.qty) for t in (seen, *missed, latest)
+    ]
     assert len(rig.rest.calls("Trades")) == 1
 
 
@@ -251,8 +272,12 @@ async def test_a_reconnect_fetches_the_trades_made_beyond_the_snapshot(rig: Rig)
     rig.ws.refusing = True
     await rig.ws.drop()
     await until(lambda: rig.ws.refused_connects > refused)
-    away = [await rig.ws.trade("BTC/USD", 101.0 + i / 100, 0.1,
-                               rig.clock.now + timedelta(milliseconds=i)) for i in range(1200)]
+    away = [
+        await rig.ws.trade(
+            "BTC/USD", 101.0 + i / 100, 0.1, rig.clock.now + timedelta(milliseconds=i)
+        )
+        for i in range(1200)
+    ]
     connects = rig.ws.connects
     rig.ws.refusing = False
     await until(lambda: rig.ws.connects > connects)
@@ -263,7 +288,8 @@ async def test_a_reconnect_fetches_the_trades_made_beyond_the_snapshot(rig: Rig)
 
     stored = await rig.db.fetch("SELECT symbol, seq FROM live_ticks ORDER BY symbol, seq")
     assert [tuple(r) for r in stored] == sorted(
-        (t.symbol, t.trade_id) for t in (*before, *away, after))
+        (t.symbol, t.trade_id) for t in (*before, *away, after)
+    )
     assert len(rig.rest.calls("Trades")) == 2  # two pages of 1000, for BTC/USD only
     assert rig.session.holes.pending == 0 and rig.session.holes.failures == 0
 
@@ -286,16 +312,23 @@ async def test_a_feed_whose_trade_ids_skip_is_not_asked_again_and_again(rig: Rig
 async def test_holes_left_in_stored_ticks_are_found_at_a_start(db: Database) -> None:
     """An engine killed before it fetched a hole: the next start finds it in what is stored."""
     ids = {"BTC/USD": [1, 2, 3, 7, 8, 20], "ETH/USD": [5, 6, 7]}
-    rows = [("KRAKEN", symbol, T0 + timedelta(seconds=n), n, 1.0, 1.0, "buy")
-            for symbol, seqs in ids.items() for n in seqs]
+    rows = [
+        ("KRAKEN", symbol, T0 + timedelta(seconds=n), n, 1.0, 1.0, "buy")
+        for symbol, seqs in ids.items()
+        for n in seqs
+    ]
     async with db.pool.acquire() as conn:
         await conn.copy_records_to_table(
-            "live_ticks", records=rows,
-            columns=["provider", "symbol", "ts", "seq", "price", "size", "side"])
+            "live_ticks",
+            records=rows,
+            columns=["provider", "symbol", "ts", "seq", "price", "size", "side"],
+        )
 
     holes = await stored_holes(db, "KRAKEN", ["BTC/USD", "ETH/USD", "XRP/USD"])
-    assert holes == [("BTC/USD", 3, T0 + timedelta(seconds=3), 7),
-                     ("BTC/USD", 8, T0 + timedelta(seconds=8), 20)]
+    assert holes == [
+        ("BTC/USD", 3, T0 + timedelta(seconds=3), 7),
+        ("BTC/USD", 8, T0 + timedelta(seconds=8), 20),
+    ]
 
 
 async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:
@@ -336,8 +369,11 @@ async def test_refused_symbol_is_reported_and_others_keep_streaming(rig: Rig) ->
     await rig.ws.drop()  # the refused symbol is not asked for again on reconnect
     await until(lambda: rig.session.stats.connects == 2)
     await rig.ws.wait_subscribed("BTC/USD")
-    asked_after = [m["params"]["symbol"] for n, m in rig.ws.received
-                   if n > 1 and m.get("method") == "subscribe"]
+    asked_after = [
+        m["params"]["symbol"]
+        for n, m in rig.ws.received
+        if n > 1 and m.get("method") == "subscribe"
+    ]
     assert asked_after and all("FOO/BAR" not in symbols for symbols in asked_after)
 
 
@@ -361,8 +397,9 @@ async def test_a_failed_gap_fill_is_reported_and_retried(rig: Rig) -> None:
         if len(calls) == 1:
             raise RuntimeError("REST is down")
         session = rig.session
-        return await rest_backfill(session.provider, rig.writer, "KRAKEN", symbol, interval,
-                                   start, end)
+        return await rest_backfill(
+            session.provider, rig.writer, "KRAKEN", symbol, interval, start, end
+        )
 
     await rig.start({"BTC/USD": {M1}}, backfill=flaky)
     rig.clock.advance(10)  # inside the minute the session joined: only REST can complete it
@@ -370,8 +407,9 @@ async def test_a_failed_gap_fill_is_reported_and_retried(rig: Rig) -> None:
     await rig.caught_up()
     rig.clock.advance(60)
     await until(lambda: len(calls) == 1)
-    assert any("failed (attempt 1, will retry): RuntimeError: REST is down" in m
-               for m in rig.errors())
+    assert any(
+        "failed (attempt 1, will retry): RuntimeError: REST is down" in m for m in rig.errors()
+    )
     rig.clock.advance(5)
     expected = {("BTC/USD", "1min", T0): (10.0, 10.0, 10.0, 10.0, 1.0, 1)}
     assert await settle(rig.db, expected) == expected

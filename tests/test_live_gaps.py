@@ -104,7 +104,8 @@ def bars_from(trades: list[Trade]) -> dict[tuple, tuple]:
 
 async def open_live_gaps(db: Database) -> int:
     return await db.fetchval(
-        "SELECT count(*) FROM gaps WHERE mode = 'live' AND resolved_at IS NULL")
+        "SELECT count(*) FROM gaps WHERE mode = 'live' AND resolved_at IS NULL"
+    )
 
 
 async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
@@ -114,16 +115,23 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
     registry = ProviderRegistry(db, Keyring.load_or_create(tmp_path))
     await registry.ensure_bundled()
     await registry.set_preferences(
-        "KRAKEN", {"ws_url": ws.url, "rest_url": rest.url, "channels": "trade"})
+        "KRAKEN", {"ws_url": ws.url, "rest_url": rest.url, "channels": "trade"}
+    )
     instance = await registry.load("KRAKEN")
     await AssetStore(db).refresh("KRAKEN", instance)
     await instance.aclose()
     await SubscriptionStore(db).add("KRAKEN", list(SYMBOLS), "1min", "live")
 
     def engine() -> Engine:
-        return Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, clock=clock,
-                      reconcile_every=3600.0,
-                      live_options={"grace": GRACE, "backoff": Backoff(0.02, 0.1)})
+        return Engine(
+            db,
+            registry,
+            SubscriptionStore(db),
+            data_dir=tmp_path,
+            clock=clock,
+            reconcile_every=3600.0,
+            live_options={"grace": GRACE, "backoff": Backoff(0.02, 0.1)},
+        )
 
     first = engine()
     await first.start()
@@ -135,8 +143,11 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
             await ws.trade(symbol, 100.0 + minute + n, 1.0 + n, clock.now)
         await until(lambda: _stored_ticks(db, ws.delivered_trades), "ticks stored")
     clock.at(3, 10)  # 10:01 and 10:02 are due; the 10:00 fill waits for REST
-    live = {k: v for k, v in bars_from([t for s in SYMBOLS for t in ws.market.trades[s]]).items()
-            if k[2] > T0}
+    live = {
+        k: v
+        for k, v in bars_from([t for s in SYMBOLS for t in ws.market.trades[s]]).items()
+        if k[2] > T0
+    }
     await until(lambda: _has(db, live), "the live bars after the joined one")
     await first.stop()
     assert (SYMBOLS[0], "1min", T0.replace(second=0)) not in await stored_live_bars(db)
@@ -182,9 +193,12 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
     rest.release.set()
     writer = Writer(db, EventBus(), flush_seconds=0.05)
     await writer.start()
-    provider = KrakenProvider(ProviderContext(
-        preferences={"ws_url": ws.url, "rest_url": rest.url, "channels": "trade"},
-        http=HttpClient(rate_limit=(100, 1.0), retries=0)))
+    provider = KrakenProvider(
+        ProviderContext(
+            preferences={"ws_url": ws.url, "rest_url": rest.url, "channels": "trade"},
+            http=HttpClient(rate_limit=(100, 1.0), retries=0),
+        )
+    )
     first_fill = asyncio.Event()
     fills: list[tuple[str, datetime, datetime]] = []
 
@@ -194,8 +208,16 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
             await first_fill.wait()  # the other series' fill waits behind this one
         return await rest_backfill(provider, writer, "KRAKEN", symbol, interval, start, end)
 
-    session = LiveSession("KRAKEN", provider, writer, EventBus(), clock=clock, grace=GRACE,
-                          backoff=Backoff(0.02, 0.1), backfill=backfill)
+    session = LiveSession(
+        "KRAKEN",
+        provider,
+        writer,
+        EventBus(),
+        clock=clock,
+        grace=GRACE,
+        backoff=Backoff(0.02, 0.1),
+        backfill=backfill,
+    )
     await session.set_subscriptions({s: {Interval.M1} for s in SYMBOLS})
     task = asyncio.create_task(session.run())
     try:
@@ -227,6 +249,4 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
         await provider.aclose()
         await writer.stop()
     minute = T0.replace(second=0)
-    assert all(end <= minute + timedelta(minutes=1) for _, start, end in fills
-               if start == minute)
-
+    assert all(end <= minute + timedelta(minutes=1) for _, start, end in fills if start == minute)

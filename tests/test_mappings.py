@@ -16,11 +16,16 @@ APPLE_FIGI = "BBG000B9XRY4"
 
 @pytest.fixture
 async def kraken(db: Database) -> MappingStore:
-    await add_provider(db, "KRAKEN", "live", assets=[
-        SymbolInfo("XBT/USD", name="Bitcoin / US Dollar", base="XXBT", quote="ZUSD"),
-        SymbolInfo("XBTUSD.M", name="Bitcoin margin"),
-        SymbolInfo("ETH/USD", name="Ethereum / US Dollar"),
-    ])
+    await add_provider(
+        db,
+        "KRAKEN",
+        "live",
+        assets=[
+            SymbolInfo("XBT/USD", name="Bitcoin / US Dollar", base="XXBT", quote="ZUSD"),
+            SymbolInfo("XBTUSD.M", name="Bitcoin margin"),
+            SymbolInfo("ETH/USD", name="Ethereum / US Dollar"),
+        ],
+    )
     return MappingStore(db)
 
 
@@ -85,34 +90,46 @@ async def test_delete_removes_the_mapping_and_its_orphaned_common_symbol(
     assert await db.fetchval("SELECT count(*) FROM common_symbols") == 0
     with pytest.raises(NotFoundError, match="KRAKEN:XBT/USD is not mapped"):
         await kraken.delete("KRAKEN", "XBT/USD")
-    assert [a.symbol for a in await kraken.unmapped("KRAKEN")] == [
-        "ETH/USD", "XBT/USD", "XBTUSD.M"]
+    assert [a.symbol for a in await kraken.unmapped("KRAKEN")] == ["ETH/USD", "XBT/USD", "XBTUSD.M"]
 
 
 @pytest.fixture
 async def world(db: Database) -> MappingSuggester:
     """KRAKEN and POLY mapped already; EODHD new and unmapped."""
     mappings = MappingStore(db)
-    await add_provider(db, "KRAKEN", "live", assets=[
-        SymbolInfo("XBT/USD", name="Bitcoin / US Dollar"),
-        SymbolInfo("ETH/USD", name="Ethereum / US Dollar"),
-    ])
+    await add_provider(
+        db,
+        "KRAKEN",
+        "live",
+        assets=[
+            SymbolInfo("XBT/USD", name="Bitcoin / US Dollar"),
+            SymbolInfo("ETH/USD", name="Ethereum / US Dollar"),
+        ],
+    )
     await mappings.map("BTC/USD", "KRAKEN", "XBT/USD")
     await mappings.map("ETH/USD", "KRAKEN", "ETH/USD")
-    await add_provider(db, "POLY", assets=[
-        SymbolInfo("AAPL", name="Apple Inc.", figi=APPLE_FIGI),
-        SymbolInfo("APLE", name="Apple Hospitality REIT Inc"),
-        SymbolInfo("FB", name="Meta Platforms, Inc."),
-    ])
+    await add_provider(
+        db,
+        "POLY",
+        assets=[
+            SymbolInfo("AAPL", name="Apple Inc.", figi=APPLE_FIGI),
+            SymbolInfo("APLE", name="Apple Hospitality REIT Inc"),
+            SymbolInfo("FB", name="Meta Platforms, Inc."),
+        ],
+    )
     for common, symbol in [("AAPL", "AAPL"), ("APLE", "APLE"), ("FB", "FB")]:
         await mappings.map(common, "POLY", symbol)
-    await add_provider(db, "EODHD", assets=[
-        SymbolInfo("BTC-USD.CC", name="Bitcoin USD"),
-        SymbolInfo("BCH-USD.CC", name="Bitcoin Cash USD"),
-        SymbolInfo("0R2V.LSE", name="Apple Hospitality REIT Inc", figi=APPLE_FIGI),
-        SymbolInfo("META.US", name="Meta Platforms Inc"),
-        SymbolInfo("ZZZ.US", name="Nothing Alike Ltd"),
-    ])
+    await add_provider(
+        db,
+        "EODHD",
+        assets=[
+            SymbolInfo("BTC-USD.CC", name="Bitcoin USD"),
+            SymbolInfo("BCH-USD.CC", name="Bitcoin Cash USD"),
+            SymbolInfo("0R2V.LSE", name="Apple Hospitality REIT Inc", figi=APPLE_FIGI),
+            SymbolInfo("META.US", name="Meta Platforms Inc"),
+            SymbolInfo("ZZZ.US", name="Nothing Alike Ltd"),
+        ],
+    )
     return MappingSuggester(db)
 
 
@@ -175,7 +192,8 @@ async def test_accept_creates_a_hundred_mappings_in_one_call(db: Database) -> No
     assert await suggester.accept(suggestions) == 100
     mapped = await MappingStore(db).list(provider="EODHD")
     assert {(m.symbol, m.common_symbol) for m in mapped} == {
-        (f"{b}-USD.CC", f"{b}/USD") for b in bases}
+        (f"{b}-USD.CC", f"{b}/USD") for b in bases
+    }
     assert await suggester.suggest("EODHD") == []
 
 
@@ -191,9 +209,15 @@ async def test_accept_skips_what_now_conflicts_and_says_why(db: Database) -> Non
     created = await suggester.accept(suggestions, lambda s, why: skipped.append((s.symbol, why)))
     assert created == 1
     assert skipped == [
-        ("BTCUSD.CC", "BTC/USD already has EODHD:BTC-USD.CC (one symbol per provider per "
-         "common symbol); delete it first with `quasar map delete EODHD BTC-USD.CC`"),
-        ("ETH-USD.CC", "EODHD:ETH-USD.CC is already mapped to ETH; "
-         "delete it first with `quasar map delete EODHD ETH-USD.CC`"),
+        (
+            "BTCUSD.CC",
+            "BTC/USD already has EODHD:BTC-USD.CC (one symbol per provider per "
+            "common symbol); delete it first with `quasar map delete EODHD BTC-USD.CC`",
+        ),
+        (
+            "ETH-USD.CC",
+            "EODHD:ETH-USD.CC is already mapped to ETH; "
+            "delete it first with `quasar map delete EODHD ETH-USD.CC`",
+        ),
     ]
     assert await db.fetchval("SELECT count(*) FROM common_symbols WHERE symbol = 'ETH/USD'") == 0

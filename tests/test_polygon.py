@@ -30,8 +30,10 @@ def polygon(fake: FakePolygon, key: str = KEY, **prefs: str) -> Polygon:
 
 async def test_history_follows_next_url_and_sends_the_key_each_time(fake: FakePolygon) -> None:
     start, end = datetime(2024, 6, 3, tzinfo=UTC), datetime(2024, 6, 6, tzinfo=UTC)
-    bars = [(b.ts, b.open, b.high, b.low, b.close, b.volume)
-            async for b in polygon(fake).get_history("AAPL", start, end, Interval.M5)]
+    bars = [
+        (b.ts, b.open, b.high, b.low, b.close, b.volume)
+        async for b in polygon(fake).get_history("AAPL", start, end, Interval.M5)
+    ]
     assert bars == fake.truth("AAPL", Interval.M5, start, end) and len(bars) == 216
     pages = fake.server.requests
     assert [p.status for p in pages] == [200, 200, 200]
@@ -42,8 +44,13 @@ async def test_history_follows_next_url_and_sends_the_key_each_time(fake: FakePo
 
 @pytest.mark.parametrize(
     ("ticker", "interval", "days"),
-    [("AAPL", "1d", 400), ("AAPL", "1w", 400), ("AAPL", "1M", 700), ("X:BTCUSD", "1w", 100),
-     ("X:BTCUSD", "1h", 20)],
+    [
+        ("AAPL", "1d", 400),
+        ("AAPL", "1w", 400),
+        ("AAPL", "1M", 700),
+        ("X:BTCUSD", "1w", 100),
+        ("X:BTCUSD", "1h", 20),
+    ],
 )
 async def test_backfill_stores_bars_under_their_utc_period_start(
     db: Database, fake: FakePolygon, ticker: str, interval: str, days: int
@@ -72,8 +79,9 @@ async def test_a_rejected_key_is_one_clear_line_and_never_shown(
     caplog.set_level(logging.DEBUG)
     secret = "wrong-polygon-key-456"
     with pytest.raises(ProviderHTTPError) as raised:
-        async for _ in polygon(fake, secret).get_history("AAPL", NOW - timedelta(days=3), NOW,
-                                                          Interval.D1):
+        async for _ in polygon(fake, secret).get_history(
+            "AAPL", NOW - timedelta(days=3), NOW, Interval.D1
+        ):
             pass
     assert str(raised.value) == (
         "POLYGON rejected the API key: set it with quasar provider secret POLYGON api_key=..."
@@ -89,6 +97,8 @@ async def test_rate_limit_answers_are_waited_out(db: Database, fake: FakePolygon
     assert run.status == "ok"
     assert [s.status for s in fake.server.requests[:4]] == [429, 429, 429, 200]
     assert await stored(db, sub) == fake.truth(
-        "X:BTCUSD", Interval.H1, Interval.H1.floor(NOW - timedelta(days=10)),
+        "X:BTCUSD",
+        Interval.H1,
+        Interval.H1.floor(NOW - timedelta(days=10)),
         Interval.H1.floor(NOW),
     )

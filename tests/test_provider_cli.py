@@ -45,8 +45,11 @@ def _own_providers(run_quasar) -> list[dict]:
 def test_bundled_providers_are_listed_from_the_first_command(run_quasar) -> None:
     listed = json.loads(run_quasar("provider", "list", "--json").stdout)
     assert {(p["name"], p["kind"]) for p in listed} == {
-        ("EODHD", "historical"), ("KRAKEN", "live"), ("POLYGON", "historical"),
-        ("SIMULATED", "live")}
+        ("EODHD", "historical"),
+        ("KRAKEN", "live"),
+        ("POLYGON", "historical"),
+        ("SIMULATED", "live"),
+    }
     assert all(p["bundled"] for p in listed)
     removed = run_quasar("provider", "remove", "POLYGON", "--yes")
     assert removed.returncode == 0, removed.stderr
@@ -64,8 +67,9 @@ def test_validate_reports_what_it_found_and_stores_nothing(run_quasar) -> None:
 
 def test_a_hostile_file_is_one_line_and_nothing_is_stored(run_quasar) -> None:
     err = _one_line_error(run_quasar("provider", "add", str(FILES / "two_classes.py")))
-    assert err == ("quasar: error: two_classes.py: 2 provider classes (A, B): "
-                   "a file must define exactly one\n")
+    assert err == (
+        "quasar: error: two_classes.py: 2 provider classes (A, B): a file must define exactly one\n"
+    )
     assert _own_providers(run_quasar) == []
     err = _one_line_error(run_quasar("provider", "validate", str(FILES / "missing_import.py")))
     assert "import failed: No module named 'nope'" in err
@@ -85,12 +89,13 @@ def test_add_list_show_and_conflict(run_quasar, quasar_env) -> None:
     assert f"run `quasar provider add {path} --replace`" in err
 
     assert [(p["name"], p["kind"], p["asset_count"]) for p in _own_providers(run_quasar)] == [
-        ("synthetic", "historical", 0)]
+        ("synthetic", "historical", 0)
+    ]
     table = run_quasar("provider", "list").stdout.splitlines()
-    assert table[0].split() == ["NAME", "KIND", "ENABLED", "STATUS", "ASSETS", "SECRETS",
-                                "BUNDLED"]
+    assert table[0].split() == ["NAME", "KIND", "ENABLED", "STATUS", "ASSETS", "SECRETS", "BUNDLED"]
     assert ["synthetic", "historical", "yes", "ok", "0", "-", "no"] in [
-        line.split() for line in table[1:]]
+        line.split() for line in table[1:]
+    ]
 
     shown = run_quasar("provider", "show", "synthetic").stdout
     assert "intervals:   1h 1d" in shown
@@ -105,8 +110,10 @@ def test_preferences(run_quasar) -> None:
     run_quasar("provider", "add", str(FILES / "good_historical.py"), check=True)
     result = run_quasar("provider", "set", "synthetic", "base_price=12.5", "adjusted=no")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["synthetic: base_price = 12.5",
-                                          "synthetic: adjusted = False"]
+    assert result.stdout.splitlines() == [
+        "synthetic: base_price = 12.5",
+        "synthetic: adjusted = False",
+    ]
     shown = json.loads(run_quasar("provider", "show", "synthetic", "--json").stdout)
     assert shown["preferences"] == {"base_price": 12.5, "adjusted": False}
     err = _one_line_error(run_quasar("provider", "set", "synthetic", "base_price=cheap"))
@@ -116,9 +123,7 @@ def test_preferences(run_quasar) -> None:
     assert "expected KEY=VALUE" in usage.stderr
 
 
-async def test_secrets_from_stdin_are_stored_but_never_shown(
-    run_quasar, db: Database
-) -> None:
+async def test_secrets_from_stdin_are_stored_but_never_shown(run_quasar, db: Database) -> None:
     run_quasar("provider", "add", str(FILES / "original_style_live.py"), check=True)
     result = run_quasar("provider", "secret", "wsdemo", input=f"# token\napi_token={TOKEN}\n")
     assert result.returncode == 0, result.stderr
@@ -148,7 +153,8 @@ def test_replace_with_changed_code_tells_to_set_secrets_again(run_quasar, tmp_pa
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("replaced live provider wsdemo")
     assert "note: the code changed, so the secrets of wsdemo (api_token) were dropped" in (
-        result.stdout)
+        result.stdout
+    )
 
 
 async def test_remove_needs_confirmation_and_keeps_bars(run_quasar, db: Database) -> None:
@@ -156,16 +162,19 @@ async def test_remove_needs_confirmation_and_keeps_bars(run_quasar, db: Database
     await db.execute("INSERT INTO assets (provider, symbol) VALUES ('synthetic', 'AAA')")
     await db.execute(
         "INSERT INTO historical_data (provider, symbol, interval, ts, open, high, low, close) "
-        "VALUES ('synthetic', 'AAA', '1d', now(), 1, 1, 1, 1)")
+        "VALUES ('synthetic', 'AAA', '1d', now(), 1, 1, 1, 1)"
+    )
     err = _one_line_error(run_quasar("provider", "remove", "synthetic", input=""))
     assert "not removing synthetic without confirmation: run again with --yes" in err
 
     result = run_quasar("provider", "remove", "synthetic", "--yes")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[0] == (
-        "removed provider synthetic with 1 asset, 0 mappings, 0 subscriptions")
+        "removed provider synthetic with 1 asset, 0 mappings, 0 subscriptions"
+    )
     assert result.stdout.splitlines()[1].startswith(
-        "kept 1 historical bar, 0 live bars, 0 ticks (they return if the provider is added")
+        "kept 1 historical bar, 0 live bars, 0 ticks (they return if the provider is added"
+    )
     assert await db.fetchval("SELECT count(*) FROM historical_data") == 1
     assert await db.fetchval("SELECT count(*) FROM providers WHERE NOT bundled") == 0
 

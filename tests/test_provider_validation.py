@@ -48,8 +48,10 @@ HOSTILE = [
     ("segfault.py", "validator crashed (killed by SIGSEGV)"),
 ]
 UNREADABLE = [
-    (b"from quasar_tui.sdk import LiveDataProvider\n\nclass X(LiveDataProvider:\n",
-     "syntax error at line 3: "),
+    (
+        b"from quasar_tui.sdk import LiveDataProvider\n\nclass X(LiveDataProvider:\n",
+        "syntax error at line 3: ",
+    ),
     (b"# caf\xe9 in Latin-1\nname = 'x'\n", "file is not UTF-8 text"),
 ]
 
@@ -112,10 +114,7 @@ async def test_endless_import_is_stopped_with_everything_it_started() -> None:
 async def test_prints_of_the_provider_cannot_pass_for_a_report(tmp_path: Path) -> None:
     path = tmp_path / "liar.py"
     path.write_text(
-        "import sys, os\n"
-        "print('{\"ok\": true, \"name\": \"x\"}')\n"
-        "sys.stdout.flush()\n"
-        "os._exit(0)\n"
+        'import sys, os\nprint(\'{"ok": true, "name": "x"}\')\nsys.stdout.flush()\nos._exit(0)\n'
     )
     with pytest.raises(InvalidProviderError, match="validator crashed"):
         await validate_file(path)
@@ -156,17 +155,33 @@ async def test_original_style_provider_loads_and_talks_to_loopback_services(
     async def stream(ws) -> None:
         subscribed.append(json.loads(await ws.recv()))
         await ws.send(json.dumps({"type": "ack"}))
-        await ws.send(json.dumps({"type": "bar", "s": "AAA", "t": 1_700_000_040, "o": 1,
-                                  "h": 3, "l": 1, "c": 2, "v": 5}))
+        await ws.send(
+            json.dumps(
+                {
+                    "type": "bar",
+                    "s": "AAA",
+                    "t": 1_700_000_040,
+                    "o": 1,
+                    "h": 3,
+                    "l": 1,
+                    "c": 2,
+                    "v": 5,
+                }
+            )
+        )
 
     runner = await _serve_bars(requested)
     async with websockets.serve(stream, "127.0.0.1", 0) as server:
         ws_port = server.sockets[0].getsockname()[1]
         http_port = runner.addresses[0][1]
         await registry.add(FILES / "original_style_live.py")
-        await registry.set_preferences("wsdemo", {
-            "ws_url": f"ws://127.0.0.1:{ws_port}/ws", "base_url": f"http://127.0.0.1:{http_port}",
-        })
+        await registry.set_preferences(
+            "wsdemo",
+            {
+                "ws_url": f"ws://127.0.0.1:{ws_port}/ws",
+                "base_url": f"http://127.0.0.1:{http_port}",
+            },
+        )
         await registry.set_secrets("wsdemo", {"api_token": "tok-123"})
         provider = await registry.load("wsdemo")
         try:
@@ -179,11 +194,21 @@ async def test_original_style_provider_loads_and_talks_to_loopback_services(
         finally:
             await provider.aclose()
             await runner.cleanup()
-    assert subscribed == [{"action": "subscribe", "token": "tok-123", "interval": "1min",
-                           "symbols": ["AAA"]}]
+    assert subscribed == [
+        {"action": "subscribe", "token": "tok-123", "interval": "1min", "symbols": ["AAA"]}
+    ]
     assert parsed[0] == []
-    assert parsed[1] == [Bar(ts=datetime.fromtimestamp(1_700_000_040, UTC), open=1, high=3,
-                             low=1, close=2, volume=5, symbol="AAA")]
+    assert parsed[1] == [
+        Bar(
+            ts=datetime.fromtimestamp(1_700_000_040, UTC),
+            open=1,
+            high=3,
+            low=1,
+            close=2,
+            volume=5,
+            symbol="AAA",
+        )
+    ]
     assert requested[0]["path"] == "/bars/AAA"
     assert requested[0]["api_token"] == "tok-123"
     assert history[0].close == 1.5
@@ -195,7 +220,11 @@ async def test_add_stores_code_and_capabilities(registry: ProviderRegistry) -> N
     assert record.sha256 == (await registry.validate_file(FILES / "good_historical.py")).sha256
     assert record.capabilities["intervals"] == ["1h", "1d"]
     assert (record.enabled, record.status, record.bundled, record.asset_count) == (
-        True, "ok", False, 0)
+        True,
+        "ok",
+        False,
+        0,
+    )
     assert [r.name for r in await registry.list()] == ["synthetic"]
     stored = await registry.db.fetchval("SELECT source FROM providers WHERE name = 'synthetic'")
     assert stored == (FILES / "good_historical.py").read_text()
@@ -226,11 +255,9 @@ async def test_preferences_are_checked_merged_and_reach_the_instance(
         await registry.set_preferences("synthetic", {"venue": "LSE"})
     provider = await registry.load("synthetic")
     start = datetime(2024, 1, 1, tzinfo=UTC)
-    bars = [b async for b in provider.get_history("AAA", start, start.replace(hour=2),
-                                                   Interval.H1)]
+    bars = [b async for b in provider.get_history("AAA", start, start.replace(hour=2), Interval.H1)]
     await provider.aclose()
-    assert provider.context.preferences == {"base_price": 150.0, "adjusted": True,
-                                            "venue": "XNAS"}
+    assert provider.context.preferences == {"base_price": 150.0, "adjusted": True, "venue": "XNAS"}
     assert [(b.ts.hour, b.open) for b in bars] == [(0, 150.0), (1, 151.0)]
 
 
@@ -240,12 +267,16 @@ async def test_replacing_code_keeps_valid_preferences(
     await registry.add(FILES / "good_historical.py")
     await registry.set_preferences("synthetic", {"base_price": "7", "venue": "XNAS"})
     changed = tmp_path / "synthetic.py"
-    changed.write_text((FILES / "good_historical.py").read_text().replace(
-        'choices=("XNYS", "XNAS")', 'choices=("XNYS",)'))
+    changed.write_text(
+        (FILES / "good_historical.py")
+        .read_text()
+        .replace('choices=("XNYS", "XNAS")', 'choices=("XNYS",)')
+    )
     record = await registry.add(changed, replace=True)
     assert record.preferences == {"base_price": 7.0}
-    assert record.notices == ["preference venue of synthetic was dropped: "
-                              "venue must be one of XNYS, got 'XNAS'"]
+    assert record.notices == [
+        "preference venue of synthetic was dropped: venue must be one of XNYS, got 'XNAS'"
+    ]
 
 
 async def test_load_refuses_code_that_changed_in_the_database(
@@ -253,7 +284,8 @@ async def test_load_refuses_code_that_changed_in_the_database(
 ) -> None:
     await registry.add(FILES / "good_historical.py")
     await registry.db.execute(
-        "UPDATE providers SET source = source || 'import os' WHERE name = 'synthetic'")
+        "UPDATE providers SET source = source || 'import os' WHERE name = 'synthetic'"
+    )
     with pytest.raises(QuasarError, match="does not match its sha256"):
         await registry.load("synthetic")
 
@@ -265,10 +297,14 @@ async def test_remove_cascades_but_keeps_bars_unless_purged(registry: ProviderRe
         await registry.db.execute("INSERT INTO assets (provider, symbol) VALUES ($1, 'AAA')", name)
         await registry.db.execute(
             "INSERT INTO subscriptions (provider, symbol, interval, mode) "
-            "VALUES ($1, 'AAA', '1d', 'historical')", name)
+            "VALUES ($1, 'AAA', '1d', 'historical')",
+            name,
+        )
         await registry.db.execute(
             "INSERT INTO historical_data (provider, symbol, interval, ts, open, high, low, close)"
-            " VALUES ($1, 'AAA', '1d', now(), 1, 1, 1, 1)", name)
+            " VALUES ($1, 'AAA', '1d', now(), 1, 1, 1, 1)",
+            name,
+        )
     assert (await registry.get("synthetic")).asset_count == 1
 
     kept = await registry.remove("synthetic")
@@ -348,8 +384,9 @@ async def test_ensure_bundled_leaves_a_users_provider_of_that_name(
     shipped.mkdir()
     (shipped / "synthetic.py").write_text((FILES / "good_historical.py").read_text() + "# new\n")
     lines = await registry.ensure_bundled(shipped)
-    assert lines == ["bundled provider synthetic.py not installed: your own provider "
-                     "synthetic has that name"]
+    assert lines == [
+        "bundled provider synthetic.py not installed: your own provider synthetic has that name"
+    ]
     assert (await registry.get("synthetic")).bundled is False
 
 

@@ -37,15 +37,15 @@ def test_round_trip(tmp_path: Path) -> None:
     assert keyring.decrypt("kraken", SHA_A, blob) == {"api_token": TOKEN, "user": "me"}
 
 
-@pytest.mark.parametrize(("name", "sha"), [("polygon", SHA_A), ("kraken", SHA_B)],
-                         ids=["other-name", "other-code"])
+@pytest.mark.parametrize(
+    ("name", "sha"), [("polygon", SHA_A), ("kraken", SHA_B)], ids=["other-name", "other-code"]
+)
 def test_secrets_are_bound_to_name_and_code(tmp_path: Path, name: str, sha: str) -> None:
     keyring = Keyring.load_or_create(tmp_path)
     blob = keyring.encrypt("kraken", SHA_A, {"api_token": TOKEN})
     with pytest.raises(SecretsMismatchError) as caught:
         keyring.decrypt(name, sha, blob)
-    assert str(caught.value).startswith(
-        f"secrets of {name} were stored for different code")
+    assert str(caught.value).startswith(f"secrets of {name} were stored for different code")
     assert f"`quasar provider secret {name} ...`" in str(caught.value)
 
 
@@ -128,7 +128,8 @@ async def test_stored_secrets_are_nowhere_in_plain_text(registry: ProviderRegist
 
 async def test_secrets_merge_and_an_empty_value_deletes(registry: ProviderRegistry) -> None:
     await registry.db.execute(
-        "UPDATE providers SET capabilities = capabilities - 'secrets' WHERE name = 'wsdemo'")
+        "UPDATE providers SET capabilities = capabilities - 'secrets' WHERE name = 'wsdemo'"
+    )
     await registry.set_secrets("wsdemo", {"api_token": TOKEN})
     record = await registry.set_secrets("wsdemo", {"user": SECOND})
     assert record.secret_names == ["api_token", "user"]
@@ -167,6 +168,7 @@ async def test_secrets_copied_to_other_code_do_not_decrypt(registry: ProviderReg
     await registry.set_secrets("wsdemo", {"api_token": TOKEN})
     await registry.db.execute(
         "UPDATE providers SET source = source || '#', sha256 = encode(sha256(convert_to("
-        "source || '#', 'UTF8')), 'hex') WHERE name = 'wsdemo'")
+        "source || '#', 'UTF8')), 'hex') WHERE name = 'wsdemo'"
+    )
     with pytest.raises(SecretsMismatchError, match="set them again"):
         await registry.load("wsdemo")

@@ -31,9 +31,17 @@ def bars_from(trades: list[Tick], interval: Interval) -> list[Bar]:
     for t in trades:
         groups.setdefault(interval.floor(t.ts), []).append(t)
     return [
-        Bar(ts=ts, open=g[0].price, high=max(t.price for t in g), low=min(t.price for t in g),
-            close=g[-1].price, volume=sum(t.size for t in g), symbol=g[0].symbol,
-            trades=len(g), interval=interval)
+        Bar(
+            ts=ts,
+            open=g[0].price,
+            high=max(t.price for t in g),
+            low=min(t.price for t in g),
+            close=g[-1].price,
+            volume=sum(t.size for t in g),
+            symbol=g[0].symbol,
+            trades=len(g),
+            interval=interval,
+        )
         for ts, g in sorted(groups.items())
     ]
 
@@ -45,14 +53,18 @@ def test_the_same_seed_gives_the_same_market() -> None:
     assert first == again
     assert [t.price for t in first] != [t.price for t in other]
     assert len(first) == 20 * 600  # the default 20 trades a second
-    assert [t.trade_id for t in first] == list(range(first[0].trade_id, first[0].trade_id
-                                                     + len(first)))
-    assert all(WINDOW[0] <= t.ts.timestamp() < WINDOW[1] and t.price > 0 and t.size > 0
-               for t in first)
+    assert [t.trade_id for t in first] == list(
+        range(first[0].trade_id, first[0].trade_id + len(first))
+    )
+    assert all(
+        WINDOW[0] <= t.ts.timestamp() < WINDOW[1] and t.price > 0 and t.size > 0 for t in first
+    )
     # evaluated in pieces, in any order, the walk is the same walk
     middle = WINDOW[0] + 123.45
-    assert simulated(seed=7).trades("SIM/BTC", middle, WINDOW[1])[:5] == [
-        t for t in first if t.ts.timestamp() >= middle][:5]
+    assert (
+        simulated(seed=7).trades("SIM/BTC", middle, WINDOW[1])[:5]
+        == [t for t in first if t.ts.timestamp() >= middle][:5]
+    )
 
 
 def test_symbols_are_configurable_up_to_benchmark_sizes() -> None:
@@ -71,15 +83,19 @@ async def test_history_lies_on_the_live_path() -> None:
     assert bars == [b async for b in provider.get_history("ACME", start, end, Interval.M1)]
 
     dense = simulated(clock=lambda: T0.timestamp() + 7200)
-    fifteen = [b async for b in dense.get_history("ACME", T0, T0 + timedelta(minutes=15),
-                                                  Interval.M15)]
-    exact = bars_from(dense.trades("ACME", T0.timestamp(), T0.timestamp() + 900),
-                      Interval.M15)[0]
+    fifteen = [
+        b async for b in dense.get_history("ACME", T0, T0 + timedelta(minutes=15), Interval.M15)
+    ]
+    exact = bars_from(dense.trades("ACME", T0.timestamp(), T0.timestamp() + 900), Interval.M15)[0]
     (bar,) = fifteen
     assert (bar.open, bar.close, bar.trades) == (exact.open, exact.close, exact.trades)
     assert exact.low <= bar.low <= bar.high <= exact.high
-    future = [b async for b in dense.get_history("ACME", T0 + timedelta(hours=2),
-                                                 T0 + timedelta(hours=3), Interval.M1)]
+    future = [
+        b
+        async for b in dense.get_history(
+            "ACME", T0 + timedelta(hours=2), T0 + timedelta(hours=3), Interval.M1
+        )
+    ]
     assert future == []  # bars that have not closed yet do not exist
 
 
@@ -95,10 +111,17 @@ async def test_live_collection_runs_offline(db: Database) -> None:
     await writer.start()
     # The feed sends a batch every 50 ms of wall time, 3 s of market time here; the grace
     # (half a second of wall time) must cover that and any stall of the event loop.
-    session = LiveSession("SIMULATED", provider, writer, bus, grace=30.0,
-                          clock=lambda: datetime.fromtimestamp(clock(), UTC))
-    await session.set_subscriptions({"SIM/BTC": {Interval.M1}, "ACME": {Interval.M1},
-                                     "NOPE": {Interval.M1}})
+    session = LiveSession(
+        "SIMULATED",
+        provider,
+        writer,
+        bus,
+        grace=30.0,
+        clock=lambda: datetime.fromtimestamp(clock(), UTC),
+    )
+    await session.set_subscriptions(
+        {"SIM/BTC": {Interval.M1}, "ACME": {Interval.M1}, "NOPE": {Interval.M1}}
+    )
     task = asyncio.create_task(session.run())
     try:
         for _ in range(300):
@@ -112,17 +135,21 @@ async def test_live_collection_runs_offline(db: Database) -> None:
     assert task.done()
     assert session.refused == {"NOPE": "unknown symbol NOPE"}
 
-    rows = await db.fetch("SELECT symbol, ts, open, high, low, close, volume, trades "
-                          "FROM live_data ORDER BY symbol, ts")
+    rows = await db.fetch(
+        "SELECT symbol, ts, open, high, low, close, volume, trades "
+        "FROM live_data ORDER BY symbol, ts"
+    )
     assert len(rows) >= 4
     for symbol in ("ACME", "SIM/BTC"):
         stored = [r for r in rows if r["symbol"] == symbol]
         first, last = stored[0]["ts"], stored[-1]["ts"] + timedelta(minutes=1)
         assert first == T0  # the bar joined mid-way came from history, not partial ticks
-        expected = bars_from(provider.trades(symbol, first.timestamp(), last.timestamp()),
-                             Interval.M1)
-        assert [(r["ts"], r["open"], r["high"], r["low"], r["close"], r["volume"],
-                 r["trades"]) for r in stored] == [
-            (b.ts, b.open, b.high, b.low, b.close, b.volume, b.trades) for b in expected]
+        expected = bars_from(
+            provider.trades(symbol, first.timestamp(), last.timestamp()), Interval.M1
+        )
+        assert [
+            (r["ts"], r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"])
+            for r in stored
+        ] == [(b.ts, b.open, b.high, b.low, b.close, b.volume, b.trades) for b in expected]
     ticks = await db.fetchval("SELECT count(*) FROM live_ticks WHERE provider = 'SIMULATED'")
     assert ticks > 0

@@ -69,9 +69,7 @@ def test_status_without_engine_shows_freshness_gaps_and_states(series: None, run
     assert by_symbol["IBM"]["last_bar_ts"] is None and by_symbol["IBM"]["freshness"] == "no data"
 
 
-async def test_status_names_the_running_engine(
-    db: Database, run_quasar, tmp_path: Path
-) -> None:
+async def test_status_names_the_running_engine(db: Database, run_quasar, tmp_path: Path) -> None:
     registry = ProviderRegistry(db, Keyring.load_or_create(tmp_path))
     engine = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode="daemon")
     await engine.start()
@@ -84,15 +82,15 @@ async def test_status_names_the_running_engine(
     assert text.stdout.startswith(f"engine: daemon on {socket.gethostname()}:{os.getpid()}, up ")
     assert data["engine"]["running"] is True
     assert data["engine"]["owner"]["pid"] == os.getpid()
-    assert set(data["engine"]["stats"]["writers"]) == {"historical_data", "live_data",
-                                                       "live_ticks"}
+    assert set(data["engine"]["stats"]["writers"]) == {"historical_data", "live_data", "live_ticks"}
     after = run_quasar("status")
     assert after.stdout.splitlines()[0] == "engine: no engine running"
 
 
 def test_export_csv_to_stdout_with_an_inclusive_date_range(series: None, run_quasar) -> None:
-    result = run_quasar("export", "EOD", "AAPL", "--interval", "1d",
-                        "--from", "2024-01-03", "--to", "2024-01-04")
+    result = run_quasar(
+        "export", "EOD", "AAPL", "--interval", "1d", "--from", "2024-01-03", "--to", "2024-01-04"
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows == [
@@ -121,8 +119,10 @@ def test_export_mistakes_are_one_line_and_write_nothing(series: None, run_quasar
     cases = [
         (("EOD", "AAPL", "-i", "1d", "--from", "2030-01-01"), "no historical 1d bars"),
         (("EOD", "AAPL", "-i", "7min"), "unknown interval"),
-        (("EOD", "AAPL", "-i", "1d", "--from", "2024-01-05", "--to", "2024-01-01"),
-         "--to must be later"),
+        (
+            ("EOD", "AAPL", "-i", "1d", "--from", "2024-01-05", "--to", "2024-01-01"),
+            "--to must be later",
+        ),
         (("EOD", "AAPL", "-i", "1d", "--format", "parquet"), "give -o FILE"),
     ]
     for args, message in cases:
@@ -134,7 +134,6 @@ def test_export_mistakes_are_one_line_and_write_nothing(series: None, run_quasar
     assert bad_date.returncode == 2 and "not a date" in bad_date.stderr
 
 
-
 def test_export_parquet_writes_a_table_or_says_how_to_get_pyarrow(
     series: None, run_quasar, quasar_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -144,8 +143,14 @@ def test_export_parquet_writes_a_table_or_says_how_to_get_pyarrow(
     shadow.mkdir(parents=True)
     (shadow / "__init__.py").write_text("raise ImportError('No module named pyarrow')\n")
     env = {**quasar_env, "PYTHONPATH": str(shadow.parent)}
-    without = subprocess.run([sys.executable, "-m", "quasar_tui", *args], env=env,
-                             capture_output=True, text=True, timeout=60, check=False)
+    without = subprocess.run(
+        [sys.executable, "-m", "quasar_tui", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert without.returncode == 1
     assert "pip install quasar-tui[parquet]" in without.stderr
     assert without.stderr.count("\n") == 1 and not out.exists()

@@ -28,8 +28,15 @@ async def test_fetch_bars_range_limit_and_order(db: Database) -> None:
     assert [b.open for b in bars] == [107.0, 108.0, 109.0]
     assert bars[0].ts < bars[-1].ts and bars[0].symbol == "AAA"
 
-    window = await fetch_bars(db, "historical_data", "P", "AAA", "1d",
-                              start=T0 + timedelta(days=2), end=T0 + timedelta(days=5))
+    window = await fetch_bars(
+        db,
+        "historical_data",
+        "P",
+        "AAA",
+        "1d",
+        start=T0 + timedelta(days=2),
+        end=T0 + timedelta(days=5),
+    )
     assert [b.ts.day for b in window] == [3, 4, 5]
     assert await fetch_bars(db, "live_data", "P", "AAA", "1d") == []
 

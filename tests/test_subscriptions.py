@@ -22,19 +22,26 @@ from quasar_tui.store.database import Database
 @pytest.fixture
 async def subs(db: Database) -> SubscriptionStore:
     await add_provider(db, "EODHD", intervals=["1d", "1w"], assets=["AAPL.US", "MSFT.US"])
-    await add_provider(db, "KRAKEN", "live", intervals=["1min", "1h"], has_history=True,
-                       assets=["XBT/USD", "ETH/USD", "XDG/USD"])
-    await add_provider(db, "SIM", "live", intervals=["1min"], has_history=False,
-                       assets=["SIM1"])
+    await add_provider(
+        db,
+        "KRAKEN",
+        "live",
+        intervals=["1min", "1h"],
+        has_history=True,
+        assets=["XBT/USD", "ETH/USD", "XDG/USD"],
+    )
+    await add_provider(db, "SIM", "live", intervals=["1min"], has_history=False, assets=["SIM1"])
     return SubscriptionStore(db)
 
 
 async def test_add_validates_and_writes_all_symbols(subs: SubscriptionStore) -> None:
-    added = await subs.add("KRAKEN", ["XBT/USD", "ETH/USD", "XBT/USD"], "60min", "live",
-                           lookback_days=30)
-    assert [(s.symbol, s.interval, s.mode, s.lookback_days, s.enabled, s.state)
-            for s in added] == [("XBT/USD", "1h", "live", 30, True, "new"),
-                                ("ETH/USD", "1h", "live", 30, True, "new")]
+    added = await subs.add(
+        "KRAKEN", ["XBT/USD", "ETH/USD", "XBT/USD"], "60min", "live", lookback_days=30
+    )
+    assert [(s.symbol, s.interval, s.mode, s.lookback_days, s.enabled, s.state) for s in added] == [
+        ("XBT/USD", "1h", "live", 30, True, "new"),
+        ("ETH/USD", "1h", "live", 30, True, "new"),
+    ]
     assert (await subs.add("KRAKEN", ["XBT/USD"], "1h", "historical"))[0].mode == "historical"
     assert (await subs.add("EODHD", ["AAPL.US"], "d", "historical"))[0].interval == "1d"
     assert len(await subs.list()) == 4
@@ -48,21 +55,50 @@ async def test_add_validates_and_writes_all_symbols(subs: SubscriptionStore) -> 
     ("provider", "symbols", "interval", "mode", "error", "message"),
     [
         ("NOPE", ["X"], "1d", "historical", NotFoundError, "no provider named 'NOPE'"),
-        ("KRAKEN", ["XBT/USD", "BTCUSD"], "1h", "live", NotFoundError,
-         "KRAKEN has no asset 'BTCUSD'; did you mean XBT/USD?"),
+        (
+            "KRAKEN",
+            ["XBT/USD", "BTCUSD"],
+            "1h",
+            "live",
+            NotFoundError,
+            "KRAKEN has no asset 'BTCUSD'; did you mean XBT/USD?",
+        ),
         ("KRAKEN", ["XBT/USD"], "2h", "live", InvalidInputError, "unknown interval '2h'"),
-        ("KRAKEN", ["XBT/USD"], "1d", "live", InvalidInputError,
-         "KRAKEN does not offer 1d bars; it offers: 1min 1h"),
-        ("EODHD", ["AAPL.US"], "1d", "live", InvalidInputError,
-         "EODHD is a historical provider; subscribe without --live"),
-        ("SIM", ["SIM1"], "1min", "historical", InvalidInputError,
-         "SIM is a live provider with no history; subscribe with --live"),
+        (
+            "KRAKEN",
+            ["XBT/USD"],
+            "1d",
+            "live",
+            InvalidInputError,
+            "KRAKEN does not offer 1d bars; it offers: 1min 1h",
+        ),
+        (
+            "EODHD",
+            ["AAPL.US"],
+            "1d",
+            "live",
+            InvalidInputError,
+            "EODHD is a historical provider; subscribe without --live",
+        ),
+        (
+            "SIM",
+            ["SIM1"],
+            "1min",
+            "historical",
+            InvalidInputError,
+            "SIM is a live provider with no history; subscribe with --live",
+        ),
         ("KRAKEN", [" "], "1h", "live", InvalidInputError, "name at least one symbol"),
     ],
 )
 async def test_bad_subscriptions_are_refused_and_nothing_is_written(
-    subs: SubscriptionStore, provider: str, symbols: list[str], interval: str, mode: str,
-    error: type[Exception], message: str,
+    subs: SubscriptionStore,
+    provider: str,
+    symbols: list[str],
+    interval: str,
+    mode: str,
+    error: type[Exception],
+    message: str,
 ) -> None:
     with pytest.raises(error) as err:
         await subs.add(provider, symbols, interval, mode)
@@ -80,7 +116,8 @@ async def test_duplicates_are_a_conflict_that_writes_nothing(subs: SubscriptionS
     with pytest.raises(ConflictError) as err:
         await subs.add("KRAKEN", ["ETH/USD", "XBT/USD"], "1h", "live")
     assert str(err.value) == (
-        f"already subscribed to 1h live bars of KRAKEN: XBT/USD (id {first[0].id})")
+        f"already subscribed to 1h live bars of KRAKEN: XBT/USD (id {first[0].id})"
+    )
     assert [s.symbol for s in await subs.list()] == ["XBT/USD"]
 
 
@@ -108,13 +145,12 @@ async def test_list_shows_the_last_stored_bar_per_mode(
     assert (await subs.get(live.id)).last_bar_ts == datetime(2024, 1, 1, 7, tzinfo=UTC)
 
 
-async def test_pause_resume_and_delete_keep_the_bars(
-    subs: SubscriptionStore, db: Database
-) -> None:
+async def test_pause_resume_and_delete_keep_the_bars(subs: SubscriptionStore, db: Database) -> None:
     ids = [s.id for s in await subs.add("KRAKEN", ["XBT/USD", "ETH/USD"], "1min", "live")]
     await db.execute(
         "INSERT INTO live_data (provider, symbol, interval, ts, open, high, low, close) "
-        "VALUES ('KRAKEN', 'XBT/USD', '1min', now(), 1, 1, 1, 1)")
+        "VALUES ('KRAKEN', 'XBT/USD', '1min', now(), 1, 1, 1, 1)"
+    )
     assert await subs.set_enabled(ids, False) == 2
     assert await subs.set_enabled(ids, False) == 0
     assert [s.enabled for s in await subs.list()] == [False, False]
@@ -173,8 +209,7 @@ async def test_backfill_requests_reach_an_engine_started_elsewhere(
     finally:
         await provider.aclose()
     subs = SubscriptionStore(db)
-    daily, paused = await subs.add("synthetic", ["AAA", "BBB"], "1d", "historical",
-                                   lookback_days=5)
+    daily, paused = await subs.add("synthetic", ["AAA", "BBB"], "1d", "historical", lookback_days=5)
     await subs.set_enabled([paused.id], False)
     engine = Engine.create(db, data_dir=tmp_path, mode="daemon")
     await engine.start()
@@ -188,4 +223,3 @@ async def test_backfill_requests_reach_an_engine_started_elsewhere(
             await subs.request_backfill([999999])
     finally:
         await engine.stop()
-

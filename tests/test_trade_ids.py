@@ -27,7 +27,12 @@ def test_older_trades_never_seen_are_new_once() -> None:
         ids.first_time("BTC/USD", n, at(n))
     snapshot = [11, 12, 13, 14, 15]
     assert [ids.first_time("BTC/USD", n, at(n)) for n in snapshot] == [
-        False, True, True, True, False]
+        False,
+        True,
+        True,
+        True,
+        False,
+    ]
     assert not any(ids.first_time("BTC/USD", n, at(n)) for n in snapshot)
 
 

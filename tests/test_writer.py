@@ -23,8 +23,19 @@ def bars(symbol: str, start: int, count: int, *, bump: float = 0.0) -> list[tupl
     rows = []
     for i in range(start, start + count):
         price = 100.0 + i * 0.01 + bump
-        rows.append(("P", symbol, "1min", T0 + i * MINUTE, price, price + 1, price - 1,
-                     price + 0.5, float(i)))
+        rows.append(
+            (
+                "P",
+                symbol,
+                "1min",
+                T0 + i * MINUTE,
+                price,
+                price + 1,
+                price - 1,
+                price + 0.5,
+                float(i),
+            )
+        )
     return rows
 
 
@@ -133,9 +144,19 @@ async def test_concurrent_conflicting_copy_falls_back_to_merge(db: Database) -> 
         other = await db.connect()
         try:
             await other.copy_records_to_table(
-                "historical_data", records=bars("AAA", 100, 50, bump=3.0),
-                columns=["provider", "symbol", "interval", "ts", "open", "high", "low",
-                         "close", "volume"],
+                "historical_data",
+                records=bars("AAA", 100, 50, bump=3.0),
+                columns=[
+                    "provider",
+                    "symbol",
+                    "interval",
+                    "ts",
+                    "open",
+                    "high",
+                    "low",
+                    "close",
+                    "volume",
+                ],
             )
         finally:
             await other.close()

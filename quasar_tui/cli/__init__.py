@@ -24,7 +24,13 @@ from quasar_tui.cli import (
 from quasar_tui.core.errors import QuasarError
 
 COMMAND_MODULES = [
-    db_cmd, provider_cmd, assets_cmd, map_cmd, subscribe_cmd, status_cmd, export_cmd,
+    db_cmd,
+    provider_cmd,
+    assets_cmd,
+    map_cmd,
+    subscribe_cmd,
+    status_cmd,
+    export_cmd,
 ]
 
 
@@ -35,25 +41,53 @@ def build_parser() -> argparse.ArgumentParser:
         "opens the console; --daemon runs the collector headless.",
     )
     parser.add_argument("--version", action="version", version=f"quasar {__version__}")
-    parser.add_argument("--dsn", metavar="URL", default=None,
-                        help="PostgreSQL server to use instead of the embedded one "
-                        "(env QUASAR_DSN)")
-    parser.add_argument("--data-dir", metavar="DIR", default=None,
-                        help="where the embedded database and the master key live "
-                        "(env QUASAR_DATA_DIR)")
-    parser.add_argument("--daemon", action="store_true",
-                        help="run the collector engine headless (no console) until SIGTERM")
-    parser.add_argument("--log-format", choices=("text", "json"), default="text",
-                        help="daemon log lines on stderr: text (default) or JSON")
-    parser.add_argument("--demo", action="store_true",
-                        help="console on a throw-away database with simulated live feeds")
-    parser.add_argument("--no-animation", action="store_true",
-                        help="console: no animations or flashing cells (slow links)")
-    parser.add_argument("--fps", type=int, metavar="N", default=None,
-                        help="console: at most N screen updates a second (slow links)")
-    parser.add_argument("--keymap", metavar="FILE", default=None,
-                        help="console: TOML file remapping keys by binding id "
-                        "(default: keymap.toml in the data dir)")
+    parser.add_argument(
+        "--dsn",
+        metavar="URL",
+        default=None,
+        help="PostgreSQL server to use instead of the embedded one (env QUASAR_DSN)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        default=None,
+        help="where the embedded database and the master key live (env QUASAR_DATA_DIR)",
+    )
+    parser.add_argument(
+        "--daemon",
+        action="store_true",
+        help="run the collector engine headless (no console) until SIGTERM",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="daemon log lines on stderr: text (default) or JSON",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="console on a throw-away database with simulated live feeds",
+    )
+    parser.add_argument(
+        "--no-animation",
+        action="store_true",
+        help="console: no animations or flashing cells (slow links)",
+    )
+    parser.add_argument(
+        "--fps",
+        type=int,
+        metavar="N",
+        default=None,
+        help="console: at most N screen updates a second (slow links)",
+    )
+    parser.add_argument(
+        "--keymap",
+        metavar="FILE",
+        default=None,
+        help="console: TOML file remapping keys by binding id "
+        "(default: keymap.toml in the data dir)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)

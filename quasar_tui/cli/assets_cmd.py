@@ -13,13 +13,16 @@ from quasar_tui.registry.assets import AssetStore
 
 def register(sub: argparse._SubParsersAction) -> None:
     assets = sub.add_parser(
-        "assets", help="the instruments each provider offers",
+        "assets",
+        help="the instruments each provider offers",
         description="Refresh a provider's list of instruments and search it.",
     )
     asub = assets.add_subparsers(dest="assets_command", metavar="COMMAND", required=True)
 
     refresh = leaf(
-        asub, "refresh", "fetch a provider's symbol list and store it",
+        asub,
+        "refresh",
+        "fetch a provider's symbol list and store it",
         description="Call the provider's fetch_available_symbols and store every asset in one "
         "transaction. Assets it no longer lists are kept but marked inactive, so their "
         "mappings and subscriptions stay. If the provider fails, nothing changes.",
@@ -28,16 +31,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     refresh.set_defaults(handler=refresh_assets)
 
     listing = leaf(
-        asub, "list", "a provider's assets, optionally searched",
+        asub,
+        "list",
+        "a provider's assets, optionally searched",
         description="List a provider's assets. With --search, the exact symbol comes first, "
         "then symbols starting with Q, then similar symbols and names.",
     )
     listing.add_argument("name", metavar="NAME", help="provider name")
     listing.add_argument("--search", metavar="Q", help="part of a symbol or name")
-    listing.add_argument("--unmapped", action="store_true",
-                         help="only active assets not mapped to a common symbol yet")
-    listing.add_argument("--limit", metavar="N", type=positive_int, default=200,
-                         help="show at most N assets (default 200)")
+    listing.add_argument(
+        "--unmapped",
+        action="store_true",
+        help="only active assets not mapped to a common symbol yet",
+    )
+    listing.add_argument(
+        "--limit",
+        metavar="N",
+        type=positive_int,
+        default=200,
+        help="show at most N assets (default 200)",
+    )
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=list_assets)
 
@@ -49,16 +62,19 @@ async def refresh_assets(args: argparse.Namespace) -> int:
             report = await AssetStore(registry.db).refresh(args.name, provider)
         finally:
             await provider.aclose()
-    print(f"{args.name}: {report.total} assets listed ({report.added} new, "
-          f"{report.updated} updated, {report.deactivated} no longer listed)")
+    print(
+        f"{args.name}: {report.total} assets listed ({report.added} new, "
+        f"{report.updated} updated, {report.deactivated} no longer listed)"
+    )
     return 0
 
 
 async def list_assets(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         store = AssetStore(db)
-        rows = await store.list(args.name, args.search, unmapped_only=args.unmapped,
-                                limit=args.limit)
+        rows = await store.list(
+            args.name, args.search, unmapped_only=args.unmapped, limit=args.limit
+        )
         total = await store.count(args.name) if not rows else None
     if args.json:
         print_json([dataclasses.asdict(a) for a in rows])

@@ -8,11 +8,15 @@ from typing import Any
 
 COMMON = argparse.ArgumentParser(add_help=False)
 COMMON.add_argument(
-    "--dsn", default=argparse.SUPPRESS, metavar="URL",
+    "--dsn",
+    default=argparse.SUPPRESS,
+    metavar="URL",
     help="PostgreSQL server to use instead of the embedded one (env QUASAR_DSN)",
 )
 COMMON.add_argument(
-    "--data-dir", default=argparse.SUPPRESS, metavar="DIR",
+    "--data-dir",
+    default=argparse.SUPPRESS,
+    metavar="DIR",
     help="where the embedded database and the master key live (env QUASAR_DATA_DIR)",
 )
 

@@ -13,7 +13,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     db = sub.add_parser("db", help="database server information")
     db_sub = db.add_subparsers(dest="db_command", metavar="COMMAND", required=True)
     info = leaf(
-        db_sub, "info", "server, version, TimescaleDB and applied migrations",
+        db_sub,
+        "info",
+        "server, version, TimescaleDB and applied migrations",
         description="Show which PostgreSQL server Quasar uses, its version, whether "
         "TimescaleDB is on, and the migrations applied.",
     )
@@ -32,8 +34,12 @@ async def db_info(args: argparse.Namespace) -> int:
                 "timescaledb": info.timescaledb,
                 "pg_trgm": info.pg_trgm,
                 "migrations": [
-                    {"version": m.version, "name": m.name, "variant": m.variant,
-                     "applied_at": m.applied_at}
+                    {
+                        "version": m.version,
+                        "name": m.name,
+                        "variant": m.variant,
+                        "applied_at": m.applied_at,
+                    }
                     for m in info.migrations
                 ],
             }

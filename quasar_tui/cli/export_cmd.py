@@ -51,7 +51,9 @@ class MissingExtraError(QuasarError):
 
 def register(sub: argparse._SubParsersAction) -> None:
     export = leaf(
-        sub, "export", "write one stored series as CSV or Parquet",
+        sub,
+        "export",
+        "write one stored series as CSV or Parquet",
         description="Write the stored bars of provider NAME's SYMBOL at one interval, oldest "
         "first: historical bars, or with --live the bars built from the live stream. CSV goes "
         "to stdout unless -o FILE is given; Parquet needs -o FILE and pyarrow "
@@ -59,17 +61,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     export.add_argument("name", metavar="NAME", help="provider name")
     export.add_argument("symbol", metavar="SYMBOL", help="the provider's symbol")
-    export.add_argument("-i", "--interval", metavar="I", required=True,
-                        help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M")
-    export.add_argument("--from", dest="start", metavar="D", type=_moment,
-                        help="first bar: a date (YYYY-MM-DD) or an ISO time, UTC")
-    export.add_argument("--to", dest="end", metavar="D", type=_moment,
-                        help="last bar: up to and including this date, or before this time")
+    export.add_argument(
+        "-i",
+        "--interval",
+        metavar="I",
+        required=True,
+        help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M",
+    )
+    export.add_argument(
+        "--from",
+        dest="start",
+        metavar="D",
+        type=_moment,
+        help="first bar: a date (YYYY-MM-DD) or an ISO time, UTC",
+    )
+    export.add_argument(
+        "--to",
+        dest="end",
+        metavar="D",
+        type=_moment,
+        help="last bar: up to and including this date, or before this time",
+    )
     export.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
-    export.add_argument("--live", action="store_true",
-                        help="bars of the live stream (default: historical bars)")
-    export.add_argument("-o", "--output", metavar="FILE", type=Path,
-                        help="write to FILE instead of stdout")
+    export.add_argument(
+        "--live", action="store_true", help="bars of the live stream (default: historical bars)"
+    )
+    export.add_argument(
+        "-o", "--output", metavar="FILE", type=Path, help="write to FILE instead of stdout"
+    )
     export.set_defaults(handler=export_series)
 
 
@@ -166,9 +185,10 @@ async def export_series(args: argparse.Namespace) -> int:
     table = "live_data" if args.live else "historical_data"
     columns = _COLUMNS[table]
     params = (args.name, args.symbol, interval.value, low, high)
-    async with database_from_args(args) as db, contextlib.aclosing(
-        _batches(db, table, params)
-    ) as batches:
+    async with (
+        database_from_args(args) as db,
+        contextlib.aclosing(_batches(db, table, params)) as batches,
+    ):
         first = await anext(batches, None)
         if first is None:
             mode = "live" if args.live else "historical"

@@ -76,7 +76,8 @@ def _score(text: str) -> float:
 
 def register(sub: argparse._SubParsersAction) -> None:
     mapping = sub.add_parser(
-        "map", help="map provider symbols to common symbols",
+        "map",
+        help="map provider symbols to common symbols",
         usage=USAGE,
         description="Map a provider's symbol to a common symbol (created when new), so one "
         "instrument has one name across providers. A provider symbol has one common symbol, "
@@ -84,12 +85,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "SYMBOL` is short for `quasar map add COMMON NAME SYMBOL`.",
     )
     msub = mapping.add_subparsers(
-        dest="map_command", metavar="COMMAND", required=True, action=_VerbOrCommon,
+        dest="map_command",
+        metavar="COMMAND",
+        required=True,
+        action=_VerbOrCommon,
         prog=mapping.prog,
     )
 
     add = leaf(
-        msub, DEFAULT_VERB, "map NAME's SYMBOL to COMMON (also: quasar map COMMON NAME SYMBOL)",
+        msub,
+        DEFAULT_VERB,
+        "map NAME's SYMBOL to COMMON (also: quasar map COMMON NAME SYMBOL)",
         description="Map the provider NAME's SYMBOL to the common symbol COMMON, creating "
         "COMMON if it is new. Common symbols are upper-cased, at most 32 characters, with no "
         "spaces.",
@@ -106,7 +112,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=list_mappings)
 
     suggest = leaf(
-        msub, "suggest", "scored suggestions for a provider's unmapped assets",
+        msub,
+        "suggest",
+        "scored suggestions for a provider's unmapped assets",
         description="Score each unmapped asset of NAME against the existing common symbols: "
         "same FIGI (1.0), same normalised symbol or pair (0.9), same base/quote on another "
         "venue (0.8), similar name (up to 0.6); with no match, a new common symbol from the "
@@ -115,18 +123,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     suggest.add_argument("name", metavar="NAME", help="provider name")
     suggest.add_argument("--accept", action="store_true", help="create the mappings shown")
-    suggest.add_argument("--min-score", metavar="X", type=_score, default=0.0,
-                         help="only suggestions scoring at least X (0 to 1), e.g. 0.8 for "
-                         "symbol and FIGI matches only")
-    suggest.add_argument("--limit", metavar="N", type=positive_int,
-                         help="at most N suggestions")
-    suggest.add_argument("--symbol", metavar="SYMBOL",
-                         help="show the alternatives for this one asset instead")
+    suggest.add_argument(
+        "--min-score",
+        metavar="X",
+        type=_score,
+        default=0.0,
+        help="only suggestions scoring at least X (0 to 1), e.g. 0.8 for "
+        "symbol and FIGI matches only",
+    )
+    suggest.add_argument("--limit", metavar="N", type=positive_int, help="at most N suggestions")
+    suggest.add_argument(
+        "--symbol", metavar="SYMBOL", help="show the alternatives for this one asset instead"
+    )
     suggest.add_argument("--json", action="store_true", help="print JSON")
     suggest.set_defaults(handler=suggest_mappings)
 
     rename = leaf(
-        msub, "rename", "rename a common symbol; its mappings follow",
+        msub,
+        "rename",
+        "rename a common symbol; its mappings follow",
         description="Rename the common symbol OLD to NEW; every mapping to OLD moves to NEW. "
         "NEW must not exist yet.",
     )
@@ -135,7 +150,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     rename.set_defaults(handler=rename_common)
 
     delete = leaf(
-        msub, "delete", "remove the mapping of NAME's SYMBOL",
+        msub,
+        "delete",
+        "remove the mapping of NAME's SYMBOL",
         description="Remove the mapping of the provider NAME's SYMBOL. A common symbol left "
         "with no mapping is removed too. Assets, subscriptions and bars are not touched.",
     )
@@ -157,8 +174,10 @@ async def list_mappings(args: argparse.Namespace) -> int:
     if args.json:
         print_json([dataclasses.asdict(m) for m in rows])
     elif rows:
-        print_table([dataclasses.asdict(m) for m in rows],
-                    ["common_symbol", "provider", "symbol", "name", "active"])
+        print_table(
+            [dataclasses.asdict(m) for m in rows],
+            ["common_symbol", "provider", "symbol", "name", "active"],
+        )
     else:
         print("no mappings; see `quasar map suggest NAME`")
     return 0
@@ -174,12 +193,14 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
         suggester = MappingSuggester(db)
         if args.symbol:
             options = await suggester.alternatives(args.name, args.symbol, n=args.limit or 5)
-            shown = [s for s in options if s.score >= args.min_score][:1 if args.accept else None]
+            shown = [s for s in options if s.score >= args.min_score][: 1 if args.accept else None]
         else:
-            shown = await suggester.suggest(args.name, limit=args.limit,
-                                            min_score=args.min_score)
-        created = (await suggester.accept(shown, lambda s, why: skipped.append((s, why)))
-                   if args.accept else 0)
+            shown = await suggester.suggest(args.name, limit=args.limit, min_score=args.min_score)
+        created = (
+            await suggester.accept(shown, lambda s, why: skipped.append((s, why)))
+            if args.accept
+            else 0
+        )
     if args.json:
         result: dict[str, Any] = {"suggestions": _suggestion_rows(shown)}
         if args.accept:
@@ -188,12 +209,16 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     if not shown:
-        print(f"no suggestions for {args.name}: every active asset is mapped, or none scores "
-              f"{args.min_score} or more")
+        print(
+            f"no suggestions for {args.name}: every active asset is mapped, or none scores "
+            f"{args.min_score} or more"
+        )
         return 0
     print_table(
-        [{**row, "common_symbol": row["common_symbol"] + (" (new)" if row["is_new"] else "")}
-         for row in _suggestion_rows(shown)],
+        [
+            {**row, "common_symbol": row["common_symbol"] + (" (new)" if row["is_new"] else "")}
+            for row in _suggestion_rows(shown)
+        ],
         ["symbol", "name", "common_symbol", "score", "reason"],
     )
     if args.accept:

@@ -26,25 +26,33 @@ def _pair(text: str) -> tuple[str, str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     provider = sub.add_parser(
-        "provider", help="register, inspect and configure data providers",
+        "provider",
+        help="register, inspect and configure data providers",
         description="Register provider code (validated in a child process), inspect it, set "
         "its preferences and secrets, enable, disable or remove it.",
     )
     psub = provider.add_subparsers(dest="provider_command", metavar="COMMAND", required=True)
 
     add = leaf(
-        psub, "add", "validate a provider file and register its code",
+        psub,
+        "add",
+        "validate a provider file and register its code",
         description="Validate FILE in a child process (10 s and 1 GiB limits), then store its "
         "code and sha256. The provider's name comes from the class's `name`.",
     )
     add.add_argument("file", metavar="FILE", type=Path, help="Python file defining one provider")
-    add.add_argument("--replace", action="store_true",
-                     help="replace the code of the provider with the same name; changed code "
-                     "drops its secrets, which must then be set again")
+    add.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the code of the provider with the same name; changed code "
+        "drops its secrets, which must then be set again",
+    )
     add.set_defaults(handler=add_provider)
 
     validate = leaf(
-        psub, "validate", "check a provider file without registering it",
+        psub,
+        "validate",
+        "check a provider file without registering it",
         description="Validate FILE in a child process exactly as `add` would, and print what "
         "was found. Nothing is stored.",
     )
@@ -57,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=list_providers)
 
     show = leaf(
-        psub, "show", "one provider: code hash, status, preferences, secret names",
+        psub,
+        "show",
+        "one provider: code hash, status, preferences, secret names",
         description="Show a provider: kind, class, sha256, status, capabilities, preferences "
         "with their help and defaults, and the NAMES of its secrets (never their values).",
     )
@@ -66,19 +76,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.set_defaults(handler=show_provider)
 
     remove = leaf(
-        psub, "remove", "remove a provider with its assets, mappings and subscriptions",
+        psub,
+        "remove",
+        "remove a provider with its assets, mappings and subscriptions",
         description="Remove a provider; its assets, mappings and subscriptions go with it. "
         "Stored bars and ticks are kept (they come back if the provider is added again) "
         "unless --purge-data. Asks for confirmation on a terminal; elsewhere needs --yes.",
     )
     remove.add_argument("name", metavar="NAME", help="provider name")
-    remove.add_argument("--purge-data", action="store_true",
-                        help="also delete its stored bars, ticks, quotes, gaps and runs")
+    remove.add_argument(
+        "--purge-data",
+        action="store_true",
+        help="also delete its stored bars, ticks, quotes, gaps and runs",
+    )
     remove.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(handler=remove_provider)
 
     setp = leaf(
-        psub, "set", "set preferences (checked against the provider's CONFIGURABLE)",
+        psub,
+        "set",
+        "set preferences (checked against the provider's CONFIGURABLE)",
         description="Set preferences, e.g. `quasar provider set kraken ws_url=wss://...`. "
         "`quasar provider show NAME` lists the keys a provider accepts.",
     )
@@ -87,7 +104,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     setp.set_defaults(handler=set_preferences)
 
     secret = leaf(
-        psub, "secret", "set secrets (encrypted; read from stdin when no KEY=VALUE is given)",
+        psub,
+        "secret",
+        "set secrets (encrypted; read from stdin when no KEY=VALUE is given)",
         description="Store secrets encrypted for this provider's code. With no KEY=VALUE "
         "arguments, KEY=VALUE lines are read from stdin so values stay out of shell history. "
         "An empty value (KEY=) deletes that secret. Values are never printed.",
@@ -106,8 +125,10 @@ async def add_provider(args: argparse.Namespace) -> int:
     async with registry_from_args(args) as registry:
         record = await registry.add(args.file, replace=args.replace)
     verb = "replaced" if record.updated_at > record.created_at else "added"
-    print(f"{verb} {record.kind} provider {record.name} "
-          f"(class {record.class_name}, sha256 {record.sha256[:12]})")
+    print(
+        f"{verb} {record.kind} provider {record.name} "
+        f"(class {record.class_name}, sha256 {record.sha256[:12]})"
+    )
     _print_notices(record)
     return 0
 
@@ -136,9 +157,15 @@ async def list_providers(args: argparse.Namespace) -> int:
         print("no providers registered; add one with `quasar provider add FILE`")
         return 0
     rows = [
-        {"name": r.name, "kind": r.kind, "enabled": r.enabled, "status": r.status,
-         "assets": r.asset_count, "secrets": ", ".join(r.secret_names) or None,
-         "bundled": r.bundled}
+        {
+            "name": r.name,
+            "kind": r.kind,
+            "enabled": r.enabled,
+            "status": r.status,
+            "assets": r.asset_count,
+            "secrets": ", ".join(r.secret_names) or None,
+            "bundled": r.bundled,
+        }
         for r in records
     ]
     print_table(rows, ["name", "kind", "enabled", "status", "assets", "secrets", "bundled"])
@@ -180,8 +207,10 @@ async def remove_provider(args: argparse.Namespace) -> int:
         counts = await registry.remove(args.name, purge_data=args.purge_data)
     print(f"removed provider {args.name} with {_counted(counts['removed'])}")
     if any(counts["kept"].values()):
-        print(f"kept {_counted(counts['kept'])} (they return if the provider is added again; "
-              "--purge-data deletes them)")
+        print(
+            f"kept {_counted(counts['kept'])} (they return if the provider is added again; "
+            "--purge-data deletes them)"
+        )
     return 0
 
 
@@ -263,9 +292,7 @@ def _counted(counts: dict[str, int]) -> str:
 
 def _confirm_removal(record: ProviderRecord, purge: bool) -> bool:
     if not sys.stdin.isatty():
-        raise QuasarError(
-            f"not removing {record.name} without confirmation: run again with --yes"
-        )
+        raise QuasarError(f"not removing {record.name} without confirmation: run again with --yes")
     what = " and ALL its stored bars and ticks" if purge else ""
     answer = input(
         f"remove provider {record.name} with its {record.asset_count} assets, their mappings "

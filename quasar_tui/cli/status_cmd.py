@@ -13,13 +13,26 @@ from quasar_tui.cli.output import print_json, print_table
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import status_report
 
-_COLUMNS = ["id", "provider", "symbol", "interval", "mode", "state", "last_bar", "age",
-            "freshness", "gaps", "last_error"]
+_COLUMNS = [
+    "id",
+    "provider",
+    "symbol",
+    "interval",
+    "mode",
+    "state",
+    "last_bar",
+    "age",
+    "freshness",
+    "gaps",
+    "last_error",
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     status = leaf(
-        sub, "status", "engine owner and the freshness of every subscription",
+        sub,
+        "status",
+        "engine owner and the freshness of every subscription",
         description="Show which process runs the collector engine on this database (or that "
         "none does), and for every subscription its last stored bar, how long ago that bar "
         "closed (fresh or stale for its interval), open gaps and the last error.",
@@ -50,13 +63,14 @@ def engine_line(engine: EngineStatus, now: datetime) -> str:
     if not engine.running:
         if owner is None:
             return "engine: no engine running"
-        return (f"engine: no engine running (last: {owner.label}, "
-                f"heartbeat {format_age(owner.heartbeat_age(now))} ago)")
+        return (
+            f"engine: no engine running (last: {owner.label}, "
+            f"heartbeat {format_age(owner.heartbeat_age(now))} ago)"
+        )
     if owner is None:
         return "engine: running (starting up)"
     up = format_age((now - owner.started_at).total_seconds())
-    return (f"engine: {owner.label}, up {up}, "
-            f"heartbeat {format_age(owner.heartbeat_age(now))} ago")
+    return f"engine: {owner.label}, up {up}, heartbeat {format_age(owner.heartbeat_age(now))} ago"
 
 
 async def show_status(args: argparse.Namespace) -> int:
@@ -66,15 +80,18 @@ async def show_status(args: argparse.Namespace) -> int:
     engine = report.engine
     if args.json:
         owner = engine.owner
-        print_json({
-            "engine": {
-                "running": engine.running,
-                "owner": None if owner is None else {
-                    **dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
-                "stats": engine.stats if engine.running else {},
-            },
-            "subscriptions": [dataclasses.asdict(s) for s in report.series],
-        })
+        print_json(
+            {
+                "engine": {
+                    "running": engine.running,
+                    "owner": None
+                    if owner is None
+                    else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
+                    "stats": engine.stats if engine.running else {},
+                },
+                "subscriptions": [dataclasses.asdict(s) for s in report.series],
+            }
+        )
         return 0
     print(engine_line(engine, now))
     if not report.series:
@@ -82,8 +99,15 @@ async def show_status(args: argparse.Namespace) -> int:
         return 0
     print()
     print_table(
-        [{**dataclasses.asdict(s), "last_bar": s.last_bar_ts, "age": format_age(s.age_seconds),
-          "gaps": s.open_gaps} for s in report.series],
+        [
+            {
+                **dataclasses.asdict(s),
+                "last_bar": s.last_bar_ts,
+                "age": format_age(s.age_seconds),
+                "gaps": s.open_gaps,
+            }
+            for s in report.series
+        ],
         _COLUMNS,
     )
     return 0

@@ -14,20 +14,37 @@ from quasar_tui.cli.output import print_json, print_table
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 
-_COLUMNS = ["id", "provider", "symbol", "interval", "mode", "enabled", "state", "last_bar_ts",
-            "last_error"]
+_COLUMNS = [
+    "id",
+    "provider",
+    "symbol",
+    "interval",
+    "mode",
+    "enabled",
+    "state",
+    "last_bar_ts",
+    "last_error",
+]
 
 
 def _add_series_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
-    parser.add_argument("-i", "--interval", metavar="I", required=required,
-                        help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M")
-    parser.add_argument("--live", action="store_true",
-                        help="the live stream (default: historical bars)")
+    parser.add_argument(
+        "-i",
+        "--interval",
+        metavar="I",
+        required=required,
+        help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M",
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="the live stream (default: historical bars)"
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     subscribe = leaf(
-        sub, "subscribe", "collect bars of symbols from a provider",
+        sub,
+        "subscribe",
+        "collect bars of symbols from a provider",
         description="Subscribe to SYMBOLs of provider NAME at one interval: historical bars "
         "(backfilled over --lookback-days, then kept up to date) or, with --live, the live "
         "stream. Every symbol must be one of the provider's assets and the interval one it "
@@ -36,14 +53,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     subscribe.add_argument("name", metavar="NAME", help="provider name")
     subscribe.add_argument("symbols", metavar="SYMBOL", nargs="+", help="the provider's symbols")
     _add_series_options(subscribe, required=True)
-    subscribe.add_argument("--lookback-days", metavar="N", type=positive_int, default=365,
-                           help="history to backfill for a new series (default 365)")
+    subscribe.add_argument(
+        "--lookback-days",
+        metavar="N",
+        type=positive_int,
+        default=365,
+        help="history to backfill for a new series (default 365)",
+    )
     subscribe.set_defaults(handler=subscribe_symbols)
 
     unsubscribe = leaf(
-        sub, "unsubscribe", "stop collecting; stored bars are kept",
-        usage="%(prog)s NAME SYMBOL... --interval I [--live]\n"
-        "       %(prog)s --id ID...",
+        sub,
+        "unsubscribe",
+        "stop collecting; stored bars are kept",
+        usage="%(prog)s NAME SYMBOL... --interval I [--live]\n       %(prog)s --id ID...",
         description="Remove subscriptions, named by provider, symbols, interval and mode, or "
         "by id (see `quasar subscriptions`). The bars already stored are kept. If any is not "
         "subscribed, nothing is removed.",
@@ -51,8 +74,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     unsubscribe.add_argument("name", metavar="NAME", nargs="?", help="provider name")
     unsubscribe.add_argument("symbols", metavar="SYMBOL", nargs="*", help="the provider's symbols")
     _add_series_options(unsubscribe, required=False)
-    unsubscribe.add_argument("--id", metavar="ID", dest="ids", type=positive_int, nargs="+",
-                             help="subscription ids instead of NAME SYMBOL...")
+    unsubscribe.add_argument(
+        "--id",
+        metavar="ID",
+        dest="ids",
+        type=positive_int,
+        nargs="+",
+        help="subscription ids instead of NAME SYMBOL...",
+    )
     unsubscribe.set_defaults(handler=unsubscribe_symbols)
 
     listing = leaf(sub, "subscriptions", "subscriptions with their state and last stored bar")
@@ -60,11 +89,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=list_subscriptions)
 
-    for verb, enabled, what in [("pause", False, "stop collecting, keeping the subscription"),
-                                ("resume", True, "collect again after `quasar pause`")]:
+    for verb, enabled, what in [
+        ("pause", False, "stop collecting, keeping the subscription"),
+        ("resume", True, "collect again after `quasar pause`"),
+    ]:
         parser = leaf(sub, verb, f"{what} (by subscription id)")
-        parser.add_argument("ids", metavar="ID", type=positive_int, nargs="+",
-                            help="subscription ids (see `quasar subscriptions`)")
+        parser.add_argument(
+            "ids",
+            metavar="ID",
+            type=positive_int,
+            nargs="+",
+            help="subscription ids (see `quasar subscriptions`)",
+        )
         parser.set_defaults(handler=set_enabled, enabled=enabled)
 
 
@@ -79,7 +115,10 @@ def _describe(sub: SubscriptionRecord) -> str:
 async def subscribe_symbols(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         added = await SubscriptionStore(db).add(
-            args.name, args.symbols, args.interval, _mode(args),
+            args.name,
+            args.symbols,
+            args.interval,
+            _mode(args),
             lookback_days=args.lookback_days,
         )
     for sub in added:

@@ -17,15 +17,61 @@ ALIASES: dict[str, str] = {"XBT": "BTC", "XDG": "DOGE"}
 
 # Kraken's four-letter v1 codes (XXBT, ZUSD): an X or Z prefix before a known code.
 _LEGACY_CODES = frozenset(
-    {"XBT", "XDG", "ETH", "ETC", "LTC", "XRP", "XLM", "XMR", "ZEC", "REP", "MLN",
-     "USD", "EUR", "GBP", "JPY", "CAD", "CHF", "AUD"}
+    {
+        "XBT",
+        "XDG",
+        "ETH",
+        "ETC",
+        "LTC",
+        "XRP",
+        "XLM",
+        "XMR",
+        "ZEC",
+        "REP",
+        "MLN",
+        "USD",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CAD",
+        "CHF",
+        "AUD",
+    }
 )
 
 # Currencies a pair may be quoted in.
 QUOTES = frozenset(
-    {"USD", "USDT", "USDC", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "CNY",
-     "HKD", "SGD", "KRW", "TRY", "BRL", "MXN", "ZAR", "SEK", "NOK", "DKK", "PLN",
-     "BTC", "XBT", "ETH", "DAI", "BUSD", "TUSD", "PYUSD"}
+    {
+        "USD",
+        "USDT",
+        "USDC",
+        "EUR",
+        "GBP",
+        "JPY",
+        "CHF",
+        "CAD",
+        "AUD",
+        "NZD",
+        "CNY",
+        "HKD",
+        "SGD",
+        "KRW",
+        "TRY",
+        "BRL",
+        "MXN",
+        "ZAR",
+        "SEK",
+        "NOK",
+        "DKK",
+        "PLN",
+        "BTC",
+        "XBT",
+        "ETH",
+        "DAI",
+        "BUSD",
+        "TUSD",
+        "PYUSD",
+    }
 )
 _QUOTE_LENGTHS = sorted({len(q) for q in QUOTES}, reverse=True)
 

@@ -65,8 +65,17 @@ class _Series:
     """One (symbol, interval): the open bar, closed bars waiting for their grace, the floor."""
 
     __slots__ = (
-        "bar", "candles", "cur_end", "cur_start", "floor", "interval", "missing_from",
-        "offset", "pending", "step", "symbol",
+        "bar",
+        "candles",
+        "cur_end",
+        "cur_start",
+        "floor",
+        "interval",
+        "missing_from",
+        "offset",
+        "pending",
+        "step",
+        "symbol",
     )
 
     def __init__(self, symbol: str, interval: Interval) -> None:
@@ -145,9 +154,7 @@ class BarAggregator:
         """Replace the subscribed series; kept ones keep their state, new ones accept any bar
         until `observe_from` sets their floor."""
         wanted = {(sym, Interval(i)) for sym, ivs in intervals_by_symbol.items() for i in ivs}
-        self._series = {
-            key: self._series.get(key) or _Series(*key) for key in sorted(wanted)
-        }
+        self._series = {key: self._series.get(key) or _Series(*key) for key in sorted(wanted)}
         self._rebuild_routes()
 
     def series_keys(self) -> list[tuple[str, Interval]]:
@@ -238,8 +245,15 @@ class BarAggregator:
         if start < s.floor:
             self.stats.late_dropped += 1
             return
-        values = [bar.open, bar.high, bar.low, bar.close, bar.volume, bar.trades or 0,
-                  s.end_of(start)]
+        values = [
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+            bar.trades or 0,
+            s.end_of(start),
+        ]
         if self.closed_candles or start < s.cur_start:
             s.pending[start] = values
             return
@@ -270,8 +284,20 @@ class BarAggregator:
                 break
             del s.pending[start]
             s.floor = bar[_END]
-            rows.append((self.provider, s.symbol, s.interval.value, _epoch(start),
-                         bar[_O], bar[_H], bar[_L], bar[_C], bar[_V], bar[_N]))
+            rows.append(
+                (
+                    self.provider,
+                    s.symbol,
+                    s.interval.value,
+                    _epoch(start),
+                    bar[_O],
+                    bar[_H],
+                    bar[_L],
+                    bar[_C],
+                    bar[_V],
+                    bar[_N],
+                )
+            )
 
     def flush_all(self, now: datetime) -> list[tuple]:
         """Shutdown: the rows that are due; everything still open is dropped, not written."""
@@ -316,9 +342,11 @@ class BarAggregator:
         bar it joined mid-way (which is dropped as partial). Returns those gaps.
         """
         t = at.timestamp()
-        selected = self._series.values() if keys is None else [
-            self._series[k] for k in keys if k in self._series
-        ]
+        selected = (
+            self._series.values()
+            if keys is None
+            else [self._series[k] for k in keys if k in self._series]
+        )
         gaps: list[Gap] = []
         for s in selected:
             joined = s.start_of(t)

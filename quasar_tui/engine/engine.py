@@ -181,13 +181,13 @@ class Engine:
         await self._lock.acquire()
         self._running = True
         self._done.clear()
-        self.owner = EngineOwner(socket.gethostname(), os.getpid(), self.mode, utc_now(),
-                                 utc_now())
+        self.owner = EngineOwner(socket.gethostname(), os.getpid(), self.mode, utc_now(), utc_now())
         try:
             closed = await self.db.execute(_CLOSE_DEAD_RUNS)
             if not closed.endswith(" 0"):
-                log.info("marked %s run(s) cut short by an earlier crash as failed",
-                         closed.split()[-1])
+                log.info(
+                    "marked %s run(s) cut short by an earlier crash as failed", closed.split()[-1]
+                )
             for line in await self.registry.ensure_bundled():
                 log.info("%s", line)
             await self.writer.start()
@@ -195,9 +195,9 @@ class Engine:
             await self._publisher.start()
             self._pump_feed = self.bus.subscribe(
                 maxsize=_PUMP_QUEUE,
-                kinds=(TickEvent, QuoteEvent, JobRun, ProviderState, EngineError))
-            self._pump_task = asyncio.create_task(self._pump(self._pump_feed),
-                                                  name="engine:pump")
+                kinds=(TickEvent, QuoteEvent, JobRun, ProviderState, EngineError),
+            )
+            self._pump_task = asyncio.create_task(self._pump(self._pump_feed), name="engine:pump")
             await self._listen()
             self._scheduler.start()
             self._scheduler.add_periodic(self._housekeeping, 3600.0, "housekeeping")
@@ -263,7 +263,8 @@ class Engine:
             records = {p.name: p for p in await self.registry.list()}
             subs = await self.subscriptions.list()
             usable = {
-                name: rec for name, rec in records.items()
+                name: rec
+                for name, rec in records.items()
                 if rec.enabled and any(s.enabled and s.provider == name for s in subs)
             }
             reloaded: set[str] = set()
@@ -287,7 +288,8 @@ class Engine:
                     historical[sub.id] = sub
                 else:
                     live.setdefault(sub.provider, {}).setdefault(sub.symbol, set()).add(
-                        Interval(sub.interval))
+                        Interval(sub.interval)
+                    )
             await self._sync_provider_status(records)
             self._reconcile_historical(historical)
             for sid, sub in historical.items():
@@ -304,8 +306,10 @@ class Engine:
         if record is None or not record.enabled:
             return ("paused", f"provider {sub.provider} is disabled")
         if sub.provider in self._failed:
-            return ("error", f"provider {sub.provider} failed to load: "
-                             f"{self._failed[sub.provider][1]}")
+            return (
+                "error",
+                f"provider {sub.provider} failed to load: {self._failed[sub.provider][1]}",
+            )
         instance = self._providers[sub.provider].instance
         if sub.mode == "live" and not isinstance(instance, LiveDataProvider):
             return ("error", f"{sub.provider} has no live feed")
@@ -316,7 +320,8 @@ class Engine:
     def _reconcile_historical(self, wanted: dict[int, SubscriptionRecord]) -> None:
         self._historical = wanted
         added, removed = self._scheduler.reconcile(
-            {sid: Interval(sub.interval) for sid, sub in wanted.items()})
+            {sid: Interval(sub.interval) for sid, sub in wanted.items()}
+        )
         for sid in removed:
             self._interrupt(sid)
         if added or removed:
@@ -412,13 +417,17 @@ class Engine:
         self._jobs[sub_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
             await self._set_state(sub, "running", None)
-            run = await run_historical(self.db, self.writer, self.bus, loaded.instance, sub,
-                                       now=self.clock())
+            run = await run_historical(
+                self.db, self.writer, self.bus, loaded.instance, sub, now=self.clock()
+            )
         except asyncio.CancelledError:
             if self._running and sub_id not in self._interrupted:
                 raise
-            log.info("historical %s: interrupted (%s)", _label(sub),
-                     "shutdown" if not self._running else "subscription or provider changed")
+            log.info(
+                "historical %s: interrupted (%s)",
+                _label(sub),
+                "shutdown" if not self._running else "subscription or provider changed",
+            )
             return
         except Exception as exc:
             message = one_line(exc)
@@ -441,12 +450,21 @@ class Engine:
         instance = self._providers[name].instance
         assert isinstance(instance, LiveDataProvider)
         gap_log = LiveGaps(self.db, name)
-        session = LiveSession(name, instance, self.writer, self.bus, clock=self.clock,
-                              gap_log=gap_log, **self._live_options)
-        series = {(s.symbol, Interval(s.interval)): s.last_bar_ts
-                  for s in subs if s.provider == name and s.enabled}
-        resume = {key: key[1].next_start(last) for key, last in series.items()
-                  if last is not None}
+        session = LiveSession(
+            name,
+            instance,
+            self.writer,
+            self.bus,
+            clock=self.clock,
+            gap_log=gap_log,
+            **self._live_options,
+        )
+        series = {
+            (s.symbol, Interval(s.interval)): s.last_bar_ts
+            for s in subs
+            if s.provider == name and s.enabled
+        }
+        resume = {key: key[1].next_start(last) for key, last in series.items() if last is not None}
         for key, start in (await gap_log.open_starts()).items():
             if key in series:
                 resume[key] = min(start, resume.get(key, start))
@@ -487,8 +505,12 @@ class Engine:
     # -- states ----------------------------------------------------------------------------
 
     async def _set_state(
-        self, sub: SubscriptionRecord, state: str, error: str | None,
-        *, ran_at: datetime | None = None,
+        self,
+        sub: SubscriptionRecord,
+        state: str,
+        error: str | None,
+        *,
+        ran_at: datetime | None = None,
     ) -> None:
         """Write a subscription's state when it changed (or a run finished)."""
         known = self._states.get(sub.id, (sub.state, sub.last_error))
@@ -553,8 +575,7 @@ class Engine:
                 return
             except _DB_ERRORS as exc:
                 if healthy:
-                    log.warning("engine cannot reach the database (will retry): %s",
-                                one_line(exc))
+                    log.warning("engine cannot reach the database (will retry): %s", one_line(exc))
                 healthy = False
                 continue
             except Exception as exc:  # a bug must not end the loop that applies user edits
@@ -595,8 +616,9 @@ class Engine:
             case JobRun():
                 level = {"ok": "info", "partial": "warning"}.get(event.status, "error")
                 text = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
-                publisher.note_event(level, event.provider,
-                                     text + (f" ({event.error})" if event.error else ""))
+                publisher.note_event(
+                    level, event.provider, text + (f" ({event.error})" if event.error else "")
+                )
             case EngineError():
                 publisher.note_event("error", event.source, event.message)
             case ProviderState(provider=name, state=state, detail=detail):

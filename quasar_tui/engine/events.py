@@ -157,12 +157,11 @@ class EventBus:
             try:
                 subscription.offer(event)
             except Exception:
-                log.exception("event subscriber failed; event %s not delivered to it",
-                              type(event).__name__)
+                log.exception(
+                    "event subscriber failed; event %s not delivered to it", type(event).__name__
+                )
 
-    def subscribe(
-        self, maxsize: int = 1000, kinds: tuple[type, ...] | None = None
-    ) -> Subscription:
+    def subscribe(self, maxsize: int = 1000, kinds: tuple[type, ...] | None = None) -> Subscription:
         subscription = Subscription(maxsize, kinds)
         self._subscriptions = [*self._subscriptions, subscription]
         return subscription

@@ -132,11 +132,15 @@ class SeriesGaps:
         steps = [(r["ts"], r["next_ts"]) for r in await self.db.fetch(_STEPS, *self.key, step)]
         first = await self.db.fetchval(_FIRST_BAR, *self.key)
         holes = find_holes(
-            self.interval, steps, lookback_start=lookback_start, first_stored=first,
+            self.interval,
+            steps,
+            lookback_start=lookback_start,
+            first_stored=first,
             weekdays_only=weekdays_only,
         )
-        reasons = ["lookback" if first is not None and end == first else "audit"
-                   for _, end in holes]
+        reasons = [
+            "lookback" if first is not None and end == first else "audit" for _, end in holes
+        ]
         async with self.db.pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(
                 _RECORD_HOLES, *self.key, [h[0] for h in holes], [h[1] for h in holes], reasons
@@ -155,6 +159,10 @@ class SeriesGaps:
 
 def _gap(record: asyncpg.Record) -> Gap:
     return Gap(
-        record["id"], record["start_ts"], record["end_ts"], record["reason"],
-        record["attempts"], record["last_error"],
+        record["id"],
+        record["start_ts"],
+        record["end_ts"],
+        record["reason"],
+        record["attempts"],
+        record["last_error"],
     )

@@ -130,8 +130,13 @@ class _Job:
             )
         max_range = (getattr(self.provider, "MAX_RANGE", None) or {}).get(self.interval)
         ranges = plan_ranges(
-            self.interval, lookback_start, self.now, last, [(g.start, g.end) for g in gaps],
-            max_range, weekdays_only=weekdays_only,
+            self.interval,
+            lookback_start,
+            self.now,
+            last,
+            [(g.start, g.end) for g in gaps],
+            max_range,
+            weekdays_only=weekdays_only,
         )
         failures: list[tuple[Span, str]] = []
         for span in ranges:
@@ -237,4 +242,3 @@ async def _close(bars: Any, label: str) -> None:
         await aclose()
     except Exception as exc:
         log.debug("%s: provider iterator raised while closing: %s", label, describe_error(exc))
-

@@ -105,8 +105,18 @@ async def rest_backfill(
     """
     iv = Interval(interval)
     rows = [
-        (provider_name, symbol, iv.value, bar.ts, bar.open, bar.high, bar.low, bar.close,
-         bar.volume, bar.trades or 0)
+        (
+            provider_name,
+            symbol,
+            iv.value,
+            bar.ts,
+            bar.open,
+            bar.high,
+            bar.low,
+            bar.close,
+            bar.volume,
+            bar.trades or 0,
+        )
         async for bar in provider.get_history(symbol, start, end, iv)
         if start <= bar.ts < end and bar.trades != 0
     ]
@@ -173,8 +183,11 @@ class LiveSession:
         self._subs: dict[str, set[Interval]] = {}
         self._resume: dict[tuple[str, Interval], datetime] = {}
         self._gaps: dict[tuple[str, Interval], _PendingGap] = {}
-        self.holes = (TickHoles(provider_name, provider, writer, bus)
-                      if store_ticks and provider.fills_trades else None)
+        self.holes = (
+            TickHoles(provider_name, provider, writer, bus)
+            if store_ticks and provider.fills_trades
+            else None
+        )
         self._trade_ids = TradeIds(on_skip=self.holes.found if self.holes else None)
         self._seq = time.time_ns()
         self._conn: Any = None
@@ -214,8 +227,9 @@ class LiveSession:
         wanted = {sym: ivs for sym, ivs in wanted.items() if ivs}
         async with self._sub_lock:
             before = self._active()
-            self.refused = {s: r for s, r in self.refused.items()
-                            if s in wanted and s in self._subs}
+            self.refused = {
+                s: r for s, r in self.refused.items() if s in wanted and s in self._subs
+            }
             self._subs = wanted
             after = self._active()
             gone = sorted(s for s in before if s not in after)
@@ -227,8 +241,9 @@ class LiveSession:
                 del self._gaps[key]
             if self._conn is None or not self._observing:
                 return
-            added = sorted((s, iv) for s, ivs in after.items() for iv in ivs
-                           if iv not in before.get(s, ()))
+            added = sorted(
+                (s, iv) for s, ivs in after.items() for iv in ivs if iv not in before.get(s, ())
+            )
             if gone:
                 await self._send(await self.provider._unsubscribe(gone))
             await self._subscribe(added)
@@ -279,8 +294,9 @@ class LiveSession:
             timer.cancel()
             if self._backfill_task is not None:
                 self._backfill_task.cancel()
-            await asyncio.gather(timer, *(t for t in [self._backfill_task] if t),
-                                 return_exceptions=True)
+            await asyncio.gather(
+                timer, *(t for t in [self._backfill_task] if t), return_exceptions=True
+            )
             if self.holes is not None:
                 await self.holes.close()
             self._set_state("idle")
@@ -291,8 +307,9 @@ class LiveSession:
         self.stats.connects += 1
         self._touch()
         async with self._sub_lock:
-            await self._subscribe(sorted((s, iv) for s, ivs in self._active().items()
-                                         for iv in ivs))
+            await self._subscribe(
+                sorted((s, iv) for s, ivs in self._active().items() for iv in ivs)
+            )
             self._observing = True
         self._set_state("connected")
         return True
@@ -411,8 +428,9 @@ class LiveSession:
                 publish(TickEvent(name, symbol, ts, price, size, r.bid, r.ask))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
-                publish(QuoteEvent(name, r.symbol, r.ts, r.bid, r.ask, r.last, r.volume,
-                                   r.change_pct))
+                publish(
+                    QuoteEvent(name, r.symbol, r.ts, r.bid, r.ask, r.last, r.volume, r.change_pct)
+                )
             elif isinstance(r, Bar):
                 self.aggregator.add_bar(r)
             elif isinstance(r, SubscriptionRefused):
@@ -440,8 +458,10 @@ class LiveSession:
         now = time.monotonic()
         if now - self._last_bad_report >= ERROR_THROTTLE:
             self._last_bad_report = now
-            message = (f"{self.name} sent a message that could not be read "
-                       f"({self.stats.bad_messages} so far): {describe_error(exc)}")
+            message = (
+                f"{self.name} sent a message that could not be read "
+                f"({self.stats.bad_messages} so far): {describe_error(exc)}"
+            )
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}", message))
 
@@ -458,7 +478,8 @@ class LiveSession:
                 self.bus.publish(EngineError(f"live:{self.name}", message))
             if self._gaps and (self._backfill_task is None or self._backfill_task.done()):
                 self._backfill_task = asyncio.create_task(
-                    self._run_backfills(), name=f"live:{self.name}:backfill")
+                    self._run_backfills(), name=f"live:{self.name}:backfill"
+                )
             if self.holes is not None:
                 self.holes.kick()
 
@@ -479,13 +500,15 @@ class LiveSession:
                 return True
             gaps, self._unrecorded = self._unrecorded, []
             try:
-                await self._gap_log.record((g.symbol, g.interval, g.start, g.end)
-                                           for g in gaps)
+                await self._gap_log.record((g.symbol, g.interval, g.start, g.end) for g in gaps)
             except OUTAGE_ERRORS as exc:
                 self._unrecorded = gaps + self._unrecorded
                 if not self._gap_log_down:
-                    log.warning("%s: cannot record gaps to fill, holding bars: %s", self.name,
-                                describe_error(exc))
+                    log.warning(
+                        "%s: cannot record gaps to fill, holding bars: %s",
+                        self.name,
+                        describe_error(exc),
+                    )
                 self._gap_log_down = True
                 return False
             self._gap_log_down = False
@@ -494,8 +517,14 @@ class LiveSession:
     def _queue_gaps(self, gaps: list[Gap]) -> None:
         if self._backfill is None:
             for gap in gaps:
-                log.info("%s %s %s: %s..%s not observed and no history to fill it",
-                         self.name, gap.symbol, gap.interval, gap.start, gap.end)
+                log.info(
+                    "%s %s %s: %s..%s not observed and no history to fill it",
+                    self.name,
+                    gap.symbol,
+                    gap.interval,
+                    gap.start,
+                    gap.end,
+                )
             return
         if self._gap_log is not None:
             self._unrecorded.extend(gaps)
@@ -517,8 +546,11 @@ class LiveSession:
         settle = timedelta(seconds=self.grace)
         while True:
             now = self.clock()
-            ready = [(k, g) for k, g in self._gaps.items()
-                     if now >= g.end + settle and (g.not_before is None or now >= g.not_before)]
+            ready = [
+                (k, g)
+                for k, g in self._gaps.items()
+                if now >= g.end + settle and (g.not_before is None or now >= g.not_before)
+            ]
             if not ready:
                 return
             for key, _ in ready:
@@ -543,22 +575,41 @@ class LiveSession:
                 if later is not None:  # a newer gap of the same series arrived meanwhile
                     gap.start, gap.end = min(gap.start, later.start), max(gap.end, later.end)
                 self._gaps[key] = gap
-            outcome = "will retry" if retry else (
-                "giving up until the next start, which fills the recorded gap"
-                if self._gap_log is not None else "giving up; the bars stay missing")
-            message = (f"{self.name} {symbol} {interval}: filling {gap.start.isoformat()} to "
-                       f"{gap.end.isoformat()} failed (attempt {gap.attempts}, {outcome}): "
-                       f"{error}")
+            outcome = (
+                "will retry"
+                if retry
+                else (
+                    "giving up until the next start, which fills the recorded gap"
+                    if self._gap_log is not None
+                    else "giving up; the bars stay missing"
+                )
+            )
+            message = (
+                f"{self.name} {symbol} {interval}: filling {gap.start.isoformat()} to "
+                f"{gap.end.isoformat()} failed (attempt {gap.attempts}, {outcome}): "
+                f"{error}"
+            )
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}:{symbol}", message))
-            self.bus.publish(JobRun(self.name, symbol, interval.value, "failed", 0, started,
-                                    datetime.now(UTC), error))
+            self.bus.publish(
+                JobRun(
+                    self.name,
+                    symbol,
+                    interval.value,
+                    "failed",
+                    0,
+                    started,
+                    datetime.now(UTC),
+                    error,
+                )
+            )
             return
         self.stats.backfills += 1
         await self._resolve(key, gap)
         rows = result if isinstance(result, int) else 0
-        self.bus.publish(JobRun(self.name, symbol, interval.value, "ok", rows, started,
-                                datetime.now(UTC)))
+        self.bus.publish(
+            JobRun(self.name, symbol, interval.value, "ok", rows, started, datetime.now(UTC))
+        )
 
     async def _resolve(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
         """Close the records of a filled span once its bars are committed. If that fails the
@@ -569,14 +620,19 @@ class LiveSession:
             await self.writer.flush("live_data")
             await self._gap_log.resolve(*key, gap.start, gap.end)
         except OUTAGE_ERRORS as exc:
-            log.info("%s %s %s: filled, but the gap record stays open: %s", self.name, *key,
-                     describe_error(exc))
+            log.info(
+                "%s %s %s: filled, but the gap record stays open: %s",
+                self.name,
+                *key,
+                describe_error(exc),
+            )
 
     async def _rest_backfill(
         self, symbol: str, interval: str, start: datetime, end: datetime
     ) -> int:
-        return await rest_backfill(self.provider, self.writer, self.name, symbol, interval,
-                                   start, end)
+        return await rest_backfill(
+            self.provider, self.writer, self.name, symbol, interval, start, end
+        )
 
     # -- shutdown --------------------------------------------------------------------------
 
@@ -587,8 +643,11 @@ class LiveSession:
             task.cancel()
             await asyncio.wait([task])
         if not await self._record_gaps():
-            log.warning("%s: bars due at shutdown not written: the spans still to fill could "
-                        "not be recorded; the next start fills them from history", self.name)
+            log.warning(
+                "%s: bars due at shutdown not written: the spans still to fill could "
+                "not be recorded; the next start fills them from history",
+                self.name,
+            )
             return
         rows = self.aggregator.flush_all(self.clock())
         if rows:

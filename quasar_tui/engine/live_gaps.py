@@ -57,12 +57,15 @@ class LiveGaps:
             columns[1] = [Interval(i).value for i in columns[1]]
             await self.db.execute(_RECORD, self.provider, *columns)
 
-    async def resolve(self, symbol: str, interval: Interval, start: datetime,
-                      end: datetime) -> None:
+    async def resolve(
+        self, symbol: str, interval: Interval, start: datetime, end: datetime
+    ) -> None:
         """Close the records of the series within [start, end): its fill is committed."""
         await self.db.execute(_RESOLVE, self.provider, symbol, interval.value, start, end)
 
     async def open_starts(self) -> dict[tuple[str, Interval], datetime]:
         """Where the oldest open record of each series starts."""
-        return {(r["symbol"], Interval(r["interval"])): r["start"]
-                for r in await self.db.fetch(_OPEN, self.provider)}
+        return {
+            (r["symbol"], Interval(r["interval"])): r["start"]
+            for r in await self.db.fetch(_OPEN, self.provider)
+        }

@@ -37,8 +37,8 @@ def plan_ranges(
     bar are dropped.
     """
     horizon = interval.floor(now)
-    head = interval.floor(lookback_start) if last_stored is None else interval.next_start(
-        last_stored
+    head = (
+        interval.floor(lookback_start) if last_stored is None else interval.next_start(last_stored)
     )
     spans = [(head, horizon)] if head < horizon else []
     for start, end in gaps:

@@ -200,9 +200,15 @@ class Publisher:
         rows = [self._quotes[key] for key in sorted(self._dirty)]
         self._dirty.clear()
         columns = (
-            [q.provider for q in rows], [q.symbol for q in rows], [q.ts for q in rows],
-            [q.last for q in rows], [q.bid for q in rows], [q.ask for q in rows],
-            [q.volume for q in rows], [q.open for q in rows], [q.ticks for q in rows],
+            [q.provider for q in rows],
+            [q.symbol for q in rows],
+            [q.ts for q in rows],
+            [q.last for q in rows],
+            [q.bid for q in rows],
+            [q.ask for q in rows],
+            [q.volume for q in rows],
+            [q.open for q in rows],
+            [q.ticks for q in rows],
         )
         if not await self._guard(self._db.execute(_UPSERT_QUOTES, *columns), "quotes"):
             self._dirty.update((q.provider, q.symbol) for q in rows)

@@ -35,9 +35,7 @@ class BarCloseTrigger(BaseTrigger):
         self.interval = interval
         self.delay = timedelta(seconds=delay)
 
-    def get_next_fire_time(
-        self, previous_fire_time: datetime | None, now: datetime
-    ) -> datetime:
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
         after = previous_fire_time or now
         candidate = self.interval.floor(after - self.delay) + self.delay
         if candidate < after or (previous_fire_time is not None and candidate == after):
@@ -88,8 +86,11 @@ class HistoricalScheduler:
         for sid in added:
             interval = wanted[sid]
             self._scheduler.add_job(
-                self._run, BarCloseTrigger(interval, self._delay), args=[sid],
-                id=_job_id(sid), name=f"historical {sid} {interval}",
+                self._run,
+                BarCloseTrigger(interval, self._delay),
+                args=[sid],
+                id=_job_id(sid),
+                name=f"historical {sid} {interval}",
                 next_run_time=datetime.now(UTC),
             )
             self._intervals[sid] = interval
@@ -105,5 +106,8 @@ class HistoricalScheduler:
     def add_periodic(self, func: Callable[[], Awaitable[None]], seconds: float, name: str) -> None:
         """A housekeeping job (not tied to a subscription)."""
         self._scheduler.add_job(
-            func, IntervalTrigger(seconds=seconds, timezone=UTC), id=f"periodic:{name}", name=name,
+            func,
+            IntervalTrigger(seconds=seconds, timezone=UTC),
+            id=f"periodic:{name}",
+            name=name,
         )

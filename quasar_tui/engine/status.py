@@ -75,10 +75,21 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
     series = []
     for s in subs:
         age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now)
-        series.append(SeriesStatus(
-            id=s.id, provider=s.provider, symbol=s.symbol, interval=s.interval, mode=s.mode,
-            enabled=s.enabled, state=s.state, last_error=s.last_error, last_run_at=s.last_run_at,
-            last_bar_ts=s.last_bar_ts, age_seconds=age, freshness=label,
-            open_gaps=gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
-        ))
+        series.append(
+            SeriesStatus(
+                id=s.id,
+                provider=s.provider,
+                symbol=s.symbol,
+                interval=s.interval,
+                mode=s.mode,
+                enabled=s.enabled,
+                state=s.state,
+                last_error=s.last_error,
+                last_run_at=s.last_run_at,
+                last_bar_ts=s.last_bar_ts,
+                age_seconds=age,
+                freshness=label,
+                open_gaps=gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
+            )
+        )
     return StatusReport(engine, series)

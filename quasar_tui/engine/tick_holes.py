@@ -106,8 +106,14 @@ class TickHoles:
             return
         missing = before_id - after_id - 1
         if missing > MAX_HOLE:
-            log.info("%s %s: %d trades made while away are not fetched one by one (over %d); "
-                     "bars are filled from candles", self.name, symbol, missing, MAX_HOLE)
+            log.info(
+                "%s %s: %d trades made while away are not fetched one by one (over %d); "
+                "bars are filled from candles",
+                self.name,
+                symbol,
+                missing,
+                MAX_HOLE,
+            )
             return
         self._holes.append(Hole(symbol, after_id, after_ts, before_id))
 
@@ -120,7 +126,8 @@ class TickHoles:
         """Start filling the holes that are due, unless a fill is already running."""
         now = time.monotonic()
         if (self._task is None or self._task.done()) and any(
-                h.not_before <= now for h in self._holes):
+            h.not_before <= now for h in self._holes
+        ):
             self._task = asyncio.create_task(self._fill_due(), name=f"live:{self.name}:ticks")
 
     async def close(self) -> None:
@@ -146,9 +153,11 @@ class TickHoles:
     def _give_up(self, hole: Hole) -> None:
         self.given_up = True
         self._holes.clear()
-        message = (f"{self.name} {hole.symbol}: REST trades hold none of the ids "
-                   f"{hole.after_id + 1} to {hole.before_id - 1}, so trade ids are not "
-                   "sequential; missed trades are no longer fetched (bars still are)")
+        message = (
+            f"{self.name} {hole.symbol}: REST trades hold none of the ids "
+            f"{hole.after_id + 1} to {hole.before_id - 1}, so trade ids are not "
+            "sequential; missed trades are no longer fetched (bars still are)"
+        )
         log.warning("%s", message)
         self.bus.publish(EngineError(f"live:{self.name}", message))
 
@@ -162,8 +171,9 @@ class TickHoles:
                     continue
                 if tid >= hole.before_id:
                     break
-                rows.append((self.name, hole.symbol, tick.ts, tid, tick.price, tick.size,
-                             tick.side))
+                rows.append(
+                    (self.name, hole.symbol, tick.ts, tid, tick.price, tick.size, tick.side)
+                )
                 if len(rows) >= WRITE_EVERY:
                     await self.writer.put_ticks(rows)
                     written, rows = written + len(rows), []
@@ -179,9 +189,11 @@ class TickHoles:
             hole.not_before = time.monotonic() + RETRY.ceiling(hole.attempts)
             self._holes.append(hole)
         outcome = "will retry" if retry else "giving up; those ticks stay missing"
-        message = (f"{self.name} {hole.symbol}: fetching trades {hole.after_id + 1} to "
-                   f"{hole.before_id - 1} failed (attempt {hole.attempts}, {outcome}): "
-                   f"{describe_error(exc)}")
+        message = (
+            f"{self.name} {hole.symbol}: fetching trades {hole.after_id + 1} to "
+            f"{hole.before_id - 1} failed (attempt {hole.attempts}, {outcome}): "
+            f"{describe_error(exc)}"
+        )
         log.warning("%s", message)
         self.bus.publish(EngineError(f"live:{self.name}:{hole.symbol}", message))
 

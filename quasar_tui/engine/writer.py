@@ -78,7 +78,7 @@ class TableSpec:
         first = record[self.key_width]
         if first is None:
             return None
-        rest = tuple(record)[self.key_width:]
+        rest = tuple(record)[self.key_width :]
         return first if len(rest) == 1 else rest
 
 
@@ -215,8 +215,15 @@ class _TableWriter:
         self._rate_mark = (time.monotonic(), 0)
         self.rows_per_second = 0.0
         self.counters = dict.fromkeys(
-            ("rows_written", "fast_batches", "overlap_batches", "fallbacks", "retries",
-             "rejected_rows"), 0
+            (
+                "rows_written",
+                "fast_batches",
+                "overlap_batches",
+                "fallbacks",
+                "retries",
+                "rejected_rows",
+            ),
+            0,
         )
 
     # -- producer side ---------------------------------------------------------------------
@@ -235,9 +242,11 @@ class _TableWriter:
             if self._depth and self._depth + size > self.capacity:
                 async with self._changed:
                     await self._changed.wait_for(
-                        lambda size=size: self._depth == 0
-                        or self._depth + size <= self.capacity
-                        or not self.running
+                        lambda size=size: (
+                            self._depth == 0
+                            or self._depth + size <= self.capacity
+                            or not self.running
+                        )
                     )
                 if not self.running:
                     raise WriterStopped(f"the {self.spec.name} writer stopped")
@@ -366,8 +375,12 @@ class _TableWriter:
                 self._retrying = 0
                 return exc
         if backoff.attempts:
-            log.warning("%s writer: database back, %d held rows written after %d retries",
-                        self.spec.name, len(rows), backoff.attempts)
+            log.warning(
+                "%s writer: database back, %d held rows written after %d retries",
+                self.spec.name,
+                len(rows),
+                backoff.attempts,
+            )
         self._retrying = 0
         self.counters["rows_written"] += len(rows)
         self._advance(spans)
@@ -400,7 +413,9 @@ class _TableWriter:
         if await self._beyond_stored(conn, spans):
             try:
                 await conn.copy_records_to_table(
-                    self.spec.name, records=rows, columns=self.spec.columns,
+                    self.spec.name,
+                    records=rows,
+                    columns=self.spec.columns,
                     timeout=STATEMENT_TIMEOUT,
                 )
             except asyncpg.UniqueViolationError:
@@ -414,15 +429,15 @@ class _TableWriter:
         unique = list({_UNIQUE(row): row for row in rows}.values())
         async with conn.transaction():
             await conn.copy_records_to_table(
-                self.spec.stage, records=unique, columns=self.spec.columns,
+                self.spec.stage,
+                records=unique,
+                columns=self.spec.columns,
                 timeout=STATEMENT_TIMEOUT,
             )
             await conn.execute(self.spec.merge, timeout=STATEMENT_TIMEOUT)
         self.counters["overlap_batches"] += 1
 
-    async def _beyond_stored(
-        self, conn: asyncpg.Connection, spans: dict[tuple, list[Any]]
-    ) -> bool:
+    async def _beyond_stored(self, conn: asyncpg.Connection, spans: dict[tuple, list[Any]]) -> bool:
         unknown = [key for key in spans if key not in self._last]
         if unknown:
             columns = [list(values) for values in zip(*unknown, strict=True)]
@@ -439,7 +454,11 @@ class _TableWriter:
                 self._last[key] = high
             self.bus.publish(
                 BarsWritten(
-                    self.spec.name, key[0], key[1], key[2] if bars else None, count,
+                    self.spec.name,
+                    key[0],
+                    key[1],
+                    key[2] if bars else None,
+                    count,
                     high if bars else high[0],
                 )
             )
@@ -500,8 +519,7 @@ class _TableWriter:
 
     def stats(self) -> dict[str, Any]:
         snapshot = self.snapshot()
-        return {**{f: getattr(snapshot, f) for f in WriterStats.__struct_fields__},
-                **self.counters}
+        return {**{f: getattr(snapshot, f) for f in WriterStats.__struct_fields__}, **self.counters}
 
 
 RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
@@ -547,9 +565,7 @@ class Writer:
             raise ValueError("queue_rows and flush_rows must be >= 1 and flush_seconds > 0")
         self.bus = bus
         self._tables = {
-            name: _TableWriter(
-                spec, db, bus, queue_rows, flush_rows, flush_seconds, max_batch_rows
-            )
+            name: _TableWriter(spec, db, bus, queue_rows, flush_rows, flush_seconds, max_batch_rows)
             for name, spec in TABLES.items()
         }
         self._reporter: asyncio.Task[None] | None = None
@@ -620,4 +636,3 @@ class Writer:
             if self._published.get(name) != snapshot:
                 self._published[name] = snapshot
                 self.bus.publish(snapshot)
-

@@ -84,27 +84,35 @@ class EODHD(HistoricalDataProvider):
         self, sym: str, start: datetime, end: datetime, interval: Interval
     ) -> AsyncIterator[Bar]:
         if interval in self.EOD_PERIODS:
-            rows = await self._get(f"/eod/{quote(sym)}", {
-                "period": self.EOD_PERIODS[interval],
-                "from": start.date().isoformat(),
-                "to": (end - timedelta(days=1)).date().isoformat(),
-            })
-            stamps = [interval.floor(datetime.fromisoformat(r["date"]).replace(tzinfo=UTC))
-                      for r in rows]
+            rows = await self._get(
+                f"/eod/{quote(sym)}",
+                {
+                    "period": self.EOD_PERIODS[interval],
+                    "from": start.date().isoformat(),
+                    "to": (end - timedelta(days=1)).date().isoformat(),
+                },
+            )
+            stamps = [
+                interval.floor(datetime.fromisoformat(r["date"]).replace(tzinfo=UTC)) for r in rows
+            ]
         elif interval in self.INTRADAY:
-            rows = await self._get(f"/intraday/{quote(sym)}", {
-                "interval": self.INTRADAY[interval],
-                "from": int(start.timestamp()),
-                "to": int(end.timestamp()) - 1,
-            })
+            rows = await self._get(
+                f"/intraday/{quote(sym)}",
+                {
+                    "interval": self.INTRADAY[interval],
+                    "from": int(start.timestamp()),
+                    "to": int(end.timestamp()) - 1,
+                },
+            )
             stamps = [datetime.fromtimestamp(r["timestamp"], UTC) for r in rows]
         else:
             offered = " ".join(i.value for i in self.INTERVALS)
             raise ValueError(f"EODHD has no {interval.value} bars (it has: {offered})")
         for ts, row in zip(stamps, rows, strict=True):
             if start <= ts < end:
-                yield Bar(ts, row["open"], row["high"], row["low"], row["close"],
-                          row.get("volume") or 0.0)
+                yield Bar(
+                    ts, row["open"], row["high"], row["low"], row["close"], row.get("volume") or 0.0
+                )
 
     async def _get(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         token = self.context.get("api_token")
@@ -118,6 +126,7 @@ class EODHD(HistoricalDataProvider):
                 raise ProviderHTTPError(self.REFUSALS[exc.status], exc.status) from None
             raise
         if not isinstance(answer, list):
-            raise ProviderHTTPError(f"EODHD answered {path} with {type(answer).__name__}, "
-                                    "not a list")
+            raise ProviderHTTPError(
+                f"EODHD answered {path} with {type(answer).__name__}, not a list"
+            )
         return answer

@@ -30,8 +30,14 @@ from quasar_tui.sdk import (
 
 # Kraken's candle sizes in minutes, for the intervals Quasar stores.
 OHLC_MINUTES: dict[Interval, int] = {
-    Interval.M1: 1, Interval.M5: 5, Interval.M15: 15, Interval.M30: 30,
-    Interval.H1: 60, Interval.H4: 240, Interval.D1: 1440, Interval.W1: 10080,
+    Interval.M1: 1,
+    Interval.M5: 5,
+    Interval.M15: 15,
+    Interval.M30: 30,
+    Interval.H1: 60,
+    Interval.H4: 240,
+    Interval.D1: 1440,
+    Interval.W1: 10080,
 }
 _INTERVAL_OF_MINUTES = {minutes: interval for interval, minutes in OHLC_MINUTES.items()}
 # REST AssetPairs still speaks v1 asset codes; WebSocket v2 uses the common ones.
@@ -77,9 +83,20 @@ def _time(text: str) -> datetime:
 
 
 def _trade_bars_list(bars: dict[datetime, list[float]], sym: str, interval: Interval) -> list[Bar]:
-    return [Bar(ts=ts, open=b[0], high=b[1], low=b[2], close=b[3], volume=b[4], symbol=sym,
-                trades=int(b[5]), interval=interval)
-            for ts, b in sorted(bars.items())]
+    return [
+        Bar(
+            ts=ts,
+            open=b[0],
+            high=b[1],
+            low=b[2],
+            close=b[3],
+            volume=b[4],
+            symbol=sym,
+            trades=int(b[5]),
+            interval=interval,
+        )
+        for ts, b in sorted(bars.items())
+    ]
 
 
 class KrakenProvider(LiveDataProvider):
@@ -96,8 +113,9 @@ class KrakenProvider(LiveDataProvider):
     CONFIGURABLE: ClassVar[dict[str, Setting]] = {
         "ws_url": Setting("str", "wss://ws.kraken.com/v2", "WebSocket v2 endpoint"),
         "rest_url": Setting("str", "https://api.kraken.com/0/public", "public REST base URL"),
-        "channels": Setting("str", "trade,ticker",
-                            "live channels, comma separated: trade, ticker, ohlc"),
+        "channels": Setting(
+            "str", "trade,ticker", "live channels, comma separated: trade, ticker, ohlc"
+        ),
     }
 
     def __init__(self, context: Any = None) -> None:
@@ -113,8 +131,10 @@ class KrakenProvider(LiveDataProvider):
         wanted = {c.strip() for c in str(self.pref("channels")).split(",") if c.strip()}
         unknown = wanted - _CHANNELS
         if unknown:
-            raise ValueError(f"unknown Kraken channel(s) {', '.join(sorted(unknown))}: "
-                             f"use {', '.join(sorted(_CHANNELS))}")
+            raise ValueError(
+                f"unknown Kraken channel(s) {', '.join(sorted(unknown))}: "
+                f"use {', '.join(sorted(_CHANNELS))}"
+            )
         return wanted
 
     # -- REST ----------------------------------------------------------------------------
@@ -140,9 +160,17 @@ class KrakenProvider(LiveDataProvider):
             base, quote = (_v2_asset(code) for code in wsname.split("/", 1))
             symbol = f"{base}/{quote}"
             pairs[symbol] = info.get("altname") or key
-            symbols.append(SymbolInfo(symbol=symbol, name=symbol, exchange="KRAKEN",
-                                      asset_class="crypto", base=base, quote=quote,
-                                      provider_id=key))
+            symbols.append(
+                SymbolInfo(
+                    symbol=symbol,
+                    name=symbol,
+                    exchange="KRAKEN",
+                    asset_class="crypto",
+                    base=base,
+                    quote=quote,
+                    provider_id=key,
+                )
+            )
         self._rest_pairs = pairs
         return symbols
 
@@ -167,9 +195,17 @@ class KrakenProvider(LiveDataProvider):
         result = await self._rest("OHLC", {"pair": pair, "interval": minutes, "since": since})
         rows = next(v for k, v in result.items() if k != "last")
         candles = [
-            Bar(ts=datetime.fromtimestamp(int(row[0]), UTC), open=float(row[1]),
-                high=float(row[2]), low=float(row[3]), close=float(row[4]),
-                volume=float(row[6]), symbol=sym, trades=int(row[7]), interval=interval)
+            Bar(
+                ts=datetime.fromtimestamp(int(row[0]), UTC),
+                open=float(row[1]),
+                high=float(row[2]),
+                low=float(row[3]),
+                close=float(row[4]),
+                volume=float(row[6]),
+                symbol=sym,
+                trades=int(row[7]),
+                interval=interval,
+            )
             for row in rows[:-1]
         ]
         if len(rows) >= _OHLC_DEPTH and candles and candles[0].ts > start:
@@ -212,8 +248,14 @@ class KrakenProvider(LiveDataProvider):
             for price, volume, when, side, _kind, _misc, trade_id, *_ in rows:
                 if int(trade_id) > newest:
                     newest = int(trade_id)
-                    yield Tick(sym, datetime.fromtimestamp(when, UTC), float(price),
-                               float(volume), _REST_SIDES.get(side), newest)
+                    yield Tick(
+                        sym,
+                        datetime.fromtimestamp(when, UTC),
+                        float(price),
+                        float(volume),
+                        _REST_SIDES.get(side),
+                        newest,
+                    )
             following = int(result.get("last") or cursor)
             if len(rows) < _TRADES_PAGE or following <= cursor:
                 return
@@ -226,8 +268,7 @@ class KrakenProvider(LiveDataProvider):
     async def _connect(self) -> Any:
         self._streaming.clear()
         self._ohlc.clear()
-        return await websockets.connect(str(self.pref("ws_url")), open_timeout=10,
-                                        max_size=2**24)
+        return await websockets.connect(str(self.pref("ws_url")), open_timeout=10, max_size=2**24)
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"method": method, "params": params, "req_id": next(self._req_ids)}
@@ -239,8 +280,9 @@ class KrakenProvider(LiveDataProvider):
         if new and "trade" in channels:
             # The snapshot (the pair's last 50 trades) brings back trades made while this
             # session was away; the engine skips the ones it has already seen.
-            messages.append(self._request("subscribe", {"channel": "trade", "symbol": new,
-                                                        "snapshot": True}))
+            messages.append(
+                self._request("subscribe", {"channel": "trade", "symbol": new, "snapshot": True})
+            )
         if new and "ticker" in channels:
             messages.append(self._request("subscribe", {"channel": "ticker", "symbol": new}))
         self._streaming.update(new)
@@ -248,9 +290,17 @@ class KrakenProvider(LiveDataProvider):
         if "ohlc" in channels and minutes is not None:
             fresh = [s for s in symbols if minutes not in self._ohlc.get(s, ())]
             if fresh:
-                messages.append(self._request("subscribe", {
-                    "channel": "ohlc", "symbol": fresh, "interval": minutes, "snapshot": False,
-                }))
+                messages.append(
+                    self._request(
+                        "subscribe",
+                        {
+                            "channel": "ohlc",
+                            "symbol": fresh,
+                            "interval": minutes,
+                            "snapshot": False,
+                        },
+                    )
+                )
             for s in fresh:
                 self._ohlc.setdefault(s, set()).add(minutes)
         return messages
@@ -261,15 +311,17 @@ class KrakenProvider(LiveDataProvider):
         gone = [s for s in symbols if s in self._streaming]
         for channel in ("trade", "ticker"):
             if gone and channel in channels:
-                messages.append(self._request("unsubscribe", {"channel": channel,
-                                                              "symbol": gone}))
+                messages.append(self._request("unsubscribe", {"channel": channel, "symbol": gone}))
         by_minutes: dict[int, list[str]] = {}
         for s in symbols:
             for minutes in self._ohlc.pop(s, ()):
                 by_minutes.setdefault(minutes, []).append(s)
         for minutes, syms in sorted(by_minutes.items()):
-            messages.append(self._request("unsubscribe", {"channel": "ohlc", "symbol": syms,
-                                                          "interval": minutes}))
+            messages.append(
+                self._request(
+                    "unsubscribe", {"channel": "ohlc", "symbol": syms, "interval": minutes}
+                )
+            )
         self._streaming.difference_update(gone)
         return messages
 
@@ -281,16 +333,23 @@ class KrakenProvider(LiveDataProvider):
     ) -> list[Tick | Quote | Bar | SubscriptionRefused]:
         envelope = _ENVELOPE.decode(message)
         if envelope.channel == "trade":
-            return [Tick(t.symbol, t.timestamp, t.price, t.qty, t.side, t.trade_id)
-                    for t in _TRADES.decode(envelope.data)]
+            return [
+                Tick(t.symbol, t.timestamp, t.price, t.qty, t.side, t.trade_id)
+                for t in _TRADES.decode(envelope.data)
+            ]
         data = json.loads(message)
         method = data.get("method")
         if method is not None:
             if method == "subscribe" and data.get("success") is False:
                 result = data.get("result") or {}
                 symbol = data.get("symbol") or result.get("symbol") or "?"
-                return [SubscriptionRefused(symbol=symbol, reason=data.get("error", "refused"),
-                                            channel=result.get("channel"))]
+                return [
+                    SubscriptionRefused(
+                        symbol=symbol,
+                        reason=data.get("error", "refused"),
+                        channel=result.get("channel"),
+                    )
+                ]
             return []
         channel = data.get("channel")
         if channel == "ticker":
@@ -302,15 +361,26 @@ class KrakenProvider(LiveDataProvider):
     @staticmethod
     def _quote(item: dict[str, Any]) -> Quote:
         stamp = item.get("timestamp")
-        return Quote(symbol=item["symbol"],
-                     ts=_time(stamp) if stamp else datetime.now(UTC),
-                     bid=item.get("bid"), ask=item.get("ask"), last=item.get("last"),
-                     volume=item.get("volume"), change_pct=item.get("change_pct"))
+        return Quote(
+            symbol=item["symbol"],
+            ts=_time(stamp) if stamp else datetime.now(UTC),
+            bid=item.get("bid"),
+            ask=item.get("ask"),
+            last=item.get("last"),
+            volume=item.get("volume"),
+            change_pct=item.get("change_pct"),
+        )
 
     @staticmethod
     def _candle(item: dict[str, Any]) -> Bar:
-        return Bar(ts=_time(item["interval_begin"]), open=float(item["open"]),
-                   high=float(item["high"]), low=float(item["low"]),
-                   close=float(item["close"]), volume=float(item["volume"]),
-                   symbol=item["symbol"], trades=int(item.get("trades", 0)),
-                   interval=_INTERVAL_OF_MINUTES.get(int(item["interval"])))
+        return Bar(
+            ts=_time(item["interval_begin"]),
+            open=float(item["open"]),
+            high=float(item["high"]),
+            low=float(item["low"]),
+            close=float(item["close"]),
+            volume=float(item["volume"]),
+            symbol=item["symbol"],
+            trades=int(item.get("trades", 0)),
+            interval=_INTERVAL_OF_MINUTES.get(int(item["interval"])),
+        )

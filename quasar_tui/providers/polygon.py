@@ -34,7 +34,8 @@ class Polygon(HistoricalDataProvider):
     CONFIGURABLE = {
         "base_url": Setting(default="https://api.polygon.io", help="API root URL"),
         "market": Setting(
-            default="stocks", choices=("stocks", "crypto", "fx", "otc", "indices"),
+            default="stocks",
+            choices=("stocks", "crypto", "fx", "otc", "indices"),
             help="which market's tickers to list",
         ),
     }
@@ -110,8 +111,15 @@ class Polygon(HistoricalDataProvider):
             for row in page.get("results") or []:
                 ts = interval.floor(datetime.fromtimestamp(row["t"] / 1000, UTC) + lead)
                 if start <= ts < end:
-                    yield Bar(ts, row["o"], row["h"], row["l"], row["c"], row.get("v") or 0.0,
-                              trades=row.get("n"))
+                    yield Bar(
+                        ts,
+                        row["o"],
+                        row["h"],
+                        row["l"],
+                        row["c"],
+                        row.get("v") or 0.0,
+                        trades=row.get("n"),
+                    )
             url, params = page.get("next_url"), {}
 
     def _base(self) -> str:

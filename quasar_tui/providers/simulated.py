@@ -31,11 +31,11 @@ from quasar_tui.sdk import (
 )
 
 _MASK = (1 << 64) - 1
-_TOP = 22          # top segments last 2**22 s (about 48 days); their ends are independent
+_TOP = 22  # top segments last 2**22 s (about 48 days); their ends are independent
 _DEPTH = _TOP + 5  # halve down to 1/32 s
 _VOL = 0.8 / math.sqrt(365.25 * 86_400)  # 80 % a year, per sqrt(second), on the log-price
-_ANCHOR = 0.25     # spread of the log-price at segment ends around the symbol's base price
-_SAMPLES = 32      # a history bar with more ticks than this is sampled at this many
+_ANCHOR = 0.25  # spread of the log-price at segment ends around the symbol's base price
+_SAMPLES = 32  # a history bar with more ticks than this is sampled at this many
 _MAX_CATCH_UP = 5.0  # seconds of market time one message may cover
 _SLICE_SECONDS = 0.002  # longest stretch of history computing between turns of the event loop
 
@@ -86,8 +86,9 @@ class _Path:
             child = math.floor(t / half)
             if idx[level] != child:
                 parent = idx[level - 1]
-                mid = ((lo[level - 1] + hi[level - 1]) / 2
-                       + _VOL * math.sqrt(length) / 2 * self._noise(level - 1, parent))
+                mid = (lo[level - 1] + hi[level - 1]) / 2 + _VOL * math.sqrt(
+                    length
+                ) / 2 * self._noise(level - 1, parent)
                 if child == 2 * parent:
                     lo[level], hi[level] = lo[level - 1], mid
                 else:
@@ -108,9 +109,14 @@ class _Path:
 
     def trade(self, symbol: str, k: int, rate: float) -> Tick:
         t = (k + self.phase) / rate
-        return Tick(symbol=symbol, ts=datetime.fromtimestamp(t, UTC), price=self.price(t),
-                    size=self.trade_size(k),
-                    side="buy" if self._trade_hash(k) & 1 else "sell", trade_id=k)
+        return Tick(
+            symbol=symbol,
+            ts=datetime.fromtimestamp(t, UTC),
+            price=self.price(t),
+            size=self.trade_size(k),
+            side="buy" if self._trade_hash(k) & 1 else "sell",
+            trade_id=k,
+        )
 
     def trade_range(self, start: float, end: float, rate: float) -> range:
         """Trade numbers k with start <= t_k < end."""
@@ -143,8 +149,11 @@ class _Feed:
                 self._subscribed.add(symbol)
                 self._outbox.append(json.dumps({"type": "subscribed", "symbol": symbol}))
             else:
-                self._outbox.append(json.dumps({"type": "error", "symbol": symbol,
-                                                "reason": f"unknown symbol {symbol}"}))
+                self._outbox.append(
+                    json.dumps(
+                        {"type": "error", "symbol": symbol, "reason": f"unknown symbol {symbol}"}
+                    )
+                )
 
     async def recv(self) -> str:
         while True:
@@ -164,8 +173,9 @@ class _Feed:
             now = time.monotonic()
             if trades or now - self._last_sent >= 1.0:
                 self._last_sent = now
-                return json.dumps({"type": "trades", "data": trades} if trades
-                                  else {"type": "heartbeat"})
+                return json.dumps(
+                    {"type": "trades", "data": trades} if trades else {"type": "heartbeat"}
+                )
 
     def __aiter__(self) -> _Feed:
         return self
@@ -184,11 +194,16 @@ class SimulatedProvider(LiveDataProvider):
     HEARTBEAT_INTERVAL = 30.0
     BATCH_SECONDS = 0.05
     CONFIGURABLE: ClassVar[dict[str, Setting]] = {
-        "symbols": Setting("str", "SIM/BTC,SIM/ETH,SIM/SOL,ACME,GLOBEX,INITECH",
-                           "symbols on offer, comma separated"),
-        "symbol_count": Setting("int", 0,
-                                "when above 0, offer this many generated symbols SIM0001... "
-                                "instead of the list"),
+        "symbols": Setting(
+            "str",
+            "SIM/BTC,SIM/ETH,SIM/SOL,ACME,GLOBEX,INITECH",
+            "symbols on offer, comma separated",
+        ),
+        "symbol_count": Setting(
+            "int",
+            0,
+            "when above 0, offer this many generated symbols SIM0001... instead of the list",
+        ),
         "ticks_per_second": Setting("float", 20.0, "trades per second per symbol"),
         "seed": Setting("int", 42, "the same seed gives the same market"),
     }
@@ -226,8 +241,13 @@ class SimulatedProvider(LiveDataProvider):
 
     async def fetch_available_symbols(self) -> list[SymbolInfo]:
         return [
-            SymbolInfo(symbol=s, name=f"Simulated {s}", exchange="SIMULATED",
-                       asset_class="crypto" if "/" in s else "equity", provider_id=s)
+            SymbolInfo(
+                symbol=s,
+                name=f"Simulated {s}",
+                exchange="SIMULATED",
+                asset_class="crypto" if "/" in s else "equity",
+                provider_id=s,
+            )
             for s in self.symbols()
         ]
 
@@ -245,8 +265,9 @@ class SimulatedProvider(LiveDataProvider):
         if sym not in self.symbols():
             raise ValueError(f"SIMULATED has no symbol {sym!r}")
         now = self.clock()
-        pending = [s for s in interval.starts(start, end)
-                   if interval.next_start(s).timestamp() <= now]  # closed bars only
+        pending = [
+            s for s in interval.starts(start, end) if interval.next_start(s).timestamp() <= now
+        ]  # closed bars only
         pending.reverse()
         while pending:
             async with self._turn:
@@ -255,15 +276,17 @@ class SimulatedProvider(LiveDataProvider):
             for bar in bars:
                 yield bar
 
-    def _bars(self, sym: str, interval: Interval, pending: list[datetime],
-              deadline: float) -> list[Bar]:
+    def _bars(
+        self, sym: str, interval: Interval, pending: list[datetime], deadline: float
+    ) -> list[Bar]:
         """Bars for the starts popped off the end of `pending`, until `deadline` passes."""
         path, rate = self._path(sym), self.rate
         out: list[Bar] = []
         while pending and time.perf_counter() < deadline:
             bar_start = pending.pop()
-            ks = path.trade_range(bar_start.timestamp(), interval.next_start(bar_start).timestamp(),
-                                  rate)
+            ks = path.trade_range(
+                bar_start.timestamp(), interval.next_start(bar_start).timestamp(), rate
+            )
             if not ks:
                 continue
             if len(ks) <= _SAMPLES:
@@ -275,9 +298,19 @@ class SimulatedProvider(LiveDataProvider):
                 picks = [ks[round(i * step)] for i in range(_SAMPLES)]
                 prices = [path.price((k + path.phase) / rate) for k in picks]
                 volume = round(len(ks) * sum(map(path.trade_size, picks)) / _SAMPLES, 6)
-            out.append(Bar(ts=bar_start, open=prices[0], high=max(prices), low=min(prices),
-                           close=prices[-1], volume=volume, symbol=sym, trades=len(ks),
-                           interval=interval))
+            out.append(
+                Bar(
+                    ts=bar_start,
+                    open=prices[0],
+                    high=max(prices),
+                    low=min(prices),
+                    close=prices[-1],
+                    volume=volume,
+                    symbol=sym,
+                    trades=len(ks),
+                    interval=interval,
+                )
+            )
         return out
 
     async def _connect(self) -> _Feed:
@@ -294,8 +327,14 @@ class SimulatedProvider(LiveDataProvider):
         kind = data.get("type")
         if kind == "trades":
             return [
-                Tick(symbol=s, ts=datetime.fromtimestamp(ts, UTC), price=price, size=size,
-                     side=side, trade_id=k)
+                Tick(
+                    symbol=s,
+                    ts=datetime.fromtimestamp(ts, UTC),
+                    price=price,
+                    size=size,
+                    side=side,
+                    trade_id=k,
+                )
                 for s, ts, price, size, side, k in data["data"]
             ]
         if kind == "error":

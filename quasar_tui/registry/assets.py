@@ -71,7 +71,9 @@ COUNT = "SELECT count(*) FROM assets WHERE provider = $1 AND active"
 # $2 search text (NULL: no search), $3 the same as an escaped ILIKE pattern, $4 only active
 # unmapped assets.
 # Ranked: exact symbol, symbol prefix, then trigram similarity or substring position.
-SEARCH_TRIGRAM = _SELECT + """
+SEARCH_TRIGRAM = (
+    _SELECT
+    + """
 WHERE a.provider = $1
   AND ($2::text IS NULL
        OR a.symbol ILIKE '%' || $3 || '%' OR a.name ILIKE '%' || $3 || '%'
@@ -84,8 +86,11 @@ ORDER BY a.active DESC,
          a.symbol
 LIMIT $5 OFFSET $6
 """
+)
 
-SEARCH_PLAIN = _SELECT + """
+SEARCH_PLAIN = (
+    _SELECT
+    + """
 WHERE a.provider = $1
   AND ($2::text IS NULL
        OR a.symbol ILIKE '%' || $3 || '%' OR a.name ILIKE '%' || $3 || '%')
@@ -98,6 +103,7 @@ ORDER BY a.active DESC,
          a.symbol
 LIMIT $5 OFFSET $6
 """
+)
 
 ALL_SYMBOLS = "SELECT symbol FROM assets WHERE provider = $1"
 
@@ -172,8 +178,10 @@ async def unknown_symbol_error(
     if matches:
         hint = "did you mean " + ", ".join(matches) + "?"
     else:
-        hint = (f"see `quasar assets list {provider} --search {shlex.quote(symbol)}` "
-                f"or `quasar assets refresh {provider}`")
+        hint = (
+            f"see `quasar assets list {provider} --search {shlex.quote(symbol)}` "
+            f"or `quasar assets refresh {provider}`"
+        )
     return NotFoundError(f"{provider} has no asset {symbol!r}; {hint}")
 
 
@@ -193,9 +201,7 @@ def _as_row(item: Any, provider: str) -> tuple[str | None, ...]:
         )
     symbol = data.get("symbol")
     if not isinstance(symbol, str) or not symbol.strip():
-        raise QuasarError(
-            f"{provider}: fetch_available_symbols returned an entry with no symbol"
-        )
+        raise QuasarError(f"{provider}: fetch_available_symbols returned an entry with no symbol")
     values = [None if data.get(c) is None else str(data.get(c)) for c in _COLUMNS[1:]]
     return (symbol.strip(), *values)
 
@@ -223,9 +229,7 @@ class AssetStore:
                 f"{provider_name}: fetching symbols failed ({reason}); stored assets unchanged"
             ) from exc
         if not listed:
-            raise QuasarError(
-                f"{provider_name} listed no symbols; stored assets unchanged"
-            )
+            raise QuasarError(f"{provider_name} listed no symbols; stored assets unchanged")
         rows = {row[0]: row for row in (_as_row(item, provider_name) for item in listed)}
         async with self.db.pool.acquire() as conn, conn.transaction():
             await conn.execute(CREATE_STAGING)

@@ -76,7 +76,10 @@ def run_module(code: CodeType, source: str, module_name: str) -> ModuleType:
     """
     module = ModuleType(module_name)
     linecache.cache[code.co_filename] = (
-        len(source), None, source.splitlines(keepends=True), code.co_filename
+        len(source),
+        None,
+        source.splitlines(keepends=True),
+        code.co_filename,
     )
     sys.modules[module_name] = module
     try:
@@ -96,8 +99,11 @@ def explain_import_failure(exc: BaseException, filename: str) -> str:
     if isinstance(exc, MemoryError):
         return "ran out of memory at import"
     line = next(
-        (f.lineno for f in reversed(traceback.extract_tb(exc.__traceback__))
-         if f.filename == filename),
+        (
+            f.lineno
+            for f in reversed(traceback.extract_tb(exc.__traceback__))
+            if f.filename == filename
+        ),
         None,
     )
     where = f" (line {line})" if line else ""
@@ -131,9 +137,7 @@ def find_provider_class(module: ModuleType) -> type[DataProvider]:
             "pick one (a live provider may also define get_history)"
         )
     if not historical and not live:
-        raise InvalidProviderError(
-            f"{cls.__name__} subclasses DataProvider directly: use {_BASES}"
-        )
+        raise InvalidProviderError(f"{cls.__name__} subclasses DataProvider directly: use {_BASES}")
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         raise InvalidProviderError(f"{cls.__name__} does not implement {', '.join(missing)}")
@@ -243,14 +247,17 @@ def _rate_limit(cls: type[DataProvider]) -> list[float]:
     ok = (
         isinstance(value, tuple | list)
         and len(value) == 2
-        and isinstance(value[0], int) and not isinstance(value[0], bool) and value[0] > 0
-        and isinstance(value[1], int | float) and not isinstance(value[1], bool)
-        and math.isfinite(value[1]) and value[1] > 0
+        and isinstance(value[0], int)
+        and not isinstance(value[0], bool)
+        and value[0] > 0
+        and isinstance(value[1], int | float)
+        and not isinstance(value[1], bool)
+        and math.isfinite(value[1])
+        and value[1] > 0
     )
     if not ok:
         raise InvalidProviderError(
-            f"{cls.__name__}.RATE_LIMIT must be (calls, seconds) with both above 0, "
-            f"got {value!r}"
+            f"{cls.__name__}.RATE_LIMIT must be (calls, seconds) with both above 0, got {value!r}"
         )
     return [value[0], value[1]]
 

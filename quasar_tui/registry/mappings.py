@@ -24,10 +24,13 @@ SELECT m.common_symbol, m.provider, m.symbol, a.name, a.active, m.created_at
 FROM asset_mappings m
 JOIN assets a ON a.provider = m.provider AND a.symbol = m.symbol
 """
-LIST = _SELECT + """
+LIST = (
+    _SELECT
+    + """
 WHERE ($1::text IS NULL OR m.common_symbol = $1) AND ($2::text IS NULL OR m.provider = $2)
 ORDER BY m.common_symbol, m.provider, m.symbol
 """
+)
 GET = _SELECT + "WHERE m.provider = $1 AND m.symbol = $2"
 
 ASSET_EXISTS = "SELECT EXISTS (SELECT 1 FROM assets WHERE provider = $1 AND symbol = $2)"
@@ -101,11 +104,15 @@ def conflict_reason(
         if row["provider"] != provider:
             continue
         if row["symbol"] == symbol and row["common_symbol"] != common:
-            return (f"{provider}:{symbol} is already mapped to {row['common_symbol']}; "
-                    + _delete_hint(provider, symbol))
+            return (
+                f"{provider}:{symbol} is already mapped to {row['common_symbol']}; "
+                + _delete_hint(provider, symbol)
+            )
         if row["common_symbol"] == common and row["symbol"] != symbol:
-            return (f"{common} already has {provider}:{row['symbol']} (one symbol per provider "
-                    "per common symbol); " + _delete_hint(provider, row["symbol"]))
+            return (
+                f"{common} already has {provider}:{row['symbol']} (one symbol per provider "
+                "per common symbol); " + _delete_hint(provider, row["symbol"])
+            )
     return None
 
 
@@ -157,8 +164,10 @@ class MappingStore:
         commons, providers, syms = (list(col) for col in zip(*valid, strict=True))
         async with self.db.pool.acquire() as conn, conn.transaction():
             new = [r["symbol"] for r in await conn.fetch(ENSURE_COMMONS, commons)]
-            created = {(r["provider"], r["symbol"])
-                       for r in await conn.fetch(INSERT_MANY, commons, providers, syms)}
+            created = {
+                (r["provider"], r["symbol"])
+                for r in await conn.fetch(INSERT_MANY, commons, providers, syms)
+            }
             await conn.execute(DROP_ORPHANS, new)
             skipped = [t for t in valid if (t[1], t[2]) not in created]
             blockers = await conn.fetch(BLOCKERS, providers, syms, commons) if skipped else []
@@ -166,10 +175,14 @@ class MappingStore:
             for common, provider, symbol in skipped:
                 reason = conflict_reason(provider, symbol, common, blockers)
                 if reason is None:
-                    mapped = any(b["provider"] == provider and b["symbol"] == symbol
-                                 for b in blockers)
-                    reason = (f"{provider}:{symbol} is already mapped to {common}" if mapped
-                              else f"{provider} has no asset {symbol!r} any more")
+                    mapped = any(
+                        b["provider"] == provider and b["symbol"] == symbol for b in blockers
+                    )
+                    reason = (
+                        f"{provider}:{symbol} is already mapped to {common}"
+                        if mapped
+                        else f"{provider} has no asset {symbol!r} any more"
+                    )
                 on_skip((common, provider, symbol), reason)
         return len(created)
 

@@ -229,7 +229,8 @@ class ProviderRegistry:
         info = loader.load_class(row["source"], row["sha256"], provider=name)
         secrets = (
             self.keyring.decrypt(name, row["sha256"], row["secrets"])
-            if row["secrets"] is not None else {}
+            if row["secrets"] is not None
+            else {}
         )
         defaults = {key: s.default for key, s in info.cls.settings().items()}
         context = ProviderContext(
@@ -282,8 +283,10 @@ class ProviderRegistry:
     async def _install_bundled(self, report: ValidationReport, source: str, filename: str) -> str:
         row = await self.db.fetchrow(_GET, report.name)
         if row is not None and not row["bundled"]:
-            line = (f"bundled provider {filename} not installed: your own provider "
-                    f"{report.name} has that name")
+            line = (
+                f"bundled provider {filename} not installed: your own provider "
+                f"{report.name} has that name"
+            )
             log.warning("%s", line)
             return line
         try:
@@ -309,8 +312,14 @@ class ProviderRegistry:
             existing = await conn.fetchrow(_LOCK, name)
             if existing is None or not replace:
                 inserted = await conn.fetchval(
-                    _INSERT, name, report.kind, report.class_name, source, report.sha256,
-                    report.capabilities, bundled,
+                    _INSERT,
+                    name,
+                    report.kind,
+                    report.class_name,
+                    source,
+                    report.sha256,
+                    report.capabilities,
+                    bundled,
                 )
                 if inserted is None:
                     raise ConflictError(f"provider {name} is already registered; {hint}")
@@ -322,8 +331,17 @@ class ProviderRegistry:
                     name, existing, report.sha256, keep_secrets, notices
                 )
                 await conn.execute(
-                    _REPLACE, name, report.kind, report.class_name, source, report.sha256,
-                    report.capabilities, bundled, preferences, blob, names,
+                    _REPLACE,
+                    name,
+                    report.kind,
+                    report.class_name,
+                    source,
+                    report.sha256,
+                    report.capabilities,
+                    bundled,
+                    preferences,
+                    blob,
+                    names,
                 )
         return dataclasses.replace(await self.get(name), notices=notices)
 

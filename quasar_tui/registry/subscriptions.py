@@ -35,10 +35,13 @@ SELECT s.id, s.provider, s.symbol, s.interval, s.mode, s.enabled, s.lookback_day
        END AS last_bar_ts
 FROM subscriptions s
 """
-LIST = _SELECT + """
+LIST = (
+    _SELECT
+    + """
 WHERE ($1::text IS NULL OR s.provider = $1)
 ORDER BY s.provider, s.symbol, s.interval, s.mode
 """
+)
 GET = _SELECT + "WHERE s.id = $1"
 BY_IDS = _SELECT + "WHERE s.id = ANY($1::bigint[]) ORDER BY s.id"
 FIND = _SELECT + "WHERE s.provider = $1 AND s.symbol = $2 AND s.interval = $3 AND s.mode = $4"
@@ -108,9 +111,7 @@ def _check_mode(provider: str, kind: str, capabilities: dict[str, Any], mode: st
     if mode not in MODES:
         raise InvalidInputError(f"unknown mode {mode!r}: use historical or live")
     if mode == "live" and kind != "live":
-        raise InvalidInputError(
-            f"{provider} is a historical provider; subscribe without --live"
-        )
+        raise InvalidInputError(f"{provider} is a historical provider; subscribe without --live")
     if mode == "historical" and kind == "live" and not capabilities.get("has_history"):
         raise InvalidInputError(
             f"{provider} is a live provider with no history; subscribe with --live"
@@ -153,8 +154,10 @@ class SubscriptionStore:
         wanted = _unique(s.strip() for s in symbols if s.strip())
         if not wanted:
             raise InvalidInputError("name at least one symbol to subscribe")
-        if isinstance(lookback_days, bool) or not isinstance(lookback_days, int) or (
-            lookback_days <= 0
+        if (
+            isinstance(lookback_days, bool)
+            or not isinstance(lookback_days, int)
+            or (lookback_days <= 0)
         ):
             raise InvalidInputError(
                 f"lookback must be a whole number of days above 0, not {lookback_days!r}"
@@ -164,8 +167,9 @@ class SubscriptionStore:
             capabilities = row["capabilities"] or {}
             parsed = _check_interval(provider, capabilities, interval)
             _check_mode(provider, row["kind"], capabilities, mode)
-            known = {r["symbol"]: r["active"]
-                     for r in await conn.fetch(ASSETS_AMONG, provider, wanted)}
+            known = {
+                r["symbol"]: r["active"] for r in await conn.fetch(ASSETS_AMONG, provider, wanted)
+            }
             for symbol in wanted:
                 if symbol not in known:
                     raise await unknown_symbol_error(conn, provider, symbol)
@@ -181,8 +185,12 @@ class SubscriptionStore:
                     f"already subscribed to {parsed.value} {mode} bars of {provider}: {listed}"
                 )
             try:
-                ids = [r["id"] for r in await conn.fetch(
-                    INSERT, provider, wanted, parsed.value, mode, lookback_days)]
+                ids = [
+                    r["id"]
+                    for r in await conn.fetch(
+                        INSERT, provider, wanted, parsed.value, mode, lookback_days
+                    )
+                ]
             except asyncpg.UniqueViolationError:
                 raise ConflictError(
                     f"subscriptions of {provider} changed meanwhile; run the command again"
@@ -231,13 +239,18 @@ class SubscriptionStore:
             records = [_record(r) for r in await conn.fetch(BY_IDS, wanted)]
             due = [r for r in records if r.mode == "historical" and r.enabled]
             if due:
-                await conn.execute(NOTIFY_BACKFILL, CHANGES_CHANNEL, BACKFILL_PREFIX,
-                                   [r.id for r in due])
+                await conn.execute(
+                    NOTIFY_BACKFILL, CHANGES_CHANNEL, BACKFILL_PREFIX, [r.id for r in due]
+                )
         return due
 
     async def set_state(
-        self, id: int, state: str, error: str | None = None,
-        *, ran_at: datetime | None = None,
+        self,
+        id: int,
+        state: str,
+        error: str | None = None,
+        *,
+        ran_at: datetime | None = None,
     ) -> None:
         """The engine's progress note; does not wake the engine through NOTIFY."""
         status = await self.db.execute(SET_STATE, id, state, error, ran_at)

@@ -73,10 +73,38 @@ CROSS JOIN LATERAL (
 
 # Legal forms and filler: without them "Meta Platforms, Inc." and "Meta Platforms Inc" are
 # equal, and "X Holdings Inc" stops resembling "Y Holdings Inc".
-NOISE_WORDS = ("inc", "incorporated", "corp", "corporation", "co", "company", "ltd", "limited",
-               "plc", "llc", "lp", "sa", "ag", "nv", "se", "the", "and", "of", "class",
-               "group", "holdings", "holding", "trust", "fund", "etf", "shares", "common",
-               "stock", "usd", "eur")
+NOISE_WORDS = (
+    "inc",
+    "incorporated",
+    "corp",
+    "corporation",
+    "co",
+    "company",
+    "ltd",
+    "limited",
+    "plc",
+    "llc",
+    "lp",
+    "sa",
+    "ag",
+    "nv",
+    "se",
+    "the",
+    "and",
+    "of",
+    "class",
+    "group",
+    "holdings",
+    "holding",
+    "trust",
+    "fund",
+    "etf",
+    "shares",
+    "common",
+    "stock",
+    "usd",
+    "eur",
+)
 _NOISE = re.compile(r"\b(?:" + "|".join(NOISE_WORDS) + r")\b|[^a-z0-9 ]+")
 NAME_CANDIDATES = 3
 # Below this many names to look up, scanning the mapped names beats indexing them first.
@@ -113,8 +141,9 @@ class _Asset:
 
 def _asset(row: asyncpg.Record, provider: str | None = None) -> _Asset:
     label = f"{provider or row['provider']}:{row['symbol']}"
-    parts = parse(row["symbol"], base=row["base"], quote=row["quote"],
-                  asset_class=row["asset_class"])
+    parts = parse(
+        row["symbol"], base=row["base"], quote=row["quote"], asset_class=row["asset_class"]
+    )
     return _Asset(label, row["name"], row["figi"], parts)
 
 
@@ -145,8 +174,9 @@ class _Index:
     def build(
         cls, provider: str, commons: Iterable[str], mapped: Iterable[asyncpg.Record]
     ) -> _Index:
-        index = cls(set(commons), set(), defaultdict(list), defaultdict(list),
-                    defaultdict(list), [])
+        index = cls(
+            set(commons), set(), defaultdict(list), defaultdict(list), defaultdict(list), []
+        )
         for common in index.commons:
             index.by_key[parse(common).key].append((common, common))
         for row in mapped:
@@ -184,8 +214,10 @@ class _Candidates:
 
     def ranked(self, provider: str, symbol: str, name: str | None) -> list[Suggestion]:
         items = sorted(self.best.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        return [Suggestion(provider, symbol, name, common, round(score, 3), reason, is_new)
-                for common, (score, reason, is_new) in items]
+        return [
+            Suggestion(provider, symbol, name, common, round(score, 3), reason, is_new)
+            for common, (score, reason, is_new) in items
+        ]
 
 
 NameMatch = tuple[str, float, _Asset]
@@ -256,7 +288,8 @@ class MappingSuggester:
                 self._offer_new(candidates, asset, index)
                 scored[row["symbol"]] = (asset, candidates)
             named = [
-                (symbol, asset.name) for symbol, (asset, candidates) in scored.items()
+                (symbol, asset.name)
+                for symbol, (asset, candidates) in scored.items()
                 if asset.name and (only is not None or candidates.top < SAME_PAIR)
             ]
             names = await self._name_matches(conn, named, index, name_limit)
@@ -305,8 +338,11 @@ class MappingSuggester:
         await conn.execute(CREATE_NAME_TABLE)
         await conn.copy_records_to_table(
             "suggest_names",
-            records=[(n, name_words(other.name)) for n, (_, other) in enumerate(index.mapped)
-                     if other.name],
+            records=[
+                (n, name_words(other.name))
+                for n, (_, other) in enumerate(index.mapped)
+                if other.name
+            ],
         )
         if len(named) > INDEX_WORTH_IT:
             await conn.execute(INDEX_NAME_TABLE)

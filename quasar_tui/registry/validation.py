@@ -94,11 +94,23 @@ async def _run_child(
     source.write_bytes(data)
     with errors.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", CHILD_MODULE, str(source), str(report),
-            "--filename", filename, "--memory-mib", str(memory_mib),
-            "--cpu-seconds", str(int(time_limit) + 5),
-            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
-            cwd=workdir, env=_child_env(), start_new_session=True,
+            sys.executable,
+            "-m",
+            CHILD_MODULE,
+            str(source),
+            str(report),
+            "--filename",
+            filename,
+            "--memory-mib",
+            str(memory_mib),
+            "--cpu-seconds",
+            str(int(time_limit) + 5),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+            cwd=workdir,
+            env=_child_env(),
+            start_new_session=True,
         )
     try:
         await asyncio.wait_for(proc.wait(), time_limit)
@@ -126,9 +138,7 @@ def _read_report(report: Path, errors: Path, returncode: int | None, filename: s
     else:
         how = f"exit status {returncode} without a report; does the file call os._exit()?"
     last = _last_line(errors)
-    raise InvalidProviderError(
-        f"validator crashed ({how}){f': {last}' if last else ''}", filename
-    )
+    raise InvalidProviderError(f"validator crashed ({how}){f': {last}' if last else ''}", filename)
 
 
 def _signal_name(number: int) -> str:

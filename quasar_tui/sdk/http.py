@@ -99,8 +99,13 @@ class HttpClient:
             wait = retry_after_seconds(response)
             if wait is None:
                 wait = self._backoff(attempt)
-            log.info("HTTP %s from %s, retry %d in %.2fs",
-                     response.status_code, _safe(url), attempt, wait)
+            log.info(
+                "HTTP %s from %s, retry %d in %.2fs",
+                response.status_code,
+                _safe(url),
+                attempt,
+                wait,
+            )
             await asyncio.sleep(min(wait, self.max_backoff * 4))
 
     def _backoff(self, attempt: int) -> float:

@@ -40,7 +40,14 @@ async def fetch_bars(
         query, provider, symbol, interval, start or FAR_PAST, end or FAR_FUTURE, limit
     )
     return [
-        Bar(ts=r["ts"], open=r["open"], high=r["high"], low=r["low"], close=r["close"],
-            volume=r["volume"], symbol=symbol)
+        Bar(
+            ts=r["ts"],
+            open=r["open"],
+            high=r["high"],
+            low=r["low"],
+            close=r["close"],
+            volume=r["volume"],
+            symbol=symbol,
+        )
         for r in reversed(rows)
     ]

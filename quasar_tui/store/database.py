@@ -56,7 +56,10 @@ class Database:
             await ensure_database(server.dsn)
         try:
             pool = await asyncpg.create_pool(
-                server.dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                server.dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
                 command_timeout=60,
             )
         except (OSError, asyncpg.PostgresError) as exc:

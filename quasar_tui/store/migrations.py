@@ -86,7 +86,9 @@ async def migrate(conn: asyncpg.Connection) -> list[AppliedMigration]:
                 row = await conn.fetchrow(
                     """INSERT INTO schema_migrations (version, name, variant)
                        VALUES ($1, $2, $3) RETURNING applied_at""",
-                    migration.version, migration.name, variant,
+                    migration.version,
+                    migration.name,
+                    variant,
                 )
             done.add(migration.version)
             applied.append(

@@ -81,8 +81,7 @@ def start_embedded(data_dir: Path) -> ServerInfo:
         uri = server.get_uri(DATABASE_NAME)
     except (OSError, RuntimeError, AssertionError) as exc:
         raise DatabaseUnavailableError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc} "
-            f"(see {pgdata / 'log'})"
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {pgdata / 'log'})"
         ) from None
     except Exception as exc:  # subprocess errors from pg_ctl/initdb carry no useful text
         raise DatabaseUnavailableError(

@@ -60,17 +60,34 @@ class QuasarApp(App[int]):
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     BINDINGS = [
         *(
-            Binding(str(mode.slot), f"app.switch_mode('{mode.name}')", mode.title, show=False,
-                    tooltip=f"{mode.title}: {mode.help}", id=f"mode.{mode.name}")
+            Binding(
+                str(mode.slot),
+                f"app.switch_mode('{mode.name}')",
+                mode.title,
+                show=False,
+                tooltip=f"{mode.title}: {mode.help}",
+                id=f"mode.{mode.name}",
+            )
             for mode in MODES
         ),
-        Binding("question_mark", "app.help", "Help",
-                tooltip="What this screen is for, and all its keys", id="app.help"),
-        Binding("ctrl+p", "app.command_palette", "Commands", show=False, priority=True,
-                id="app.palette"),
+        Binding(
+            "question_mark",
+            "app.help",
+            "Help",
+            tooltip="What this screen is for, and all its keys",
+            id="app.help",
+        ),
+        Binding(
+            "ctrl+p", "app.command_palette", "Commands", show=False, priority=True, id="app.palette"
+        ),
         Binding("colon", "app.command_palette", "Commands", show=False, id="app.palette_colon"),
-        Binding("q", "app.quit", "Quit", tooltip="Quit (an engine running here stops first)",
-                id="app.quit"),
+        Binding(
+            "q",
+            "app.quit",
+            "Quit",
+            tooltip="Quit (an engine running here stops first)",
+            id="app.quit",
+        ),
     ]
 
     services: Services
@@ -104,8 +121,9 @@ class QuasarApp(App[int]):
 
     async def on_mount(self) -> None:
         self._install_log_bridge()
-        await self.screen.mount(Static("Opening the database and starting the engine...",
-                                       id="starting"))
+        await self.screen.mount(
+            Static("Opening the database and starting the engine...", id="starting")
+        )
         self.run_worker(self._start, name=_START, group="start")
 
     async def _start(self) -> None:
@@ -122,7 +140,9 @@ class QuasarApp(App[int]):
             if unknown := unknown_ids(self.options.keymap):
                 self.notify(
                     f"{self.options.keymap_path}: no binding with id {', '.join(unknown)}; "
-                    "press ? to see the ids", severity="warning", timeout=10,
+                    "press ? to see the ids",
+                    severity="warning",
+                    timeout=10,
                 )
         self._attached = self.services.attached
         self._update_engine_label()
@@ -181,11 +201,15 @@ class QuasarApp(App[int]):
         """The feed never ends by itself; if a bug ends it, say so rather than go quiet."""
         worker = event.worker
         if worker.name == _FEED and event.state == WorkerState.ERROR:
-            self.publish_log(LogEntry(
-                datetime.now(UTC), "error", "console",
-                f"live data stopped ({type(worker.error).__name__}: {worker.error}); "
-                "restart the console",
-            ))
+            self.publish_log(
+                LogEntry(
+                    datetime.now(UTC),
+                    "error",
+                    "console",
+                    f"live data stopped ({type(worker.error).__name__}: {worker.error}); "
+                    "restart the console",
+                )
+            )
 
     def _notify_error(self, entry: LogEntry) -> None:
         now = monotonic()
@@ -200,21 +224,28 @@ class QuasarApp(App[int]):
     def _update_engine_label(self) -> None:
         view = self.services.view
         if self._attached and not view.attached:
-            self.notify("the engine this console was attached to stopped; this console runs "
-                        "the engine now", title="engine taken over", severity="warning",
-                        timeout=10)
+            self.notify(
+                "the engine this console was attached to stopped; this console runs the engine now",
+                title="engine taken over",
+                severity="warning",
+                timeout=10,
+            )
         self._attached = view.attached
         self.sub_title = view.label
 
     def _install_log_bridge(self) -> None:
         """Log records go to the Log mode: nothing may print over a full-screen app."""
-        self._bridge = LogRecordBridge(partial(self.publish_log, notify=False),
-                                       asyncio.get_running_loop())
+        self._bridge = LogRecordBridge(
+            partial(self.publish_log, notify=False), asyncio.get_running_loop()
+        )
         logging.getLogger().addHandler(self._bridge)
 
     def action_help(self) -> None:
         screen = self.screen
         if isinstance(screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(screen_bindings(screen), screen.title or "Quasar",
-                                    getattr(screen, "HELP", "")))
+        self.push_screen(
+            HelpScreen(
+                screen_bindings(screen), screen.title or "Quasar", getattr(screen, "HELP", "")
+            )
+        )

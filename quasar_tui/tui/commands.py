@@ -60,6 +60,8 @@ class ConsoleCommands(Provider):
             score = matcher.match(entry.name)
             if score > 0:
                 yield Hit(
-                    score, matcher.highlight(entry.name),
-                    partial(run_command, self.app, entry), help=entry.help,
+                    score,
+                    matcher.highlight(entry.name),
+                    partial(run_command, self.app, entry),
+                    help=entry.help,
                 )

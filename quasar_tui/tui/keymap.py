@@ -53,8 +53,8 @@ def load_keymap(path: Path) -> dict[str, str]:
             keys = [keys]
         if not (isinstance(keys, list) and keys and all(isinstance(k, str) and k for k in keys)):
             raise KeymapError(
-                f"keymap file {path}: {binding_id!r} must be a key like \"f6\" or a list of "
-                "keys like [\"q\", \"ctrl+x\"]"
+                f'keymap file {path}: {binding_id!r} must be a key like "f6" or a list of '
+                'keys like ["q", "ctrl+x"]'
             )
         keymap[binding_id] = ",".join(k.strip() for k in keys)
     return keymap

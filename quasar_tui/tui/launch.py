@@ -32,8 +32,10 @@ def _demo_dir() -> Path:
 def usage_problem(args: argparse.Namespace) -> str | None:
     """Console options that cannot work together, or no terminal (exit 2, a usage error)."""
     if not (sys.stdin.isatty() and sys.__stderr__ is not None and sys.__stderr__.isatty()):
-        return ("the console needs a terminal on stdin and stderr (over SSH use `ssh -t`); "
-                "for no screen use `quasar --daemon` or a subcommand")
+        return (
+            "the console needs a terminal on stdin and stderr (over SSH use `ssh -t`); "
+            "for no screen use `quasar --daemon` or a subcommand"
+        )
     if args.demo and (args.dsn or args.data_dir):
         return "--demo uses its own throw-away database; drop --dsn and --data-dir"
     if args.fps is not None and args.fps < 1:
@@ -56,9 +58,7 @@ def options_from(args: argparse.Namespace, data_dir: Path | None) -> ConsoleOpti
 
 
 @asynccontextmanager
-async def console_services(
-    dsn: str | None, data_dir: Path, demo: bool
-) -> AsyncIterator[Services]:
+async def console_services(dsn: str | None, data_dir: Path, demo: bool) -> AsyncIterator[Services]:
     server = await asyncio.to_thread(open_server, dsn, data_dir)  # the loop keeps painting
     db = await Database.open(server)
     try:

@@ -103,8 +103,15 @@ class LiveBook:
         self._recent.move_to_end(row.key)
 
     def apply_tick(
-        self, provider: str, symbol: str, ts: datetime, price: float, size: float,
-        bid: float | None, ask: float | None, now: float,
+        self,
+        provider: str,
+        symbol: str,
+        ts: datetime,
+        price: float,
+        size: float,
+        bid: float | None,
+        ask: float | None,
+        now: float,
     ) -> None:
         """A trade: last price moves, volume accumulates; change is from the first price seen."""
         row = self._row(provider, symbol)
@@ -122,9 +129,18 @@ class LiveBook:
         self._touched(row)
 
     def apply_quote(
-        self, provider: str, symbol: str, ts: datetime, *, last: float | None,
-        bid: float | None, ask: float | None, volume: float | None,
-        change_pct: float | None = None, ref: float | None = None, ticks: int = 1,
+        self,
+        provider: str,
+        symbol: str,
+        ts: datetime,
+        *,
+        last: float | None,
+        bid: float | None,
+        ask: float | None,
+        volume: float | None,
+        change_pct: float | None = None,
+        ref: float | None = None,
+        ticks: int = 1,
         now: float,
     ) -> None:
         """A ticker update or a published quote row: fields that are given replace the old ones.

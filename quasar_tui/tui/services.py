@@ -150,8 +150,9 @@ class BusTaps:
     def on(cls, bus: EventBus) -> BusTaps:
         return cls(
             bus.subscribe(maxsize=HOT_QUEUE, kinds=(TickEvent, QuoteEvent)),
-            bus.subscribe(maxsize=COLD_QUEUE,
-                          kinds=(BarsWritten, JobRun, ProviderState, EngineError)),
+            bus.subscribe(
+                maxsize=COLD_QUEUE, kinds=(BarsWritten, JobRun, ProviderState, EngineError)
+            ),
         )
 
     def close(self, bus: EventBus) -> None:
@@ -165,8 +166,9 @@ class Services:
     `may_run_engine` False (tests, screenshots) never starts an engine here, not even when
     none runs elsewhere."""
 
-    def __init__(self, db: Database, data_dir: Path, keyring: Keyring, *,
-                 may_run_engine: bool = True) -> None:
+    def __init__(
+        self, db: Database, data_dir: Path, keyring: Keyring, *, may_run_engine: bool = True
+    ) -> None:
         self.db = db
         self.data_dir = data_dir
         self.may_run_engine = may_run_engine
@@ -193,8 +195,7 @@ class Services:
         """Start an engine here, or attach when a daemon (or another console) holds the lock;
         an engine started here (at once or later, see `start_engine`) stops and flushes on
         exit. The database stays open: it is the caller's."""
-        services = cls(db, data_dir, Keyring.load_or_create(data_dir),
-                       may_run_engine=run_engine)
+        services = cls(db, data_dir, Keyring.load_or_create(data_dir), may_run_engine=run_engine)
         try:
             if run_engine:
                 await services.start_engine()
@@ -277,12 +278,28 @@ class EngineFeed:
             now = monotonic()
             for event in hot.drain():
                 if isinstance(event, TickEvent):
-                    book.apply_tick(event.provider, event.symbol, event.ts, event.price,
-                                    event.size, event.bid, event.ask, now)
+                    book.apply_tick(
+                        event.provider,
+                        event.symbol,
+                        event.ts,
+                        event.price,
+                        event.size,
+                        event.bid,
+                        event.ask,
+                        now,
+                    )
                 elif isinstance(event, QuoteEvent):
-                    book.apply_quote(event.provider, event.symbol, event.ts, last=event.last,
-                                     bid=event.bid, ask=event.ask, volume=event.volume,
-                                     change_pct=event.change_pct, now=now)
+                    book.apply_quote(
+                        event.provider,
+                        event.symbol,
+                        event.ts,
+                        last=event.last,
+                        bid=event.bid,
+                        ask=event.ask,
+                        volume=event.volume,
+                        change_pct=event.change_pct,
+                        now=now,
+                    )
             await asyncio.sleep(1 / HOT_HZ)
 
     async def _sample(self, engine: Engine) -> None:
@@ -315,8 +332,12 @@ class EngineFeed:
             case JobRun():
                 level = {"ok": "info", "partial": "warning"}.get(event.status, "error")
                 what = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
-                self._log(level, event.provider,
-                          what + (f" ({event.error})" if event.error else ""), event.finished_at)
+                self._log(
+                    level,
+                    event.provider,
+                    what + (f" ({event.error})" if event.error else ""),
+                    event.finished_at,
+                )
             case EngineError():
                 self._log("error", event.source, event.message, event.at)
 
@@ -359,8 +380,11 @@ class EngineFeed:
             return False
         services.view.took_over_from = gone
         who = f"the {gone.mode} on {gone.host}:{gone.pid}" if gone else "no engine"
-        self._log("warning", "console",
-                  f"{who} stopped running; this console runs the engine now (until it quits)")
+        self._log(
+            "warning",
+            "console",
+            f"{who} stopped running; this console runs the engine now (until it quits)",
+        )
         return True
 
     def _apply_quotes(self, quotes: list[PublishedQuote]) -> datetime | None:
@@ -371,9 +395,18 @@ class EngineFeed:
             key = (q.provider, q.symbol)
             previous = self._quote_ticks.get(key)
             self._quote_ticks[key] = q.ticks
-            book.apply_quote(q.provider, q.symbol, q.ts, last=q.last, bid=q.bid, ask=q.ask,
-                             volume=q.volume, ref=q.open,
-                             ticks=0 if previous is None else q.ticks - previous, now=now)
+            book.apply_quote(
+                q.provider,
+                q.symbol,
+                q.ts,
+                last=q.last,
+                bid=q.bid,
+                ask=q.ask,
+                volume=q.volume,
+                ref=q.open,
+                ticks=0 if previous is None else q.ticks - previous,
+                now=now,
+            )
             if q.updated_at is not None and (newest is None or q.updated_at > newest):
                 newest = q.updated_at
         return newest
@@ -395,7 +428,9 @@ class LogRecordBridge(logging.Handler):
                 record.levelname, "info"
             )
             entry = LogEntry(
-                datetime.fromtimestamp(record.created, UTC), level, record.name,
+                datetime.fromtimestamp(record.created, UTC),
+                level,
+                record.name,
                 record.getMessage(),
             )
             self._loop.call_soon_threadsafe(self._emit, entry)

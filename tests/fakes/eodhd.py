@@ -87,15 +87,22 @@ class FakeEodhd:
         for bar in self.market.bars(symbol, interval, at(first), at(last) + timedelta(days=1)):
             label = bar.ts.date()
             if interval is not Interval.D1:
-                label = self.market.first_trading_day(
-                    symbol, bar.ts, interval.next_start(bar.ts)
-                ) or label
+                label = (
+                    self.market.first_trading_day(symbol, bar.ts, interval.next_start(bar.ts))
+                    or label
+                )
             if first <= label <= last:
-                rows.append({
-                    "date": label.isoformat(), "open": bar.open, "high": bar.high,
-                    "low": bar.low, "close": bar.close, "adjusted_close": bar.close,
-                    "volume": int(bar.volume),
-                })
+                rows.append(
+                    {
+                        "date": label.isoformat(),
+                        "open": bar.open,
+                        "high": bar.high,
+                        "low": bar.low,
+                        "close": bar.close,
+                        "adjusted_close": bar.close,
+                        "volume": int(bar.volume),
+                    }
+                )
         return web.json_response(rows)
 
     async def _intraday(self, request: web.Request) -> web.Response:
@@ -108,17 +115,28 @@ class FakeEodhd:
         first, last = int(request.query["from"]), int(request.query["to"])
         if last - first > INTRADAY_LIMIT_DAYS[code] * 86_400:
             return web.json_response(
-                {"errors": {"from": [f"The maximum allowed range for {code} interval is "
-                                     f"{INTRADAY_LIMIT_DAYS[code]} days"]}},
+                {
+                    "errors": {
+                        "from": [
+                            f"The maximum allowed range for {code} interval is "
+                            f"{INTRADAY_LIMIT_DAYS[code]} days"
+                        ]
+                    }
+                },
                 status=422,
             )
         start = datetime.fromtimestamp(first, UTC)
         end = datetime.fromtimestamp(last, UTC) + timedelta(seconds=1)
         rows = [
             {
-                "timestamp": int(bar.ts.timestamp()), "gmtoffset": 0,
-                "datetime": bar.ts.strftime("%Y-%m-%d %H:%M:%S"), "open": bar.open,
-                "high": bar.high, "low": bar.low, "close": bar.close, "volume": int(bar.volume),
+                "timestamp": int(bar.ts.timestamp()),
+                "gmtoffset": 0,
+                "datetime": bar.ts.strftime("%Y-%m-%d %H:%M:%S"),
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": int(bar.volume),
             }
             for bar in self.market.bars(symbol, INTRADAY[code], start, end)
         ]
@@ -134,13 +152,15 @@ class FakeEodhd:
             if suffix != exchange:
                 continue
             crypto = suffix == "CC"
-            rows.append({
-                "Code": code,
-                "Name": f"{code} {'Crypto' if crypto else 'Inc'}",
-                "Country": "Unknown" if crypto else "USA",
-                "Exchange": "CC" if crypto else "NASDAQ",
-                "Currency": code.split("-")[1] if crypto else "USD",
-                "Type": TYPES[f".{suffix}"],
-                "Isin": None if crypto else f"US{zlib.crc32(code.encode()):010d}",
-            })
+            rows.append(
+                {
+                    "Code": code,
+                    "Name": f"{code} {'Crypto' if crypto else 'Inc'}",
+                    "Country": "Unknown" if crypto else "USA",
+                    "Exchange": "CC" if crypto else "NASDAQ",
+                    "Currency": code.split("-")[1] if crypto else "USD",
+                    "Type": TYPES[f".{suffix}"],
+                    "Isin": None if crypto else f"US{zlib.crc32(code.encode()):010d}",
+                }
+            )
         return web.json_response(rows)

@@ -33,8 +33,16 @@ def _candle(start: int, trades: list[Trade], last_price: float) -> list[Any]:
         volume += t.qty
         notional += t.price * t.qty
     prices = [t.price for t in trades]
-    return [start, repr(prices[0]), repr(max(prices)), repr(min(prices)), repr(prices[-1]),
-            repr(notional / volume if volume else prices[-1]), repr(volume), len(trades)]
+    return [
+        start,
+        repr(prices[0]),
+        repr(max(prices)),
+        repr(min(prices)),
+        repr(prices[-1]),
+        repr(notional / volume if volume else prices[-1]),
+        repr(volume),
+        len(trades),
+    ]
 
 
 class KrakenRestFake:
@@ -75,8 +83,15 @@ class KrakenRestFake:
     async def _asset_pairs(self, request: web.Request) -> web.Response:
         self._record(request)
         result = {
-            key: {"altname": alt, "wsname": ws, "base": base, "quote": quote,
-                  "pair_decimals": 1, "lot_decimals": 8, "status": "online"}
+            key: {
+                "altname": alt,
+                "wsname": ws,
+                "base": base,
+                "quote": quote,
+                "pair_decimals": 1,
+                "lot_decimals": 8,
+                "status": "online",
+            }
             for key, (alt, ws, base, quote) in self.market.pairs.items()
         }
         return web.json_response({"error": [], "result": result})
@@ -109,7 +124,7 @@ class KrakenRestFake:
         last_price = buckets[committed[-1]][-1].price if committed else 0.0
         rows = [_candle(s, buckets[s], last_price) for s in committed if s > since]
         rows.append(_candle(current, buckets.get(current, []), last_price))
-        rows = rows[-self.ohlc_depth:]
+        rows = rows[-self.ohlc_depth :]
         last = rows[-2][0] if len(rows) > 1 else since
         return web.json_response({"error": [], "result": {key: rows, "last": last}})
 
@@ -123,7 +138,9 @@ class KrakenRestFake:
         trades = [t for t in self.market.trades[symbol] if _nanoseconds(t.ts) > since]
         trades = trades[:_TRADES_PER_CALL]
         self.served_trades.extend(trades)
-        rows = [[repr(t.price), repr(t.qty), t.ts.timestamp(), t.side[0], "l", "", t.trade_id]
-                for t in trades]
+        rows = [
+            [repr(t.price), repr(t.qty), t.ts.timestamp(), t.side[0], "l", "", t.trade_id]
+            for t in trades
+        ]
         last = str(_nanoseconds(trades[-1].ts)) if trades else str(since)
         return web.json_response({"error": [], "result": {key: rows, "last": last}})

@@ -52,8 +52,15 @@ class Trade:
     ts: datetime
 
     def item(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "side": self.side, "price": self.price, "qty": self.qty,
-                "ord_type": "limit", "trade_id": self.trade_id, "timestamp": rfc3339(self.ts)}
+        return {
+            "symbol": self.symbol,
+            "side": self.side,
+            "price": self.price,
+            "qty": self.qty,
+            "ord_type": "limit",
+            "trade_id": self.trade_id,
+            "timestamp": rfc3339(self.ts),
+        }
 
 
 BarKey = tuple[str, str, datetime]
@@ -79,7 +86,9 @@ async def stored_live_bars(db: Any, provider: str = "KRAKEN") -> dict[BarKey, tu
     """What live_data holds for `provider`, keyed like `bars_from_trades`."""
     rows = await db.fetch(
         "SELECT symbol, interval, ts, open, high, low, close, volume, trades "
-        "FROM live_data WHERE provider = $1", provider)
+        "FROM live_data WHERE provider = $1",
+        provider,
+    )
     return {(r[0], r[1], r[2]): tuple(r)[3:] for r in rows}
 
 
@@ -93,8 +102,9 @@ class KrakenMarket:
     ) -> None:
         self.clock = clock
         self.pairs = dict(DEFAULT_PAIRS if pairs is None else pairs)
-        self.symbols = {v2_symbol(ws) for key, (_, ws, _, _) in self.pairs.items()
-                        if not key.endswith(".d")}
+        self.symbols = {
+            v2_symbol(ws) for key, (_, ws, _, _) in self.pairs.items() if not key.endswith(".d")
+        }
         self.trades: dict[str, list[Trade]] = {s: [] for s in self.symbols}
         self._ids = {s: itertools.count(1000) for s in self.symbols}
 
@@ -147,8 +157,9 @@ class KrakenWSFake:
         return f"ws://127.0.0.1:{port}/v2"
 
     async def start(self) -> str:
-        self._server = await serve(self._handle, "127.0.0.1", 0,
-                                   process_request=self._process_request)
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, process_request=self._process_request
+        )
         return self.url
 
     async def stop(self) -> None:
@@ -160,7 +171,11 @@ class KrakenWSFake:
     # -- test controls ---------------------------------------------------------------------
 
     async def trade(
-        self, symbol: str, price: float, qty: float, ts: datetime | None = None,
+        self,
+        symbol: str,
+        price: float,
+        qty: float,
+        ts: datetime | None = None,
         side: str = "buy",
     ) -> Trade:
         """Make a trade and send it to every client subscribed to the pair's trades."""
@@ -173,9 +188,20 @@ class KrakenWSFake:
         await self._broadcast(symbol, "snapshot", trades)
 
     async def ticker(self, symbol: str, bid: float, ask: float, last: float) -> None:
-        item = {"symbol": symbol, "bid": bid, "bid_qty": 1.0, "ask": ask, "ask_qty": 1.0,
-                "last": last, "volume": 100.0, "vwap": last, "low": bid, "high": ask,
-                "change": 0.5, "change_pct": 0.25}
+        item = {
+            "symbol": symbol,
+            "bid": bid,
+            "bid_qty": 1.0,
+            "ask": ask,
+            "ask_qty": 1.0,
+            "last": last,
+            "volume": 100.0,
+            "vwap": last,
+            "low": bid,
+            "high": ask,
+            "change": 0.5,
+            "change_pct": 0.25,
+        }
         for client in self._subscribers("ticker", symbol):
             await self._send(client, {"channel": "ticker", "type": "update", "data": [item]})
 
@@ -210,9 +236,21 @@ class KrakenWSFake:
         self.connects += 1
         heartbeats = asyncio.create_task(self._heartbeats(client))
         try:
-            await self._send(client, {"channel": "status", "type": "update", "data": [{
-                "version": "2.0.0", "system": "online", "api_version": "v2",
-                "connection_id": client.number}]})
+            await self._send(
+                client,
+                {
+                    "channel": "status",
+                    "type": "update",
+                    "data": [
+                        {
+                            "version": "2.0.0",
+                            "system": "online",
+                            "api_version": "v2",
+                            "connection_id": client.number,
+                        }
+                    ],
+                },
+            )
             async for raw in conn:
                 message = json.loads(raw)
                 self.received.append((client.number, message))
@@ -229,22 +267,39 @@ class KrakenWSFake:
         method, req_id = message.get("method"), message.get("req_id")
         stamp = rfc3339(datetime.now(UTC))
         if method == "ping":
-            await self._send(client, {"method": "pong", "req_id": req_id,
-                                      "time_in": stamp, "time_out": stamp})
+            await self._send(
+                client, {"method": "pong", "req_id": req_id, "time_in": stamp, "time_out": stamp}
+            )
             return
         if method not in ("subscribe", "unsubscribe"):
-            await self._send(client, {"error": f"Method not found {method}", "method": method,
-                                      "req_id": req_id, "success": False,
-                                      "time_in": stamp, "time_out": stamp})
+            await self._send(
+                client,
+                {
+                    "error": f"Method not found {method}",
+                    "method": method,
+                    "req_id": req_id,
+                    "success": False,
+                    "time_in": stamp,
+                    "time_out": stamp,
+                },
+            )
             return
         params = message.get("params", {})
         channel = params.get("channel")
         for symbol in params.get("symbol", []):
             if symbol not in self.market.symbols:
-                await self._send(client, {
-                    "error": f"Currency pair not supported {symbol}", "method": method,
-                    "req_id": req_id, "success": False, "symbol": symbol,
-                    "time_in": stamp, "time_out": stamp})
+                await self._send(
+                    client,
+                    {
+                        "error": f"Currency pair not supported {symbol}",
+                        "method": method,
+                        "req_id": req_id,
+                        "success": False,
+                        "symbol": symbol,
+                        "time_in": stamp,
+                        "time_out": stamp,
+                    },
+                )
                 continue
             if method == "subscribe":
                 client.subscriptions.add((channel, symbol))
@@ -253,12 +308,23 @@ class KrakenWSFake:
             result = {"channel": channel, "symbol": symbol}
             if channel == "trade":
                 result["snapshot"] = bool(params.get("snapshot", False))
-            await self._send(client, {"method": method, "result": result, "success": True,
-                                      "req_id": req_id, "time_in": stamp, "time_out": stamp})
+            await self._send(
+                client,
+                {
+                    "method": method,
+                    "result": result,
+                    "success": True,
+                    "req_id": req_id,
+                    "time_in": stamp,
+                    "time_out": stamp,
+                },
+            )
             if method == "subscribe" and channel == "trade" and params.get("snapshot"):
                 recent = self.market.trades[symbol][-50:]
-                if await self._send(client, {"channel": "trade", "type": "snapshot",
-                                             "data": [t.item() for t in recent]}):
+                if await self._send(
+                    client,
+                    {"channel": "trade", "type": "snapshot", "data": [t.item() for t in recent]},
+                ):
                     self.delivered_trades += len(recent)
         await self._notify()
 

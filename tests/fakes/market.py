@@ -80,8 +80,12 @@ class Market:
         if not days:
             return None
         return Bar(
-            start, days[0].open, max(b.high for b in days), min(b.low for b in days),
-            days[-1].close, sum(b.volume for b in days),
+            start,
+            days[0].open,
+            max(b.high for b in days),
+            min(b.low for b in days),
+            days[-1].close,
+            sum(b.volume for b in days),
         )
 
 

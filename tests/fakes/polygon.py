@@ -94,11 +94,18 @@ class FakePolygon:
         for bar in candidates:
             t = _wire_start(bar.ts, interval, Market.around_the_clock(info["ticker"]))
             if first <= t <= last:
-                results.append({
-                    "v": bar.volume, "vw": round((bar.high + bar.low) / 2, 4), "o": bar.open,
-                    "c": bar.close, "h": bar.high, "l": bar.low,
-                    "t": int(t.timestamp() * 1000), "n": int(bar.volume) // 100,
-                })
+                results.append(
+                    {
+                        "v": bar.volume,
+                        "vw": round((bar.high + bar.low) / 2, 4),
+                        "o": bar.open,
+                        "c": bar.close,
+                        "h": bar.high,
+                        "l": bar.low,
+                        "t": int(t.timestamp() * 1000),
+                        "n": int(bar.volume) // 100,
+                    }
+                )
         body = self._page(request, results, int(request.query.get("limit", "5000")))
         body.update(ticker=info["ticker"], queryCount=len(results), adjusted=True)
         return web.json_response(body)
@@ -109,12 +116,19 @@ class FakePolygon:
         crypto = request.query.get("market") == "crypto"
         rows = [
             {
-                "ticker": t, "name": f"{t} Inc." if not crypto else t[2:], "active": True,
-                "market": "crypto" if crypto else "stocks", "locale": "us",
+                "ticker": t,
+                "name": f"{t} Inc." if not crypto else t[2:],
+                "active": True,
+                "market": "crypto" if crypto else "stocks",
+                "locale": "us",
                 "primary_exchange": None if crypto else "XNAS",
-                "type": None if crypto else "CS", "currency_name": "usd",
-                **({"currency_symbol": "USD", "base_currency_symbol": t[2:5]} if crypto else
-                   {"cik": f"{abs(sum(map(ord, t))):010d}", "composite_figi": f"BBG00{t:0>7}"}),
+                "type": None if crypto else "CS",
+                "currency_name": "usd",
+                **(
+                    {"currency_symbol": "USD", "base_currency_symbol": t[2:5]}
+                    if crypto
+                    else {"cik": f"{abs(sum(map(ord, t))):010d}", "composite_figi": f"BBG00{t:0>7}"}
+                ),
             }
             for t in self.tickers
             if t.startswith("X:") == crypto

@@ -10,8 +10,13 @@ from quasar_tui.sdk import Bar, LiveDataProvider, SymbolInfo
 
 def _bar(row: dict) -> Bar:
     return Bar(
-        ts=datetime.fromtimestamp(row["t"], UTC), open=row["o"], high=row["h"], low=row["l"],
-        close=row["c"], volume=row["v"], symbol=row.get("s"),
+        ts=datetime.fromtimestamp(row["t"], UTC),
+        open=row["o"],
+        high=row["h"],
+        low=row["l"],
+        close=row["c"],
+        volume=row["v"],
+        symbol=row.get("s"),
     )
 
 
@@ -32,8 +37,12 @@ class WsDemo(LiveDataProvider):
 
     async def get_history(self, sym, start, end, interval):
         url = f"{self.pref('base_url')}/bars/{sym}"
-        params = {"from": int(start.timestamp()), "to": int(end.timestamp()),
-                  "interval": str(interval), "api_token": self.context.get("api_token")}
+        params = {
+            "from": int(start.timestamp()),
+            "to": int(end.timestamp()),
+            "interval": str(interval),
+            "api_token": self.context.get("api_token"),
+        }
         for row in await self.http.get_json(url, params=params):
             yield _bar(row)
 
@@ -41,8 +50,12 @@ class WsDemo(LiveDataProvider):
         return await websockets.connect(self.pref("ws_url"))
 
     async def _subscribe(self, interval, symbols):
-        return {"action": "subscribe", "token": self.context.get("api_token"),
-                "interval": str(interval), "symbols": symbols}
+        return {
+            "action": "subscribe",
+            "token": self.context.get("api_token"),
+            "interval": str(interval),
+            "symbols": symbols,
+        }
 
     async def _unsubscribe(self, symbols):
         return {"action": "unsubscribe", "symbols": symbols}

@@ -41,8 +41,11 @@ def seeded(db: Database, tmp_path: Path) -> Callable[..., Awaitable[list[str]]]:
     async def seed(history: Collection[tuple[str, str]] = ()) -> list[str]:
         symbols = await seed_demo(db, tmp_path)
         store = SubscriptionStore(db)
-        idle = [s.id for s in await store.list()
-                if s.mode == "historical" and (s.symbol, s.interval) not in history]
+        idle = [
+            s.id
+            for s in await store.list()
+            if s.mode == "historical" and (s.symbol, s.interval) not in history
+        ]
         await store.set_enabled(idle, False)
         return symbols
 

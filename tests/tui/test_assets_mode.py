@@ -54,7 +54,9 @@ async def test_search_narrows_as_you_type_then_map_and_subscribe(make_console, d
         await until_screen(pilot, AssetsScreen)
         subs = await app.services.subscriptions.list("EXCH")
         assert sorted((s.symbol, s.interval, s.mode) for s in subs) == [
-            ("XBTEUR", "1d", "historical"), ("XBTUSD", "1d", "historical")]
+            ("XBTEUR", "1d", "historical"),
+            ("XBTUSD", "1d", "historical"),
+        ]
         assert screen.table.marks == set()
 
         await pilot.press("escape")

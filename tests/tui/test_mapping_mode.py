@@ -20,17 +20,26 @@ NEW = ["NEWCOIN1", "NEWCOIN2", "NEWCOIN3"]
 async def mapped_pairs(db, services) -> None:
     """ALPHA lists K000/USD... (all mapped); BETA the same pairs spelt K000-USD, plus three
     symbols nobody else has, plus Apple under another name."""
-    await add_provider(db, "ALPHA", assets=[
-        *(f"{base}/USD" for base in PAIRS),
-        SymbolInfo(symbol="AAPL.US", name="Apple Inc"),
-    ])
+    await add_provider(
+        db,
+        "ALPHA",
+        assets=[
+            *(f"{base}/USD" for base in PAIRS),
+            SymbolInfo(symbol="AAPL.US", name="Apple Inc"),
+        ],
+    )
     await services.mappings.map_many(
-        [(f"{base}/USD", "ALPHA", f"{base}/USD") for base in PAIRS]
-        + [("AAPL", "ALPHA", "AAPL.US")])
-    await add_provider(db, "BETA", assets=[
-        *(f"{base}-USD" for base in PAIRS), *NEW,
-        SymbolInfo(symbol="APPLE", name="Apple Inc."),
-    ])
+        [(f"{base}/USD", "ALPHA", f"{base}/USD") for base in PAIRS] + [("AAPL", "ALPHA", "AAPL.US")]
+    )
+    await add_provider(
+        db,
+        "BETA",
+        assets=[
+            *(f"{base}-USD" for base in PAIRS),
+            *NEW,
+            SymbolInfo(symbol="APPLE", name="Apple Inc."),
+        ],
+    )
 
 
 async def pick_beta(pilot, screen: MappingsScreen) -> None:
@@ -74,8 +83,9 @@ async def test_enter_accepts_and_the_suggestions_pane_picks_another(make_console
         await pick_beta(pilot, screen)
 
         await pilot.press("slash", *"apple", "enter")
-        await wait_for(pilot, lambda: screen.table.keys == ["APPLE"]
-                       and screen.alternatives_for == "APPLE")
+        await wait_for(
+            pilot, lambda: screen.table.keys == ["APPLE"] and screen.alternatives_for == "APPLE"
+        )
         assert [s.common_symbol for s in screen.alternatives] == ["AAPL", "APPLE"]
         assert screen.unmapped["APPLE"].proposal.common_symbol == "AAPL"
         await pilot.press("l", "j")
@@ -119,8 +129,9 @@ async def test_inline_edit_refuses_bad_symbols_then_maps(make_console, db):
 
         box.value = "k001/usd"
         await pilot.press("enter")
-        await wait_for(pilot, lambda: "K001/USD already has BETA:K001-USD"
-                       in field_error(app, "common"))
+        await wait_for(
+            pilot, lambda: "K001/USD already has BETA:K001-USD" in field_error(app, "common")
+        )
         assert "NEWCOIN2" not in await beta_mappings(app.services)
 
         box.value = "nc2"
@@ -144,7 +155,8 @@ async def test_filter_mark_all_accept_then_rename_and_delete_mappings(make_conso
         await pilot.press("a")
         await wait_for(pilot, lambda: len(screen.unmapped) == 101)
         assert {s: c for s, c in (await beta_mappings(app.services)).items()} == {
-            name: name for name in NEW}
+            name: name for name in NEW
+        }
 
         await pilot.press("v")
         await wait_for(pilot, lambda: screen.mapped_table.row_count == 3)
@@ -153,8 +165,7 @@ async def test_filter_mark_all_accept_then_rename_and_delete_mappings(make_conso
         modal.query_one("#common-input", Input).value = "FRESHCOIN"
         await pilot.press("enter")
         await until_screen(pilot, MappingsScreen)
-        await wait_for(pilot, lambda: any(m.common_symbol == "FRESHCOIN"
-                                          for m in screen.mapped))
+        await wait_for(pilot, lambda: any(m.common_symbol == "FRESHCOIN" for m in screen.mapped))
         assert (await beta_mappings(app.services))["NEWCOIN1"] == "FRESHCOIN"
 
         await pilot.press("d")

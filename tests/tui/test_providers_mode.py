@@ -26,8 +26,7 @@ from quasar_tui.tui.widgets.vim import VimDataTable
 
 def cell(app, row: int, column: str) -> str:
     table = app.screen.query_one("#provider-table", VimDataTable)
-    return str(table.get_cell_at((row, [c.key.value for c in table.ordered_columns].index(
-        column))))
+    return str(table.get_cell_at((row, [c.key.value for c in table.ordered_columns].index(column))))
 
 
 async def open_providers(pilot) -> ProvidersScreen:
@@ -57,8 +56,10 @@ async def test_add_a_provider_file_by_keyboard_then_refresh_its_assets(make_cons
         assert not await registered(app.services.providers, "synthetic")
 
         await pilot.press("enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, ProvidersScreen)
-                       and "synthetic" in app.screen.records)
+        await wait_for(
+            pilot,
+            lambda: isinstance(app.screen, ProvidersScreen) and "synthetic" in app.screen.records,
+        )
         assert cell(app, 0, "name") == "synthetic"
         assert cell(app, 0, "kind") == "historical"
         assert cell(app, 0, "assets") == "0"
@@ -131,8 +132,7 @@ async def test_preferences_are_checked_inline_and_secrets_never_shown(make_conso
         price.value = "120.5"
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, ProvidersScreen))
-        assert (await app.services.providers.get("synthetic")).preferences == {
-            "base_price": 120.5}
+        assert (await app.services.providers.get("synthetic")).preferences == {"base_price": 120.5}
 
         await pilot.press("s")
         await wait_for(pilot, lambda: isinstance(app.screen, SecretsModal))

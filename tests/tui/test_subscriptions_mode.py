@@ -29,8 +29,10 @@ async def test_subscribe_in_the_form_with_bad_input_refused_inline(make_console,
         await pilot.press(*"AAA BBB", "enter")
         await until_screen(pilot, SubscriptionsScreen)
         await wait_for(pilot, lambda: len(screen.records) == 2)
-        assert await stored(app.services) == [("AAA", "1d", "historical", True),
-                                              ("BBB", "1d", "historical", True)]
+        assert await stored(app.services) == [
+            ("AAA", "1d", "historical", True),
+            ("BBB", "1d", "historical", True),
+        ]
 
         await pilot.press("a")
         modal = await until_screen(pilot, SubscribeModal)
@@ -38,7 +40,8 @@ async def test_subscribe_in_the_form_with_bad_input_refused_inline(make_console,
         assert modal.query_one("#interval-select", Select).value == "1min"
         await wait_for(pilot, lambda: field_error(app, "sub-interval") != "")
         assert field_error(app, "sub-interval") == (
-            "EXCH does not offer 1min bars; it offers: 1h 1d")
+            "EXCH does not offer 1min bars; it offers: 1h 1d"
+        )
 
         modal.query_one("#interval-select", Select).value = "1h"
         modal.query_one("#symbols-input", Input).value = "ZZZ"
@@ -73,8 +76,7 @@ async def test_pause_resume_delete_and_backfill_by_keyboard(make_console, db):
         await wait_for(pilot, lambda: len(screen.records) == 2)
 
         await pilot.press("p")
-        await wait_for(pilot, lambda: [s.enabled for s in screen.records.values()]
-                       == [False, True])
+        await wait_for(pilot, lambda: [s.enabled for s in screen.records.values()] == [False, True])
         assert [e for *_, e in await stored(app.services)] == [False, True]
         await pilot.press("u")
         await wait_for(pilot, lambda: all(s.enabled for s in screen.records.values()))
@@ -106,10 +108,12 @@ async def test_backfill_now_runs_the_job_of_the_engine_in_this_console(make_cons
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot)
         await app.services.providers.add(PROVIDER_FILES / "good_historical.py")
-        await app.services.assets.refresh("synthetic",
-                                          await app.services.providers.load("synthetic"))
-        await app.services.subscriptions.add("synthetic", ["AAA"], "1d", "historical",
-                                             lookback_days=5)
+        await app.services.assets.refresh(
+            "synthetic", await app.services.providers.load("synthetic")
+        )
+        await app.services.subscriptions.add(
+            "synthetic", ["AAA"], "1d", "historical", lookback_days=5
+        )
         await app.services.engine.reconcile()
         screen = await open_mode(pilot, "5", SubscriptionsScreen)
         await wait_for(pilot, lambda: len(screen.records) == 1)

@@ -60,9 +60,7 @@ async def test_simulated_ticks_fill_the_live_table_and_keys_sort_and_filter(
         assert (chart.current.symbol, chart.current.mode) == (table.order[0][1], "live")
 
 
-async def test_a_chart_opens_for_a_stored_series(
-    make_console, seeded, db: Database
-) -> None:
+async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Database) -> None:
     await seeded(history=[("ACME", "1d")])
     subscriptions = SubscriptionStore(db)
     daily = await subscriptions.find(PROVIDER, "ACME", "1d", "historical")
@@ -102,8 +100,14 @@ async def test_a_chart_opens_for_a_stored_series(
         freshness.focus()
         freshness.move_cursor(row=dashboard.fresh_keys.index((PROVIDER, "GLOBEX")))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.current_mode == "chart"
-                       and screen.current is not None and screen.current.symbol == "GLOBEX")
+        await wait_for(
+            pilot,
+            lambda: (
+                app.current_mode == "chart"
+                and screen.current is not None
+                and screen.current.symbol == "GLOBEX"
+            ),
+        )
 
 
 RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND finished_at IS NOT NULL"
@@ -128,9 +132,9 @@ async def test_attached_console_shows_the_daemon_and_works_as_its_remote_control
             assert app.services.attached and app.services.engine is None
             owner = daemon.owner
             assert owner is not None
-            await wait_for(pilot, lambda: app.sub_title == (
-                f"attached to daemon {owner.host}:{owner.pid}"
-            ))
+            await wait_for(
+                pilot, lambda: app.sub_title == (f"attached to daemon {owner.host}:{owner.pid}")
+            )
             await pilot.press("6")
             table = app.screen.query_one(LiveTable)
             await wait_for(pilot, lambda: (PROVIDER, "ACME") in table.order)
@@ -146,17 +150,20 @@ async def test_attached_console_shows_the_daemon_and_works_as_its_remote_control
             await wait_for(pilot, lambda: str(daily.id) in screen.table.keys)
             screen.table.move_cursor(row=screen.table.keys.index(str(daily.id)))
             await pilot.press("b")
-            await wait_for(pilot, lambda: any(
-                f"asked the engine ({owner.label}) to backfill 1 subscription" in n
-                for n in notices(app)))
+            await wait_for(
+                pilot,
+                lambda: any(
+                    f"asked the engine ({owner.label}) to backfill 1 subscription" in n
+                    for n in notices(app)
+                ),
+            )
             async with asyncio.timeout(WAIT_SECONDS):  # "b" ran the daemon's job again
                 while await runs_of(db, daily.id) < 2:
                     await pilot.pause(0.1)
 
             daemon.bus.publish(EngineError("live:KRAKEN", "connection refused; retrying"))
             await wait_for(pilot, lambda: "connection refused; retrying" in notices(app))
-            assert any(e.source == "live:KRAKEN" and e.level == "error"
-                       for e in app.services.log)
+            assert any(e.source == "live:KRAKEN" and e.level == "error" for e in app.services.log)
     finally:
         await daemon.stop()
 
@@ -175,14 +182,19 @@ async def test_console_takes_the_engine_over_when_the_daemon_stops(
             await wait_for(pilot, lambda: app.sub_title.startswith("attached to daemon"))
             await daemon.stop()
             await wait_for(pilot, lambda: app.services.engine is not None)
-            await wait_for(pilot, lambda: app.sub_title == (
-                f"engine runs here (pid {os.getpid()}; took over from daemon "
-                f"{owner.host}:{owner.pid})"))
+            await wait_for(
+                pilot,
+                lambda: (
+                    app.sub_title
+                    == (
+                        f"engine runs here (pid {os.getpid()}; took over from daemon "
+                        f"{owner.host}:{owner.pid})"
+                    )
+                ),
+            )
             assert app.services.engine.running
-            assert any("this console runs the engine now" in e.message
-                       for e in app.services.log)
-            await wait_for(pilot, lambda: any("runs the engine now" in n
-                                               for n in notices(app)))
+            assert any("this console runs the engine now" in e.message for e in app.services.log)
+            await wait_for(pilot, lambda: any("runs the engine now" in n for n in notices(app)))
             await pilot.press("6")  # ticks now come from the engine in this console
             ticks = app.services.book.total_ticks
             await wait_for(pilot, lambda: app.services.book.total_ticks > ticks)

@@ -145,9 +145,9 @@ async def test_engine_errors_notify_and_reach_the_log(make_console) -> None:
         engine = app.services.engine
         assert engine is not None
         engine.bus.publish(EngineError("live:KRAKEN", "connection refused; retrying in 4s"))
-        await wait_for(pilot, lambda: any(
-            "connection refused" in n.message for n in app._notifications
-        ))
+        await wait_for(
+            pilot, lambda: any("connection refused" in n.message for n in app._notifications)
+        )
         await pilot.press("8")
         screen = app.screen
         assert isinstance(screen, LogScreen)

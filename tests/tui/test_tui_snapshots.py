@@ -53,18 +53,27 @@ async def settled(pilot: Pilot) -> None:
 
 
 def test_empty_dashboard(snap_compare, test_dsn: str, tmp_path: Path) -> None:
-    assert snap_compare(console_without_engine(test_dsn, tmp_path), terminal_size=SIZE,
-                        run_before=settled)
+    assert snap_compare(
+        console_without_engine(test_dsn, tmp_path), terminal_size=SIZE, run_before=settled
+    )
 
 
 def test_empty_live_mode(snap_compare, test_dsn: str, tmp_path: Path) -> None:
-    assert snap_compare(console_without_engine(test_dsn, tmp_path), terminal_size=SIZE,
-                        run_before=settled, press=["6", "_"])
+    assert snap_compare(
+        console_without_engine(test_dsn, tmp_path),
+        terminal_size=SIZE,
+        run_before=settled,
+        press=["6", "_"],
+    )
 
 
 def test_help_screen(snap_compare, test_dsn: str, tmp_path: Path) -> None:
-    assert snap_compare(console_without_engine(test_dsn, tmp_path), terminal_size=SIZE,
-                        run_before=settled, press=["6", "question_mark", "_"])
+    assert snap_compare(
+        console_without_engine(test_dsn, tmp_path),
+        terminal_size=SIZE,
+        run_before=settled,
+        press=["6", "question_mark", "_"],
+    )
 
 
 async def mappings_with_suggestions(pilot: Pilot) -> None:
@@ -74,27 +83,45 @@ async def mappings_with_suggestions(pilot: Pilot) -> None:
     app = pilot.app
     assert isinstance(app, QuasarApp)
     db = app.services.db
-    await add_provider(db, "ALPHA", assets=[
-        SymbolInfo(symbol="BTC/USD", name="Bitcoin", base="BTC", quote="USD"),
-        SymbolInfo(symbol="ETH/USD", name="Ether", base="ETH", quote="USD"),
-        SymbolInfo(symbol="AAPL.US", name="Apple Inc"),
-    ])
+    await add_provider(
+        db,
+        "ALPHA",
+        assets=[
+            SymbolInfo(symbol="BTC/USD", name="Bitcoin", base="BTC", quote="USD"),
+            SymbolInfo(symbol="ETH/USD", name="Ether", base="ETH", quote="USD"),
+            SymbolInfo(symbol="AAPL.US", name="Apple Inc"),
+        ],
+    )
     await app.services.mappings.map_many(
-        [("BTC/USD", "ALPHA", "BTC/USD"), ("ETH/USD", "ALPHA", "ETH/USD"),
-         ("AAPL", "ALPHA", "AAPL.US")])
-    await add_provider(db, "BETA", assets=[
-        SymbolInfo(symbol="XBT-USD", name="Bitcoin", base="BTC", quote="USD"),
-        SymbolInfo(symbol="ETH-USD", name="Ether", base="ETH", quote="USD"),
-        SymbolInfo(symbol="APPLE", name="Apple Inc."),
-        SymbolInfo(symbol="NEWCOIN", name="A coin nobody else lists"),
-    ])
+        [
+            ("BTC/USD", "ALPHA", "BTC/USD"),
+            ("ETH/USD", "ALPHA", "ETH/USD"),
+            ("AAPL", "ALPHA", "AAPL.US"),
+        ]
+    )
+    await add_provider(
+        db,
+        "BETA",
+        assets=[
+            SymbolInfo(symbol="XBT-USD", name="Bitcoin", base="BTC", quote="USD"),
+            SymbolInfo(symbol="ETH-USD", name="Ether", base="ETH", quote="USD"),
+            SymbolInfo(symbol="APPLE", name="Apple Inc."),
+            SymbolInfo(symbol="NEWCOIN", name="A coin nobody else lists"),
+        ],
+    )
     app.chosen_provider = "BETA"
     await pilot.press("4")
     await wait_for(pilot, lambda: isinstance(app.screen, MappingsScreen))
     screen = app.screen
     assert isinstance(screen, MappingsScreen)
-    await wait_for(pilot, lambda: len(screen.unmapped) == 4 and screen.table.keys
-                   and screen.alternatives_for == screen.table.keys[0])
+    await wait_for(
+        pilot,
+        lambda: (
+            len(screen.unmapped) == 4
+            and screen.table.keys
+            and screen.alternatives_for == screen.table.keys[0]
+        ),
+    )
     await pilot.press("space")
     await wait_for(pilot, lambda: screen.alternatives_for == screen.table.keys[1])
 
@@ -103,8 +130,9 @@ async def subscribe_refused(pilot: Pilot) -> None:
     await settled(pilot)
     app = pilot.app
     assert isinstance(app, QuasarApp)
-    await add_provider(app.services.db, "EXCH", intervals=["1h", "1d"],
-                       assets=["AAA", "BBB", "CCC"])
+    await add_provider(
+        app.services.db, "EXCH", intervals=["1h", "1d"], assets=["AAA", "BBB", "CCC"]
+    )
     await pilot.press("5", "a")
     await wait_for(pilot, lambda: isinstance(app.screen, SubscribeModal))
     for box in app.screen.query(Input):
@@ -114,12 +142,16 @@ async def subscribe_refused(pilot: Pilot) -> None:
 
 
 def test_mappings_mode_with_suggestions(snap_compare, test_dsn: str, tmp_path: Path) -> None:
-    assert snap_compare(console_without_engine(test_dsn, tmp_path), terminal_size=SIZE,
-                        run_before=mappings_with_suggestions)
+    assert snap_compare(
+        console_without_engine(test_dsn, tmp_path),
+        terminal_size=SIZE,
+        run_before=mappings_with_suggestions,
+    )
 
 
 def test_subscribe_form_refuses_an_unknown_symbol_inline(
     snap_compare, test_dsn: str, tmp_path: Path
 ) -> None:
-    assert snap_compare(console_without_engine(test_dsn, tmp_path), terminal_size=SIZE,
-                        run_before=subscribe_refused)
+    assert snap_compare(
+        console_without_engine(test_dsn, tmp_path), terminal_size=SIZE, run_before=subscribe_refused
+    )

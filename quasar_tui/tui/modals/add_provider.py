@@ -38,7 +38,7 @@ def complete_path(value: str) -> str | None:
     except OSError:
         return None
     preferred = [n for n in names if n.endswith((".py", "/"))] or names
-    return value + preferred[0][len(stem):] if preferred else None
+    return value + preferred[0][len(stem) :] if preferred else None
 
 
 def expand(text: str) -> Path:
@@ -69,8 +69,10 @@ def describe(report: ValidationReport) -> Table:
     grid.add_row("intervals", " ".join(caps.get("intervals") or []) or "-")
     grid.add_row("history", "yes" if caps.get("has_history") else "no")
     grid.add_row("secrets", ", ".join(caps.get("secrets") or []) or "none")
-    grid.add_row("preferences", ", ".join(
-        f"{key} ({spec.get('type', 'str')})" for key, spec in settings.items()) or "none")
+    grid.add_row(
+        "preferences",
+        ", ".join(f"{key} ({spec.get('type', 'str')})" for key, spec in settings.items()) or "none",
+    )
     if calls is not None:
         grid.add_row("rate limit", f"{calls} calls per {seconds}s")
     grid.add_row("sha256", report.sha256[:16])
@@ -88,10 +90,12 @@ class AddProviderModal(FormModal[ProviderRecord]):
         self.checked_path: str | None = None
 
     def compose_fields(self) -> Iterator[Widget]:
-        yield Field("Provider file", Input(id="path-input", suggester=PathSuggester(),
-                                           placeholder="path/to/provider.py"),
-                    "Enter validates the file, Enter again adds it; Right completes a path",
-                    id="path")
+        yield Field(
+            "Provider file",
+            Input(id="path-input", suggester=PathSuggester(), placeholder="path/to/provider.py"),
+            "Enter validates the file, Enter again adds it; Right completes a path",
+            id="path",
+        )
         yield Static("", id="validation", markup=False)
         yield Checkbox("Replace a provider of the same name", id="replace")
 
@@ -117,8 +121,11 @@ class AddProviderModal(FormModal[ProviderRecord]):
         report = self.report
         replace = self.query_one("#replace", Checkbox).value
         if not replace and await self._registered(report.name):
-            self.fail("path", f"a provider named {report.name} is already registered; tick "
-                      "Replace to replace its code")
+            self.fail(
+                "path",
+                f"a provider named {report.name} is already registered; tick "
+                "Replace to replace its code",
+            )
             return
         try:
             record = await self.services.providers.add(path, replace=replace)

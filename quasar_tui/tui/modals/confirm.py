@@ -30,8 +30,14 @@ class ConfirmModal(ModalScreen[Confirmed | None]):
         Binding("n,escape", "cancel", "No", id="confirm.no"),
     ]
 
-    def __init__(self, question: str, details: Sequence[str] = (), *,
-                 confirm_label: str = "Delete", option: str | None = None) -> None:
+    def __init__(
+        self,
+        question: str,
+        details: Sequence[str] = (),
+        *,
+        confirm_label: str = "Delete",
+        option: str | None = None,
+    ) -> None:
         super().__init__()
         self.question = question
         self.details = list(details)

@@ -31,9 +31,14 @@ class EditCommonModal(FormModal[str]):
         self.save = save
 
     def compose_fields(self) -> Iterator[Widget]:
-        yield Field(self.subject, Input(self.initial, id="common-input",
-                                        placeholder="common symbol, e.g. BTC/USD or AAPL"),
-                    "stored in upper case, with no spaces", id="common")
+        yield Field(
+            self.subject,
+            Input(
+                self.initial, id="common-input", placeholder="common symbol, e.g. BTC/USD or AAPL"
+            ),
+            "stored in upper case, with no spaces",
+            id="common",
+        )
 
     def on_mount(self) -> None:
         self.query_one("#common-input", Input).focus()
@@ -53,8 +58,15 @@ class EditCommonModal(FormModal[str]):
         self.dismiss(done)
 
 
-def open_map(screen: Screen[object], mappings: MappingStore, provider: str, symbol: str,
-             name: str | None, proposal: str, then: Callable[[], None]) -> None:
+def open_map(
+    screen: Screen[object],
+    mappings: MappingStore,
+    provider: str,
+    symbol: str,
+    name: str | None,
+    proposal: str,
+    then: Callable[[], None],
+) -> None:
     """The form mapping one provider symbol to the common symbol typed (it starts at
     `proposal`); once mapped it says so and calls `then`."""
 
@@ -67,5 +79,6 @@ def open_map(screen: Screen[object], mappings: MappingStore, provider: str, symb
             screen.notify(message)
             then()
 
-    screen.app.push_screen(EditCommonModal(f"Map {provider}:{symbol}", name or symbol,
-                                           proposal, save), done)
+    screen.app.push_screen(
+        EditCommonModal(f"Map {provider}:{symbol}", name or symbol, proposal, save), done
+    )

@@ -35,8 +35,9 @@ class Field(Horizontal):
     """A label beside its control, with an optional help line and the field's one-line error
     under the control."""
 
-    def __init__(self, label: str, control: Widget, help: str = "", *,
-                 id: str | None = None) -> None:
+    def __init__(
+        self, label: str, control: Widget, help: str = "", *, id: str | None = None
+    ) -> None:
         super().__init__(id=id, classes="field")
         self.label = label
         self.control = control
@@ -70,10 +71,20 @@ class FormModal(ModalScreen[T], Generic[T]):
     SUBMIT_LABEL = "Save"
     BUSY_TEXT = "Saving..."
     BINDINGS = [
-        Binding("ctrl+s", "submit", "Submit", tooltip="Check and save the form (Enter in a "
-                "text field does the same)", id="form.submit"),
-        Binding("escape", "cancel", "Cancel", tooltip="Close the form; nothing is saved",
-                id="form.cancel"),
+        Binding(
+            "ctrl+s",
+            "submit",
+            "Submit",
+            tooltip="Check and save the form (Enter in a text field does the same)",
+            id="form.submit",
+        ),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            tooltip="Close the form; nothing is saved",
+            id="form.cancel",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -141,8 +152,9 @@ class FormModal(ModalScreen[T], Generic[T]):
         self.busy = True
         self.clear_errors()
         self.query_one("#form-submit", Button).label = self.BUSY_TEXT
-        self.run_worker(self._run_submit, name="form", group="form", exclusive=True,
-                        exit_on_error=False)
+        self.run_worker(
+            self._run_submit, name="form", group="form", exclusive=True, exit_on_error=False
+        )
 
     async def _run_submit(self) -> None:
         try:

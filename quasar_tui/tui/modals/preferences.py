@@ -31,8 +31,7 @@ def _control(setting: Setting, value: Any, control_id: str) -> Widget:
         options = [(str(choice), choice) for choice in setting.choices]
         current = value if value in setting.choices else setting.choices[0]
         return Select(options, value=current, allow_blank=False, id=control_id)
-    return Input("" if value is None else str(value), id=control_id,
-                 placeholder=f"{setting.type}")
+    return Input("" if value is None else str(value), id=control_id, placeholder=f"{setting.type}")
 
 
 def _help(setting: Setting) -> str:
@@ -49,13 +48,19 @@ class PreferencesModal(FormModal[ProviderRecord]):
         self.form_title = f"Preferences of {record.name}"
         self.schema = schema_of(record)
         self.keys = list(self.schema)
-        self.current = {key: record.preferences.get(key, setting.default)
-                        for key, setting in self.schema.items()}
+        self.current = {
+            key: record.preferences.get(key, setting.default)
+            for key, setting in self.schema.items()
+        }
 
     def compose_fields(self) -> Iterator[Widget]:
         for n, (key, setting) in enumerate(self.schema.items()):
-            yield Field(key, _control(setting, self.current[key], f"pref-{n}-control"),
-                        _help(setting), id=f"pref-{n}")
+            yield Field(
+                key,
+                _control(setting, self.current[key], f"pref-{n}-control"),
+                _help(setting),
+                id=f"pref-{n}",
+            )
 
     def on_mount(self) -> None:
         if self.keys:

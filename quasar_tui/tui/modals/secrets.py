@@ -32,16 +32,25 @@ class SecretsModal(FormModal[ProviderRecord]):
         for n, name in enumerate(self.names):
             is_set = name in self.record.secret_names
             state = "set (leave empty to keep it)" if is_set else "not set"
-            yield Field(name,
-                        Input(password=True, id=f"secret-{n}-value",
-                              placeholder="new value" if is_set else "value"),
-                        state, id=f"secret-{n}")
+            yield Field(
+                name,
+                Input(
+                    password=True,
+                    id=f"secret-{n}-value",
+                    placeholder="new value" if is_set else "value",
+                ),
+                state,
+                id=f"secret-{n}",
+            )
             if is_set:
                 yield Checkbox(f"remove {name}", id=f"secret-{n}-remove")
         if self.open_names:
-            yield Field("New key name", Input(id="new-name", placeholder="e.g. api_token"),
-                        f"{self.record.name} declares no secret names: any name is accepted",
-                        id="new-key")
+            yield Field(
+                "New key name",
+                Input(id="new-name", placeholder="e.g. api_token"),
+                f"{self.record.name} declares no secret names: any name is accepted",
+                id="new-key",
+            )
             yield Field("Its value", Input(password=True, id="new-value"), id="new-secret")
 
     def on_mount(self) -> None:
@@ -62,8 +71,11 @@ class SecretsModal(FormModal[ProviderRecord]):
             name = self.query_one("#new-name", Input).value.strip()
             typed = self.query_one("#new-value", Input).value
             if name and not SECRET_KEY_RE.match(name):
-                self.fail("new-key", f"{name!r} is not a valid secret name: use letters, "
-                          "digits, '_', '.' or '-', starting with a letter or '_'")
+                self.fail(
+                    "new-key",
+                    f"{name!r} is not a valid secret name: use letters, "
+                    "digits, '_', '.' or '-', starting with a letter or '_'",
+                )
             elif name and not typed:
                 self.fail("new-secret", f"type the value of {name}")
             elif typed and not name:

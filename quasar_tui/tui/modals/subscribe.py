@@ -54,8 +54,12 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
     FORM_TITLE = "Subscribe"
     SUBMIT_LABEL = "Subscribe (Enter)"
 
-    def __init__(self, providers: Sequence[ProviderRecord], provider: str | None = None,
-                 symbols: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        providers: Sequence[ProviderRecord],
+        provider: str | None = None,
+        symbols: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.providers = {p.name: p for p in providers}
         if provider not in self.providers:
@@ -64,20 +68,45 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         self.initial_symbols = " ".join(symbols)
 
     def compose_fields(self) -> Iterator[Widget]:
-        yield Field("Provider", Select([(name, name) for name in self.providers],
-                                       value=self.initial_provider or Select.NULL,
-                                       prompt="pick a provider", id="provider-select"),
-                    id="sub-provider")
-        yield Field("Symbols", Input(self.initial_symbols, id="symbols-input",
-                                     placeholder="separate several with spaces or commas"),
-                    id="sub-symbols")
-        yield Field("Interval", Select([(i.value, i.value) for i in Interval],
-                                       allow_blank=False, id="interval-select"),
-                    id="sub-interval")
-        yield Field("Mode", Select([("historical", "historical"), ("live", "live")],
-                                   allow_blank=False, id="mode-select"), id="sub-mode")
-        yield Field("Lookback (days)", Input(str(DEFAULT_LOOKBACK), id="lookback-input"),
-                    "history to collect for a new series (historical mode)", id="sub-lookback")
+        yield Field(
+            "Provider",
+            Select(
+                [(name, name) for name in self.providers],
+                value=self.initial_provider or Select.NULL,
+                prompt="pick a provider",
+                id="provider-select",
+            ),
+            id="sub-provider",
+        )
+        yield Field(
+            "Symbols",
+            Input(
+                self.initial_symbols,
+                id="symbols-input",
+                placeholder="separate several with spaces or commas",
+            ),
+            id="sub-symbols",
+        )
+        yield Field(
+            "Interval",
+            Select([(i.value, i.value) for i in Interval], allow_blank=False, id="interval-select"),
+            id="sub-interval",
+        )
+        yield Field(
+            "Mode",
+            Select(
+                [("historical", "historical"), ("live", "live")],
+                allow_blank=False,
+                id="mode-select",
+            ),
+            id="sub-mode",
+        )
+        yield Field(
+            "Lookback (days)",
+            Input(str(DEFAULT_LOOKBACK), id="lookback-input"),
+            "history to collect for a new series (historical mode)",
+            id="sub-lookback",
+        )
 
     def on_mount(self) -> None:
         self._provider_chosen(self.initial_provider)
@@ -95,10 +124,12 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         mode_select.value = modes[0]
         offered = offered_intervals(record) if record else [i.value for i in Interval]
         interval_select = self._select("interval-select")
-        interval_select.set_options([
-            (i.value if i.value in offered else f"{i.value} (not offered)", i.value)
-            for i in Interval
-        ])
+        interval_select.set_options(
+            [
+                (i.value if i.value in offered else f"{i.value} (not offered)", i.value)
+                for i in Interval
+            ]
+        )
         interval_select.value = default_interval(record, modes[0]) if record else "1d"
 
     def on_select_changed(self, event: Select.Changed) -> None:
@@ -124,15 +155,18 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         interval = str(self._select("interval-select").value)
         offered = offered_intervals(record)
         if interval not in offered:
-            self.fail("sub-interval", f"{record.name} does not offer {interval} bars; it "
-                      f"offers: {' '.join(offered)}")
+            self.fail(
+                "sub-interval",
+                f"{record.name} does not offer {interval} bars; it offers: {' '.join(offered)}",
+            )
         mode = str(self._select("mode-select").value)
         lookback = self._lookback(mode)
         if self.has_errors:
             return
         try:
             added = await self.services.subscriptions.add(
-                record.name, symbols, interval, mode, lookback_days=lookback)
+                record.name, symbols, interval, mode, lookback_days=lookback
+            )
         except QuasarError as exc:
             self.fail("sub-symbols", str(exc))
             return
@@ -143,14 +177,17 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
             return DEFAULT_LOOKBACK
         text = self.query_one("#lookback-input", Input).value.strip()
         if not text.isdigit() or int(text) <= 0:
-            self.fail("sub-lookback", f"lookback must be a whole number of days above 0, not "
-                      f"{text!r}")
+            self.fail(
+                "sub-lookback", f"lookback must be a whole number of days above 0, not {text!r}"
+            )
             return DEFAULT_LOOKBACK
         return int(text)
 
 
 async def open_subscribe(
-    screen: ModeScreen, provider: str | None, symbols: Sequence[str],
+    screen: ModeScreen,
+    provider: str | None,
+    symbols: Sequence[str],
     then: Callable[[list[SubscriptionRecord]], None] | None = None,
 ) -> None:
     """The subscribe form over `screen`; says what was added, then calls `then` with it."""

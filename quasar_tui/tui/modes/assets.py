@@ -27,28 +27,50 @@ COLUMNS = ("Symbol", "Name", "Class", "Exchange", "Base", "Quote", "Common")
 
 def asset_cells(asset: AssetRecord) -> tuple[object, ...]:
     symbol = Text(asset.symbol, style="bold" if asset.active else "dim strike")
-    return (symbol, asset.name or "", asset.asset_class or "", asset.exchange or "",
-            asset.base or "", asset.quote or "",
-            Text(asset.common_symbol, style="green") if asset.common_symbol
-            else Text("-", style="dim"))
+    return (
+        symbol,
+        asset.name or "",
+        asset.asset_class or "",
+        asset.exchange or "",
+        asset.base or "",
+        asset.quote or "",
+        Text(asset.common_symbol, style="green") if asset.common_symbol else Text("-", style="dim"),
+    )
 
 
 class AssetsScreen(ProviderScreen):
     MODE_TITLE = "Assets"
     LIST_ID = "asset-table"
-    HELP = ("One provider's instruments (p picks the provider). / searches symbols and names "
-            "as you type, Enter goes back to the list. space marks rows; s or Enter subscribes "
-            "the marked ones (or the highlighted one); m maps one to a common symbol.")
+    HELP = (
+        "One provider's instruments (p picks the provider). / searches symbols and names "
+        "as you type, Enter goes back to the list. space marks rows; s or Enter subscribes "
+        "the marked ones (or the highlighted one); m maps one to a common symbol."
+    )
     FILTER_ID = "asset-search"
     BINDINGS = [
         *ProviderScreen.PROVIDER_BINDINGS,
-        Binding("slash", "filter", "Search", tooltip="Search symbols and names as you type",
-                id="filter.open"),
-        Binding("s", "subscribe", "Subscribe", show=False,
-                tooltip="Subscribe the marked or highlighted assets (a form)",
-                id="assets.subscribe"),
-        Binding("m", "map", "Map", tooltip="Map the highlighted asset to a common symbol",
-                id="assets.map"),
+        Binding(
+            "slash",
+            "filter",
+            "Search",
+            tooltip="Search symbols and names as you type",
+            id="filter.open",
+        ),
+        Binding(
+            "s",
+            "subscribe",
+            "Subscribe",
+            show=False,
+            tooltip="Subscribe the marked or highlighted assets (a form)",
+            id="assets.subscribe",
+        ),
+        Binding(
+            "m",
+            "map",
+            "Map",
+            tooltip="Map the highlighted asset to a common symbol",
+            id="assets.map",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -59,10 +81,15 @@ class AssetsScreen(ProviderScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield self.filter_input("search symbols and names (/), Enter goes to the list",
-                                    hidden=False)
-        yield MarkedTable(COLUMNS, id="asset-table", enter="Subscribe",
-                          enter_help="Subscribe the marked or highlighted assets (a form)")
+            yield self.filter_input(
+                "search symbols and names (/), Enter goes to the list", hidden=False
+            )
+        yield MarkedTable(
+            COLUMNS,
+            id="asset-table",
+            enter="Subscribe",
+            enter_help="Subscribe the marked or highlighted assets (a form)",
+        )
         yield self.status_line()
 
     @property
@@ -96,16 +123,23 @@ class AssetsScreen(ProviderScreen):
             self.total = total
         total = self.total
         if not total:
-            self.show_status(f"{self.provider} lists no assets yet: refresh them in the "
-                             "Providers mode (2, then r)")
+            self.show_status(
+                f"{self.provider} lists no assets yet: refresh them in the "
+                "Providers mode (2, then r)"
+            )
             return
         shown = len(self.assets)
-        what = (f"{shown:,} best matches for {self.filter_text!r}" if self.filter_text
-                else f"{shown:,} of {total:,} active assets" if shown < total
-                else f"{total:,} active assets")
+        what = (
+            f"{shown:,} best matches for {self.filter_text!r}"
+            if self.filter_text
+            else f"{shown:,} of {total:,} active assets"
+            if shown < total
+            else f"{total:,} active assets"
+        )
         marked = f" · {len(self.table.marks)} marked" if self.table.marks else ""
-        self.show_status(f"{self.provider}: {what}{marked} · ⏎ or s subscribes the marked (or "
-                         "highlighted) ones")
+        self.show_status(
+            f"{self.provider}: {what}{marked} · ⏎ or s subscribes the marked (or highlighted) ones"
+        )
 
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
@@ -127,33 +161,41 @@ class AssetsScreen(ProviderScreen):
         if proposal is None:
             try:
                 options = await MappingSuggester(self.services.db).alternatives(
-                    asset.provider, asset.symbol, 1)
+                    asset.provider, asset.symbol, 1
+                )
             except READ_ERRORS as exc:
                 self.report_error(str(exc))
                 return
             proposal = options[0].common_symbol if options else asset.parts.common
-        open_map(self, self.services.mappings, asset.provider, asset.symbol, asset.name,
-                 proposal, self.request_load)
+        open_map(
+            self,
+            self.services.mappings,
+            asset.provider,
+            asset.symbol,
+            asset.name,
+            proposal,
+            self.request_load,
+        )
 
     async def action_subscribe(self) -> None:
         symbols = self.table.selected_keys()
         if self.provider is None or not symbols:
             self.notify("no asset selected", severity="warning")
             return
-        await open_subscribe(self, self.provider, symbols,
-                             then=lambda _added: self.table.set_marks(()))
+        await open_subscribe(
+            self, self.provider, symbols, then=lambda _added: self.table.set_marks(())
+        )
 
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         await self.action_subscribe()
 
 
-MODE = Mode("assets", "Assets", 3, AssetsScreen,
-            "a provider's instruments: search, map, subscribe")
+MODE = Mode("assets", "Assets", 3, AssetsScreen, "a provider's instruments: search, map, subscribe")
 
 command("asset: search", "Search the provider's assets as you type", "filter", mode="assets")
 command("asset: map", "Map the selected asset to a common symbol", "map", mode="assets")
-command("asset: subscribe", "Subscribe the marked (or selected) assets", "subscribe",
-        mode="assets")
-command("asset: pick provider", "Show the assets of another provider", "pick_provider",
-        mode="assets")
+command("asset: subscribe", "Subscribe the marked (or selected) assets", "subscribe", mode="assets")
+command(
+    "asset: pick provider", "Show the assets of another provider", "pick_provider", mode="assets"
+)

@@ -33,10 +33,16 @@ class ModeScreen(Screen[None]):
     HELP = ""
     BINDINGS = [
         Binding("tab", "app.focus_next", "Next pane", show=False, id="screen.next_pane"),
-        Binding("shift+tab", "app.focus_previous", "Previous pane", show=False,
-                id="screen.previous_pane"),
-        Binding("ctrl+c,super+c", "screen.copy_text", "Copy selected text", show=False,
-                id="screen.copy"),
+        Binding(
+            "shift+tab",
+            "app.focus_previous",
+            "Previous pane",
+            show=False,
+            id="screen.previous_pane",
+        ),
+        Binding(
+            "ctrl+c,super+c", "screen.copy_text", "Copy selected text", show=False, id="screen.copy"
+        ),
     ]
 
     def compose(self) -> ComposeResult:
@@ -100,8 +106,9 @@ class FilterableScreen(ModeScreen):
     filter_text = ""
 
     def filter_input(self, placeholder: str, *, hidden: bool = True) -> Input:
-        return Input(placeholder=placeholder, id=self.FILTER_ID,
-                     classes="filter" if hidden else None)
+        return Input(
+            placeholder=placeholder, id=self.FILTER_ID, classes="filter" if hidden else None
+        )
 
     @property
     def filter_box(self) -> Input:

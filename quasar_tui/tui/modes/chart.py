@@ -24,8 +24,10 @@ DEFAULT_ZOOM = 2
 RELOAD_SECONDS = 5.0
 _TABLES = {"historical": "historical_data", "live": "live_data"}
 _INTERVAL_ORDER = {interval.value: i for i, interval in enumerate(Interval)}
-NO_SERIES = ("No series yet: subscribe a symbol (a in the Subscriptions mode, 5, or s in the "
-             "Assets mode, 3); its bars show here once the engine has stored some.")
+NO_SERIES = (
+    "No series yet: subscribe a symbol (a in the Subscriptions mode, 5, or s in the "
+    "Assets mode, 3); its bars show here once the engine has stored some."
+)
 PICK_ONE = "Pick a series on the left (j/k)."
 PROBED = 30
 
@@ -61,30 +63,78 @@ _PAN = Binding.Group("Pan")
 
 class ChartScreen(ModeScreen):
     MODE_TITLE = "Chart"
-    HELP = ("Candles and volume of a stored series. Pick the series on the left (j/k; Tab "
-            "moves between the list and the chart). [ and ] show the same symbol at another "
-            "stored interval, - and + zoom out and in, h and l go back and forth in time, e "
-            "returns to the latest bars. Enter on a row in the Live or Subscriptions mode "
-            "opens its chart here.")
+    HELP = (
+        "Candles and volume of a stored series. Pick the series on the left (j/k; Tab "
+        "moves between the list and the chart). [ and ] show the same symbol at another "
+        "stored interval, - and + zoom out and in, h and l go back and forth in time, e "
+        "returns to the latest bars. Enter on a row in the Live or Subscriptions mode "
+        "opens its chart here."
+    )
     BINDINGS = [
-        Binding("left_square_bracket", "interval(-1)", "Prev interval", group=_INTERVAL,
-                tooltip="The same symbol at the previous stored interval",
-                id="chart.prev_interval"),
-        Binding("right_square_bracket", "interval(1)", "Next interval", group=_INTERVAL,
-                tooltip="The same symbol at the next stored interval",
-                id="chart.next_interval"),
-        Binding("minus", "zoom(1)", "Zoom out", group=_ZOOM, tooltip="More, narrower candles",
-                id="chart.zoom_out"),
-        Binding("plus,equals_sign", "zoom(-1)", "Zoom in", group=_ZOOM,
-                tooltip="Fewer, wider candles", id="chart.zoom_in"),
-        Binding("h,left", "pan(1)", "Older", group=_PAN, tooltip="Back in time half a screen",
-                id="chart.older"),
-        Binding("l,right", "pan(-1)", "Newer", group=_PAN,
-                tooltip="Forward in time half a screen", id="chart.newer"),
-        Binding("e", "latest", "Latest", show=False, tooltip="Back to the latest bars",
-                id="chart.latest"),
-        Binding("r", "reload", "Reload", show=False,
-                tooltip="Read the series list and bars again", id="chart.reload"),
+        Binding(
+            "left_square_bracket",
+            "interval(-1)",
+            "Prev interval",
+            group=_INTERVAL,
+            tooltip="The same symbol at the previous stored interval",
+            id="chart.prev_interval",
+        ),
+        Binding(
+            "right_square_bracket",
+            "interval(1)",
+            "Next interval",
+            group=_INTERVAL,
+            tooltip="The same symbol at the next stored interval",
+            id="chart.next_interval",
+        ),
+        Binding(
+            "minus",
+            "zoom(1)",
+            "Zoom out",
+            group=_ZOOM,
+            tooltip="More, narrower candles",
+            id="chart.zoom_out",
+        ),
+        Binding(
+            "plus,equals_sign",
+            "zoom(-1)",
+            "Zoom in",
+            group=_ZOOM,
+            tooltip="Fewer, wider candles",
+            id="chart.zoom_in",
+        ),
+        Binding(
+            "h,left",
+            "pan(1)",
+            "Older",
+            group=_PAN,
+            tooltip="Back in time half a screen",
+            id="chart.older",
+        ),
+        Binding(
+            "l,right",
+            "pan(-1)",
+            "Newer",
+            group=_PAN,
+            tooltip="Forward in time half a screen",
+            id="chart.newer",
+        ),
+        Binding(
+            "e",
+            "latest",
+            "Latest",
+            show=False,
+            tooltip="Back to the latest bars",
+            id="chart.latest",
+        ),
+        Binding(
+            "r",
+            "reload",
+            "Reload",
+            show=False,
+            tooltip="Read the series list and bars again",
+            id="chart.reload",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -130,8 +180,9 @@ class ChartScreen(ModeScreen):
         if self.current in found:
             options.highlighted = found.index(self.current)
         elif self.current is None:
-            self.query_one(CandleChart).show([], intraday=True,
-                                             empty_text=PICK_ONE if found else NO_SERIES)
+            self.query_one(CandleChart).show(
+                [], intraday=True, empty_text=PICK_ONE if found else NO_SERIES
+            )
             if found and pick_first:
                 await self.show_series(await self._first_with_bars(found))
 
@@ -150,8 +201,14 @@ class ChartScreen(ModeScreen):
         """The first of `candidates` with a stored bar (a few are tried), else the first."""
         for series in candidates[:PROBED]:
             try:
-                if await fetch_bars(self.services.db, series.table, series.provider,
-                                    series.symbol, series.interval, limit=1):
+                if await fetch_bars(
+                    self.services.db,
+                    series.table,
+                    series.provider,
+                    series.symbol,
+                    series.interval,
+                    limit=1,
+                ):
                     return series
             except READ_ERRORS:
                 break  # reload() says what is wrong when the chosen series is shown
@@ -173,16 +230,25 @@ class ChartScreen(ModeScreen):
             return
         count = ZOOMS[self.zoom]
         try:
-            bars = await fetch_bars(self.services.db, series.table, series.provider,
-                                    series.symbol, series.interval, limit=count + self.bars_back)
+            bars = await fetch_bars(
+                self.services.db,
+                series.table,
+                series.provider,
+                series.symbol,
+                series.interval,
+                limit=count + self.bars_back,
+            )
         except READ_ERRORS as exc:
             info.update(f" {series.label}: cannot read bars: {exc}")
             return
         bars = bars[: len(bars) - self.bars_back] if self.bars_back else bars
         interval = Interval.parse(series.interval)
-        chart.show(bars, intraday=interval.is_intraday,
-                   empty_text=f"No {series.interval} bars stored yet for {series.label}; "
-                   "they appear when the engine writes them (r reloads).")
+        chart.show(
+            bars,
+            intraday=interval.is_intraday,
+            empty_text=f"No {series.interval} bars stored yet for {series.label}; "
+            "they appear when the engine writes them (r reloads).",
+        )
         if not bars:
             info.update(f" {series.label}: no bars")
             return
@@ -211,11 +277,15 @@ class ChartScreen(ModeScreen):
         current = self.current
         if current is None:
             return
-        siblings = [s for s in self.series
-                    if (s.provider, s.symbol) == (current.provider, current.symbol)]
+        siblings = [
+            s for s in self.series if (s.provider, s.symbol) == (current.provider, current.symbol)
+        ]
         if len(siblings) < 2:
-            self.notify(f"{current.provider} {current.symbol} is stored at one interval only; "
-                        "subscribe another to switch", severity="warning")
+            self.notify(
+                f"{current.provider} {current.symbol} is stored at one interval only; "
+                "subscribe another to switch",
+                severity="warning",
+            )
             return
         await self.show_series(siblings[(siblings.index(current) + step) % len(siblings)])
 
@@ -242,16 +312,27 @@ async def open_chart(screen: ModeScreen, provider: str, symbol: str) -> None:
     await app.switch_mode(MODE.name)
     chart = app.screen
     if isinstance(chart, ChartScreen) and not await chart.open_symbol(provider, symbol):
-        app.notify(f"no stored bars for {provider} {symbol}: subscribe it with an interval "
-                   "to collect bars", severity="warning")
+        app.notify(
+            f"no stored bars for {provider} {symbol}: subscribe it with an interval "
+            "to collect bars",
+            severity="warning",
+        )
 
 
 MODE = Mode("chart", "Chart", 7, ChartScreen, "candles and volume of a stored series")
 
-command("chart: next interval", "Show the same symbol at the next stored interval",
-        "interval(1)", mode="chart")
-command("chart: previous interval", "Show the same symbol at the previous stored interval",
-        "interval(-1)", mode="chart")
+command(
+    "chart: next interval",
+    "Show the same symbol at the next stored interval",
+    "interval(1)",
+    mode="chart",
+)
+command(
+    "chart: previous interval",
+    "Show the same symbol at the previous stored interval",
+    "interval(-1)",
+    mode="chart",
+)
 command("chart: zoom in", "Fewer, wider candles", "zoom(-1)", mode="chart")
 command("chart: zoom out", "More candles", "zoom(1)", mode="chart")
 command("chart: reload", "Read the series list and bars again", "reload", mode="chart")

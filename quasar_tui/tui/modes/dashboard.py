@@ -37,12 +37,17 @@ def _fill(table: VimDataTable, rows: list[tuple[object, ...]]) -> None:
 
 class DashboardScreen(ModeScreen):
     MODE_TITLE = "Dashboard"
-    HELP = ("The engine at a glance: who runs it, what it writes, each provider's state and "
-            "each subscription's freshness (stalest first), and the recent errors (all of them "
-            "are in the Log mode, 8). Tab moves between the tables; Enter on a subscription "
-            "opens its chart. The number keys switch modes; the footer shows each mode's keys.")
-    BINDINGS = [Binding("r", "refresh", "Refresh", tooltip="Read everything again now",
-                        id="dashboard.refresh")]
+    HELP = (
+        "The engine at a glance: who runs it, what it writes, each provider's state and "
+        "each subscription's freshness (stalest first), and the recent errors (all of them "
+        "are in the Log mode, 8). Tab moves between the tables; Enter on a subscription "
+        "opens its chart. The number keys switch modes; the footer shows each mode's keys."
+    )
+    BINDINGS = [
+        Binding(
+            "r", "refresh", "Refresh", tooltip="Read everything again now", id="dashboard.refresh"
+        )
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,18 +60,26 @@ class DashboardScreen(ModeScreen):
                 yield EnginePanel(id="engine-panel", classes="panel")
                 yield VimDataTable(id="writers", classes="panel")
             yield VimDataTable(id="providers", classes="panel")
-            yield VimDataTable(id="freshness", classes="panel", enter="Chart",
-                               enter_help="Chart the subscription's symbol (Chart mode)")
+            yield VimDataTable(
+                id="freshness",
+                classes="panel",
+                enter="Chart",
+                enter_help="Chart the subscription's symbol (Chart mode)",
+            )
             yield Static(id="errors", classes="panel")
 
     async def on_mount(self) -> None:
         self.query_one("#engine-panel").border_title = "Engine"
         titles = {
             "writers": ("Writers", ("Table", "Queue", "Lag", "Rows/s", "Retry")),
-            "providers": ("Providers", ("Provider", "Kind", "Enabled", "Status", "Live",
-                                        "Assets", "Detail")),
-            "freshness": ("Subscriptions", ("Provider", "Symbol", "Interval", "Mode", "State",
-                                            "Last bar (UTC)", "Freshness")),
+            "providers": (
+                "Providers",
+                ("Provider", "Kind", "Enabled", "Status", "Live", "Assets", "Detail"),
+            ),
+            "freshness": (
+                "Subscriptions",
+                ("Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)", "Freshness"),
+            ),
         }
         for table_id, (title, columns) in titles.items():
             table = self.query_one(f"#{table_id}", VimDataTable)
@@ -97,11 +110,19 @@ class DashboardScreen(ModeScreen):
         services = self.services
         view = services.view
         self.query_one(EnginePanel).show(view, services.book, datetime.now(UTC))
-        _fill(self.query_one("#writers", VimDataTable), [
-            (w.table, f"{w.queue_depth}/{w.queue_capacity}", f"{w.lag_seconds:.1f}s",
-             f"{w.rows_per_second:,.0f}", str(w.pending_retry))
-            for w in sorted(view.writers.values(), key=lambda w: w.table)
-        ])
+        _fill(
+            self.query_one("#writers", VimDataTable),
+            [
+                (
+                    w.table,
+                    f"{w.queue_depth}/{w.queue_capacity}",
+                    f"{w.lag_seconds:.1f}s",
+                    f"{w.rows_per_second:,.0f}",
+                    str(w.pending_retry),
+                )
+                for w in sorted(view.writers.values(), key=lambda w: w.table)
+            ],
+        )
         errors = list(view.errors)[-RECENT_ERRORS:]
         text = Text()
         for entry in reversed(errors):
@@ -122,28 +143,48 @@ class DashboardScreen(ModeScreen):
             self.notify(str(exc), severity="error")
             return
         live = services.view.providers
-        _fill(self.query_one("#providers", VimDataTable), [
-            (p.name, p.kind, "yes" if p.enabled else "no", p.status,
-             live[p.name].state if p.name in live else "-", f"{p.asset_count:,}",
-             (live[p.name].detail if p.name in live else None) or p.status_detail or "")
-            for p in providers
-        ])
+        _fill(
+            self.query_one("#providers", VimDataTable),
+            [
+                (
+                    p.name,
+                    p.kind,
+                    "yes" if p.enabled else "no",
+                    p.status,
+                    live[p.name].state if p.name in live else "-",
+                    f"{p.asset_count:,}",
+                    (live[p.name].detail if p.name in live else None) or p.status_detail or "",
+                )
+                for p in providers
+            ],
+        )
         now = datetime.now(UTC)
         written = services.view.last_bars
         rows = []
         for s in subscriptions:
             last = max(
-                (t for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval)))
-                 if t is not None),
+                (
+                    t
+                    for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval)))
+                    if t is not None
+                ),
                 default=None,
             )
             fresh = freshness(s.interval, s.enabled, last, now)
-            rows.append((
-                _LEVEL_RANK[fresh.level],
-                (s.provider, s.symbol, s.interval, s.mode, s.last_error or s.state,
-                 f"{last:%Y-%m-%d %H:%M}" if last else "-",
-                 Text(fresh.label, style=LEVEL_STYLES[fresh.level])),
-            ))
+            rows.append(
+                (
+                    _LEVEL_RANK[fresh.level],
+                    (
+                        s.provider,
+                        s.symbol,
+                        s.interval,
+                        s.mode,
+                        s.last_error or s.state,
+                        f"{last:%Y-%m-%d %H:%M}" if last else "-",
+                        Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
+                    ),
+                )
+            )
         rows.sort(key=lambda r: r[0])
         self.fresh_keys = [(row[0], row[1]) for _, row in rows]
         _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
@@ -154,8 +195,13 @@ class DashboardScreen(ModeScreen):
             await open_chart(self, *self.fresh_keys[event.cursor_row])
 
 
-MODE = Mode("dashboard", "Dashboard", 1, DashboardScreen,
-            "engine owner, provider health, freshness, write rate, errors", short="Dash")
+MODE = Mode(
+    "dashboard",
+    "Dashboard",
+    1,
+    DashboardScreen,
+    "engine owner, provider health, freshness, write rate, errors",
+    short="Dash",
+)
 
-command("dashboard: refresh", "Read providers and subscriptions again", "refresh",
-        mode="dashboard")
+command("dashboard: refresh", "Read providers and subscriptions again", "refresh", mode="dashboard")

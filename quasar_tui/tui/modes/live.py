@@ -14,15 +14,18 @@ from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
 
 class LiveScreen(FilterableScreen):
     MODE_TITLE = "Live"
-    HELP = ("The latest quote of every live symbol, a few repaints a second (prices flash "
-            "when they move). s sorts by the next column, S flips the order, u goes back to "
-            "your own order, in which J and K move the highlighted row. / filters; Enter "
-            "charts the symbol. Subscribe a symbol live (Subscriptions mode, 5) to see it.")
+    HELP = (
+        "The latest quote of every live symbol, a few repaints a second (prices flash "
+        "when they move). s sorts by the next column, S flips the order, u goes back to "
+        "your own order, in which J and K move the highlighted row. / filters; Enter "
+        "charts the symbol. Subscribe a symbol live (Subscriptions mode, 5) to see it."
+    )
 
     def compose_body(self) -> ComposeResult:
         yield self.filter_input("filter symbols (Enter keeps it, Esc clears)")
         yield LiveTable(
-            self.services.book, hz=self.quasar.options.repaint_hz,
+            self.services.book,
+            hz=self.quasar.options.repaint_hz,
             flash=self.quasar.options.animation,
             empty_text="waiting for ticks: subscribe a symbol live (mode 5, Subscriptions)",
         )
@@ -42,13 +45,17 @@ class LiveScreen(FilterableScreen):
             return
         table = self.query_one(LiveTable)
         active, rate = self.services.book.activity(monotonic())
-        sort = "your order" if table.sort_column is None else next(
-            c.title for c in COLUMNS if c.key == table.sort_column
-        ) + (" desc" if table.sort_reverse else " asc")
+        sort = (
+            "your order"
+            if table.sort_column is None
+            else next(c.title for c in COLUMNS if c.key == table.sort_column)
+            + (" desc" if table.sort_reverse else " asc")
+        )
         shown = f"{len(table.order)}/{len(self.services.book)}"
         flt = f"  filter: {table.filter_text!r}" if table.filter_text else ""
-        self.show_status(f"{shown} symbols, {active} ticking, {rate:,.1f} ticks/s  sort: "
-                         f"{sort}{flt}")
+        self.show_status(
+            f"{shown} symbols, {active} ticking, {rate:,.1f} ticks/s  sort: {sort}{flt}"
+        )
 
     def apply_filter(self) -> None:
         self.query_one(LiveTable).set_filter(self.filter_text)
@@ -79,6 +86,5 @@ MODE = Mode("live", "Live", 6, LiveScreen, "ticking quotes, conflated per symbol
 command("live: filter", "Filter the live table by symbol or provider", "filter", mode="live")
 command("live: sort by next column", "Cycle the live table's sort column", "sort", mode="live")
 command("live: reverse sort", "Flip the live table's sort direction", "reverse", mode="live")
-command("live: my order", "Back to your own row order (J/K move rows)", "user_order",
-        mode="live")
+command("live: my order", "Back to your own row order (J/K move rows)", "user_order", mode="live")
 command("live: chart symbol", "Open the chart of the selected symbol", "chart", mode="live")

@@ -27,17 +27,25 @@ def format_entry(entry: LogEntry) -> Text:
 
 class LogScreen(FilterableScreen):
     MODE_TITLE = "Log"
-    HELP = ("What the engine and the console report, newest last: job runs, provider "
-            "connections, warnings and errors (errors also pop up as notifications). a shows "
-            "everything, w warnings and errors, e errors only; / filters by text; f stops or "
-            "resumes following new lines.")
+    HELP = (
+        "What the engine and the console report, newest last: job runs, provider "
+        "connections, warnings and errors (errors also pop up as notifications). a shows "
+        "everything, w warnings and errors, e errors only; / filters by text; f stops or "
+        "resumes following new lines."
+    )
     BINDINGS = [
         Binding("a", "level('info')", "All", tooltip="Show every line", id="log.all"),
-        Binding("w", "level('warning')", "Warnings", tooltip="Show warnings and errors",
-                id="log.warnings"),
+        Binding(
+            "w",
+            "level('warning')",
+            "Warnings",
+            tooltip="Show warnings and errors",
+            id="log.warnings",
+        ),
         Binding("e", "level('error')", "Errors", tooltip="Show errors only", id="log.errors"),
-        Binding("f", "follow", "Follow", tooltip="Stop or resume following new lines",
-                id="log.follow"),
+        Binding(
+            "f", "follow", "Follow", tooltip="Stop or resume following new lines", id="log.follow"
+        ),
     ]
 
     def __init__(self) -> None:
@@ -83,8 +91,10 @@ class LogScreen(FilterableScreen):
     def _update_status(self) -> None:
         flt = f", text {self.filter_text!r}" if self.filter_text else ""
         follow = "following" if self.follow else "paused (f follows)"
-        self.show_status(f"{self._shown} of {len(self.services.log)} entries, level >= "
-                         f"{self.min_level}{flt}, {follow}")
+        self.show_status(
+            f"{self._shown} of {len(self.services.log)} entries, level >= "
+            f"{self.min_level}{flt}, {follow}"
+        )
 
     def apply_filter(self) -> None:
         self._redraw()

@@ -62,35 +62,83 @@ class Unmapped:
 
 class MappingsScreen(ProviderScreen):
     MODE_TITLE = "Mappings"
-    HELP = ("Map each provider symbol to a common symbol, so the same instrument from two "
-            "providers is one. Left: unmapped symbols with the best proposal; right: the ranked "
-            "suggestions for the highlighted one. Enter accepts the proposal; l (or Tab) moves "
-            "to the suggestions to pick another, h back; e types your own. In bulk: t marks "
-            "the obvious ones, space marks one, * all shown, a accepts the marked. v shows the "
-            "existing mappings (n renames a common symbol, d deletes a mapping).")
+    HELP = (
+        "Map each provider symbol to a common symbol, so the same instrument from two "
+        "providers is one. Left: unmapped symbols with the best proposal; right: the ranked "
+        "suggestions for the highlighted one. Enter accepts the proposal; l (or Tab) moves "
+        "to the suggestions to pick another, h back; e types your own. In bulk: t marks "
+        "the obvious ones, space marks one, * all shown, a accepts the marked. v shows the "
+        "existing mappings (n renames a common symbol, d deletes a mapping)."
+    )
     FILTER_ID = "mapping-filter"
     BINDINGS = [
         *ProviderScreen.PROVIDER_BINDINGS,
-        Binding("t", "mark_obvious", "Mark obvious",
-                tooltip=f"Mark every shown row whose proposal scores {OBVIOUS:.2f} or more",
-                id="mappings.mark_obvious"),
-        Binding("a", "accept_marked", "Accept marked",
-                tooltip="Accept the proposals of the marked rows", id="mappings.accept_marked"),
-        Binding("e", "edit", "Edit", tooltip="Type the common symbol for the highlighted row",
-                id="mappings.edit"),
-        Binding("l", "focus_alternatives", "Suggestions", show=False,
-                tooltip="Go to the suggestions pane (moving there picks one)",
-                id="mappings.suggestions"),
-        Binding("h", "focus_list", "Symbols", show=False,
-                tooltip="Back to the unmapped symbols", id="mappings.symbols"),
-        Binding("v", "toggle_view", "Mapped", tooltip="Show the mappings, or the unmapped",
-                id="mappings.toggle_view"),
-        Binding("n", "rename", "Rename", tooltip="Rename the common symbol (mappings view)",
-                id="mappings.rename"),
-        Binding("d,delete", "delete", "Delete", tooltip="Delete the mapping (asks first)",
-                id="mappings.delete"),
-        Binding("r", "reload", "Reload", show=False,
-                tooltip="Score the unmapped symbols again", id="mappings.reload"),
+        Binding(
+            "t",
+            "mark_obvious",
+            "Mark obvious",
+            tooltip=f"Mark every shown row whose proposal scores {OBVIOUS:.2f} or more",
+            id="mappings.mark_obvious",
+        ),
+        Binding(
+            "a",
+            "accept_marked",
+            "Accept marked",
+            tooltip="Accept the proposals of the marked rows",
+            id="mappings.accept_marked",
+        ),
+        Binding(
+            "e",
+            "edit",
+            "Edit",
+            tooltip="Type the common symbol for the highlighted row",
+            id="mappings.edit",
+        ),
+        Binding(
+            "l",
+            "focus_alternatives",
+            "Suggestions",
+            show=False,
+            tooltip="Go to the suggestions pane (moving there picks one)",
+            id="mappings.suggestions",
+        ),
+        Binding(
+            "h",
+            "focus_list",
+            "Symbols",
+            show=False,
+            tooltip="Back to the unmapped symbols",
+            id="mappings.symbols",
+        ),
+        Binding(
+            "v",
+            "toggle_view",
+            "Mapped",
+            tooltip="Show the mappings, or the unmapped",
+            id="mappings.toggle_view",
+        ),
+        Binding(
+            "n",
+            "rename",
+            "Rename",
+            tooltip="Rename the common symbol (mappings view)",
+            id="mappings.rename",
+        ),
+        Binding(
+            "d,delete",
+            "delete",
+            "Delete",
+            tooltip="Delete the mapping (asks first)",
+            id="mappings.delete",
+        ),
+        Binding(
+            "r",
+            "reload",
+            "Reload",
+            show=False,
+            tooltip="Score the unmapped symbols again",
+            id="mappings.reload",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -105,8 +153,9 @@ class MappingsScreen(ProviderScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield self.filter_input("filter symbols, names and common symbols (Enter keeps it, "
-                                    "Esc clears)")
+            yield self.filter_input(
+                "filter symbols, names and common symbols (Enter keeps it, Esc clears)"
+            )
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
                 yield SuggestionTable(COLUMNS, id="unmapped-table")
@@ -192,19 +241,26 @@ class MappingsScreen(ProviderScreen):
         if self.view == "unmapped":
             shown = [u for u in self.unmapped.values() if not text or u.matches(text)][:SHOWN]
             self.table.set_rows(
-                (u.symbol, proposal_cells(u.symbol, u.name, u.proposal)) for u in shown)
+                (u.symbol, proposal_cells(u.symbol, u.name, u.proposal)) for u in shown
+            )
             self._highlight_changed()
         else:
             table = self.mapped_table
             keep = table.cursor_row
             table.clear()
             for m in self.mapped:
-                if text and not any(text in (v or "").lower()
-                                    for v in (m.common_symbol, m.symbol, m.name)):
+                if text and not any(
+                    text in (v or "").lower() for v in (m.common_symbol, m.symbol, m.name)
+                ):
                     continue
-                table.add_row(Text(m.common_symbol, style="bold cyan"), m.symbol, m.name or "",
-                              "yes" if m.active else Text("no", style="dim"),
-                              f"{m.created_at.astimezone(UTC):%Y-%m-%d}", key=m.symbol)
+                table.add_row(
+                    Text(m.common_symbol, style="bold cyan"),
+                    m.symbol,
+                    m.name or "",
+                    "yes" if m.active else Text("no", style="dim"),
+                    f"{m.created_at.astimezone(UTC):%Y-%m-%d}",
+                    key=m.symbol,
+                )
             if table.row_count:
                 table.move_cursor(row=min(keep, table.row_count - 1), animate=False)
         self._update_status()
@@ -217,21 +273,28 @@ class MappingsScreen(ProviderScreen):
             self.show_status("No providers yet: add one in the Providers mode (2).")
             return
         if self.view == "mapped":
-            self.show_status(f"{self.provider}: {len(self.mapped):,} mappings · "
-                         f"{len(self.unmapped):,} unmapped (v)")
+            self.show_status(
+                f"{self.provider}: {len(self.mapped):,} mappings · "
+                f"{len(self.unmapped):,} unmapped (v)"
+            )
             return
         if not self.unmapped:
             record = self.provider_records.get(self.provider)
             if record is not None and not record.asset_count:
-                self.show_status(f"{self.provider} lists no assets yet: refresh them in the "
-                             "Providers mode (2, then r)")
+                self.show_status(
+                    f"{self.provider} lists no assets yet: refresh them in the "
+                    "Providers mode (2, then r)"
+                )
             else:
-                self.show_status(f"{self.provider}: every listed symbol is mapped "
-                             f"({len(self.mapped):,}) · v shows the mappings")
+                self.show_status(
+                    f"{self.provider}: every listed symbol is mapped "
+                    f"({len(self.mapped):,}) · v shows the mappings"
+                )
             return
         table = self.table
-        obvious = sum(1 for u in self.unmapped.values()
-                      if u.proposal and u.proposal.score >= OBVIOUS)
+        obvious = sum(
+            1 for u in self.unmapped.values() if u.proposal and u.proposal.score >= OBVIOUS
+        )
         hidden = f" ({table.hidden_marks} hidden by the filter)" if table.hidden_marks else ""
         shown = len(table.keys)
         cut = f", {shown:,} shown" if shown < len(self.unmapped) else ""
@@ -260,7 +323,8 @@ class MappingsScreen(ProviderScreen):
         if symbol is not None and provider is not None:
             try:
                 options = await MappingSuggester(self.services.db).alternatives(
-                    provider, symbol, ALTERNATIVES)
+                    provider, symbol, ALTERNATIVES
+                )
             except READ_ERRORS as exc:
                 self.report_error(str(exc))
                 return
@@ -275,14 +339,18 @@ class MappingsScreen(ProviderScreen):
             if row and row.proposal in options:
                 pane.highlighted = options.index(row.proposal)
         self.query_one("#alternatives-title", Static).update(
-            f"Suggestions for {symbol}" if symbol else "Suggestions")
+            f"Suggestions for {symbol}" if symbol else "Suggestions"
+        )
 
     def on_option_list_option_highlighted(self, event: OptionList.OptionHighlighted) -> None:
         """Moving in the suggestions pane makes that one the row's proposal."""
         symbol = self.alternatives_for
         row = self.unmapped.get(symbol) if symbol else None
-        if (not isinstance(event.option_list, AlternativeList) or row is None
-                or event.option_index >= len(self.alternatives)):
+        if (
+            not isinstance(event.option_list, AlternativeList)
+            or row is None
+            or event.option_index >= len(self.alternatives)
+        ):
             return
         row.proposal = self.alternatives[event.option_index]
         if symbol in self.table.keys:
@@ -290,7 +358,8 @@ class MappingsScreen(ProviderScreen):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         if isinstance(event.option_list, AlternativeList) and event.option_index < len(
-                self.alternatives):
+            self.alternatives
+        ):
             self.run_task("accept", self._accept, [self.alternatives[event.option_index]])
 
     # -- accepting ---------------------------------------------------------------------------
@@ -306,31 +375,37 @@ class MappingsScreen(ProviderScreen):
         if row is None:
             return
         if row.proposal is None:
-            self.notify(f"nothing to propose for {row.symbol}: press e to type a common symbol",
-                        severity="warning")
+            self.notify(
+                f"nothing to propose for {row.symbol}: press e to type a common symbol",
+                severity="warning",
+            )
             return
         self.run_task("accept", self._accept, [row.proposal])
 
     def action_accept_marked(self) -> None:
         marked = [self.unmapped[s] for s in self.table.marks if s in self.unmapped]
         if not marked:
-            self.notify("nothing marked: space marks a row, t marks the obvious ones, * all",
-                        severity="warning")
+            self.notify(
+                "nothing marked: space marks a row, t marks the obvious ones, * all",
+                severity="warning",
+            )
             return
         ready = [u.proposal for u in marked if u.proposal is not None]
         if len(ready) < len(marked):
-            self.notify(f"{len(marked) - len(ready)} marked symbols have no proposal: e types "
-                        "one", severity="warning")
+            self.notify(
+                f"{len(marked) - len(ready)} marked symbols have no proposal: e types one",
+                severity="warning",
+            )
         if ready:
             self.run_task("accept", self._accept, ready)
 
     def action_mark_obvious(self) -> None:
         before = len(self.table.marks)
         after = self.table.mark_where(
-            lambda s: (p := self.unmapped[s].proposal) is not None and p.score >= OBVIOUS)
+            lambda s: (p := self.unmapped[s].proposal) is not None and p.score >= OBVIOUS
+        )
         if after == before:
-            self.notify(f"no other shown row scores {OBVIOUS:.2f} or more; * marks every row "
-                        "shown")
+            self.notify(f"no other shown row scores {OBVIOUS:.2f} or more; * marks every row shown")
         else:
             self.notify(f"marked {after - before} obvious ones; a accepts the {after} marked")
 
@@ -338,17 +413,23 @@ class MappingsScreen(ProviderScreen):
         skipped: list[tuple[Suggestion, str]] = []
         try:
             count = await MappingSuggester(self.services.db).accept(
-                chosen, on_skip=lambda s, why: skipped.append((s, why)))
+                chosen, on_skip=lambda s, why: skipped.append((s, why))
+            )
         except READ_ERRORS as exc:
             self.report_error(str(exc))
             return
         if count:
-            what = (f"{chosen[0].provider}:{chosen[0].symbol} to {chosen[0].common_symbol}"
-                    if len(chosen) == 1 else f"{count:,} symbols")
+            what = (
+                f"{chosen[0].provider}:{chosen[0].symbol} to {chosen[0].common_symbol}"
+                if len(chosen) == 1
+                else f"{count:,} symbols"
+            )
             self.notify(f"mapped {what}")
         for _skipped, why in skipped:
-            self.quasar.publish_log(LogEntry(datetime.now(UTC), "warning", "mappings",
-                                             f"not mapped: {why}"), notify=False)
+            self.quasar.publish_log(
+                LogEntry(datetime.now(UTC), "warning", "mappings", f"not mapped: {why}"),
+                notify=False,
+            )
         if skipped:
             more = f" (and {len(skipped) - 1} more: see the Log)" if len(skipped) > 1 else ""
             self.notify(f"not mapped: {skipped[0][1]}{more}", severity="warning", timeout=10)
@@ -395,8 +476,12 @@ class MappingsScreen(ProviderScreen):
                 self.notify(message)
                 self.request_load()
 
-        self.app.push_screen(EditCommonModal(
-            f"Rename common symbol {old}", "every provider's mapping follows", old, save), done)
+        self.app.push_screen(
+            EditCommonModal(
+                f"Rename common symbol {old}", "every provider's mapping follows", old, save
+            ),
+            done,
+        )
 
     def action_delete(self) -> None:
         mapping = self._selected_mapping()
@@ -407,10 +492,14 @@ class MappingsScreen(ProviderScreen):
             if answer is not None:
                 self.run_task("delete mapping", self._delete, mapping)
 
-        self.app.push_screen(ConfirmModal(
-            f"Delete the mapping {mapping.provider}:{mapping.symbol} → "
-            f"{mapping.common_symbol}?",
-            ["The asset stays; it shows as unmapped again."]), confirmed)
+        self.app.push_screen(
+            ConfirmModal(
+                f"Delete the mapping {mapping.provider}:{mapping.symbol} → "
+                f"{mapping.common_symbol}?",
+                ["The asset stays; it shows as unmapped again."],
+            ),
+            confirmed,
+        )
 
     async def _delete(self, mapping: MappingRecord) -> None:
         try:
@@ -422,24 +511,52 @@ class MappingsScreen(ProviderScreen):
         self.request_load()
 
 
-MODE = Mode("mappings", "Mappings", 4, MappingsScreen,
-            "map provider symbols to common symbols with ranked suggestions", short="Maps")
+MODE = Mode(
+    "mappings",
+    "Mappings",
+    4,
+    MappingsScreen,
+    "map provider symbols to common symbols with ranked suggestions",
+    short="Maps",
+)
 
-command("mapping: accept", "Accept the highlighted symbol's proposal", "accept",
-        mode="mappings")
-command("mapping: accept marked", "Accept the proposals of every marked symbol",
-        "accept_marked", mode="mappings")
-command("mapping: mark obvious", f"Mark every shown symbol scoring {OBVIOUS:.2f} or more",
-        "mark_obvious", mode="mappings")
-command("mapping: edit common symbol", "Type the common symbol for the highlighted symbol",
-        "edit", mode="mappings")
+command("mapping: accept", "Accept the highlighted symbol's proposal", "accept", mode="mappings")
+command(
+    "mapping: accept marked",
+    "Accept the proposals of every marked symbol",
+    "accept_marked",
+    mode="mappings",
+)
+command(
+    "mapping: mark obvious",
+    f"Mark every shown symbol scoring {OBVIOUS:.2f} or more",
+    "mark_obvious",
+    mode="mappings",
+)
+command(
+    "mapping: edit common symbol",
+    "Type the common symbol for the highlighted symbol",
+    "edit",
+    mode="mappings",
+)
 command("mapping: filter", "Filter the symbols shown", "filter", mode="mappings")
-command("mapping: show mapped or unmapped", "Switch between unmapped symbols and mappings",
-        "toggle_view", mode="mappings")
-command("mapping: rename common symbol", "Rename the selected mapping's common symbol",
-        "rename", mode="mappings")
-command("mapping: delete", "Delete the selected mapping (asks first)", "delete",
-        mode="mappings")
+command(
+    "mapping: show mapped or unmapped",
+    "Switch between unmapped symbols and mappings",
+    "toggle_view",
+    mode="mappings",
+)
+command(
+    "mapping: rename common symbol",
+    "Rename the selected mapping's common symbol",
+    "rename",
+    mode="mappings",
+)
+command("mapping: delete", "Delete the selected mapping (asks first)", "delete", mode="mappings")
 command("mapping: reload", "Score the unmapped symbols again", "reload", mode="mappings")
-command("mapping: pick provider", "Map the symbols of another provider", "pick_provider",
-        mode="mappings")
+command(
+    "mapping: pick provider",
+    "Map the symbols of another provider",
+    "pick_provider",
+    mode="mappings",
+)

@@ -20,8 +20,17 @@ from quasar_tui.tui.modes.registry_base import RegistryScreen
 from quasar_tui.tui.services import READ_ERRORS
 from quasar_tui.tui.widgets.vim import VimDataTable
 
-COLUMNS = ("Name", "Kind", "Enabled", "Status", "Assets", "Intervals", "Secrets", "Source",
-           "Detail")
+COLUMNS = (
+    "Name",
+    "Kind",
+    "Enabled",
+    "Status",
+    "Assets",
+    "Intervals",
+    "Secrets",
+    "Source",
+    "Detail",
+)
 _STATUS_STYLES = {"ok": "green", "error": "bold red", "connecting": "yellow"}
 
 
@@ -33,8 +42,10 @@ def secrets_cell(record: ProviderRecord) -> Text:
         if text:
             text.append(" ")
         text.append(name, style="" if name in record.secret_names else "red")
-        text.append(" ✓" if name in record.secret_names else " ✗",
-                    style="green" if name in record.secret_names else "red")
+        text.append(
+            " ✓" if name in record.secret_names else " ✗",
+            style="green" if name in record.secret_names else "red",
+        )
     return text if text else Text("-", style="dim")
 
 
@@ -57,25 +68,42 @@ class ProvidersScreen(RegistryScreen):
     MODE_TITLE = "Providers"
     LIST_ID = "provider-table"
     RELOAD_SECONDS = 5.0
-    HELP = ("Data providers: bundled ones and your own Python files. a adds a file (it is "
-            "validated first), r lists its symbols, m maps them to common symbols, Enter shows "
-            "them in the Assets mode. s sets secrets (API keys), p preferences.")
+    HELP = (
+        "Data providers: bundled ones and your own Python files. a adds a file (it is "
+        "validated first), r lists its symbols, m maps them to common symbols, Enter shows "
+        "them in the Assets mode. s sets secrets (API keys), p preferences."
+    )
     BINDINGS = [
-        Binding("a", "add", "Add", tooltip="Add a provider from a Python file",
-                id="providers.add"),
-        Binding("r", "refresh_assets", "Refresh assets",
-                tooltip="List the provider's symbols again (in the background)",
-                id="providers.refresh_assets"),
-        Binding("m", "map_symbols", "Map", tooltip="Map its symbols (Mappings mode)",
-                id="providers.map"),
-        Binding("s", "secrets", "Secrets", tooltip="Set its secrets, such as API keys (masked)",
-                id="providers.secrets"),
-        Binding("p", "preferences", "Prefs", tooltip="Edit its preferences",
-                id="providers.preferences"),
-        Binding("e", "toggle_enabled", "Enable/disable", show=False,
-                id="providers.toggle_enabled"),
-        Binding("d,delete", "remove", "Remove", show=False,
-                tooltip="Remove the provider (asks first)", id="providers.remove"),
+        Binding("a", "add", "Add", tooltip="Add a provider from a Python file", id="providers.add"),
+        Binding(
+            "r",
+            "refresh_assets",
+            "Refresh assets",
+            tooltip="List the provider's symbols again (in the background)",
+            id="providers.refresh_assets",
+        ),
+        Binding(
+            "m", "map_symbols", "Map", tooltip="Map its symbols (Mappings mode)", id="providers.map"
+        ),
+        Binding(
+            "s",
+            "secrets",
+            "Secrets",
+            tooltip="Set its secrets, such as API keys (masked)",
+            id="providers.secrets",
+        ),
+        Binding(
+            "p", "preferences", "Prefs", tooltip="Edit its preferences", id="providers.preferences"
+        ),
+        Binding("e", "toggle_enabled", "Enable/disable", show=False, id="providers.toggle_enabled"),
+        Binding(
+            "d,delete",
+            "remove",
+            "Remove",
+            show=False,
+            tooltip="Remove the provider (asks first)",
+            id="providers.remove",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -85,15 +113,18 @@ class ProvidersScreen(RegistryScreen):
         self._focus_next: str | None = None
 
     def compose_body(self) -> ComposeResult:
-        yield self.filter_input("filter providers by name, kind or status (Enter keeps it, "
-                                "Esc clears)")
-        yield VimDataTable(id="provider-table", enter="Assets",
-                           enter_help="Show the provider's assets (Assets mode)",
-                           zebra_stripes=True)
+        yield self.filter_input(
+            "filter providers by name, kind or status (Enter keeps it, Esc clears)"
+        )
+        yield VimDataTable(
+            id="provider-table",
+            enter="Assets",
+            enter_help="Show the provider's assets (Assets mode)",
+            zebra_stripes=True,
+        )
         with Horizontal(id="provider-progress", classes="status-line"):
             yield Static(id="refresh-text")
-            yield ProgressBar(total=None, show_eta=False, show_percentage=False,
-                              id="refresh-bar")
+            yield ProgressBar(total=None, show_eta=False, show_percentage=False, id="refresh-bar")
         yield self.status_line()
 
     def on_mount(self) -> None:
@@ -133,8 +164,11 @@ class ProvidersScreen(RegistryScreen):
         text = self.filter_text
         table = self.table
         table.clear()
-        shown = [r for r in self.records.values() if not text or any(
-            text in v.lower() for v in (r.name, r.kind, r.status))]
+        shown = [
+            r
+            for r in self.records.values()
+            if not text or any(text in v.lower() for v in (r.name, r.kind, r.status))
+        ]
         for record in shown:
             table.add_row(*row_cells(record, record.name in self.refreshing), key=record.name)
         names = [r.name for r in shown]
@@ -149,18 +183,26 @@ class ProvidersScreen(RegistryScreen):
         if not self.records:
             self.show_status("No providers yet: press a to add one from a Python file.")
             return
-        missing = sum(1 for r in self.records.values() if set(
-            r.capabilities.get("secrets") or ()) - set(r.secret_names))
+        missing = sum(
+            1
+            for r in self.records.values()
+            if set(r.capabilities.get("secrets") or ()) - set(r.secret_names)
+        )
         count = f"{len(self.records)} providers" + (
-            f" ({shown} shown)" if shown < len(self.records) else "")
-        self.show_status(count + (f", {missing} missing secrets (s sets them)" if missing
-                                  else "") + " · ⏎ shows the assets, m maps the symbols")
+            f" ({shown} shown)" if shown < len(self.records) else ""
+        )
+        self.show_status(
+            count
+            + (f", {missing} missing secrets (s sets them)" if missing else "")
+            + " · ⏎ shows the assets, m maps the symbols"
+        )
 
     def _show_progress(self) -> None:
         busy = sorted(self.refreshing)
         self.query_one("#provider-progress").display = bool(busy)
         self.query_one("#refresh-text", Static).update(
-            f" refreshing assets of {', '.join(busy)} " if busy else "")
+            f" refreshing assets of {', '.join(busy)} " if busy else ""
+        )
 
     def _need_selected(self) -> ProviderRecord | None:
         """The highlighted provider, which the other modes then open on (it is the one the
@@ -179,8 +221,10 @@ class ProvidersScreen(RegistryScreen):
             if record is None:
                 return
             self.quasar.chosen_provider = record.name
-            self.notify(f"added {record.kind} provider {record.name}; r lists its assets"
-                        + ("; s sets its secrets" if record.capabilities.get("secrets") else ""))
+            self.notify(
+                f"added {record.kind} provider {record.name}; r lists its assets"
+                + ("; s sets its secrets" if record.capabilities.get("secrets") else "")
+            )
             for notice in record.notices:
                 self.notify(notice, severity="warning", timeout=10)
             self.reload(record.name)
@@ -252,9 +296,15 @@ class ProvidersScreen(RegistryScreen):
             if answer is not None:
                 self.run_task("remove provider", self._remove, record.name, answer.option)
 
-        self.app.push_screen(ConfirmModal(
-            f"Remove provider {record.name}?", details, confirm_label="Remove",
-            option="also delete its stored bars and ticks"), confirmed)
+        self.app.push_screen(
+            ConfirmModal(
+                f"Remove provider {record.name}?",
+                details,
+                confirm_label="Remove",
+                option="also delete its stored bars and ticks",
+            ),
+            confirmed,
+        )
 
     async def _remove(self, name: str, purge: bool) -> None:
         try:
@@ -289,9 +339,11 @@ class ProvidersScreen(RegistryScreen):
         except READ_ERRORS as exc:
             self.report_error(str(exc), f"refresh {name}")
         else:
-            self.notify(f"{name}: {report.total:,} assets ({report.added:,} new, "
-                        f"{report.updated:,} changed, {report.deactivated:,} delisted)",
-                        title="assets refreshed")
+            self.notify(
+                f"{name}: {report.total:,} assets ({report.added:,} new, "
+                f"{report.updated:,} changed, {report.deactivated:,} delisted)",
+                title="assets refreshed",
+            )
         finally:
             self.refreshing.discard(name)
             self._show_progress()
@@ -313,22 +365,44 @@ class ProvidersScreen(RegistryScreen):
         await self.app.switch_mode(mode)  # it works on `chosen_provider`, set just above
 
 
-MODE = Mode("providers", "Providers", 2, ProvidersScreen,
-            "add, configure, enable and remove data providers; refresh their assets",
-            short="Prov")
+MODE = Mode(
+    "providers",
+    "Providers",
+    2,
+    ProvidersScreen,
+    "add, configure, enable and remove data providers; refresh their assets",
+    short="Prov",
+)
 
-command("provider: add", "Add a provider from a Python file (validated first)", "add",
-        mode="providers")
-command("provider: preferences", "Edit the selected provider's preferences", "preferences",
-        mode="providers")
-command("provider: secrets", "Set the selected provider's secrets (masked)", "secrets",
-        mode="providers")
-command("provider: enable/disable", "Enable or disable the selected provider",
-        "toggle_enabled", mode="providers")
-command("provider: refresh assets", "List the selected provider's symbols again",
-        "refresh_assets", mode="providers")
-command("provider: remove", "Remove the selected provider (asks first)", "remove",
-        mode="providers")
+command(
+    "provider: add", "Add a provider from a Python file (validated first)", "add", mode="providers"
+)
+command(
+    "provider: preferences",
+    "Edit the selected provider's preferences",
+    "preferences",
+    mode="providers",
+)
+command(
+    "provider: secrets", "Set the selected provider's secrets (masked)", "secrets", mode="providers"
+)
+command(
+    "provider: enable/disable",
+    "Enable or disable the selected provider",
+    "toggle_enabled",
+    mode="providers",
+)
+command(
+    "provider: refresh assets",
+    "List the selected provider's symbols again",
+    "refresh_assets",
+    mode="providers",
+)
+command("provider: remove", "Remove the selected provider (asks first)", "remove", mode="providers")
 command("provider: filter", "Filter the providers shown", "filter", mode="providers")
-command("provider: map symbols", "Map the selected provider's symbols (Mappings mode)",
-        "map_symbols", mode="providers")
+command(
+    "provider: map symbols",
+    "Map the selected provider's symbols (Mappings mode)",
+    "map_symbols",
+    mode="providers",
+)

@@ -29,8 +29,9 @@ class Coalesced:
     leave its database connection mid-transaction): a request made while it runs is served by
     one more run after it; `delay` debounces (typing, moving through a list)."""
 
-    def __init__(self, screen: RegistryScreen, name: str,
-                 job: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    def __init__(
+        self, screen: RegistryScreen, name: str, job: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         self._screen = screen
         self._name = name
         self._job = job
@@ -91,18 +92,23 @@ class RegistryScreen(FilterableScreen):
         if self.is_current:
             self.request_load()
 
-    def run_task(self, name: str, work: Callable[..., Coroutine[Any, Any, None]], *args: Any,
-                 exclusive: bool = False) -> Worker[None]:
+    def run_task(
+        self,
+        name: str,
+        work: Callable[..., Coroutine[Any, Any, None]],
+        *args: Any,
+        exclusive: bool = False,
+    ) -> Worker[None]:
         """Run `work(*args)` as a worker (called when it starts, so an exclusive one replaced
         before it ran leaves no coroutine behind)."""
-        return self.run_worker(partial(work, *args), name=name, group=name,
-                               exclusive=exclusive, exit_on_error=False)
+        return self.run_worker(
+            partial(work, *args), name=name, group=name, exclusive=exclusive, exit_on_error=False
+        )
 
     def report_error(self, message: str, what: str | None = None) -> None:
         """A failure the user must see: a notification now and a line in the Log mode."""
         source = f"{self.MODE_TITLE.lower()}: {what}" if what else self.MODE_TITLE.lower()
-        self.quasar.publish_log(LogEntry(datetime.now(UTC), "error", source, message),
-                                notify=False)
+        self.quasar.publish_log(LogEntry(datetime.now(UTC), "error", source, message), notify=False)
         self.notify(message, title=what or "", severity="error", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
@@ -125,9 +131,15 @@ class ProviderScreen(RegistryScreen):
     Subclasses compose a `ProviderPicker` with id "provider" and implement `load()` for
     `self.provider`."""
 
-    PROVIDER_BINDINGS = [Binding("p", "pick_provider", "Provider",
-                                 tooltip="Pick the provider to work on",
-                                 id="provider.pick")]
+    PROVIDER_BINDINGS = [
+        Binding(
+            "p",
+            "pick_provider",
+            "Provider",
+            tooltip="Pick the provider to work on",
+            id="provider.pick",
+        )
+    ]
 
     def __init__(self) -> None:
         super().__init__()

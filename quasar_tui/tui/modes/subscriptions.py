@@ -21,18 +21,32 @@ from quasar_tui.tui.services import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
-COLUMNS = ("Id", "Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)",
-           "Freshness", "Error")
+COLUMNS = (
+    "Id",
+    "Provider",
+    "Symbol",
+    "Interval",
+    "Mode",
+    "State",
+    "Last bar (UTC)",
+    "Freshness",
+    "Error",
+)
 _STATE_STYLES = {"error": "bold red", "running": "yellow", "ok": "green", "paused": "dim"}
 _LISTED = 5
 
 
-def subscription_cells(s: SubscriptionRecord, last: datetime | None,
-                       now: datetime) -> tuple[object, ...]:
+def subscription_cells(
+    s: SubscriptionRecord, last: datetime | None, now: datetime
+) -> tuple[object, ...]:
     state = s.state if s.enabled else "paused"
     fresh = freshness(s.interval, s.enabled, last, now)
     return (
-        str(s.id), s.provider, Text(s.symbol, style="bold"), s.interval, s.mode,
+        str(s.id),
+        s.provider,
+        Text(s.symbol, style="bold"),
+        s.interval,
+        s.mode,
         Text(state, style=_STATE_STYLES.get(state, "")),
         f"{last:%Y-%m-%d %H:%M}" if last else "-",
         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
@@ -48,22 +62,41 @@ class SubscriptionsScreen(RegistryScreen):
     MODE_TITLE = "Subscriptions"
     LIST_ID = "subscription-table"
     RELOAD_SECONDS = 5.0
-    HELP = ("What the engine collects: one row per provider, symbol, interval and mode. a "
-            "subscribes (a form). The keys act on the marked rows (space marks), or on the "
-            "highlighted one: p pauses, u resumes, b backfills now, d deletes. Enter charts it.")
+    HELP = (
+        "What the engine collects: one row per provider, symbol, interval and mode. a "
+        "subscribes (a form). The keys act on the marked rows (space marks), or on the "
+        "highlighted one: p pauses, u resumes, b backfills now, d deletes. Enter charts it."
+    )
     BINDINGS = [
-        Binding("a", "add", "Add", tooltip="Subscribe symbols (a form)",
-                id="subscriptions.add"),
-        Binding("p", "pause", "Pause", tooltip="Pause the marked or highlighted ones",
-                id="subscriptions.pause"),
-        Binding("u", "resume", "Resume", tooltip="Resume the marked or highlighted ones",
-                id="subscriptions.resume"),
-        Binding("b", "backfill", "Backfill",
-                tooltip="Run the historical jobs of the marked or highlighted ones now",
-                id="subscriptions.backfill"),
-        Binding("d,delete", "delete", "Delete",
-                tooltip="Delete the marked or highlighted ones (asks first)",
-                id="subscriptions.delete"),
+        Binding("a", "add", "Add", tooltip="Subscribe symbols (a form)", id="subscriptions.add"),
+        Binding(
+            "p",
+            "pause",
+            "Pause",
+            tooltip="Pause the marked or highlighted ones",
+            id="subscriptions.pause",
+        ),
+        Binding(
+            "u",
+            "resume",
+            "Resume",
+            tooltip="Resume the marked or highlighted ones",
+            id="subscriptions.resume",
+        ),
+        Binding(
+            "b",
+            "backfill",
+            "Backfill",
+            tooltip="Run the historical jobs of the marked or highlighted ones now",
+            id="subscriptions.backfill",
+        ),
+        Binding(
+            "d,delete",
+            "delete",
+            "Delete",
+            tooltip="Delete the marked or highlighted ones (asks first)",
+            id="subscriptions.delete",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -71,10 +104,15 @@ class SubscriptionsScreen(RegistryScreen):
         self.records: dict[str, SubscriptionRecord] = {}
 
     def compose_body(self) -> ComposeResult:
-        yield self.filter_input("filter by provider, symbol, interval, mode or state (Enter "
-                                "keeps it, Esc clears)")
-        yield MarkedTable(COLUMNS, id="subscription-table", enter="Chart",
-                          enter_help="Chart the symbol (Chart mode)")
+        yield self.filter_input(
+            "filter by provider, symbol, interval, mode or state (Enter keeps it, Esc clears)"
+        )
+        yield MarkedTable(
+            COLUMNS,
+            id="subscription-table",
+            enter="Chart",
+            enter_help="Chart the symbol (Chart mode)",
+        )
         yield self.status_line()
 
     @property
@@ -98,12 +136,14 @@ class SubscriptionsScreen(RegistryScreen):
         rows = []
         for key, s in self.records.items():
             state = s.state if s.enabled else "paused"
-            if text and not any(text in v.lower() for v in (
-                    s.provider, s.symbol, s.interval, s.mode, state)):
+            if text and not any(
+                text in v.lower() for v in (s.provider, s.symbol, s.interval, s.mode, state)
+            ):
                 continue
-            last = max((t for t in (s.last_bar_ts, written.get((s.provider, s.symbol,
-                                                                   s.interval))) if t),
-                       default=None)
+            last = max(
+                (t for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval))) if t),
+                default=None,
+            )
             rows.append((key, subscription_cells(s, last, now)))
         self.table.set_rows(rows)
         self._update_status()
@@ -113,15 +153,18 @@ class SubscriptionsScreen(RegistryScreen):
 
     def _update_status(self) -> None:
         if not self.records:
-            self.show_status("No subscriptions yet: press a to subscribe (or s in the Assets "
-                             "mode).")
+            self.show_status(
+                "No subscriptions yet: press a to subscribe (or s in the Assets mode)."
+            )
             return
         paused = sum(1 for s in self.records.values() if not s.enabled)
         errors = sum(1 for s in self.records.values() if s.enabled and s.state == "error")
         marked = f" · {len(self.table.marks)} marked" if self.table.marks else ""
-        self.show_status(f"{len(self.records):,} subscriptions, {paused} paused, {errors} "
-                         f"failing{marked} · keys act on the marked rows (or the highlighted "
-                         "one)")
+        self.show_status(
+            f"{len(self.records):,} subscriptions, {paused} paused, {errors} "
+            f"failing{marked} · keys act on the marked rows (or the highlighted "
+            "one)"
+        )
 
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
@@ -152,15 +195,17 @@ class SubscriptionsScreen(RegistryScreen):
         if not chosen:
             return
         try:
-            changed = await self.services.subscriptions.set_enabled(
-                [s.id for s in chosen], enabled)
+            changed = await self.services.subscriptions.set_enabled([s.id for s in chosen], enabled)
         except READ_ERRORS as exc:
             self.report_error(str(exc))
             return
         verb = "resumed" if enabled else "paused"
         unchanged = len(chosen) - changed
-        extra = f" ({unchanged} {'were' if unchanged != 1 else 'was'} {verb} already)" if (
-            unchanged) else ""
+        extra = (
+            f" ({unchanged} {'were' if unchanged != 1 else 'was'} {verb} already)"
+            if (unchanged)
+            else ""
+        )
         self.notify(f"{verb} {_plural(changed, 'subscription')}{extra}")
         self.table.set_marks(())
         self.request_load()
@@ -169,8 +214,9 @@ class SubscriptionsScreen(RegistryScreen):
         chosen = self._selected()
         if not chosen:
             return
-        listed = [f"{s.id}: {s.provider} {s.symbol} {s.interval} {s.mode}"
-                  for s in chosen[:_LISTED]]
+        listed = [
+            f"{s.id}: {s.provider} {s.symbol} {s.interval} {s.mode}" for s in chosen[:_LISTED]
+        ]
         if len(chosen) > _LISTED:
             listed.append(f"... and {len(chosen) - _LISTED} more")
 
@@ -178,9 +224,13 @@ class SubscriptionsScreen(RegistryScreen):
             if answer is not None:
                 self.run_task("delete subscriptions", self._delete, [s.id for s in chosen])
 
-        self.app.push_screen(ConfirmModal(
-            f"Delete {_plural(len(chosen), 'subscription')}?",
-            [*listed, "The bars already stored stay."]), confirmed)
+        self.app.push_screen(
+            ConfirmModal(
+                f"Delete {_plural(len(chosen), 'subscription')}?",
+                [*listed, "The bars already stored stay."],
+            ),
+            confirmed,
+        )
 
     async def _delete(self, ids: list[int]) -> None:
         try:
@@ -206,14 +256,16 @@ class SubscriptionsScreen(RegistryScreen):
             started = [s for s in due if engine.backfill_now(s.id)]
         else:
             try:
-                started = await self.services.subscriptions.request_backfill(
-                    [s.id for s in chosen])
+                started = await self.services.subscriptions.request_backfill([s.id for s in chosen])
             except READ_ERRORS as exc:
                 self.report_error(str(exc))
                 return
         if not started:
-            self.notify("nothing to backfill: only enabled historical subscriptions run on "
-                        "demand (live ones fill their gaps themselves)", severity="warning")
+            self.notify(
+                "nothing to backfill: only enabled historical subscriptions run on "
+                "demand (live ones fill their gaps themselves)",
+                severity="warning",
+            )
             return
         what = _plural(len(started), "subscription")
         skipped = len(chosen) - len(started)
@@ -224,8 +276,10 @@ class SubscriptionsScreen(RegistryScreen):
         elif view.running and view.owner is not None:
             self.notify(f"asked the engine ({view.owner.label}) to backfill {what}{also}")
         else:
-            self.notify(f"no engine runs now: {what} will backfill when one starts{also}",
-                        severity="warning")
+            self.notify(
+                f"no engine runs now: {what} will backfill when one starts{also}",
+                severity="warning",
+            )
 
     async def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
@@ -234,18 +288,38 @@ class SubscriptionsScreen(RegistryScreen):
             await open_chart(self, record.provider, record.symbol)
 
 
-MODE = Mode("subscriptions", "Subscriptions", 5, SubscriptionsScreen,
-            "what is collected: add, pause, resume, delete, backfill", short="Subs")
+MODE = Mode(
+    "subscriptions",
+    "Subscriptions",
+    5,
+    SubscriptionsScreen,
+    "what is collected: add, pause, resume, delete, backfill",
+    short="Subs",
+)
 
 command("subscription: add", "Subscribe symbols of a provider", "add", mode="subscriptions")
-command("subscription: pause", "Pause the marked (or selected) subscriptions", "pause",
-        mode="subscriptions")
-command("subscription: resume", "Resume the marked (or selected) subscriptions", "resume",
-        mode="subscriptions")
-command("subscription: delete", "Delete the marked (or selected) subscriptions (asks first)",
-        "delete", mode="subscriptions")
-command("subscription: backfill now", "Run the marked (or selected) historical jobs now",
-        "backfill",
-        mode="subscriptions")
-command("subscription: filter", "Filter the subscriptions shown", "filter",
-        mode="subscriptions")
+command(
+    "subscription: pause",
+    "Pause the marked (or selected) subscriptions",
+    "pause",
+    mode="subscriptions",
+)
+command(
+    "subscription: resume",
+    "Resume the marked (or selected) subscriptions",
+    "resume",
+    mode="subscriptions",
+)
+command(
+    "subscription: delete",
+    "Delete the marked (or selected) subscriptions (asks first)",
+    "delete",
+    mode="subscriptions",
+)
+command(
+    "subscription: backfill now",
+    "Run the marked (or selected) historical jobs now",
+    "backfill",
+    mode="subscriptions",
+)
+command("subscription: filter", "Filter the subscriptions shown", "filter", mode="subscriptions")

@@ -34,8 +34,11 @@ class HelpRow:
 def _group(node: DOMNode) -> str:
     if isinstance(node, App):
         return "Everywhere"
-    return str(getattr(node, "MODE_TITLE", None) or getattr(node, "HELP_GROUP", None)
-               or type(node).__name__)
+    return str(
+        getattr(node, "MODE_TITLE", None)
+        or getattr(node, "HELP_GROUP", None)
+        or type(node).__name__
+    )
 
 
 def _effective(node: DOMNode, app: App[object]) -> BindingsMap:
@@ -75,8 +78,9 @@ def screen_bindings(screen: Screen[object]) -> list[HelpRow]:
             entry = grouped.setdefault(description, (binding, []))
             entry[1].append(key)
         group = _group(node)
-        generic = sorted(grouped.items(), key=lambda item: (item[1][0].id or "").startswith(
-            "screen."))  # the screen's own keys first, Tab and copy after them
+        generic = sorted(
+            grouped.items(), key=lambda item: (item[1][0].id or "").startswith("screen.")
+        )  # the screen's own keys first, Tab and copy after them
         for description, (binding, keys) in generic:
             keys.sort(key=lambda k: len(k) > 1)  # letters first: "j, down", not "down, j"
             shown_keys = ", ".join(
@@ -91,8 +95,7 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [
         Binding("escape,q,question_mark", "dismiss", "Close", id="help.close"),
-        *moves("scroll(1)", "scroll(-1)", "scroll_to(0)", "scroll_to(-1)", "page(1)",
-               "page(-1)"),
+        *moves("scroll(1)", "scroll(-1)", "scroll_to(0)", "scroll_to(-1)", "page(1)", "page(-1)"),
     ]
 
     def __init__(self, rows: list[HelpRow], title: str, intro: str = "") -> None:
@@ -132,8 +135,7 @@ class HelpScreen(ModalScreen[None]):
 
 def keys_table(rows: list[HelpRow]) -> Table:
     """Keys, what they do (wrapped to the width), and the id to remap them by."""
-    table = Table(box=None, expand=True, padding=(0, 1), show_edge=False,
-                  header_style="bold")
+    table = Table(box=None, expand=True, padding=(0, 1), show_edge=False, header_style="bold")
     table.add_column("Keys", no_wrap=True, style="bold cyan")
     table.add_column("Action", ratio=1)
     table.add_column("Id", no_wrap=True, style="dim")

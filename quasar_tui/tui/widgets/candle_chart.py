@@ -80,8 +80,11 @@ def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool)
     figure.theme("dark")
     price = figure.subplot(1, 1)
     data = {
-        "date": x, "open": [b.open for b in bars], "close": [b.close for b in bars],
-        "high": [b.high for b in bars], "low": [b.low for b in bars],
+        "date": x,
+        "open": [b.open for b in bars],
+        "close": [b.close for b in bars],
+        "high": [b.high for b in bars],
+        "low": [b.low for b in bars],
     }
     price.draw(price.candlestick(data, style="candle"))
     x_limits = (-0.5, max(n, MIN_SLOTS) - 0.5)
@@ -111,7 +114,11 @@ class CandleChart(Widget):
     COMPONENT_CLASSES = {"candle-chart--empty"}
 
     def __init__(
-        self, empty_text: str = "no bars", *, name: str | None = None, id: str | None = None,
+        self,
+        empty_text: str = "no bars",
+        *,
+        name: str | None = None,
+        id: str | None = None,
         classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)

@@ -68,14 +68,18 @@ class EnginePanel(Static):
         grid.add_column()
         grid.add_row("Owner", Text(view.label, style="green" if view.running else "red"))
         if view.owner is not None:
-            grid.add_row("Started", f"{view.owner.started_at:%Y-%m-%d %H:%M:%S} UTC "
-                         f"(up {humanize(now - view.owner.started_at)})")
+            grid.add_row(
+                "Started",
+                f"{view.owner.started_at:%Y-%m-%d %H:%M:%S} UTC "
+                f"(up {humanize(now - view.owner.started_at)})",
+            )
             if view.attached:
                 grid.add_row("Heartbeat", f"{humanize(now - view.owner.heartbeat)} ago")
         grid.add_row("Live", f"{live} of {len(book)} symbols ticking, {rate:,.1f} ticks/s")
         grid.add_row("Written", f"{view.rows_written:,} rows")
         grid.add_row(
-            "Providers", f"{states.count('connected')} connected, "
+            "Providers",
+            f"{states.count('connected')} connected, "
             f"{sum(s in ('error', 'disconnected') for s in states)} down",
         )
         self.update(grid)

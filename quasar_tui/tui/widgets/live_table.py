@@ -86,13 +86,26 @@ class Column:
 
 COLUMNS: tuple[Column, ...] = (
     Column("symbol", "Symbol", 14, lambda r, _: r.symbol, lambda r, _: r.symbol, right=False),
-    Column("provider", "Provider", 11, lambda r, _: r.provider, lambda r, _: r.provider,
-           right=False),
+    Column(
+        "provider", "Provider", 11, lambda r, _: r.provider, lambda r, _: r.provider, right=False
+    ),
     Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
-    Column("change", "Change", 11, lambda r, _: fmt_change(r.change), lambda r, _: r.change,
-           signed=True),
-    Column("change_pct", "Chg %", 9, lambda r, _: fmt_pct(r.change_pct),
-           lambda r, _: r.change_pct, signed=True),
+    Column(
+        "change",
+        "Change",
+        11,
+        lambda r, _: fmt_change(r.change),
+        lambda r, _: r.change,
+        signed=True,
+    ),
+    Column(
+        "change_pct",
+        "Chg %",
+        9,
+        lambda r, _: fmt_pct(r.change_pct),
+        lambda r, _: r.change_pct,
+        signed=True,
+    ),
     Column("bid", "Bid", 13, lambda r, _: fmt_price(r.bid), lambda r, _: r.bid),
     Column("ask", "Ask", 13, lambda r, _: fmt_price(r.ask), lambda r, _: r.ask),
     Column("volume", "Volume", 10, lambda r, _: fmt_volume(r.volume), lambda r, _: r.volume),
@@ -138,23 +151,44 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
     LiveTable > .live-table--empty { color: $text-muted; text-style: italic; }
     """
     COMPONENT_CLASSES = {
-        "live-table--header", "live-table--cursor", "live-table--up", "live-table--down",
-        "live-table--flash-up", "live-table--flash-down", "live-table--stale",
+        "live-table--header",
+        "live-table--cursor",
+        "live-table--up",
+        "live-table--down",
+        "live-table--flash-up",
+        "live-table--flash-down",
+        "live-table--stale",
         "live-table--empty",
     }
     BINDINGS = [
-        *moves("cursor(1)", "cursor(-1)", "cursor_to(0)", "cursor_to(-1)", "page(1)",
-               "page(-1)"),
-        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column",
-                id="live.sort"),
-        Binding("S", "reverse_sort", "Reverse", tooltip="Flip the sort order",
-                id="live.sort_reverse"),
-        Binding("u", "user_order", "My order", tooltip="Back to your own row order",
-                id="live.user_order"),
-        Binding("J", "move_row(1)", "Move down", show=False,
-                tooltip="Move the row down in your order", id="live.move_down"),
-        Binding("K", "move_row(-1)", "Move up", show=False,
-                tooltip="Move the row up in your order", id="live.move_up"),
+        *moves("cursor(1)", "cursor(-1)", "cursor_to(0)", "cursor_to(-1)", "page(1)", "page(-1)"),
+        Binding("s", "cycle_sort", "Sort", tooltip="Sort by the next column", id="live.sort"),
+        Binding(
+            "S", "reverse_sort", "Reverse", tooltip="Flip the sort order", id="live.sort_reverse"
+        ),
+        Binding(
+            "u",
+            "user_order",
+            "My order",
+            tooltip="Back to your own row order",
+            id="live.user_order",
+        ),
+        Binding(
+            "J",
+            "move_row(1)",
+            "Move down",
+            show=False,
+            tooltip="Move the row down in your order",
+            id="live.move_down",
+        ),
+        Binding(
+            "K",
+            "move_row(-1)",
+            "Move up",
+            show=False,
+            tooltip="Move the row up in your order",
+            id="live.move_up",
+        ),
         Binding("enter", "select", "Chart", tooltip="Chart the symbol", id="live.select"),
     ]
 
@@ -168,9 +202,15 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
     cursor = reactive(0, always_update=True, repaint=False)
 
     def __init__(
-        self, book: LiveBook, *, hz: float = 4.0, flash: bool = True,
-        empty_text: str = "waiting for ticks", name: str | None = None,
-        id: str | None = None, classes: str | None = None,
+        self,
+        book: LiveBook,
+        *,
+        hz: float = 4.0,
+        flash: bool = True,
+        empty_text: str = "waiting for ticks",
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.book = book

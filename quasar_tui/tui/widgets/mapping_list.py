@@ -25,13 +25,23 @@ def proposal_cells(
     symbol: str, name: str | None, proposal: Suggestion | None
 ) -> tuple[object, ...]:
     if proposal is None:
-        return (Text(symbol, style="bold"), name or "", Text("?", style="red"), "",
-                Text("no suggestion: e types one", style="dim"))
+        return (
+            Text(symbol, style="bold"),
+            name or "",
+            Text("?", style="red"),
+            "",
+            Text("no suggestion: e types one", style="dim"),
+        )
     common = Text(proposal.common_symbol, style="bold cyan")
     if proposal.is_new:
         common.append(" new", style="dim")
-    return (Text(symbol, style="bold"), name or "", common, score_text(proposal.score),
-            proposal.reason)
+    return (
+        Text(symbol, style="bold"),
+        name or "",
+        common,
+        score_text(proposal.score),
+        proposal.reason,
+    )
 
 
 def alternative_label(option: Suggestion) -> Text:
@@ -47,15 +57,27 @@ class SuggestionTable(MarkedTable):
     """Unmapped symbols; Enter accepts the row's proposal (posted as RowSelected)."""
 
     HELP_GROUP = "Unmapped symbols"
-    BINDINGS = [Binding("enter", "select_cursor", "Accept",
-                        tooltip="Map the symbol to its proposed common symbol",
-                        id="mappings.accept")]
+    BINDINGS = [
+        Binding(
+            "enter",
+            "select_cursor",
+            "Accept",
+            tooltip="Map the symbol to its proposed common symbol",
+            id="mappings.accept",
+        )
+    ]
 
 
 class AlternativeList(VimOptionList):
     """Ranked suggestions for one symbol; moving picks one as the proposal, Enter accepts."""
 
     HELP_GROUP = "Suggestions"
-    BINDINGS = [Binding("enter", "select", "Accept this",
-                        tooltip="Map the symbol to this suggestion",
-                        id="mappings.accept_alternative")]
+    BINDINGS = [
+        Binding(
+            "enter",
+            "select",
+            "Accept this",
+            tooltip="Map the symbol to this suggestion",
+            id="mappings.accept_alternative",
+        )
+    ]

@@ -25,10 +25,21 @@ Row = tuple[str, Sequence[object]]
 class MarkedTable(VimDataTable):
     HELP_GROUP = "Marked list"
     BINDINGS = [
-        Binding("space", "toggle_mark", "Mark", tooltip="Mark or unmark the row (and go down)",
-                id="list.mark"),
-        Binding("asterisk", "mark_all", "Mark all", show=False,
-                tooltip="Mark every row shown (again: unmark them)", id="list.mark_all"),
+        Binding(
+            "space",
+            "toggle_mark",
+            "Mark",
+            tooltip="Mark or unmark the row (and go down)",
+            id="list.mark",
+        ),
+        Binding(
+            "asterisk",
+            "mark_all",
+            "Mark all",
+            show=False,
+            tooltip="Mark every row shown (again: unmark them)",
+            id="list.mark_all",
+        ),
     ]
 
     class MarksChanged(Message):
@@ -42,9 +53,15 @@ class MarkedTable(VimDataTable):
         def control(self) -> MarkedTable:
             return self.table
 
-    def __init__(self, columns: Sequence[str], *, enter: str | None = None,
-                 enter_help: str = "", id: str | None = None,
-                 classes: str | None = None) -> None:
+    def __init__(
+        self,
+        columns: Sequence[str],
+        *,
+        enter: str | None = None,
+        enter_help: str = "",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(enter=enter, enter_help=enter_help, id=id, classes=classes)
         self._titles = tuple(columns)
         self.keys: list[str] = []

@@ -12,8 +12,15 @@ from quasar_tui.registry.records import ProviderRecord
 
 class ProviderPicker(Select[str]):
     HELP_GROUP = "Provider"
-    BINDINGS = [Binding("enter,down,space,up", "show_overlay", "Show the providers",
-                        tooltip="Open the list of providers to pick one", id="provider.open")]
+    BINDINGS = [
+        Binding(
+            "enter,down,space,up",
+            "show_overlay",
+            "Show the providers",
+            tooltip="Open the list of providers to pick one",
+            id="provider.open",
+        )
+    ]
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__([], prompt="pick a provider", id=id)

@@ -17,8 +17,14 @@ from textual.widgets import DataTable, OptionList, RichLog
 ENTER_ID = "list.open"
 
 
-def moves(down: str, up: str, top: str, bottom: str, page_down: str = "page_down",
-          page_up: str = "page_up") -> list[Binding]:
+def moves(
+    down: str,
+    up: str,
+    top: str,
+    bottom: str,
+    page_down: str = "page_down",
+    page_up: str = "page_up",
+) -> list[Binding]:
     return [
         Binding("j,down", down, "Down", show=False, id="list.down"),
         Binding("k,up", up, "Up", show=False, id="list.up"),
@@ -52,9 +58,15 @@ class VimDataTable(_EnterMeans, DataTable[object], inherit_bindings=False):
     ENTER_ACTION = "select_cursor"
     BINDINGS = [*moves("cursor_down", "cursor_up", "scroll_top", "scroll_bottom"), *_SIDEWAYS]
 
-    def __init__(self, *, enter: str | None = None, enter_help: str = "",
-                 id: str | None = None, classes: str | None = None,
-                 zebra_stripes: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        enter: str | None = None,
+        enter_help: str = "",
+        id: str | None = None,
+        classes: str | None = None,
+        zebra_stripes: bool = False,
+    ) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra_stripes)
         self.bind_enter(enter, enter_help)
 
@@ -63,8 +75,9 @@ class VimOptionList(_EnterMeans, OptionList, inherit_bindings=False):
     HELP_GROUP = "List"
     BINDINGS = moves("cursor_down", "cursor_up", "first", "last")
 
-    def __init__(self, *, enter: str | None = None, enter_help: str = "",
-                 id: str | None = None) -> None:
+    def __init__(
+        self, *, enter: str | None = None, enter_help: str = "", id: str | None = None
+    ) -> None:
         super().__init__(id=id)
         self.bind_enter(enter, enter_help)
 
