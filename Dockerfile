@@ -7,8 +7,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /build
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY quasar_tui ./quasar_tui
+COPY providers ./providers
+COPY db ./db
 RUN pip install . && rm -rf /build
 
 # Match the host user's uid (build arg) so bind-mounted 0600 secret files stay readable.

@@ -114,8 +114,9 @@ def _not_found(name: str) -> NotFoundError:
 
 
 def bundled_dir() -> Traversable:
-    """Where the provider files shipped with Quasar live (package data)."""
-    return resources.files("quasar_tui") / "providers"
+    """Where the provider files shipped with Quasar live: `providers/` at the repository's top
+    level, installed as the package `quasar_tui.providers`."""
+    return resources.files("quasar_tui.providers")
 
 
 class ProviderRegistry:

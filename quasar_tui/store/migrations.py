@@ -1,4 +1,5 @@
-"""Numbered SQL migrations from `quasar_tui/db`, each applied once in its own transaction.
+"""Numbered SQL migrations from `db/` (installed as `quasar_tui.db`), each applied once in
+its own transaction.
 
 File names: `NNN_name.sql` always runs; `NNN_name.timescale.sql` runs when TimescaleDB is
 available and `NNN_name.plain.sql` otherwise. A `-- requires: EXT` line makes a migration

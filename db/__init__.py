@@ -1,0 +1,1 @@
+"""Numbered SQL migrations, installed as the package `quasar_tui.db`; see store/migrations.py."""
