@@ -3,13 +3,11 @@ headless server never pays for (or depends on) the console."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import pkgutil
 import subprocess
 import sys
-from pathlib import Path
-
-import quasar_tui
 
 HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "engine", "providers")
 HEADLESS_MODULES = ("quasar_tui.daemon", "quasar_tui.cli")
@@ -26,7 +24,7 @@ def headless_modules() -> list[str]:
     for package in HEADLESS_PACKAGES:
         prefix = f"quasar_tui.{package}"
         names.append(prefix)
-        path = [str(Path(p) / package) for p in quasar_tui.__path__]
+        path = importlib.import_module(prefix).__path__
         names.extend(info.name for info in pkgutil.walk_packages(path, prefix=prefix + "."))
     return names
 
