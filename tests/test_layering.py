@@ -45,6 +45,9 @@ def test_engine_registry_store_daemon_and_cli_import_no_textual() -> None:
     modules = headless_modules()
     assert "quasar_tui.engine.engine" in modules and "quasar_tui.registry.providers" in modules
     loaded = loaded_after_importing(modules)
-    console = sorted(m for m in loaded if m == "textual" or m.startswith(("textual.", "rich.live")))
+    # Only Textual here: rich may be loaded by httpx when click is installed (import-linter
+    # brings both into the test environment); Quasar's own imports of rich are forbidden by the
+    # import contract in pyproject.toml.
+    console = sorted(m for m in loaded if m == "textual" or m.startswith("textual."))
     assert console == []
     assert "quasar_tui.tui" not in loaded
