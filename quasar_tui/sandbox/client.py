@@ -25,9 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import quasar_tui
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.sandbox import confine
 from quasar_tui.sandbox.protocol import (
     Bars,
     Cancel,
@@ -81,20 +81,6 @@ class HostSpec:
 
     def __repr__(self) -> str:  # secrets never reach a log through repr
         return f"HostSpec(name={self.name!r}, secrets={sorted(self.secrets)})"
-
-
-def host_env(private: Path) -> dict[str, str]:
-    """A scrubbed environment: nothing of the engine's (no DSN, no master key path)."""
-    root = str(Path(quasar_tui.__file__).resolve().parent.parent)
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "HOME": str(private),
-        "TMPDIR": str(private),
-        "PYTHONPATH": root,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 class _LineLog:
@@ -160,7 +146,7 @@ class ProviderHost:
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=host_env(self._private),
+                env=confine.scrubbed_env(self._private),
                 cwd=self._private,
                 pass_fds=(theirs.fileno(),),
                 start_new_session=True,

@@ -295,3 +295,18 @@ def _seccomp(network: bool) -> None:
 
     fprog = _Prog(len(prog), ctypes.addressof(filters))
     _prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog))
+
+
+def scrubbed_env(private: Path) -> dict[str, str]:
+    """The whole environment of a confined process: nothing of its parent's (no DSN, no
+    master key path), only what Python needs to find Quasar."""
+    root = str(Path(__file__).resolve().parents[2])
+    return {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(private),
+        "TMPDIR": str(private),
+        "PYTHONPATH": root,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
