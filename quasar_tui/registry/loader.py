@@ -199,13 +199,18 @@ def inspect_module(module: ModuleType) -> ProviderInfo:
     return describe_class(find_provider_class(module))
 
 
-def load_class(source: str, sha256: str, *, provider: str) -> ProviderInfo:
-    """Run stored provider code in this process after checking it is the code validated."""
+def check_sha256(source: str, sha256: str, *, provider: str) -> None:
+    """Refuse stored code that is not the code that was validated."""
     if sha256_hex(source.encode("utf-8")) != sha256:
         raise QuasarError(
             f"the stored code of provider {provider} does not match its sha256; "
             f"add the file again with `quasar provider add FILE --replace`"
         )
+
+
+def load_class(source: str, sha256: str, *, provider: str) -> ProviderInfo:
+    """Run stored provider code in this process after checking it is the code validated."""
+    check_sha256(source, sha256, provider=provider)
     filename = f"<quasar provider {provider}>"
     try:
         code = compile_source(source, filename)

@@ -1,0 +1,149 @@
+"""A provider host as the engine will use it: it answers like the provider, gets only its own
+secrets, cannot reach the data dir, the database socket or its parent, is watched for blocking
+calls, and is restarted or parked when it crashes. Nothing it ran survives it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+import pytest
+
+from quasar_tui.core.backoff import Backoff
+from quasar_tui.core.intervals import Interval
+from quasar_tui.sandbox import confine
+from quasar_tui.sandbox.client import HostError, HostSpec, ProviderHost
+from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
+
+FILES = Path(__file__).parent / "provider_files"
+START = datetime(2024, 1, 1, tzinfo=UTC)
+
+
+def _spec(filename: str, **prefs: object) -> HostSpec:
+    return HostSpec(
+        name=filename.removesuffix(".py"),
+        source=(FILES / filename).read_text(),
+        filename=filename,
+        preferences=dict(prefs),
+        secrets={"api_key": "k-own"},
+    )
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+async def test_the_host_answers_like_the_provider_and_leaves_nothing() -> None:
+    host = ProviderHost(_spec("good_historical.py", base_price=5.0))
+    ready = await host.start()
+    assert (ready.name, ready.kind, ready.isolation) == (
+        "synthetic",
+        "historical",
+        confine.isolation(),
+    )
+    bars = [b async for b in host.get_history("AAA", START, START.replace(hour=3), Interval.H1)]
+    assert [(b.ts.hour, b.open) for b in bars] == [(0, 5.0), (1, 6.0), (2, 7.0)]
+    assert [s.symbol for s in await host.fetch_available_symbols()] == ["AAA", "BBB"]
+    pid, private = host.pid, host._private
+    assert pid is not None and private is not None
+    assert os.getsid(pid) == pid  # a session of its own
+    await host.stop()
+    assert _gone(pid)
+    assert not private.exists()
+
+
+async def test_the_host_cannot_read_the_data_dir_or_reach_its_parent(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(mode=0o700)
+    key = data_dir / "master.key"
+    key.write_bytes(b"k" * 32)
+    host = ProviderHost(_spec("snoop.py", target=str(key)))
+    await host.start()
+    try:
+        probes = {s.symbol: s.name for s in await host.fetch_available_symbols()}
+    finally:
+        await host.stop()
+    assert probes["secret"] == "allowed: 'k-own'"
+    assert probes["write_private"] == "allowed: 2"
+    assert probes["quasar_env"] == "allowed: []"
+    if confine.landlock_abi() > 0:
+        assert probes["read_target"] == "refused: PermissionError"
+        assert probes["list_target_dir"] == "refused: PermissionError"
+    if confine.landlock_abi() >= 6:
+        assert probes["kill_parent"] == "refused: PermissionError"
+    assert probes["fork"] == "refused: PermissionError"
+    assert probes["unix_socket"] == "refused: PermissionError"
+
+
+async def test_a_blocking_call_is_logged_once_with_the_provider_and_the_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    host = ProviderHost(_spec("snoop.py"))
+    await host.start()
+    with caplog.at_level(logging.WARNING, logger="quasar.provider.snoop"):
+        try:
+            assert [b async for b in host.get_history("SLEEP", START, START, Interval.H1)] == []
+            assert await host.ping(5.0)
+        finally:
+            await host.stop()
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert text.count("event loop blocked for more than 2 s") == 1, text
+    assert "snoop stderr:" in text
+    assert "time.sleep(2.6)" in text
+
+
+async def test_os_exit_in_a_method_fails_the_call_in_one_line() -> None:
+    host = ProviderHost(_spec("snoop.py"))
+    await host.start()
+    pid = host.pid
+    assert pid is not None
+    with pytest.raises(HostError) as caught:
+        [b async for b in host.get_history("EXIT", START, START, Interval.H1)]
+    await host.kill()
+    assert str(caught.value) == "snoop: the provider host exited with status 3"
+    assert _gone(pid)
+
+
+async def test_a_host_that_keeps_crashing_is_restarted_then_parked() -> None:
+    spec = HostSpec(name="crasher", source="import os\nos._exit(4)\n", filename="crasher.py")
+    policy = CrashPolicy(max_crashes=3, backoff=Backoff(base=0.01, cap=0.05))
+    supervisor = HostSupervisor(spec, policy=policy)
+    await asyncio.wait_for(supervisor.run(), 60)
+    assert supervisor.status.restarts == 2
+    assert supervisor.status.state == "parked: the provider host exited with status 4"
+    supervisor.reenable()
+    assert supervisor.status.state == "stopped"
+
+
+async def test_a_crashed_host_is_restarted_and_answers_again() -> None:
+    supervisor = HostSupervisor(
+        _spec("snoop.py"), policy=CrashPolicy(backoff=Backoff(base=0.01, cap=0.05))
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(supervisor.started.wait(), 30)
+        first = supervisor.host
+        assert first is not None
+        with pytest.raises(HostError):
+            [b async for b in first.get_history("EXIT", START, START, Interval.H1)]
+        for _ in range(300):
+            if supervisor.host is not first and supervisor.started.is_set():
+                break
+            await asyncio.sleep(0.1)
+        second = supervisor.host
+        assert second is not first and second is not None
+        assert supervisor.status.restarts == 1
+        assert "exited with status 3" in (supervisor.status.last_exit or "")
+        assert len(await second.fetch_available_symbols()) == 8
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert supervisor.status.state == "stopped"
+    assert second.pid is not None and _gone(second.pid)
