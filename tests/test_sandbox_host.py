@@ -15,8 +15,10 @@ import pytest
 
 from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
+from quasar_tui.registry.providers import bundled_dir
 from quasar_tui.sandbox import confine
 from quasar_tui.sandbox.client import HostError, HostSpec, ProviderHost
+from quasar_tui.sandbox.protocol import State
 from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
 
 FILES = Path(__file__).parent / "provider_files"
@@ -147,3 +149,29 @@ async def test_a_crashed_host_is_restarted_and_answers_again() -> None:
         await asyncio.gather(task, return_exceptions=True)
     assert supervisor.status.state == "stopped"
     assert second.pid is not None and _gone(second.pid)
+
+
+async def test_the_live_feed_runs_in_the_host() -> None:
+    source = (bundled_dir() / "simulated.py").read_text()
+    host = ProviderHost(HostSpec(name="SIMULATED", source=source, filename="simulated.py"))
+    await host.start()
+    seen: list[str] = []
+    symbols: set[str] = set()
+    try:
+        await host.set_subscriptions({"SIM/BTC": ["1min"], "ACME": [Interval.M1]})
+        async with asyncio.timeout(30):
+            async for item in host.live():
+                if isinstance(item, State):
+                    seen.append(item.state)
+                else:
+                    symbols.update(t.symbol for t in item.ticks)
+                if symbols == {"SIM/BTC", "ACME"}:
+                    break
+        await host.set_subscriptions({})
+        async with asyncio.timeout(10):
+            async for item in host.live():
+                if isinstance(item, State) and item.state == "idle":
+                    break
+    finally:
+        await host.stop()
+    assert seen[:2] == ["connecting", "connected"]
