@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+import quasar_tui
 from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.providers import bundled_dir
@@ -23,6 +24,7 @@ from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
 
 FILES = Path(__file__).parent / "provider_files"
 START = datetime(2024, 1, 1, tzinfo=UTC)
+NEARBY = Path(quasar_tui.__file__).resolve().parents[1] / "pyproject.toml"
 
 
 def _spec(filename: str, **prefs: object) -> HostSpec:
@@ -66,7 +68,8 @@ async def test_the_host_cannot_read_the_data_dir_or_reach_its_parent(tmp_path: P
     data_dir.mkdir(mode=0o700)
     key = data_dir / "master.key"
     key.write_bytes(b"k" * 32)
-    host = ProviderHost(_spec("snoop.py", target=str(key)))
+    nearby = NEARBY
+    host = ProviderHost(_spec("snoop.py", target=str(key), nearby=str(nearby)))
     await host.start()
     try:
         probes = {s.symbol: s.name for s in await host.fetch_available_symbols()}
@@ -78,6 +81,8 @@ async def test_the_host_cannot_read_the_data_dir_or_reach_its_parent(tmp_path: P
     if confine.landlock_abi() > 0:
         assert probes["read_target"] == "refused: PermissionError"
         assert probes["list_target_dir"] == "refused: PermissionError"
+        if nearby.exists():  # a source checkout: only the package directories are readable
+            assert probes["read_nearby"] == "refused: PermissionError"
     if confine.landlock_abi() >= 6:
         assert probes["kill_parent"] == "refused: PermissionError"
     assert probes["fork"] == "refused: PermissionError"
@@ -143,7 +148,7 @@ async def test_a_crashed_host_is_restarted_and_answers_again() -> None:
         assert second is not first and second is not None
         assert supervisor.status.restarts == 1
         assert "exited with status 3" in (supervisor.status.last_exit or "")
-        assert len(await second.fetch_available_symbols()) == 8
+        assert len(await second.fetch_available_symbols()) == 9
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

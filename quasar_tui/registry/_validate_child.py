@@ -110,7 +110,7 @@ def main(argv: list[str] | None = None) -> None:
         cpu_seconds=args.cpu_seconds,
     )
     confine.apply(policy)
-    audit = guard.Guard(confine.read_roots(), private)
+    audit = guard.Guard(confine.read_roots(), confine.list_only(), private)
     audit.install()
     try:
         report = validate(data, args.filename)

@@ -200,8 +200,7 @@ class ProviderHost:
     async def kill(self) -> None:
         """SIGKILL the host's whole session (anything it started dies with it) and clean up."""
         if self.proc is not None:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+            self._kill_session()
             await self.proc.wait()
         for task in self._tasks:
             task.cancel()
@@ -213,6 +212,11 @@ class ProviderHost:
         if self._private is not None:
             shutil.rmtree(self._private, ignore_errors=True)
             self._private = None
+
+    def _kill_session(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
 
     async def wait(self) -> str:
         """Wait for the host to exit; return its exit as one line (with its last output)."""
@@ -305,7 +309,9 @@ class ProviderHost:
             while (body := await read_frame(reader)) is not None:
                 await self._dispatch(decode.decode(body))
         except Exception as exc:
-            self.log.warning("%s: unreadable output from the host: %s", self.name, exc)
+            # Provider code can write to the pipe too: one bad frame and the host is gone.
+            self.log.warning("%s: unreadable output from the host, killing it: %s", self.name, exc)
+            self._kill_session()
         if self.proc is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.proc.wait(), 2.0)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import importlib.util
 import os
 import resource
 import signal
+import site
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -107,22 +109,60 @@ class Policy:
     extra_read: tuple[Path, ...] = field(default_factory=tuple)
 
 
-def read_roots(extra: tuple[Path, ...] = ()) -> list[Path]:
-    """Directories and files the process may read: Python, its import path, system files."""
-    candidates = [
-        Path(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix) if p
-    ]
-    candidates.append(Path(sys.executable).resolve().parent)
-    cwd = Path.cwd()
-    candidates += [Path(p) for p in sys.path if p and Path(p).resolve() != cwd]
-    candidates += [Path(p) for p in _SYSTEM_READ]
-    candidates += list(extra)
+def _prefixes() -> list[Path]:
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    return [Path(p).resolve() for p in paths if p]
+
+
+def _package_dirs() -> list[Path]:
+    """Quasar's own package directories (also when it runs from a source checkout, whose other
+    files, a data dir among them perhaps, stay out of reach)."""
+    dirs: list[Path] = []
+    for name in ("quasar_tui", "quasar_tui.providers", "quasar_tui.db"):
+        module = sys.modules.get(name)
+        if module is None:
+            try:
+                spec = importlib.util.find_spec(name)
+            except (ImportError, ValueError):
+                continue
+            locations = list(spec.submodule_search_locations or []) if spec else []
+        else:
+            locations = list(getattr(module, "__path__", []))
+        dirs += [Path(p) for p in locations]
+    return dirs
+
+
+def _unique_existing(candidates: list[Path]) -> list[Path]:
     roots: list[Path] = []
     for path in candidates:
         for variant in (path, path.resolve()):
             if variant.exists() and variant not in roots:
                 roots.append(variant)
     return roots
+
+
+def read_roots(extra: tuple[Path, ...] = ()) -> list[Path]:
+    """What the process may read: the Python installation (with its site-packages), Quasar's
+    packages, system libraries, certificates and resolver files. Import path entries outside
+    the installation are not included whole (see `list_only`)."""
+    prefixes = _prefixes()
+    candidates = [*prefixes, Path(sys.executable).resolve().parent]
+    candidates += [Path(p) for p in site.getsitepackages()]
+    candidates += [
+        Path(p)
+        for p in sys.path
+        if p and any(Path(p).resolve().is_relative_to(pre) for pre in prefixes)
+    ]
+    candidates += _package_dirs()
+    candidates += [Path(p) for p in _SYSTEM_READ]
+    candidates += list(extra)
+    return _unique_existing(candidates)
+
+
+def list_only() -> list[Path]:
+    """Directories whose entries may be listed but not read: the parents of Quasar's packages
+    (the import system lists a path entry before it imports from it)."""
+    return _unique_existing([p.parent for p in _package_dirs()])
 
 
 def apply(policy: Policy) -> str:
@@ -234,6 +274,8 @@ def _landlock(policy: Policy, abi: int) -> None:
     try:
         for root in read_roots(policy.extra_read):
             _allow(ruleset, root, _READ & handled_fs)
+        for directory in list_only():
+            _allow(ruleset, directory, _FS_READ_DIR)
         _allow(ruleset, Path(f"/proc/{os.getpid()}"), _READ & handled_fs)
         _allow(ruleset, Path("/dev/null"), (_FS_READ_FILE | _FS_WRITE_FILE) & handled_fs)
         _allow(ruleset, policy.private, handled_fs)

@@ -35,9 +35,9 @@ _PATHS = {"open", "os.listdir", "os.scandir"}
 class Guard:
     """Install once with `install()`; `violation` is the first refused attempt, one line."""
 
-    def __init__(self, readable: list[Path], writable: Path) -> None:
+    def __init__(self, readable: list[Path], listable: list[Path], writable: Path) -> None:
         self.roots = tuple(str(p).rstrip("/") + "/" for p in [*readable, writable])
-        self.exact = {str(p) for p in readable} | {str(writable), "/dev/null"}
+        self.exact = {str(p) for p in [*readable, *listable, writable]} | {"/dev/null"}
         self.violation: str | None = None
 
     def install(self) -> None:

@@ -18,12 +18,16 @@ def _try(action):
 class Snoop(HistoricalDataProvider):
     name = "snoop"
     SECRETS = ("api_key",)
-    CONFIGURABLE = {"target": Setting(default="", help="a file outside the sandbox")}
+    CONFIGURABLE = {
+        "target": Setting(default="", help="a file outside the sandbox"),
+        "nearby": Setting(default="", help="a file beside Quasar's package, outside it"),
+    }
 
     async def fetch_available_symbols(self):
         target = self.pref("target")
         probes = {
             "read_target": lambda: Path(target).read_bytes(),
+            "read_nearby": lambda: Path(self.pref("nearby")).read_bytes(),
             "list_target_dir": lambda: os.listdir(os.path.dirname(target)),
             "fork": os.fork,
             "unix_socket": lambda: socket.socket(socket.AF_UNIX),
