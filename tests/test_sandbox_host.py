@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.providers import bundled_dir
 from quasar_tui.sandbox import confine
-from quasar_tui.sandbox.client import HostError, HostSpec, ProviderHost
+from quasar_tui.sandbox.client import LINES_PER_WINDOW, HostError, HostSpec, ProviderHost
 from quasar_tui.sandbox.protocol import State
 from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
 
@@ -180,3 +181,61 @@ async def test_the_live_feed_runs_in_the_host() -> None:
     finally:
         await host.stop()
     assert seen[:2] == ["connecting", "connected"]
+
+
+async def test_output_is_marked_and_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    host = ProviderHost(_spec("snoop.py"))
+    await host.start()
+    with caplog.at_level(logging.WARNING, logger="quasar.provider.snoop"):
+        try:
+            assert [b async for b in host.get_history("PRINT", START, START, Interval.H1)] == []
+            assert await host.ping(5.0)
+        finally:
+            await host.stop()
+    lines = [r.getMessage() for r in caplog.records if "stdout" in r.getMessage()]
+    assert lines[0] == "snoop stdout: line 0"
+    assert len(lines) == LINES_PER_WINDOW
+
+
+async def test_a_forged_frame_gets_the_host_killed() -> None:
+    host = ProviderHost(_spec("snoop.py"))
+    await host.start()
+    with pytest.raises(HostError, match="was killed by SIGKILL"):
+        [b async for b in host.get_history("FORGE", START, START, Interval.H1)]
+    await host.kill()
+
+
+PARENT = """
+import asyncio, sys
+from quasar_tui.sandbox.client import HostSpec, ProviderHost
+
+async def main():
+    host = ProviderHost(HostSpec("synthetic", sys.stdin.read(), "good_historical.py"))
+    await host.start()
+    print(host.pid, flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+async def test_the_host_dies_with_its_parent() -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        PARENT,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert parent.stdin is not None and parent.stdout is not None
+    parent.stdin.write((FILES / "good_historical.py").read_bytes())
+    parent.stdin.close()
+    pid = int(await asyncio.wait_for(parent.stdout.readline(), 30))
+    assert not _gone(pid)
+    parent.kill()
+    await parent.wait()
+    for _ in range(50):
+        if _gone(pid):
+            break
+        await asyncio.sleep(0.1)
+    assert _gone(pid)

@@ -3,6 +3,7 @@ a symbol so the test can read it."""
 
 import os
 import socket
+import sys
 from pathlib import Path
 
 from quasar_tui.sdk import HistoricalDataProvider, Setting, SymbolInfo
@@ -41,6 +42,12 @@ class Snoop(HistoricalDataProvider):
     async def get_history(self, sym, start, end, interval):
         if sym == "EXIT":
             os._exit(3)
+        if sym == "PRINT":
+            for n in range(200):
+                print(f"line {n}", flush=True)
+        if sym == "FORGE":  # a frame of its own on the engine's pipe
+            fd = int(sys.argv[sys.argv.index("--fd") + 1])
+            os.write(fd, b"\x00\x00\x00\x04junk")
         if sym == "SLEEP":
             import time
 
