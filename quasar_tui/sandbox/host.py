@@ -53,6 +53,7 @@ from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
 
 BATCH = 500  # records per frame for history and trades
+PIPE_BUFFER = 4 * 1024 * 1024
 LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
 
 
@@ -207,7 +208,10 @@ class Host:
 
 async def _main(fd: int, isolation: str) -> None:
     sock = socket.socket(fileno=fd)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
     reader, writer = await asyncio.open_connection(sock=sock, limit=1024 * 1024)
+    # Room for a few batches in flight, so the feed keeps parsing while the engine reads.
+    writer.transport.set_write_buffer_limits(high=PIPE_BUFFER)
     StallWatch(asyncio.get_running_loop()).start()
     host = Host(reader, writer)
     try:
