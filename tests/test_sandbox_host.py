@@ -87,6 +87,7 @@ async def test_the_host_cannot_read_the_data_dir_or_reach_its_parent(tmp_path: P
     if confine.landlock_abi() >= 6:
         assert probes["kill_parent"] == "refused: PermissionError"
     assert probes["fork"] == "refused: PermissionError"
+    assert probes["undo_parent_death_signal"] == "refused: PermissionError"
     assert probes["unix_socket"] == "refused: PermissionError"
 
 
@@ -149,7 +150,7 @@ async def test_a_crashed_host_is_restarted_and_answers_again() -> None:
         assert second is not first and second is not None
         assert supervisor.status.restarts == 1
         assert "exited with status 3" in (supervisor.status.last_exit or "")
-        assert len(await second.fetch_available_symbols()) == 9
+        assert len(await second.fetch_available_symbols()) == 10
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -71,17 +71,17 @@ async def test_hostile_file_is_refused_in_one_line_leaving_nothing(
     await _assert_nothing_left(filename)
 
 
-async def test_reading_the_master_key_at_import_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("filename", ["read_master_key.py", "symlink_out.py"])
+async def test_reading_the_master_key_at_import_is_refused(tmp_path: Path, filename: str) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir(mode=0o700)
     key = data_dir / "master.key"
     key.write_bytes(b"k" * 32)
-    path = tmp_path / "read_master_key.py"
-    text = (FILES / "read_master_key.py").read_text().replace("__DATA_DIR__", str(data_dir))
-    path.write_text(text)
+    path = tmp_path / filename
+    path.write_text((FILES / filename).read_text().replace("__DATA_DIR__", str(data_dir)))
     message, _ = await _refusal(path)
     # The file catches the PermissionError and carries on; the refusal names the attempt.
-    assert message == f"read_master_key.py: read {key} outside the sandbox at import"
+    assert message == f"{filename}: read {key} outside the sandbox at import"
 
 
 async def test_a_well_behaved_file_still_validates() -> None:

@@ -3,9 +3,10 @@
 Landlock (through ctypes) limits the file system to reading the Python installation, system
 libraries, certificates and resolver files, and writing one private directory; with no network it
 also refuses TCP connections. A seccomp filter refuses new processes (fork, exec; threads stay
-allowed), sockets other than TCP/IP ones (no path to the database's unix socket) and a few
-escape hatches (ptrace, io_uring). Resource limits bound memory and open files; the parent-death
-signal ends the process with its parent. Standard library only: the registry's validator uses it.
+allowed), sockets other than TCP/IP ones (no path to the database's unix socket), undoing the
+parent-death signal, and a few escape hatches (ptrace, io_uring). Resource limits bound memory
+and open files; the parent-death signal ends the process with its parent. Standard library
+only: the registry's validator uses it.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ _RET_ERRNO = 0x00050000
 _CLONE_THREAD = 0x00010000
 
 # x86_64 system call numbers.
-_NR_SOCKET, _NR_CLONE, _NR_CLONE3 = 41, 56, 435
+_NR_SOCKET, _NR_CLONE, _NR_PRCTL, _NR_CLONE3 = 41, 56, 157, 435
 _REFUSED_CALLS = {
     57: errno.EPERM,  # fork
     58: errno.EPERM,  # vfork
@@ -321,6 +322,13 @@ def _seccomp(network: bool) -> None:
     prog.append((ld_abs, 0, 0, 16))  # args[0]: the address family
     prog += [(jeq, k - i, 0, fam) for i, fam in enumerate(families)]
     prog += [(ret, 0, 0, _RET_ERRNO | errno.EACCES), (ret, 0, 0, _RET_ALLOW)]
+    prog += [
+        (jeq, 0, 4, _NR_PRCTL),
+        (ld_abs, 0, 0, 16),  # the option: the parent-death signal stays as set
+        (jeq, 0, 1, _PR_SET_PDEATHSIG),
+        (ret, 0, 0, _RET_ERRNO | errno.EPERM),
+        (ret, 0, 0, _RET_ALLOW),
+    ]
     prog += [
         (jeq, 0, 4, _NR_CLONE),
         (ld_abs, 0, 0, 16),  # clone flags

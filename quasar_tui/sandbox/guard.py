@@ -54,7 +54,7 @@ class Guard:
         elif event in _NETWORK:
             self._refuse(f"attempted a network connection at import ({_target(event, args)})")
         elif event in _PATHS and args and isinstance(args[0], str | bytes | os.PathLike):
-            path = os.path.abspath(os.fsdecode(args[0]))
+            path = os.path.realpath(os.fsdecode(args[0]))  # a symlink counts where it leads
             if path not in self.exact and not path.startswith(self.roots):
                 self._refuse(f"read {path} outside the sandbox at import")
 

@@ -1,6 +1,7 @@
 """Tries, at run time, what a provider host must not allow; each probe's outcome is returned as
 a symbol so the test can read it."""
 
+import ctypes
 import os
 import socket
 import sys
@@ -14,6 +15,13 @@ def _try(action):
         return f"allowed: {action()!r}"[:80]
     except OSError as exc:
         return f"refused: {type(exc).__name__}"
+
+
+def _undo_parent_death_signal():
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(1, 0, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl")
+    return 0
 
 
 class Snoop(HistoricalDataProvider):
@@ -36,6 +44,7 @@ class Snoop(HistoricalDataProvider):
             "quasar_env": lambda: sorted(k for k in os.environ if k.startswith("QUASAR")),
             "secret": lambda: self.context.get("api_key"),
             "kill_parent": lambda: os.kill(os.getppid(), 0),
+            "undo_parent_death_signal": _undo_parent_death_signal,
         }
         return [SymbolInfo(symbol=key, name=_try(probe)) for key, probe in probes.items()]
 
