@@ -8,7 +8,7 @@ import asyncio
 import logging
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psutil
@@ -19,7 +19,13 @@ from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.providers import bundled_dir
 from quasar_tui.sandbox import confine
-from quasar_tui.sandbox.client import LINES_PER_WINDOW, HostError, HostSpec, ProviderHost
+from quasar_tui.sandbox.client import (
+    LINES_PER_WINDOW,
+    HostError,
+    HostSpec,
+    ProviderHost,
+    sweep_stale,
+)
 from quasar_tui.sandbox.protocol import State
 from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
 
@@ -240,3 +246,56 @@ async def test_the_host_dies_with_its_parent() -> None:
             break
         await asyncio.sleep(0.1)
     assert _gone(pid)
+
+
+async def test_long_answers_arrive_whole_and_in_order() -> None:
+    history = ProviderHost(_spec("good_historical.py"))
+    trades = ProviderHost(_spec("trades_live.py"))
+    await history.start()
+    await trades.start()
+    try:
+        end = START + timedelta(days=30)
+        bars = [b async for b in history.get_history("AAA", START, end, Interval.H1)]
+        ticks = [t async for t in trades.get_trades("XBT/USD", START)]
+        feed_states: list[str] = []
+        await trades.set_subscriptions({"XBT/USD": [Interval.M1]})
+        async with asyncio.timeout(10):
+            async for item in trades.live():
+                assert isinstance(item, State)
+                feed_states.append(item.state)
+                if item.state == "error":
+                    break
+    finally:
+        await history.stop()
+        await trades.stop()
+    assert [b.ts for b in bars] == Interval.H1.starts(START, end)
+    assert [t.trade_id for t in ticks] == list(range(1200))
+    assert ticks[0].ts == START and ticks[0].side == "buy"
+    assert feed_states == ["connecting", "error"]
+
+
+async def test_secrets_are_in_neither_argv_nor_environment() -> None:
+    host = ProviderHost(_spec("good_historical.py"))
+    await host.start()
+    try:
+        assert host.pid is not None
+        proc = psutil.Process(host.pid)
+        cmdline, environ = proc.cmdline(), proc.environ()
+    finally:
+        await host.stop()
+    assert not any("k-own" in part for part in cmdline)
+    assert not any("k-own" in value for value in environ.values())
+    assert sorted(k for k in environ if k.startswith("QUASAR")) == []
+
+
+def test_private_dirs_of_a_killed_engine_are_swept(tmp_path: Path) -> None:
+    dead = psutil.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"quasar-host-{dead.pid}-abc"
+    live = tmp_path / f"quasar-host-{os.getpid()}-def"
+    other = tmp_path / "quasar-hostile"
+    for path in (stale, live, other):
+        path.mkdir()
+    (stale / "scratch.txt").write_text("left behind")
+    assert sweep_stale(tmp_path) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()

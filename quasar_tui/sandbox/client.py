@@ -25,6 +25,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.sandbox import confine
@@ -56,6 +58,7 @@ from quasar_tui.sandbox.protocol import (
 from quasar_tui.sdk.models import Bar, SymbolInfo, Tick
 
 HOST_MODULE = "quasar_tui.sandbox.host"
+PRIVATE_PREFIX = "quasar-host-"
 START_TIMEOUT = 20.0
 REQUEST_QUEUE = 64  # frames of one answer held before the host is made to wait
 LIVE_QUEUE = 256
@@ -81,6 +84,22 @@ class HostSpec:
 
     def __repr__(self) -> str:  # secrets never reach a log through repr
         return f"HostSpec(name={self.name!r}, secrets={sorted(self.secrets)})"
+
+
+def sweep_stale(root: Path) -> list[Path]:
+    """Remove the private directories of hosts whose engine was killed before it could (the
+    directory names carry the engine's pid); return them."""
+    removed = []
+    for path in root.glob(f"{PRIVATE_PREFIX}*-*"):
+        pid_text = path.name.removeprefix(PRIVATE_PREFIX).split("-", 1)[0]
+        try:
+            owned = path.is_dir() and path.stat().st_uid == os.getuid()
+        except OSError:
+            continue
+        if owned and pid_text.isdigit() and not psutil.pid_exists(int(pid_text)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
 
 
 class _LineLog:
@@ -137,7 +156,8 @@ class ProviderHost:
 
     async def start(self, limit: float = START_TIMEOUT) -> Ready:
         """Spawn the host, hand it the code and secrets, and wait until it has imported them."""
-        self._private = Path(tempfile.mkdtemp(prefix="quasar-host-"))
+        sweep_stale(Path(tempfile.gettempdir()))
+        self._private = Path(tempfile.mkdtemp(prefix=f"{PRIVATE_PREFIX}{os.getpid()}-"))
         ours, theirs = socket.socketpair()
         self._exit_error = None
         try:
