@@ -299,3 +299,32 @@ def test_private_dirs_of_a_killed_engine_are_swept(tmp_path: Path) -> None:
     (stale / "scratch.txt").write_text("left behind")
     assert sweep_stale(tmp_path) == [stale]
     assert not stale.exists() and live.exists() and other.exists()
+
+
+async def test_a_host_that_stops_answering_is_killed_and_restarted() -> None:
+    supervisor = HostSupervisor(
+        _spec("snoop.py"),
+        policy=CrashPolicy(backoff=Backoff(base=0.01, cap=0.05)),
+        unresponsive_after=1.0,
+        ping_every=0.2,
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await asyncio.wait_for(supervisor.started.wait(), 30)
+        first = supervisor.host
+        assert first is not None and first.pid is not None
+        with pytest.raises(HostError, match="killed by SIGKILL"):
+            async with asyncio.timeout(30):
+                [b async for b in first.get_history("HANG", START, START, Interval.H1)]
+        for _ in range(300):
+            if supervisor.status.restarts == 1 and supervisor.started.is_set():
+                break
+            await asyncio.sleep(0.1)
+        assert supervisor.status.last_exit == "snoop: did not answer for 1 s; killed"
+        assert _gone(first.pid)
+        second = supervisor.host
+        assert second is not None and second is not first
+        assert await second.ping(5.0)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

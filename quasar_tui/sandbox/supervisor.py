@@ -86,12 +86,14 @@ class HostSupervisor:
         on_start: StartHook | None = None,
         healthy_after: float = 60.0,
         unresponsive_after: float = UNRESPONSIVE_AFTER,
+        ping_every: float = PING_EVERY,
     ) -> None:
         self.spec = spec
         self.policy = policy or CrashPolicy()
         self.on_start = on_start
         self.healthy_after = healthy_after
         self.unresponsive_after = unresponsive_after
+        self.ping_every = ping_every
         self.status = HostStatus()
         self.host: ProviderHost | None = None
         self.started = asyncio.Event()
@@ -149,7 +151,7 @@ class HostSupervisor:
     async def _watch(self, host: ProviderHost) -> None:
         """Kill a host whose event loop has not answered for `unresponsive_after` seconds."""
         while True:
-            await asyncio.sleep(PING_EVERY)
+            await asyncio.sleep(self.ping_every)
             if not await host.ping(self.unresponsive_after):
                 host.log.warning(
                     "%s: the provider host did not answer for %g s; killing it",
