@@ -87,3 +87,12 @@ async def test_reading_the_master_key_at_import_is_refused(tmp_path: Path, filen
 async def test_a_well_behaved_file_still_validates() -> None:
     report = await validate_file(FILES / "good_historical.py")
     assert (report.name, report.kind) == ("synthetic", "historical")
+
+
+def test_the_command_line_says_it_in_one_line(run_quasar) -> None:
+    result = run_quasar("provider", "validate", str(FILES / "fork_setsid.py"))
+    assert result.returncode == 1
+    assert result.stderr == (
+        "quasar: error: fork_setsid.py: started a process at import (os.fork())\n"
+    )
+    assert result.stdout == ""
