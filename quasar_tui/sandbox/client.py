@@ -105,26 +105,32 @@ def sweep_stale(root: Path) -> list[Path]:
 class _LineLog:
     """A host's output lines into the log, at most LINES_PER_WINDOW per LINE_WINDOW seconds."""
 
-    def __init__(self, name: str, log: logging.Logger) -> None:
+    def __init__(self, name: str, stream: str, log: logging.Logger) -> None:
         self.name = name
+        self.stream = stream
         self.log = log
         self.last = ""
         self._window = 0.0
         self._count = 0
         self._dropped = 0
 
-    def add(self, stream: str, line: str) -> None:
+    def add(self, line: str) -> None:
         self.last = line[:300]
         now = time.monotonic()
         if now - self._window >= LINE_WINDOW:
-            if self._dropped:
-                self.log.warning("%s: %d %s lines not logged", self.name, self._dropped, stream)
-            self._window, self._count, self._dropped = now, 0, 0
+            self.close()
+            self._window, self._count = now, 0
         self._count += 1
         if self._count > LINES_PER_WINDOW:
             self._dropped += 1
             return
-        self.log.warning("%s %s: %s", self.name, stream, line[:2000])
+        self.log.warning("%s %s: %s", self.name, self.stream, line[:2000])
+
+    def close(self) -> None:
+        """Say how many lines were left out of the last window."""
+        if self._dropped:
+            self.log.warning("%s: %d %s lines not logged", self.name, self._dropped, self.stream)
+            self._dropped = 0
 
 
 class ProviderHost:
@@ -134,7 +140,7 @@ class ProviderHost:
         self.log = log or logging.getLogger(f"quasar.provider.{spec.name}")
         self.ready: Ready | None = None
         self.proc: asyncio.subprocess.Process | None = None
-        self._lines = _LineLog(spec.name, self.log)
+        self._lines = {s: _LineLog(spec.name, s, self.log) for s in ("stdout", "stderr")}
         self._writer: asyncio.StreamWriter | None = None
         self._private: Path | None = None
         self._ids = itertools.count(1)
@@ -379,19 +385,22 @@ class ProviderHost:
                 how = f"was killed by signal {-code}"
         else:
             how = f"exited with status {code}"
-        last = f": {self._lines.last}" if self._lines.last else ""
+        last_line = self._lines["stderr"].last or self._lines["stdout"].last
+        last = f": {last_line}" if last_line else ""
         return f"{self.name}: the provider host {how}{last}"
 
     async def _drain(self, stream: str, pipe: asyncio.StreamReader | None) -> None:
         if pipe is None:
             return
+        lines = self._lines[stream]
         while True:
             try:
                 line = await pipe.readline()
             except ValueError:  # a line longer than the reader's limit: take a piece of it
                 line = await pipe.read(64 * 1024)
             if not line:
+                lines.close()
                 return
             text = line.decode("utf-8", "replace").rstrip()
             if text:
-                self._lines.add(stream, text)
+                lines.add(text)
