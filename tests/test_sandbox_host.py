@@ -328,3 +328,15 @@ async def test_a_host_that_stops_answering_is_killed_and_restarted() -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_memory_beyond_the_limit_fails_the_call_not_the_host() -> None:
+    host = ProviderHost(_spec("snoop.py"))
+    await host.start()
+    try:
+        with pytest.raises(HostError) as caught:
+            [b async for b in host.get_history("HOG", START, START, Interval.H1)]
+        assert str(caught.value) == "snoop: MemoryError"
+        assert await host.ping(5.0)
+    finally:
+        await host.stop()

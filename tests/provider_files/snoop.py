@@ -57,6 +57,9 @@ class Snoop(HistoricalDataProvider):
         if sym == "FORGE":  # a frame of its own on the engine's pipe
             fd = int(sys.argv[sys.argv.index("--fd") + 1])
             os.write(fd, b"\x00\x00\x00\x04junk")
+        if sym == "HOG":
+            hoard = b"x" * (2 * 1024**3)
+            yield hoard
         if sym == "HANG":
             while True:
                 pass
