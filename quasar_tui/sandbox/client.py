@@ -187,7 +187,8 @@ class ProviderHost:
             asyncio.create_task(self._drain("stderr", self.proc.stderr)),
         ]
         spec = self.spec
-        await self._send(Start(spec.source, spec.filename, spec.preferences, spec.secrets))
+        with contextlib.suppress(ConnectionError, HostError):  # the reader reports the exit
+            await self._send(Start(spec.source, spec.filename, spec.preferences, spec.secrets))
         try:
             self.ready = await asyncio.wait_for(asyncio.shield(self._ready), limit)
         except TimeoutError:
