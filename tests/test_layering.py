@@ -9,7 +9,7 @@ import pkgutil
 import subprocess
 import sys
 
-HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "engine", "providers")
+HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "sandbox", "engine", "providers")
 HEADLESS_MODULES = ("quasar_tui.daemon", "quasar_tui.cli")
 _LIST_MODULES = (
     "import importlib, json, sys\n"
@@ -51,3 +51,17 @@ def test_engine_registry_store_daemon_and_cli_import_no_textual() -> None:
     console = sorted(m for m in loaded if m == "textual" or m.startswith("textual."))
     assert console == []
     assert "quasar_tui.tui" not in loaded
+
+
+def test_the_sandbox_sits_below_the_engine_and_beside_no_store() -> None:
+    """Provider hosts never hold a database connection: nothing of store or engine is loaded
+    with the sandbox (a host importing them would carry the DSN code into provider reach)."""
+    prefix = "quasar_tui.sandbox"
+    path = [str(Path(p) / "sandbox") for p in quasar_tui.__path__]
+    modules = [prefix, *(i.name for i in pkgutil.walk_packages(path, prefix=prefix + "."))]
+    assert "quasar_tui.sandbox.host" in modules
+    loaded = loaded_after_importing(modules)
+    above = sorted(
+        m for m in loaded if m.startswith(("quasar_tui.store", "quasar_tui.engine", "textual"))
+    )
+    assert above == []

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from quasar_tui.cli import provider_run
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import registry_from_args
 from quasar_tui.cli.output import print_json, print_table
@@ -114,6 +115,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     secret.add_argument("name", metavar="NAME", help="provider name")
     secret.add_argument("pairs", metavar="KEY=VALUE", nargs="*", type=_pair, help="secret")
     secret.set_defaults(handler=set_secrets)
+
+    provider_run.register(psub)
 
     for verb, enabled in (("enable", True), ("disable", False)):
         toggle = leaf(psub, verb, f"{verb} a provider's collection")

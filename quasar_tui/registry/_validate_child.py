@@ -1,4 +1,4 @@
-"""The validator's child process: run one provider file under limits and report on it.
+"""The validator's child process: run one provider file in the provider sandbox and report on it.
 
 Run as `python -m quasar_tui.registry._validate_child SOURCE REPORT --filename F
 --memory-mib N --cpu-seconds N`. The report is JSON written to the REPORT file, never to
@@ -11,34 +11,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import sys
+import threading
 from pathlib import Path
 from typing import Any
 
 from quasar_tui.registry import loader
 from quasar_tui.registry.loader import InvalidProviderError
-
-_MAX_FILE_BYTES = 64 * 1024 * 1024  # bounds what the provider's output can fill on disk
+from quasar_tui.sandbox import confine, guard
 
 
 def _failure(reason: str) -> dict[str, Any]:
     return {"ok": False, "error": reason}
-
-
-def _limit(kind: int, value: int) -> None:
-    """Lower one resource limit for good (a limit already lower stays).
-
-    Platforms that refuse one (macOS for RLIMIT_AS) keep theirs; the note goes to stderr,
-    which the parent quotes only if the child crashes.
-    """
-    _, hard = resource.getrlimit(kind)
-    if hard != resource.RLIM_INFINITY:
-        value = min(value, hard)
-    try:
-        resource.setrlimit(kind, (value, value))
-    except (ValueError, OSError) as exc:
-        print(f"quasar validator: resource limit {kind} not set: {exc}", file=sys.stderr)
 
 
 def validate(data: bytes, filename: str) -> dict[str, Any]:
@@ -75,11 +58,35 @@ def validate(data: bytes, filename: str) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Validate, write the report, and leave at once.
+def leftovers() -> str | None:
+    """Threads still running after import, as one refusal line (None when there are none).
 
-    `os._exit` skips interpreter shutdown, so threads or atexit hooks the provider left behind
-    can neither hang the child nor run after the report.
+    The kernel's count also sees threads started behind Python's back (ctypes, C extensions).
+    """
+    names = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+    count = max(len(names), _native_threads() - 1)
+    if count <= 0:
+        return None
+    named = f" ({', '.join(names[:3])})" if names else ""
+    return (
+        f"left {count} thread{'s' if count > 1 else ''} running after import{named}: "
+        "start threads in methods, not at module level"
+    )
+
+
+def _native_threads() -> int:
+    try:
+        return len(os.listdir(f"/proc/{os.getpid()}/task"))
+    except OSError:
+        return 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Confine this process, validate, write the report, and leave at once.
+
+    The confinement is the provider host's (Landlock, seccomp, limits) with no network, plus an
+    audit hook that names what was refused. `os._exit` skips interpreter shutdown, so threads
+    or atexit hooks the provider left behind can neither hang the child nor run after the report.
     """
     parser = argparse.ArgumentParser(prog="quasar-validate-child")
     parser.add_argument("source", type=Path)
@@ -95,12 +102,22 @@ def main(argv: list[str] | None = None) -> None:
     out_of_memory = json.dumps(
         _failure(f"used more than {args.memory_mib} MiB of memory at import")
     ).encode()
-    _limit(resource.RLIMIT_CORE, 0)
-    _limit(resource.RLIMIT_FSIZE, _MAX_FILE_BYTES)
-    _limit(resource.RLIMIT_CPU, args.cpu_seconds)
-    _limit(resource.RLIMIT_AS, args.memory_mib * 1024 * 1024)
+    private = Path.cwd()
+    policy = confine.Policy(
+        private=private,
+        network=False,
+        memory_mib=args.memory_mib,
+        cpu_seconds=args.cpu_seconds,
+    )
+    confine.apply(policy)
+    audit = guard.Guard(confine.read_roots(), confine.list_only(), private)
+    audit.install()
     try:
-        payload = json.dumps(validate(data, args.filename), allow_nan=False).encode()
+        report = validate(data, args.filename)
+        refusal = audit.violation or leftovers()
+        if refusal is not None:
+            report = _failure(refusal)
+        payload = json.dumps(report, allow_nan=False).encode()
     except MemoryError:
         payload = out_of_memory
     os.write(fd, payload)

@@ -7,6 +7,7 @@ in-process on stored code, so a provider that validated loads exactly the same w
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import linecache
 import math
@@ -141,7 +142,34 @@ def find_provider_class(module: ModuleType) -> type[DataProvider]:
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         raise InvalidProviderError(f"{cls.__name__} does not implement {', '.join(missing)}")
+    _check_async(cls)
     return cls
+
+
+_COROUTINES = ("fetch_available_symbols", "aclose")
+_LIVE_COROUTINES = ("_connect", "_subscribe", "_unsubscribe", "_parse_message", "_heartbeat")
+_GENERATORS = ("get_history", "get_history_many", "get_trades")
+
+
+def _check_async(cls: type[DataProvider]) -> None:
+    """Methods the engine awaits must be `async def`; the ones it iterates, async generators.
+
+    A sync method would block every other provider while it runs, or fail at the first call.
+    """
+    live = issubclass(cls, LiveDataProvider)
+    for name in (*_COROUTINES, *(_LIVE_COROUTINES if live else ())):
+        method = getattr(cls, name, None)
+        if method is not None and not inspect.iscoroutinefunction(method):
+            raise InvalidProviderError(
+                f"{cls.__name__}.{name} must be async: define it with `async def`"
+            )
+    for name in _GENERATORS:
+        method = getattr(cls, name, None)
+        if method is not None and not inspect.isasyncgenfunction(method):
+            raise InvalidProviderError(
+                f"{cls.__name__}.{name} must be an async generator: `async def` that yields "
+                "records (not one that returns a list)"
+            )
 
 
 def describe_class(cls: type[DataProvider]) -> ProviderInfo:
@@ -171,13 +199,18 @@ def inspect_module(module: ModuleType) -> ProviderInfo:
     return describe_class(find_provider_class(module))
 
 
-def load_class(source: str, sha256: str, *, provider: str) -> ProviderInfo:
-    """Run stored provider code in this process after checking it is the code validated."""
+def check_sha256(source: str, sha256: str, *, provider: str) -> None:
+    """Refuse stored code that is not the code that was validated."""
     if sha256_hex(source.encode("utf-8")) != sha256:
         raise QuasarError(
             f"the stored code of provider {provider} does not match its sha256; "
             f"add the file again with `quasar provider add FILE --replace`"
         )
+
+
+def load_class(source: str, sha256: str, *, provider: str) -> ProviderInfo:
+    """Run stored provider code in this process after checking it is the code validated."""
+    check_sha256(source, sha256, provider=provider)
     filename = f"<quasar provider {provider}>"
     try:
         code = compile_source(source, filename)

@@ -14,7 +14,7 @@ import asyncpg
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.registry import loader
 from quasar_tui.registry.loader import SECRET_KEY_RE, InvalidProviderError
-from quasar_tui.registry.records import ProviderRecord, ValidationReport
+from quasar_tui.registry.records import ProviderRecord, StoredCode, ValidationReport
 from quasar_tui.registry.secrets import Keyring, SecretsMismatchError
 from quasar_tui.registry.validation import (
     inspect_bundled,
@@ -222,21 +222,28 @@ class ProviderRegistry:
         if await self.db.fetchval(_SET_STATUS, name, status, detail) is None:
             raise _not_found(name)
 
-    async def load(self, name: str) -> DataProvider:
-        """A ready instance: code re-checked against its sha256, secrets, preferences, HTTP."""
+    async def stored_code(self, name: str) -> StoredCode:
+        """The code, preferences and decrypted secrets of one provider, without running it
+        (for a provider host, which runs it confined)."""
         row = await self.db.fetchrow(_LOAD, name)
         if row is None:
             raise _not_found(name)
-        info = loader.load_class(row["source"], row["sha256"], provider=name)
+        loader.check_sha256(row["source"], row["sha256"], provider=name)
         secrets = (
             self.keyring.decrypt(name, row["sha256"], row["secrets"])
             if row["secrets"] is not None
             else {}
         )
+        return StoredCode(name, row["source"], row["sha256"], dict(row["preferences"]), secrets)
+
+    async def load(self, name: str) -> DataProvider:
+        """A ready instance: code re-checked against its sha256, secrets, preferences, HTTP."""
+        code = await self.stored_code(name)
+        info = loader.load_class(code.source, code.sha256, provider=name)
         defaults = {key: s.default for key, s in info.cls.settings().items()}
         context = ProviderContext(
-            secrets=secrets,
-            preferences={**defaults, **row["preferences"]},
+            secrets=code.secrets,
+            preferences={**defaults, **code.preferences},
             http=HttpClient(info.cls.RATE_LIMIT, info.cls.CONCURRENCY),
             logger=logging.getLogger(f"quasar.provider.{name}"),
         )

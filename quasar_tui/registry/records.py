@@ -46,3 +46,15 @@ class ProviderRecord:
     created_at: datetime
     updated_at: datetime
     notices: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StoredCode:
+    """What a provider host is given: the code (checked against its sha256), the stored
+    preferences and the decrypted secrets of one provider. Secrets never appear in repr."""
+
+    name: str
+    source: str
+    sha256: str
+    preferences: dict[str, Any]
+    secrets: dict[str, str] = field(repr=False)

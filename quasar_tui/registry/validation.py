@@ -1,9 +1,11 @@
 """Validate a provider file in a child process, so its import cannot harm this one.
 
-The child (`_validate_child`) runs under a memory limit (RLIMIT_AS) in its own session; the
-whole session is killed after the wall-clock limit. It writes its report to a file in a private
-temporary directory, so the provider's own prints cannot corrupt it. The child gets neither the
-master key variable nor the DSN.
+The child (`_validate_child`) confines itself as a provider host does (quasar_tui.sandbox:
+Landlock, seccomp, memory limit) and has no network; it runs in its own session with a
+scrubbed environment in an empty private directory, and the whole session is killed after the
+wall-clock limit. It writes its report to a file in that directory, so the provider's own
+prints cannot corrupt it. A process still alive in the session after the child exits is
+killed and the file refused.
 """
 
 from __future__ import annotations
@@ -18,17 +20,18 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import quasar_tui
+import psutil
+
 from quasar_tui.core.errors import InvalidInputError
 from quasar_tui.registry import _validate_child
 from quasar_tui.registry.loader import InvalidProviderError, sha256_hex
 from quasar_tui.registry.records import ValidationReport
+from quasar_tui.sandbox import confine
 
 TIMEOUT_SECONDS = 10.0
 MEMORY_MIB = 1024
 MAX_SOURCE_BYTES = 1024 * 1024
 CHILD_MODULE = "quasar_tui.registry._validate_child"
-_HIDDEN_ENV = ("QUASAR_SYSTEM_CONTEXT", "QUASAR_DSN")
 
 
 def read_provider_file(path: Path) -> bytes:
@@ -95,6 +98,7 @@ async def _run_child(
     with errors.open("wb") as stderr:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
+            "-P",
             "-m",
             CHILD_MODULE,
             str(source),
@@ -109,19 +113,27 @@ async def _run_child(
             stdout=asyncio.subprocess.DEVNULL,
             stderr=stderr,
             cwd=workdir,
-            env=_child_env(),
+            env=confine.scrubbed_env(workdir),
             start_new_session=True,
         )
     try:
         await asyncio.wait_for(proc.wait(), time_limit)
     except TimeoutError:
         raise InvalidProviderError(
-            f"took longer than {time_limit:g} s to import (infinite loop?)", filename
+            f"took longer than {time_limit:g} s to import (a sleep or an endless loop?)",
+            filename,
         ) from None
     finally:
+        survivors = _session_members(proc.pid)
         # Also kills whatever the provider started in the child's session.
         _kill_session(proc.pid)
         await proc.wait()
+    if survivors:
+        raise InvalidProviderError(
+            f"left {len(survivors)} process(es) running after import: "
+            "a provider may not start processes",
+            filename,
+        )
     return _read_report(report, errors, proc.returncode, filename)
 
 
@@ -157,13 +169,18 @@ def _last_line(path: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def _session_members(sid: int) -> list[int]:
+    """Processes of the child's session other than the child itself."""
+    members = []
+    for proc in psutil.process_iter():
+        if proc.pid == sid:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError, psutil.Error):
+            if os.getsid(proc.pid) == sid and proc.status() != psutil.STATUS_ZOMBIE:
+                members.append(proc.pid)
+    return members
+
+
 def _kill_session(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-
-
-def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _HIDDEN_ENV}
-    root = str(Path(quasar_tui.__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    return env

@@ -1,0 +1,247 @@
+"""The provider host: a process that confines itself, then imports and runs one provider.
+
+Run as `python -m quasar_tui.sandbox.host --fd N --private DIR ...` by `ProviderHost`. It applies
+`confine` before reading anything from the engine, then reads the `Start` frame (code,
+preferences, secrets) from its socket, imports the code, and answers requests until `Stop` or the
+end of its socket. It has no database, no data dir and no master key path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import socket
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from quasar_tui.registry import loader
+from quasar_tui.registry.loader import InvalidProviderError
+from quasar_tui.sandbox import confine
+from quasar_tui.sandbox.feed import LiveFeed
+from quasar_tui.sandbox.protocol import (
+    Bars,
+    Cancel,
+    Done,
+    Failed,
+    History,
+    ListSymbols,
+    LogLine,
+    Msg,
+    Ping,
+    Pong,
+    Ready,
+    Start,
+    Stop,
+    Subscribe,
+    Symbols,
+    TickBatch,
+    ToHost,
+    Trades,
+    decoder,
+    frame,
+    read_frame,
+)
+from quasar_tui.sandbox.stall import StallWatch
+from quasar_tui.sdk.base import DataProvider, LiveDataProvider
+from quasar_tui.sdk.context import ProviderContext
+from quasar_tui.sdk.http import HttpClient
+
+BATCH = 500  # records per frame for history and trades
+PIPE_BUFFER = 4 * 1024 * 1024
+LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
+
+
+class _PipeLog(logging.Handler):
+    """Provider log records as `LogLine` frames; dropped rather than queued when the engine
+    is not reading."""
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        super().__init__(logging.INFO)
+        self._writer = writer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        transport = self._writer.transport
+        if transport.is_closing() or transport.get_write_buffer_size() > LOG_BUFFER_LIMIT:
+            return
+        self._writer.write(frame(LogLine(record.levelno, self.format(record)[:2000])))
+
+
+class Host:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.provider: DataProvider | None = None
+        self.feed: LiveFeed | None = None
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._decode = decoder(ToHost)
+
+    async def send(self, message: Msg) -> None:
+        self.writer.write(frame(message))
+        await self.writer.drain()
+
+    async def start(self, isolation: str) -> bool:
+        body = await read_frame(self.reader)
+        if body is None:
+            return False
+        start = self._decode.decode(body)
+        if not isinstance(start, Start):
+            await self.send(Failed(0, "the first message was not Start"))
+            return False
+        try:
+            self.provider, ready = self._load(start, isolation)
+        except InvalidProviderError as exc:
+            await self.send(Failed(0, exc.reason))
+            return False
+        except Exception as exc:
+            await self.send(Failed(0, f"failed to start: {one_line(exc)}"))
+            return False
+        if isinstance(self.provider, LiveDataProvider):
+            self.feed = LiveFeed(self.provider, self.send)
+        await self.send(ready)
+        return True
+
+    def _load(self, start: Start, isolation: str) -> tuple[DataProvider, Ready]:
+        code = loader.compile_source(start.source, start.filename)
+        sha = loader.sha256_hex(start.source.encode("utf-8"))
+        try:
+            module = loader.run_module(code, start.source, loader.module_name_for(sha))
+        except Exception as exc:
+            raise InvalidProviderError(loader.explain_import_failure(exc, start.filename)) from None
+        info = loader.inspect_module(module)
+        defaults = {key: s.default for key, s in info.cls.settings().items()}
+        log = logging.getLogger(f"quasar.provider.{info.name}")
+        log.addHandler(_PipeLog(self.writer))
+        log.setLevel(logging.INFO)
+        context = ProviderContext(
+            secrets=start.secrets,
+            preferences={**defaults, **start.preferences},
+            http=HttpClient(info.cls.RATE_LIMIT, info.cls.CONCURRENCY),
+            logger=log,
+        )
+        ready = Ready(info.name, info.kind, info.cls.__name__, isolation, info.capabilities)
+        return info.cls(context), ready
+
+    async def serve(self) -> None:
+        while True:
+            body = await read_frame(self.reader)
+            if body is None:
+                return
+            message = self._decode.decode(body)
+            if isinstance(message, Stop):
+                return
+            if isinstance(message, Ping):
+                await self.send(Pong(message.id))
+            elif isinstance(message, Cancel):
+                task = self._tasks.pop(message.id, None)
+                if task is not None:
+                    task.cancel()
+            elif isinstance(message, Subscribe):
+                await self._subscribe(message)
+            elif isinstance(message, ListSymbols | History | Trades):
+                self._tasks[message.id] = asyncio.create_task(self._answer(message))
+
+    async def close(self) -> None:
+        for task in self._tasks.values():
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        if self.feed is not None:
+            await self.feed.stop()
+        if self.provider is not None:
+            await self.provider.aclose()
+
+    async def _subscribe(self, message: Subscribe) -> None:
+        if self.feed is None:
+            await self.send(Failed(0, "not a live provider: it has no live feed"))
+            return
+        await self.feed.set_subscriptions(message.subs)
+
+    async def _answer(self, request: ListSymbols | History | Trades) -> None:
+        try:
+            if isinstance(request, ListSymbols):
+                items = await self.provider.fetch_available_symbols()  # type: ignore[union-attr]
+                await self.send(Symbols(request.id, list(items)))
+            elif isinstance(request, History):
+                await self._stream(request.id, Bars, self._history(request))
+            else:
+                await self._stream(request.id, TickBatch, self._trades(request))
+            await self.send(Done(request.id))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self.send(Failed(request.id, one_line(exc)))
+        finally:
+            self._tasks.pop(request.id, None)
+
+    def _history(self, request: History) -> AsyncIterator[Any]:
+        get = getattr(self.provider, "get_history", None)
+        if get is None:
+            raise NotImplementedError("this provider has no get_history")
+        return get(request.symbol, request.start, request.end, request.interval)
+
+    def _trades(self, request: Trades) -> AsyncIterator[Any]:
+        get = getattr(self.provider, "get_trades", None)
+        if get is None:
+            raise NotImplementedError("this provider has no get_trades")
+        return get(request.symbol, request.since)
+
+    async def _stream(self, rid: int, kind: type[Bars | TickBatch], items: AsyncIterator) -> None:
+        batch: list[Any] = []
+        async for item in items:
+            batch.append(item)
+            if len(batch) >= BATCH:
+                await self.send(kind(rid, batch))
+                batch = []
+        if batch:
+            await self.send(kind(rid, batch))
+
+
+async def _main(fd: int, isolation: str) -> None:
+    sock = socket.socket(fileno=fd)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
+    reader, writer = await asyncio.open_connection(sock=sock, limit=1024 * 1024)
+    # Room for a few batches in flight, so the feed keeps parsing while the engine reads.
+    writer.transport.set_write_buffer_limits(high=PIPE_BUFFER)
+    StallWatch(asyncio.get_running_loop()).start()
+    host = Host(reader, writer)
+    try:
+        if await host.start(isolation):
+            await host.serve()
+    except (ConnectionError, msgspec.DecodeError) as exc:
+        sys.stderr.write(f"host: the engine's pipe failed: {one_line(exc)}\n")
+    finally:
+        await host.close()
+        await writer.drain()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="quasar-provider-host")
+    parser.add_argument("--fd", type=int, required=True)
+    parser.add_argument("--private", type=Path, required=True)
+    parser.add_argument("--memory-mib", type=int, default=1024)
+    parser.add_argument("--network", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    os.chdir(args.private)
+    isolation = confine.apply(
+        confine.Policy(private=args.private, network=args.network, memory_mib=args.memory_mib)
+    )
+    try:
+        asyncio.run(_main(args.fd, isolation))
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)  # threads the provider left behind must not keep the host alive
+
+
+if __name__ == "__main__":
+    main()
