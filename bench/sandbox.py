@@ -23,7 +23,7 @@ import psutil
 
 from bench.common import report
 from quasar_tui.core.intervals import Interval
-from quasar_tui.registry import loader
+from quasar_tui.sandbox import loader
 from quasar_tui.sandbox.client import HostSpec, ProviderHost
 from quasar_tui.sandbox.feed import LiveFeed
 from quasar_tui.sandbox.protocol import Live, Msg

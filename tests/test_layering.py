@@ -57,7 +57,7 @@ def test_the_sandbox_sits_below_the_engine_and_beside_no_store() -> None:
     """Provider hosts never hold a database connection: nothing of store or engine is loaded
     with the sandbox (a host importing them would carry the DSN code into provider reach)."""
     prefix = "quasar_tui.sandbox"
-    path = [str(Path(p) / "sandbox") for p in quasar_tui.__path__]
+    path = importlib.import_module(prefix).__path__
     modules = [prefix, *(i.name for i in pkgutil.walk_packages(path, prefix=prefix + "."))]
     assert "quasar_tui.sandbox.host" in modules
     loaded = loaded_after_importing(modules)

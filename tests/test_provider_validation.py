@@ -22,10 +22,10 @@ from aiohttp import web
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval
-from quasar_tui.registry.loader import InvalidProviderError
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.validation import validate_file
+from quasar_tui.sandbox.loader import InvalidProviderError
 from quasar_tui.sdk import Bar
 from quasar_tui.store.database import Database
 

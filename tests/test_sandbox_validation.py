@@ -10,8 +10,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from quasar_tui.registry.loader import InvalidProviderError
 from quasar_tui.registry.validation import validate_file
+from quasar_tui.sandbox.loader import InvalidProviderError
 
 FILES = Path(__file__).parent / "provider_files"
 MARK = "quasar-hostile-grandchild"

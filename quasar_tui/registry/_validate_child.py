@@ -15,9 +15,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from quasar_tui.registry import loader
-from quasar_tui.registry.loader import InvalidProviderError
-from quasar_tui.sandbox import confine, guard
+from quasar_tui.sandbox import confine, guard, loader
+from quasar_tui.sandbox.loader import InvalidProviderError
 
 
 def _failure(reason: str) -> dict[str, Any]:

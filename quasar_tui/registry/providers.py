@@ -12,8 +12,6 @@ from typing import Any
 import asyncpg
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError, QuasarError
-from quasar_tui.registry import loader
-from quasar_tui.registry.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.registry.records import ProviderRecord, StoredCode, ValidationReport
 from quasar_tui.registry.secrets import Keyring, SecretsMismatchError
 from quasar_tui.registry.validation import (
@@ -22,6 +20,8 @@ from quasar_tui.registry.validation import (
     validate_file,
     validate_source,
 )
+from quasar_tui.sandbox import loader
+from quasar_tui.sandbox.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient

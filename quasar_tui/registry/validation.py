@@ -24,9 +24,9 @@ import psutil
 
 from quasar_tui.core.errors import InvalidInputError
 from quasar_tui.registry import _validate_child
-from quasar_tui.registry.loader import InvalidProviderError, sha256_hex
 from quasar_tui.registry.records import ValidationReport
 from quasar_tui.sandbox import confine
+from quasar_tui.sandbox.loader import InvalidProviderError, sha256_hex
 
 TIMEOUT_SECONDS = 10.0
 MEMORY_MIB = 1024

@@ -20,10 +20,9 @@ from typing import Any
 
 import msgspec
 
-from quasar_tui.registry import loader
-from quasar_tui.registry.loader import InvalidProviderError
-from quasar_tui.sandbox import confine
+from quasar_tui.sandbox import confine, loader
 from quasar_tui.sandbox.feed import LiveFeed
+from quasar_tui.sandbox.loader import InvalidProviderError
 from quasar_tui.sandbox.protocol import (
     Bars,
     Cancel,

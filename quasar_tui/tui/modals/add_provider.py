@@ -17,8 +17,8 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Static
 
 from quasar_tui.core.errors import NotFoundError, QuasarError
-from quasar_tui.registry.loader import InvalidProviderError
 from quasar_tui.registry.records import ProviderRecord, ValidationReport
+from quasar_tui.sandbox.loader import InvalidProviderError
 from quasar_tui.tui.modals.form import Field, FormModal
 
 SUGGEST_SCAN = 2000

@@ -12,8 +12,8 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input
 
 from quasar_tui.core.errors import QuasarError
-from quasar_tui.registry.loader import SECRET_KEY_RE
 from quasar_tui.registry.records import ProviderRecord
+from quasar_tui.sandbox.loader import SECRET_KEY_RE
 from quasar_tui.tui.modals.form import Field, FormModal
 
 
