@@ -1,0 +1,298 @@
+"""The read layer: bars of a series at any interval, and its ticks.
+
+An interval is read as stored when it was collected, otherwise derived in the database from the
+finest stored interval that divides it (first open, highest high, lowest low, last close, summed
+volume and trades). Historical and live bars of a series are merged; where both hold a
+timestamp, the live bar wins, since it was built from every trade. A bar that has not ended, or
+whose bucket lacks source bars, is flagged `complete = False`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from quasar_tui.core.errors import InvalidInputError, NotFoundError
+from quasar_tui.core.intervals import Interval
+from quasar_tui.core.series import SeriesName
+from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.database import Database
+from quasar_tui.store.series import Series, resolve
+
+Source = Literal["historical", "live", "both"]
+SOURCES: tuple[Source, ...] = ("historical", "live", "both")
+
+# Bucket edges: weeks from a Monday 00:00 UTC, months by the calendar in UTC.
+_WEEK_ORIGIN = "2000-01-03 00:00+00"
+_BUCKETS = {
+    "fixed": f"date_bin($9::interval, ts, '{_WEEK_ORIGIN}'::timestamptz)",
+    "month": "date_trunc('month', ts, 'UTC')",
+}
+
+# One series' bars at one stored interval, live preferred over historical at the same ts.
+# $6 / $7 switch the live and historical halves on or off.
+_MERGED = """
+    SELECT DISTINCT ON (ts) ts, open, high, low, close, volume, trades
+      FROM (SELECT ts, open, high, low, close, volume, trades, 0 AS pref FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3
+               AND ts >= $4 AND ts < $5 AND $6::boolean
+            UNION ALL
+            SELECT ts, open, high, low, close, volume, trades, 1 AS pref FROM historical_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3
+               AND ts >= $4 AND ts < $5 AND $7::boolean) AS both_tables
+     ORDER BY ts, pref
+"""
+
+_STORED = f"""
+    SELECT ts, open, high, low, close, volume, trades, 1::bigint AS parts, 0::bigint AS weekend
+      FROM ({_MERGED}) AS merged
+     ORDER BY ts DESC
+     LIMIT $8
+"""
+
+# Weekend source bars are counted so a caller can tell a market that trades every day (where
+# a bucket short of bars is incomplete) from one that closes (where it is normal).
+_DERIVED = """
+    SELECT {bucket} AS ts,
+           (array_agg(open ORDER BY ts))[1] AS open,
+           max(high) AS high,
+           min(low) AS low,
+           (array_agg(close ORDER BY ts DESC))[1] AS close,
+           sum(volume) AS volume,
+           sum(trades)::bigint AS trades,
+           count(*) AS parts,
+           count(*) FILTER (WHERE extract(isodow FROM ts AT TIME ZONE 'UTC') >= 6) AS weekend
+      FROM ({merged}) AS merged
+     GROUP BY 1
+     ORDER BY 1 DESC
+     LIMIT $8
+"""
+_DERIVED_QUERIES = {
+    kind: _DERIVED.format(bucket=bucket, merged=_MERGED) for kind, bucket in _BUCKETS.items()
+}
+
+_STORED_INTERVALS = """
+    SELECT i FROM unnest($3::text[]) AS i
+     WHERE EXISTS (SELECT 1 FROM historical_data
+                    WHERE provider = $1 AND symbol = $2 AND interval = i)
+        OR EXISTS (SELECT 1 FROM live_data
+                    WHERE provider = $1 AND symbol = $2 AND interval = i)
+"""
+
+_OPEN_GAPS = """
+    SELECT start_ts, end_ts FROM gaps
+     WHERE provider = $1 AND symbol = $2 AND interval = $3 AND resolved_at IS NULL
+       AND start_ts < $5 AND end_ts > $4
+"""
+
+_TICKS = """
+    SELECT ts, seq, price, size, side FROM live_ticks
+     WHERE provider = $1 AND symbol = $2 AND ts >= $3 AND ts < $4
+     ORDER BY ts DESC, seq DESC
+     LIMIT $5
+"""
+
+MAX_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class ReadBar:
+    """One bar as read back; `trades` is None where the provider gave no count."""
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int | None
+    complete: bool
+
+
+@dataclass(frozen=True)
+class BarsRead:
+    """Bars of one series, oldest first, and how they were obtained."""
+
+    series: Series
+    interval: Interval
+    source_interval: Interval
+    bars: list[ReadBar]
+
+    @property
+    def derived(self) -> bool:
+        return self.source_interval is not self.interval
+
+
+@dataclass(frozen=True)
+class ReadTick:
+    ts: datetime
+    seq: int
+    price: float
+    size: float
+    side: str | None
+
+
+@dataclass(frozen=True)
+class TicksRead:
+    series: Series
+    ticks: list[ReadTick]
+
+
+def divides(finer: Interval, coarser: Interval) -> bool:
+    """Whether bars of `finer` tile bars of `coarser` exactly (a week does not tile a month)."""
+    if finer.seconds >= coarser.seconds:
+        return False
+    if coarser is Interval.MO1:
+        return 86_400 % finer.seconds == 0
+    return coarser.seconds % finer.seconds == 0
+
+
+def source_interval(wanted: Interval, stored: set[Interval]) -> Interval | None:
+    """`wanted` itself when stored, else the finest stored interval that divides it."""
+    if wanted in stored:
+        return wanted
+    finer = [i for i in stored if divides(i, wanted)]
+    return min(finer, key=lambda i: i.seconds) if finer else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reader:
+    """Reads series by name; `now` decides which bars are still forming."""
+
+    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now) -> None:
+        self.db = db
+        self.now = now
+
+    async def stored_intervals(self, series: Series) -> set[Interval]:
+        rows = await self.db.fetch(
+            _STORED_INTERVALS, series.provider, series.symbol, [i.value for i in Interval]
+        )
+        return {Interval(r["i"]) for r in rows}
+
+    async def bars(
+        self,
+        name: str | SeriesName,
+        interval: Interval | str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        provider: str | None = None,
+        source: Source = "both",
+        limit: int = 10_000,
+    ) -> BarsRead:
+        """The newest `limit` bars with `start <= ts < end`, oldest first.
+
+        A common symbol is served by the first provider in its order whose stored bars can
+        give `interval`; NotFoundError says what is stored when none can.
+        """
+        wanted = interval if isinstance(interval, Interval) else Interval.parse(interval)
+        if source not in SOURCES:
+            raise InvalidInputError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
+        candidates = await resolve(self.db, name, provider)
+        offers: list[str] = []
+        for series in candidates:
+            stored = await self.stored_intervals(series)
+            base = source_interval(wanted, stored)
+            if base is not None:
+                return await self._read(series, wanted, base, start, end, source, limit)
+            if stored:
+                offers.append(f"{series.key} has {' '.join(sorted(i.value for i in stored))}")
+        what = "; ".join(offers) if offers else "nothing is stored for it yet"
+        raise NotFoundError(f"no {wanted.value} bars can be read for {name}: {what}")
+
+    async def _read(
+        self,
+        series: Series,
+        wanted: Interval,
+        base: Interval,
+        start: datetime | None,
+        end: datetime | None,
+        source: Source,
+        limit: int,
+    ) -> BarsRead:
+        lo = wanted.floor(start) if start else FAR_PAST
+        hi = _ceil(wanted, end) if end else FAR_FUTURE
+        args: list[object] = [
+            series.provider,
+            series.symbol,
+            base.value,
+            lo,
+            hi,
+            source != "historical",
+            source != "live",
+        ]
+        if base is wanted:
+            rows = await self.db.fetch(_STORED, *args, limit)
+        elif wanted is Interval.MO1:
+            rows = await self.db.fetch(_DERIVED_QUERIES["month"], *args, limit)
+        else:
+            rows = await self.db.fetch(_DERIVED_QUERIES["fixed"], *args, limit, wanted.delta)
+        rows.reverse()
+        gaps = [
+            (g["start_ts"], g["end_ts"])
+            for g in await self.db.fetch(
+                _OPEN_GAPS, series.provider, series.symbol, base.value, lo, hi
+            )
+        ]
+        every_day = any(r["weekend"] for r in rows)
+        now = self.now()
+        bars = []
+        for r in rows:
+            bucket_end = wanted.next_start(r["ts"])
+            expected = 1 if base is wanted else _parts(base, r["ts"], bucket_end)
+            complete = (
+                bucket_end <= now
+                and not any(g_start < bucket_end and g_end > r["ts"] for g_start, g_end in gaps)
+                and (r["parts"] >= expected or not every_day)
+            )
+            bars.append(
+                ReadBar(
+                    ts=r["ts"],
+                    open=r["open"],
+                    high=r["high"],
+                    low=r["low"],
+                    close=r["close"],
+                    volume=r["volume"],
+                    trades=r["trades"],
+                    complete=complete,
+                )
+            )
+        return BarsRead(series, wanted, base, bars)
+
+    async def ticks(
+        self,
+        name: str | SeriesName,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        provider: str | None = None,
+        limit: int = 100_000,
+    ) -> TicksRead:
+        """The newest `limit` stored ticks with `start <= ts < end`, oldest first."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
+        series = (await resolve(self.db, name, provider))[0]
+        rows = await self.db.fetch(
+            _TICKS, series.provider, series.symbol, start or FAR_PAST, end or FAR_FUTURE, limit
+        )
+        ticks = [ReadTick(r["ts"], r["seq"], r["price"], r["size"], r["side"]) for r in rows]
+        ticks.reverse()
+        return TicksRead(series, ticks)
+
+
+def _ceil(interval: Interval, ts: datetime) -> datetime:
+    """The first bucket edge at or after `ts`."""
+    floor = interval.floor(ts)
+    return floor if floor == ts else interval.next_start(floor)
+
+
+def _parts(base: Interval, start: datetime, end: datetime) -> int:
+    """How many `base` bars a complete bucket from `start` to `end` holds."""
+    return int((end - start) / timedelta(seconds=base.seconds))
