@@ -7,6 +7,7 @@ and a year end, so a bucketing mistake in SQL (week origin, month edges) shows u
 
 from __future__ import annotations
 
+import json
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -183,21 +184,40 @@ async def test_monthly_bars_from_daily_across_a_year_end(db: Database) -> None:
 
 
 async def test_incomplete_buckets_are_flagged(db: Database) -> None:
-    start = datetime(2026, 3, 7, tzinfo=UTC)  # a Saturday: this market trades every day
+    start = datetime(2026, 3, 7, tzinfo=UTC)
     minutes = random_bars(start, 3 * 60, timedelta(minutes=1), 3)
-    del minutes[70]  # 01:10 is missing: the 01:00 hour is short of a bar
+    del minutes[70]  # no trade at 01:10: a quiet minute, not a hole
     await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", minutes)
     await db.execute(
         "INSERT INTO gaps (provider, symbol, interval, start_ts, end_ts, reason) "
         "VALUES ('KRAKEN', 'XBT/USD', '1min', $1, $2, 'test')",
-        start + timedelta(minutes=125),
-        start + timedelta(minutes=126),
+        start + timedelta(minutes=30),
+        start + timedelta(minutes=31),
     )
     now = start + timedelta(hours=2, minutes=30)  # the 02:00 hour is still forming
     read = await Reader(db, now=lambda: now).bars("KRAKEN:XBT/USD", "1h")
-    assert [(b.ts.hour, b.complete) for b in read.bars] == [(0, True), (1, False), (2, False)]
-    later = await Reader(db, now=lambda: NOW).bars("KRAKEN:XBT/USD", "1h")
-    assert [b.complete for b in later.bars] == [True, False, False]  # the open gap stays
+    assert [(b.ts.hour, b.complete) for b in read.bars] == [(0, False), (1, True), (2, False)]
+    later = Reader(db, now=lambda: NOW)
+    hours = await later.bars("KRAKEN:XBT/USD", "1h")
+    assert [b.complete for b in hours.bars] == [False, True, True]  # the open gap stays
+    # Collection stopped at 03:00: the 00:00-04:00 bucket is not known to be whole.
+    four = await later.bars("KRAKEN:XBT/USD", "4h")
+    assert [b.complete for b in four.bars] == [False]
+    await db.execute("UPDATE gaps SET resolved_at = now()")
+    await store(
+        db,
+        "historical_data",
+        "KRAKEN",
+        "XBT/USD",
+        "1min",
+        random_bars(start + timedelta(hours=4), 1, timedelta(minutes=1), 6),
+    )
+    # Bars after 04:00 show the first bucket whole; the second has only begun.
+    assert [b.complete for b in (await later.bars("KRAKEN:XBT/USD", "4h")).bars] == [True, False]
+    assert [b.complete for b in (await later.bars("KRAKEN:XBT/USD", "1min")).bars][-2:] == [
+        True,
+        True,
+    ]
 
 
 async def test_limit_range_and_what_cannot_be_read(db: Database) -> None:
@@ -244,3 +264,52 @@ async def test_ticks_of_a_series_in_a_range(db: Database) -> None:
     )
     assert [t.seq for t in read.ticks] == [2, 3, 4, 5]
     assert read.series.key == "KRAKEN:XBT/USD"
+
+
+async def test_bars_and_priority_from_the_command_line(db: Database, run_quasar) -> None:
+    await mapped(db, ("BTC/USD", "KRAKEN", "XBT/USD"), ("BTC/USD", "POLYGON", "X:BTCUSD"))
+    minutes = random_bars(datetime(2026, 1, 5, tzinfo=UTC), 120, timedelta(minutes=1), 5)
+    await store(db, "historical_data", "POLYGON", "X:BTCUSD", "1min", minutes)
+    await store(db, "live_data", "KRAKEN", "XBT/USD", "1min", minutes[:3], trades=4)
+    # A live volume summed in floating point shows no noise.
+    await db.execute("UPDATE live_data SET volume = 48.03550999999999 WHERE ts = $1", minutes[0][0])
+
+    kraken = run_quasar("bars", "BTC/USD", "--interval", "1h")
+    assert kraken.returncode == 0, kraken.stderr
+    lines = kraken.stdout.splitlines()
+    assert lines[0] == "BTC/USD (KRAKEN:XBT/USD) 1h, derived from 1min"
+    assert lines[1].split() == [
+        "TS",
+        "OPEN",
+        "HIGH",
+        "LOW",
+        "CLOSE",
+        "VOLUME",
+        "TRADES",
+        "COMPLETE",
+    ]
+    assert lines[2].split()[-1] == "no"  # live bars reach 00:03 only
+
+    chosen = run_quasar("map", "priority", "BTC/USD", "POLYGON")
+    assert chosen.returncode == 0 and "BTC/USD: POLYGON" in chosen.stdout
+    polygon = run_quasar("bars", "BTC/USD", "-i", "1h", "--json")
+    payload = json.loads(polygon.stdout)
+    assert payload["series"] == "POLYGON:X:BTCUSD" and payload["derived_from"] == "1min"
+    assert [b["complete"] for b in payload["bars"]] == [True, True]
+    assert payload["bars"][0]["open"] == minutes[0][1]
+
+    live = run_quasar("bars", "KRAKEN:XBT/USD", "-i", "1min", "--source", "live")
+    first = live.stdout.splitlines()[2].split()
+    assert first[-3:] == ["48.03551", "4", "yes"], live.stdout
+    empty = run_quasar("bars", "BTC/USD", "-i", "1min", "--to", "2020-01-01")
+    assert empty.returncode == 1
+    assert "no 1min bars of POLYGON:X:BTCUSD in that range" in empty.stderr
+
+    for args, message in [
+        (("bars", "ETH/USD", "-i", "1h"), "no series named 'ETH/USD'"),
+        (("bars", "BTC/USD", "-i", "1h", "--provider", "EODHD"), "no provider named 'EODHD'"),
+        (("map", "priority", "BTC/USD", "EODHD"), "EODHD has no symbol mapped to BTC/USD"),
+    ]:
+        failed = run_quasar(*args)
+        assert failed.returncode == 1, failed.stderr
+        assert message in failed.stderr and len(failed.stderr.splitlines()) == 1

@@ -3,15 +3,20 @@
 An interval is read as stored when it was collected, otherwise derived in the database from the
 finest stored interval that divides it (first open, highest high, lowest low, last close, summed
 volume and trades). Historical and live bars of a series are merged; where both hold a
-timestamp, the live bar wins, since it was built from every trade. A bar that has not ended, or
-whose bucket lacks source bars, is flagged `complete = False`.
+timestamp, the live bar wins, since it was built from every trade.
+
+`complete = False` marks a bar that cannot be trusted as final yet: it has not ended, the
+collected source bars do not reach its end yet, or it overlaps a gap the engine recorded and has
+not filled. A source bar that is simply absent is not held against a bucket: live bars exist
+only for minutes with trades, and markets close; spans that should hold bars and do not are
+what the gaps table records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Literal
 
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
@@ -46,14 +51,12 @@ _MERGED = """
 """
 
 _STORED = f"""
-    SELECT ts, open, high, low, close, volume, trades, 1::bigint AS parts, 0::bigint AS weekend
+    SELECT ts, open, high, low, close, volume, trades
       FROM ({_MERGED}) AS merged
      ORDER BY ts DESC
      LIMIT $8
 """
 
-# Weekend source bars are counted so a caller can tell a market that trades every day (where
-# a bucket short of bars is incomplete) from one that closes (where it is normal).
 _DERIVED = """
     SELECT {bucket} AS ts,
            (array_agg(open ORDER BY ts))[1] AS open,
@@ -61,9 +64,7 @@ _DERIVED = """
            min(low) AS low,
            (array_agg(close ORDER BY ts DESC))[1] AS close,
            sum(volume) AS volume,
-           sum(trades)::bigint AS trades,
-           count(*) AS parts,
-           count(*) FILTER (WHERE extract(isodow FROM ts AT TIME ZONE 'UTC') >= 6) AS weekend
+           sum(trades)::bigint AS trades
       FROM ({merged}) AS merged
      GROUP BY 1
      ORDER BY 1 DESC
@@ -79,6 +80,15 @@ _STORED_INTERVALS = """
                     WHERE provider = $1 AND symbol = $2 AND interval = i)
         OR EXISTS (SELECT 1 FROM live_data
                     WHERE provider = $1 AND symbol = $2 AND interval = i)
+"""
+
+# How far the collected source bars reach, whatever range was asked for.
+_NEWEST_SOURCE = """
+    SELECT greatest(
+           (SELECT max(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean),
+           (SELECT max(ts) FROM historical_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean))
 """
 
 _OPEN_GAPS = """
@@ -241,29 +251,21 @@ class Reader:
                 _OPEN_GAPS, series.provider, series.symbol, base.value, lo, hi
             )
         ]
-        every_day = any(r["weekend"] for r in rows)
-        now = self.now()
-        bars = []
-        for r in rows:
-            bucket_end = wanted.next_start(r["ts"])
-            expected = 1 if base is wanted else _parts(base, r["ts"], bucket_end)
-            complete = (
-                bucket_end <= now
-                and not any(g_start < bucket_end and g_end > r["ts"] for g_start, g_end in gaps)
-                and (r["parts"] >= expected or not every_day)
+        newest = await self.db.fetchval(_NEWEST_SOURCE, *args[:3], *args[5:])
+        reach = min(self.now(), base.next_start(newest)) if newest else FAR_PAST
+        bars = [
+            ReadBar(
+                ts=r["ts"],
+                open=r["open"],
+                high=r["high"],
+                low=r["low"],
+                close=r["close"],
+                volume=r["volume"],
+                trades=r["trades"],
+                complete=_complete(r["ts"], wanted.next_start(r["ts"]), reach, gaps),
             )
-            bars.append(
-                ReadBar(
-                    ts=r["ts"],
-                    open=r["open"],
-                    high=r["high"],
-                    low=r["low"],
-                    close=r["close"],
-                    volume=r["volume"],
-                    trades=r["trades"],
-                    complete=complete,
-                )
-            )
+            for r in rows
+        ]
         return BarsRead(series, wanted, base, bars)
 
     async def ticks(
@@ -293,6 +295,8 @@ def _ceil(interval: Interval, ts: datetime) -> datetime:
     return floor if floor == ts else interval.next_start(floor)
 
 
-def _parts(base: Interval, start: datetime, end: datetime) -> int:
-    """How many `base` bars a complete bucket from `start` to `end` holds."""
-    return int((end - start) / timedelta(seconds=base.seconds))
+def _complete(
+    start: datetime, end: datetime, reach: datetime, gaps: list[tuple[datetime, datetime]]
+) -> bool:
+    """Ended, covered by what was collected, and clear of unfilled gaps."""
+    return end <= reach and not any(g_start < end and g_end > start for g_start, g_end in gaps)
