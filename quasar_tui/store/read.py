@@ -64,7 +64,8 @@ _DERIVED = """
            min(low) AS low,
            (array_agg(close ORDER BY ts DESC))[1] AS close,
            sum(volume) AS volume,
-           sum(trades)::bigint AS trades
+           -- a count only where every source bar had one
+           CASE WHEN count(trades) = count(*) THEN sum(trades)::bigint END AS trades
       FROM ({merged}) AS merged
      GROUP BY 1
      ORDER BY 1 DESC
@@ -95,6 +96,14 @@ _OPEN_GAPS = """
     SELECT start_ts, end_ts FROM gaps
      WHERE provider = $1 AND symbol = $2 AND interval = $3 AND resolved_at IS NULL
        AND start_ts < $5 AND end_ts > $4
+"""
+
+_ALL_OPEN_GAPS = """
+    SELECT provider, symbol, interval, mode, start_ts, end_ts, reason, attempts, last_error
+      FROM gaps
+     WHERE resolved_at IS NULL
+       AND ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR symbol = $2)
+     ORDER BY provider, symbol, interval, start_ts
 """
 
 _TICKS = """
@@ -148,6 +157,21 @@ class ReadTick:
 class TicksRead:
     series: Series
     ticks: list[ReadTick]
+
+
+@dataclass(frozen=True)
+class OpenGap:
+    """A span that should hold bars and does not yet; the engine retries it."""
+
+    provider: str
+    symbol: str
+    interval: str
+    mode: str
+    start_ts: datetime
+    end_ts: datetime
+    reason: str
+    attempts: int
+    last_error: str | None
 
 
 def divides(finer: Interval, coarser: Interval) -> bool:
@@ -287,6 +311,19 @@ class Reader:
         ticks = [ReadTick(r["ts"], r["seq"], r["price"], r["size"], r["side"]) for r in rows]
         ticks.reverse()
         return TicksRead(series, ticks)
+
+    async def gaps(
+        self, name: str | SeriesName | None = None, *, provider: str | None = None
+    ) -> list[OpenGap]:
+        """Unfilled gaps of one series (every provider it resolves to), or of all series."""
+        if name is None:
+            rows = await self.db.fetch(_ALL_OPEN_GAPS, provider, None)
+            return [OpenGap(**dict(r)) for r in rows]
+        found: list[OpenGap] = []
+        for series in await resolve(self.db, name, provider):
+            rows = await self.db.fetch(_ALL_OPEN_GAPS, series.provider, series.symbol)
+            found.extend(OpenGap(**dict(r)) for r in rows)
+        return found
 
 
 def _ceil(interval: Interval, ts: datetime) -> datetime:
