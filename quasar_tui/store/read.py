@@ -37,17 +37,20 @@ _BUCKETS = {
 }
 
 # One series' bars at one stored interval, live preferred over historical at the same ts.
-# $6 / $7 switch the live and historical halves on or off.
+# $6 / $7 switch the live and historical halves on or off. Historical bars that a live bar
+# replaces are skipped with a hashed look-up of the (few) live timestamps, so the merge needs
+# no sort of the whole range.
 _MERGED = """
-    SELECT DISTINCT ON (ts) ts, open, high, low, close, volume, trades
-      FROM (SELECT ts, open, high, low, close, volume, trades, 0 AS pref FROM live_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3
-               AND ts >= $4 AND ts < $5 AND $6::boolean
-            UNION ALL
-            SELECT ts, open, high, low, close, volume, trades, 1 AS pref FROM historical_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3
-               AND ts >= $4 AND ts < $5 AND $7::boolean) AS both_tables
-     ORDER BY ts, pref
+    SELECT ts, open, high, low, close, volume, trades FROM live_data
+     WHERE provider = $1 AND symbol = $2 AND interval = $3
+       AND ts >= $4 AND ts < $5 AND $6::boolean
+    UNION ALL
+    SELECT h.ts, h.open, h.high, h.low, h.close, h.volume, h.trades FROM historical_data h
+     WHERE h.provider = $1 AND h.symbol = $2 AND h.interval = $3
+       AND h.ts >= $4 AND h.ts < $5 AND $7::boolean
+       AND NOT ($6::boolean AND EXISTS (
+           SELECT 1 FROM live_data l
+            WHERE l.provider = $1 AND l.symbol = $2 AND l.interval = $3 AND l.ts = h.ts))
 """
 
 _STORED = f"""
