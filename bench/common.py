@@ -5,10 +5,12 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import platform
 import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +37,23 @@ async def scratch_database(**kwargs: Any) -> AsyncIterator[Database]:
         await db.close()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux), else what the platform module knows."""
+    cpuinfo = Path("/proc/cpuinfo")
+    text = cpuinfo.read_text(encoding="utf-8") if cpuinfo.exists() else ""
+    for line in text.splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
 def machine() -> dict[str, Any]:
+    """What a figure was measured on: figures only hold on the same kind of machine."""
     return {
         "cores": os.cpu_count(),
+        "cpu": cpu_model(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "date": datetime.now(UTC).date().isoformat(),
     }
 
 

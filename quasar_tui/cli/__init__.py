@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from quasar_tui import __version__
 from quasar_tui.cli import (
     assets_cmd,
+    bars_cmd,
     db_cmd,
     export_cmd,
     map_cmd,
@@ -30,6 +31,7 @@ COMMAND_MODULES = [
     map_cmd,
     subscribe_cmd,
     status_cmd,
+    bars_cmd,
     export_cmd,
 ]
 

@@ -23,7 +23,8 @@ USAGE = """%(prog)s COMMON NAME SYMBOL
        %(prog)s list [--provider NAME] [--common COMMON] [--json]
        %(prog)s suggest NAME [--accept] [--min-score X] [--limit N] [--symbol SYMBOL] [--json]
        %(prog)s rename OLD NEW
-       %(prog)s delete NAME SYMBOL"""
+       %(prog)s delete NAME SYMBOL
+       %(prog)s priority COMMON NAME... | priority --default NAME..."""
 
 
 class _AnyWord(Mapping[str, argparse.ArgumentParser]):
@@ -160,6 +161,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     delete.add_argument("symbol", metavar="SYMBOL", help="the provider's symbol")
     delete.set_defaults(handler=delete_mapping)
 
+    priority = leaf(
+        msub,
+        "priority",
+        "the order in which providers serve a common symbol",
+        description="Set which provider serves COMMON first when it is read by its common "
+        "symbol (`quasar bars BTC/USD`, the console, exports): NAME... best first; providers "
+        "left out follow in the default order. With --default, set the default order for "
+        "every common symbol. Without NAME, clear the order.",
+    )
+    priority.add_argument(
+        "--default", action="store_true", help="set the default order for every common symbol"
+    )
+    priority.add_argument(
+        "words", metavar="COMMON NAME", nargs="*", help="common symbol, then providers best first"
+    )
+    priority.set_defaults(handler=set_priority, usage_error=priority.error)
+
 
 async def add_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
@@ -239,4 +257,19 @@ async def delete_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         common = await MappingStore(db).delete(args.name, args.symbol)
     print(f"{args.name}:{args.symbol} is no longer mapped to {common}")
+    return 0
+
+
+async def set_priority(args: argparse.Namespace) -> int:
+    if args.default:
+        common, names = None, args.words
+    elif args.words:
+        common, names = args.words[0], args.words[1:]
+    else:
+        args.usage_error("give COMMON and providers, or --default and providers")
+    async with database_from_args(args) as db:
+        await MappingStore(db).set_priority(common, names)
+    what = "every common symbol" if common is None else common_symbol(common)
+    order = " > ".join(names) if names else "cleared"
+    print(f"provider order for {what}: {order}")
     return 0

@@ -208,6 +208,11 @@ def validate_common(symbol: str) -> str:
         raise ValueError("a common symbol cannot be empty")
     if any(ch.isspace() for ch in text):
         raise ValueError(f"common symbol {symbol.strip()!r} contains whitespace")
+    if ":" in text:
+        raise ValueError(
+            f"common symbol {symbol.strip()!r} contains ':', which separates a provider from "
+            "its symbol in series names (KRAKEN:BTC/USD); use another character"
+        )
     if len(text) > MAX_COMMON_LENGTH:
         raise ValueError(
             f"common symbol {text!r} is {len(text)} characters long; "

@@ -69,6 +69,19 @@ RENAME = "UPDATE common_symbols SET symbol = $2 WHERE symbol = $1"
 MAPPINGS_OF = "SELECT count(*) FROM asset_mappings WHERE common_symbol = $1"
 DELETE = "DELETE FROM asset_mappings WHERE provider = $1 AND symbol = $2 RETURNING common_symbol"
 
+MAPPED_PROVIDERS = "SELECT provider FROM asset_mappings WHERE common_symbol = $1"
+CLEAR_SYMBOL_PRIORITY = "DELETE FROM symbol_priority WHERE common_symbol = $1"
+SET_SYMBOL_PRIORITY = """
+INSERT INTO symbol_priority (common_symbol, provider, rank)
+SELECT $1, p, n FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n)
+"""
+CLEAR_GLOBAL_PRIORITY = "DELETE FROM provider_priority"
+SET_GLOBAL_PRIORITY = """
+INSERT INTO provider_priority (provider, rank)
+SELECT p, n FROM unnest($1::text[]) WITH ORDINALITY AS t(p, n)
+"""
+PROVIDER_NAMES = "SELECT name FROM providers WHERE name = ANY($1::text[])"
+
 
 @dataclass(frozen=True)
 class MappingRecord:
@@ -219,6 +232,36 @@ class MappingStore:
                 raise NotFoundError(f"{provider}:{symbol} is not mapped; see `quasar map list`")
             await conn.execute(DROP_ORPHANS, [common])
         return common
+
+    async def set_priority(self, common: str | None, providers: Sequence[str]) -> None:
+        """The order in which providers serve `common` (None: the default for every common
+        symbol). Providers left out come after the named ones; an empty list clears it."""
+        if len(set(providers)) != len(providers):
+            raise InvalidInputError("a provider is named twice in the priority order")
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            if common is None:
+                known = {r["name"] for r in await conn.fetch(PROVIDER_NAMES, list(providers))}
+                unknown = [p for p in providers if p not in known]
+                if unknown:
+                    raise NotFoundError(
+                        f"no provider named {unknown[0]!r} (names are case-sensitive; "
+                        "see `quasar provider list`)"
+                    )
+                await conn.execute(CLEAR_GLOBAL_PRIORITY)
+                await conn.execute(SET_GLOBAL_PRIORITY, list(providers))
+                return
+            common = common_symbol(common)
+            mapped = {r["provider"] for r in await conn.fetch(MAPPED_PROVIDERS, common)}
+            if not mapped:
+                raise NotFoundError(f"no common symbol {common}; see `quasar map list`")
+            stray = [p for p in providers if p not in mapped]
+            if stray:
+                raise InvalidInputError(
+                    f"{stray[0]} has no symbol mapped to {common}; mapped: "
+                    f"{' '.join(sorted(mapped))}"
+                )
+            await conn.execute(CLEAR_SYMBOL_PRIORITY, common)
+            await conn.execute(SET_SYMBOL_PRIORITY, common, list(providers))
 
     async def unmapped(self, provider: str, limit: int = 200) -> list[AssetRecord]:
         """Active assets of `provider` that no common symbol covers yet."""

@@ -1,0 +1,1 @@
+"""Data quality: trading calendars, quality flags, gap and coverage reports."""

@@ -1,0 +1,342 @@
+"""The read layer: bars of a series at any interval, and its ticks.
+
+An interval is read as stored when it was collected, otherwise derived in the database from the
+finest stored interval that divides it (first open, highest high, lowest low, last close, summed
+volume and trades). Historical and live bars of a series are merged; where both hold a
+timestamp, the live bar wins, since it was built from every trade.
+
+`complete = False` marks a bar that cannot be trusted as final yet: it has not ended, the
+collected source bars do not reach its end yet, or it overlaps a gap the engine recorded and has
+not filled. A source bar that is simply absent is not held against a bucket: live bars exist
+only for minutes with trades, and markets close; spans that should hold bars and do not are
+what the gaps table records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from quasar_tui.core.errors import InvalidInputError, NotFoundError
+from quasar_tui.core.intervals import Interval
+from quasar_tui.core.series import SeriesName
+from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.database import Database
+from quasar_tui.store.series import Series, resolve
+
+Source = Literal["historical", "live", "both"]
+SOURCES: tuple[Source, ...] = ("historical", "live", "both")
+
+# Bucket edges: weeks from a Monday 00:00 UTC, months by the calendar in UTC.
+_WEEK_ORIGIN = "2000-01-03 00:00+00"
+_BUCKETS = {
+    "fixed": f"date_bin($9::interval, ts, '{_WEEK_ORIGIN}'::timestamptz)",
+    "month": "date_trunc('month', ts, 'UTC')",
+}
+
+# One series' bars at one stored interval, live preferred over historical at the same ts.
+# $6 / $7 switch the live and historical halves on or off. Historical bars that a live bar
+# replaces are skipped with a hashed look-up of the (few) live timestamps, so the merge needs
+# no sort of the whole range.
+_MERGED = """
+    SELECT ts, open, high, low, close, volume, trades FROM live_data
+     WHERE provider = $1 AND symbol = $2 AND interval = $3
+       AND ts >= $4 AND ts < $5 AND $6::boolean
+    UNION ALL
+    SELECT h.ts, h.open, h.high, h.low, h.close, h.volume, h.trades FROM historical_data h
+     WHERE h.provider = $1 AND h.symbol = $2 AND h.interval = $3
+       AND h.ts >= $4 AND h.ts < $5 AND $7::boolean
+       AND NOT ($6::boolean AND EXISTS (
+           SELECT 1 FROM live_data l
+            WHERE l.provider = $1 AND l.symbol = $2 AND l.interval = $3 AND l.ts = h.ts))
+"""
+
+_STORED = f"""
+    SELECT ts, open, high, low, close, volume, trades
+      FROM ({_MERGED}) AS merged
+     ORDER BY ts DESC
+     LIMIT $8
+"""
+
+_DERIVED = """
+    SELECT {bucket} AS ts,
+           (array_agg(open ORDER BY ts))[1] AS open,
+           max(high) AS high,
+           min(low) AS low,
+           (array_agg(close ORDER BY ts DESC))[1] AS close,
+           sum(volume) AS volume,
+           -- a count only where every source bar had one
+           CASE WHEN count(trades) = count(*) THEN sum(trades)::bigint END AS trades
+      FROM ({merged}) AS merged
+     GROUP BY 1
+     ORDER BY 1 DESC
+     LIMIT $8
+"""
+_DERIVED_QUERIES = {
+    kind: _DERIVED.format(bucket=bucket, merged=_MERGED) for kind, bucket in _BUCKETS.items()
+}
+
+_STORED_INTERVALS = """
+    SELECT i FROM unnest($3::text[]) AS i
+     WHERE EXISTS (SELECT 1 FROM historical_data
+                    WHERE provider = $1 AND symbol = $2 AND interval = i)
+        OR EXISTS (SELECT 1 FROM live_data
+                    WHERE provider = $1 AND symbol = $2 AND interval = i)
+"""
+
+# How far the collected source bars reach, whatever range was asked for.
+_NEWEST_SOURCE = """
+    SELECT greatest(
+           (SELECT max(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean),
+           (SELECT max(ts) FROM historical_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean))
+"""
+
+_OPEN_GAPS = """
+    SELECT start_ts, end_ts FROM gaps
+     WHERE provider = $1 AND symbol = $2 AND interval = $3 AND resolved_at IS NULL
+       AND start_ts < $5 AND end_ts > $4
+"""
+
+_ALL_OPEN_GAPS = """
+    SELECT provider, symbol, interval, mode, start_ts, end_ts, reason, attempts, last_error
+      FROM gaps
+     WHERE resolved_at IS NULL
+       AND ($1::text IS NULL OR provider = $1) AND ($2::text IS NULL OR symbol = $2)
+     ORDER BY provider, symbol, interval, start_ts
+"""
+
+_TICKS = """
+    SELECT ts, seq, price, size, side FROM live_ticks
+     WHERE provider = $1 AND symbol = $2 AND ts >= $3 AND ts < $4
+     ORDER BY ts DESC, seq DESC
+     LIMIT $5
+"""
+
+MAX_LIMIT = 1_000_000
+
+
+@dataclass(frozen=True)
+class ReadBar:
+    """One bar as read back; `trades` is None where the provider gave no count."""
+
+    ts: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int | None
+    complete: bool
+
+
+@dataclass(frozen=True)
+class BarsRead:
+    """Bars of one series, oldest first, and how they were obtained."""
+
+    series: Series
+    interval: Interval
+    source_interval: Interval
+    bars: list[ReadBar]
+
+    @property
+    def derived(self) -> bool:
+        return self.source_interval is not self.interval
+
+
+@dataclass(frozen=True)
+class ReadTick:
+    ts: datetime
+    seq: int
+    price: float
+    size: float
+    side: str | None
+
+
+@dataclass(frozen=True)
+class TicksRead:
+    series: Series
+    ticks: list[ReadTick]
+
+
+@dataclass(frozen=True)
+class OpenGap:
+    """A span that should hold bars and does not yet; the engine retries it."""
+
+    provider: str
+    symbol: str
+    interval: str
+    mode: str
+    start_ts: datetime
+    end_ts: datetime
+    reason: str
+    attempts: int
+    last_error: str | None
+
+
+def divides(finer: Interval, coarser: Interval) -> bool:
+    """Whether bars of `finer` tile bars of `coarser` exactly (a week does not tile a month)."""
+    if finer.seconds >= coarser.seconds:
+        return False
+    if coarser is Interval.MO1:
+        return 86_400 % finer.seconds == 0
+    return coarser.seconds % finer.seconds == 0
+
+
+def source_interval(wanted: Interval, stored: set[Interval]) -> Interval | None:
+    """`wanted` itself when stored, else the finest stored interval that divides it."""
+    if wanted in stored:
+        return wanted
+    finer = [i for i in stored if divides(i, wanted)]
+    return min(finer, key=lambda i: i.seconds) if finer else None
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Reader:
+    """Reads series by name; `now` decides which bars are still forming."""
+
+    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now) -> None:
+        self.db = db
+        self.now = now
+
+    async def stored_intervals(self, series: Series) -> set[Interval]:
+        rows = await self.db.fetch(
+            _STORED_INTERVALS, series.provider, series.symbol, [i.value for i in Interval]
+        )
+        return {Interval(r["i"]) for r in rows}
+
+    async def bars(
+        self,
+        name: str | SeriesName,
+        interval: Interval | str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        provider: str | None = None,
+        source: Source = "both",
+        limit: int = 10_000,
+    ) -> BarsRead:
+        """The newest `limit` bars with `start <= ts < end`, oldest first.
+
+        A common symbol is served by the first provider in its order whose stored bars can
+        give `interval`; NotFoundError says what is stored when none can.
+        """
+        wanted = interval if isinstance(interval, Interval) else Interval.parse(interval)
+        if source not in SOURCES:
+            raise InvalidInputError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
+        candidates = await resolve(self.db, name, provider)
+        offers: list[str] = []
+        for series in candidates:
+            stored = await self.stored_intervals(series)
+            base = source_interval(wanted, stored)
+            if base is not None:
+                return await self._read(series, wanted, base, start, end, source, limit)
+            if stored:
+                offers.append(f"{series.key} has {' '.join(sorted(i.value for i in stored))}")
+        what = "; ".join(offers) if offers else "nothing is stored for it yet"
+        raise NotFoundError(f"no {wanted.value} bars can be read for {name}: {what}")
+
+    async def _read(
+        self,
+        series: Series,
+        wanted: Interval,
+        base: Interval,
+        start: datetime | None,
+        end: datetime | None,
+        source: Source,
+        limit: int,
+    ) -> BarsRead:
+        lo = wanted.floor(start) if start else FAR_PAST
+        hi = _ceil(wanted, end) if end else FAR_FUTURE
+        args: list[object] = [
+            series.provider,
+            series.symbol,
+            base.value,
+            lo,
+            hi,
+            source != "historical",
+            source != "live",
+        ]
+        if base is wanted:
+            rows = await self.db.fetch(_STORED, *args, limit)
+        elif wanted is Interval.MO1:
+            rows = await self.db.fetch(_DERIVED_QUERIES["month"], *args, limit)
+        else:
+            rows = await self.db.fetch(_DERIVED_QUERIES["fixed"], *args, limit, wanted.delta)
+        rows.reverse()
+        gaps = [
+            (g["start_ts"], g["end_ts"])
+            for g in await self.db.fetch(
+                _OPEN_GAPS, series.provider, series.symbol, base.value, lo, hi
+            )
+        ]
+        newest = await self.db.fetchval(_NEWEST_SOURCE, *args[:3], *args[5:])
+        reach = min(self.now(), base.next_start(newest)) if newest else FAR_PAST
+        bars = [
+            ReadBar(
+                ts=r["ts"],
+                open=r["open"],
+                high=r["high"],
+                low=r["low"],
+                close=r["close"],
+                volume=r["volume"],
+                trades=r["trades"],
+                complete=_complete(r["ts"], wanted.next_start(r["ts"]), reach, gaps),
+            )
+            for r in rows
+        ]
+        return BarsRead(series, wanted, base, bars)
+
+    async def ticks(
+        self,
+        name: str | SeriesName,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        provider: str | None = None,
+        limit: int = 100_000,
+    ) -> TicksRead:
+        """The newest `limit` stored ticks with `start <= ts < end`, oldest first."""
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
+        series = (await resolve(self.db, name, provider))[0]
+        rows = await self.db.fetch(
+            _TICKS, series.provider, series.symbol, start or FAR_PAST, end or FAR_FUTURE, limit
+        )
+        ticks = [ReadTick(r["ts"], r["seq"], r["price"], r["size"], r["side"]) for r in rows]
+        ticks.reverse()
+        return TicksRead(series, ticks)
+
+    async def gaps(
+        self, name: str | SeriesName | None = None, *, provider: str | None = None
+    ) -> list[OpenGap]:
+        """Unfilled gaps of one series (every provider it resolves to), or of all series."""
+        if name is None:
+            rows = await self.db.fetch(_ALL_OPEN_GAPS, provider, None)
+            return [OpenGap(**dict(r)) for r in rows]
+        found: list[OpenGap] = []
+        for series in await resolve(self.db, name, provider):
+            rows = await self.db.fetch(_ALL_OPEN_GAPS, series.provider, series.symbol)
+            found.extend(OpenGap(**dict(r)) for r in rows)
+        return found
+
+
+def _ceil(interval: Interval, ts: datetime) -> datetime:
+    """The first bucket edge at or after `ts`."""
+    floor = interval.floor(ts)
+    return floor if floor == ts else interval.next_start(floor)
+
+
+def _complete(
+    start: datetime, end: datetime, reach: datetime, gaps: list[tuple[datetime, datetime]]
+) -> bool:
+    """Ended, covered by what was collected, and clear of unfilled gaps."""
+    return end <= reach and not any(g_start < end and g_end > start for g_start, g_end in gaps)
