@@ -17,6 +17,7 @@ from quasar_tui.cli import (
     bars_cmd,
     db_cmd,
     export_cmd,
+    gaps_cmd,
     map_cmd,
     provider_cmd,
     status_cmd,
@@ -32,6 +33,7 @@ COMMAND_MODULES = [
     subscribe_cmd,
     status_cmd,
     bars_cmd,
+    gaps_cmd,
     export_cmd,
 ]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
@@ -101,6 +101,18 @@ _OPEN_GAPS = """
        AND start_ts < $5 AND end_ts > $4
 """
 
+# Where consecutive stored bars are further apart than one interval, and the first and last
+# stored bar: the raw material of a gap report.
+_JUMPS = f"""
+    SELECT prev_ts, ts FROM (
+        SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev_ts FROM ({_MERGED}) AS merged) AS steps
+     WHERE ts - prev_ts > $8::interval
+     ORDER BY ts
+"""
+_EXTENT = f"""
+    SELECT min(ts) AS first, max(ts) AS last, count(*) AS bars FROM ({_MERGED}) AS merged
+"""
+
 _ALL_OPEN_GAPS = """
     SELECT provider, symbol, interval, mode, start_ts, end_ts, reason, attempts, last_error
       FROM gaps
@@ -160,6 +172,17 @@ class ReadTick:
 class TicksRead:
     series: Series
     ticks: list[ReadTick]
+
+
+@dataclass(frozen=True)
+class Extent:
+    """What is stored of a series at one interval: first and last bar start, how many bars,
+    and the pairs of consecutive bars further apart than one interval."""
+
+    first: datetime
+    last: datetime
+    bars: int
+    jumps: list[tuple[datetime, datetime]]
 
 
 @dataclass(frozen=True)
@@ -314,6 +337,17 @@ class Reader:
         ticks = [ReadTick(r["ts"], r["seq"], r["price"], r["size"], r["side"]) for r in rows]
         ticks.reverse()
         return TicksRead(series, ticks)
+
+    async def extent(self, series: Series, interval: Interval) -> Extent | None:
+        """Stored bars of `series` at `interval` (both tables), or None when there are none."""
+        args = [series.provider, series.symbol, interval.value, FAR_PAST, FAR_FUTURE, True, True]
+        row = await self.db.fetchrow(_EXTENT, *args)
+        if row is None or not row["bars"]:
+            return None
+        # Months differ in length: a step of more than 31 days is a jump, shorter ones are not.
+        step = timedelta(days=31) if interval is Interval.MO1 else interval.delta
+        jumps = await self.db.fetch(_JUMPS, *args, step)
+        return Extent(row["first"], row["last"], row["bars"], [(j[0], j[1]) for j in jumps])
 
     async def gaps(
         self, name: str | SeriesName | None = None, *, provider: str | None = None
