@@ -13,7 +13,7 @@ from typing import Any
 
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.registry.mappings import MappingStore, common_symbol
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 
@@ -164,7 +164,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 async def add_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         record = await MappingStore(db).map(args.common, args.name, args.symbol)
-    print(f"{record.provider}:{record.symbol} -> {record.common_symbol}")
+    echo(f"{record.provider}:{record.symbol} -> {record.common_symbol}")
     return 0
 
 
@@ -179,7 +179,7 @@ async def list_mappings(args: argparse.Namespace) -> int:
             ["common_symbol", "provider", "symbol", "name", "active"],
         )
     else:
-        print("no mappings; see `quasar map suggest NAME`")
+        echo("no mappings; see `quasar map suggest NAME`")
     return 0
 
 
@@ -209,7 +209,7 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
         print_json(result)
         return 0
     if not shown:
-        print(
+        echo(
             f"no suggestions for {args.name}: every active asset is mapped, or none scores "
             f"{args.min_score} or more"
         )
@@ -222,21 +222,21 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
         ["symbol", "name", "common_symbol", "score", "reason"],
     )
     if args.accept:
-        print(f"mapped {created} of {len(shown)} symbols of {args.name}")
+        echo(f"mapped {created} of {len(shown)} symbols of {args.name}")
         for suggestion, why in skipped:
-            print(f"skipped {suggestion.symbol}: {why}")
+            echo(f"skipped {suggestion.symbol}: {why}")
     return 0
 
 
 async def rename_common(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         moved = await MappingStore(db).rename(args.old, args.new)
-    print(f"renamed {common_symbol(args.old)} to {common_symbol(args.new)} ({moved} mappings)")
+    echo(f"renamed {common_symbol(args.old)} to {common_symbol(args.new)} ({moved} mappings)")
     return 0
 
 
 async def delete_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         common = await MappingStore(db).delete(args.name, args.symbol)
-    print(f"{args.name}:{args.symbol} is no longer mapped to {common}")
+    echo(f"{args.name}:{args.symbol} is no longer mapped to {common}")
     return 0

@@ -12,6 +12,8 @@ from typing import Any
 import httpx
 from aiolimiter import AsyncLimiter
 
+from quasar_tui.core.errors import describe_error
+
 log = logging.getLogger("quasar.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -87,7 +89,8 @@ class HttpClient:
                     response = await self._client.request(method, url, **kwargs)
                 except httpx.TransportError as exc:
                     if attempt > self.retries:
-                        raise ProviderHTTPError(f"{_safe(url)}: {exc!r}") from None
+                        host = httpx.URL(url).host
+                        raise ProviderHTTPError(describe_error(exc, host)) from exc
                     await asyncio.sleep(self._backoff(attempt))
                     continue
             if response.status_code < 400:
