@@ -14,6 +14,7 @@ from typing import Any
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.mappings import MappingStore, common_symbol
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 
@@ -201,12 +202,16 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
             if args.accept
             else 0
         )
+        asset_count = await AssetStore(db).count(args.name) if not shown else None
     if args.json:
         result: dict[str, Any] = {"suggestions": _suggestion_rows(shown)}
         if args.accept:
             result["accepted"] = created
             result["skipped"] = [{"symbol": s.symbol, "reason": why} for s, why in skipped]
         print_json(result)
+        return 0
+    if asset_count == 0:
+        echo(f"{args.name} has no assets yet; run `quasar assets refresh {args.name}` first")
         return 0
     if not shown:
         echo(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import registry_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.cli.spinner import waiting
 from quasar_tui.core.errors import InvalidInputError, QuasarError
 from quasar_tui.registry.records import ProviderRecord, ValidationReport
 from quasar_tui.registry.validation import validate_file
@@ -122,7 +124,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def add_provider(args: argparse.Namespace) -> int:
-    async with registry_from_args(args) as registry:
+    async with (
+        registry_from_args(args) as registry,
+        waiting(f"validating {args.file} in a child process"),
+    ):
         record = await registry.add(args.file, replace=args.replace)
     verb = "replaced" if record.updated_at > record.created_at else "added"
     echo(
@@ -134,7 +139,8 @@ async def add_provider(args: argparse.Namespace) -> int:
 
 
 async def validate_provider(args: argparse.Namespace) -> int:
-    report = await validate_file(args.file)
+    async with waiting(f"validating {args.file} in a child process"):
+        report = await validate_file(args.file)
     if args.json:
         print_json(dataclasses.asdict(report))
         return 0
@@ -223,8 +229,20 @@ async def set_preferences(args: argparse.Namespace) -> int:
 
 
 async def set_secrets(args: argparse.Namespace) -> int:
-    pairs = dict(args.pairs) if args.pairs else _read_secret_lines()
+    if args.pairs:
+        print(
+            "quasar: warning: a secret on the command line is visible in `ps` and shell "
+            "history; run `quasar provider secret NAME` to be prompted instead",
+            file=sys.stderr,
+        )
     async with registry_from_args(args) as registry:
+        if args.pairs:
+            pairs = dict(args.pairs)
+        elif sys.stdin.isatty():
+            record = await registry.get(args.name)
+            pairs = _prompt_secrets(record)
+        else:
+            pairs = _read_secret_lines()
         record = await registry.set_secrets(args.name, pairs)
     _print_notices(record)
     deleted = sorted(k for k, v in pairs.items() if v == "")
@@ -301,10 +319,26 @@ def _confirm_removal(record: ProviderRecord, purge: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _prompt_secrets(record: ProviderRecord) -> dict[str, str]:
+    """Ask for each secret the provider declares, without echo; an empty answer keeps it."""
+    names = sorted(set(record.capabilities.get("secrets", [])) | set(record.secret_names))
+    if not names:
+        raise InvalidInputError(
+            f"{record.name} declares no secrets; give KEY=VALUE lines on stdin to set others"
+        )
+    pairs: dict[str, str] = {}
+    for name in names:
+        state = "set; Enter keeps it" if name in record.secret_names else "not set"
+        value = getpass.getpass(f"{record.name} {name} ({state}): ")
+        if value:
+            pairs[name] = value
+    if not pairs:
+        raise InvalidInputError("nothing entered: no secret changed")
+    return pairs
+
+
 def _read_secret_lines() -> dict[str, str]:
     """KEY=VALUE lines from stdin; blank lines and # comments are skipped."""
-    if sys.stdin.isatty():
-        print("enter KEY=VALUE lines, then Ctrl-D:", file=sys.stderr)
     pairs: dict[str, str] = {}
     for number, line in enumerate(sys.stdin.read().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
