@@ -57,13 +57,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def refresh_assets(args: argparse.Namespace) -> int:
-    async with registry_from_args(args) as registry:
-        provider = await registry.load(args.name)
-        try:
-            async with waiting(f"asking {args.name} for its symbol list"):
-                report = await AssetStore(registry.db).refresh(args.name, provider)
-        finally:
-            await provider.aclose()
+    async with (
+        registry_from_args(args) as registry,
+        waiting(f"asking {args.name} for its symbol list"),
+    ):
+        report = await registry.refresh_assets(args.name)
     echo(
         f"{args.name}: {report.total} assets listed ({report.added} new, "
         f"{report.updated} updated, {report.deactivated} no longer listed)"

@@ -104,11 +104,11 @@ def describe_error(exc: BaseException, host: str | None = None) -> str:
 
     The one describer for the CLI, the log and the console.
     """
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, QuasarError):
+        return lines[0] if lines else type(exc).__name__
     reason = network_reason(exc)
     if reason is not None:
         where = host or _host(exc)
         return f"cannot reach {where}: {reason}" if where else f"network failure: {reason}"
-    lines = str(exc).strip().splitlines()
-    if isinstance(exc, QuasarError):
-        return lines[0] if lines else type(exc).__name__
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

@@ -12,15 +12,16 @@ from typing import Any
 import httpx
 from aiolimiter import AsyncLimiter
 
-from quasar_tui.core.errors import describe_error
+from quasar_tui.core.errors import QuasarError, describe_error
 
 log = logging.getLogger("quasar.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class ProviderHTTPError(Exception):
-    """A request that failed for good (after retries, or with a status not worth retrying)."""
+class ProviderHTTPError(QuasarError):
+    """A request that failed for good (after retries, or with a status not worth retrying);
+    its message is worded for the user."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
