@@ -25,9 +25,11 @@ from quasar_tui.cli import (
     subscribe_cmd,
 )
 from quasar_tui.cli.common import bounded_int, non_empty_path
+from quasar_tui.cli.data_dir import check_owner
 from quasar_tui.cli.output import GuardedStdout, silence_stdout
 from quasar_tui.core.errors import QuasarError, UsageError, describe_error
 from quasar_tui.core.text import printable
+from quasar_tui.store.server import resolve_data_dir
 
 COMMAND_MODULES = [
     db_cmd,
@@ -120,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    try:
+        check_owner(resolve_data_dir(args.data_dir))
+    except QuasarError as exc:
+        return _fail(exc, FAILED_STATUS)
     if args.daemon:
         if handler is not None:
             parser.error("--daemon runs on its own; drop the command")
