@@ -141,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: Any) -> int:
     """Run one command to completion and turn every way it can end into an exit status."""
-    sys.stdout = GuardedStdout(sys.stdout)  # type: ignore[assignment]
+    original = sys.stdout
+    sys.stdout = GuardedStdout(original)  # type: ignore[assignment]
     try:
         status = asyncio.run(handler(args))
         sys.stdout.flush()
@@ -157,6 +158,9 @@ def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: A
         return 130
     except Exception as exc:  # the last edge: one line instead of a traceback
         return _fail(exc, FAILED_STATUS)
+    finally:
+        if isinstance(sys.stdout, GuardedStdout):  # not silenced: hand the stream back
+            sys.stdout = original
 
 
 def _fail(exc: BaseException, status: int) -> int:

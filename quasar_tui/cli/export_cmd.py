@@ -25,10 +25,11 @@ from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.spinner import waiting
 from quasar_tui.core.errors import NotFoundError, QuasarError, UsageError
 from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.bars import FAR_PAST
 from quasar_tui.store.database import Database
 
 FORMATS = ("csv", "parquet")
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)  # the open end: after any date one can type
 _BATCH = 10_000
 
 # One statement per table: table names cannot be bound parameters.
@@ -114,12 +115,10 @@ def _bounds(
 ) -> tuple[datetime, datetime]:
     """[low, high) for `ts`; a date as --to includes that whole day."""
     low = FAR_PAST if start is None else _as_time(start)
-    if end is None:
-        high = FAR_FUTURE
+    if end is None or (not isinstance(end, datetime) and end == date.max):
+        high = _END_OF_TIME
     elif isinstance(end, datetime):
         high = end
-    elif end >= FAR_FUTURE.date():
-        high = FAR_FUTURE
     else:
         high = _as_time(end) + timedelta(days=1)
     if high <= low:

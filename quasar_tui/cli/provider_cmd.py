@@ -229,12 +229,6 @@ async def set_preferences(args: argparse.Namespace) -> int:
 
 
 async def set_secrets(args: argparse.Namespace) -> int:
-    if args.pairs:
-        print(
-            "quasar: warning: a secret on the command line is visible in `ps` and shell "
-            "history; run `quasar provider secret NAME` to be prompted instead",
-            file=sys.stderr,
-        )
     async with registry_from_args(args) as registry:
         if args.pairs:
             pairs = dict(args.pairs)
@@ -251,6 +245,12 @@ async def set_secrets(args: argparse.Namespace) -> int:
         echo(f"stored secrets of {record.name}: {', '.join(stored)}")
     if deleted:
         echo(f"deleted secrets of {record.name}: {', '.join(deleted)}")
+    if stored and args.pairs:
+        print(
+            "quasar: warning: a secret on the command line is visible in `ps` and shell "
+            f"history; run `quasar provider secret {record.name}` to be prompted instead",
+            file=sys.stderr,
+        )
     return 0
 
 
