@@ -145,6 +145,8 @@ def _cases(files: dict[str, Path]) -> list[Case]:
         failed("provider", "set", "KRAKEN", "channels=" + "trade," * 20, says="at most 64"),
         failed("provider", "set", "POLYGON", "market=bonds", says="must be one of"),
         failed(*setp, "nokey=1", says="unknown preference"),
+        failed(*setp, "symbols=SIM/BTC\x1b[2J", says="control characters"),
+        failed(*setp, "symbols=A\nB", says="control characters"),
         failed("provider", "set", "NOPE", "x=1", says="no provider named"),
         # secrets
         failed("provider", "secret", "NOPE", "api_token=x", says="no provider named"),

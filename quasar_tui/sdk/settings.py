@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from quasar_tui.core.text import printable
+
 _TYPES: dict[str, type] = {"str": str, "int": int, "float": float, "bool": bool}
 
 
@@ -53,6 +55,8 @@ class Setting:
 
     def _check_bounds(self, key: str, value: Any) -> None:
         if isinstance(value, str):
+            if printable(value) != value:
+                raise ValueError(f"{key} must not contain control characters")
             if len(value) > self.max_length:
                 raise ValueError(
                     f"{key} is {len(value)} characters long; at most {self.max_length} allowed"
