@@ -428,3 +428,17 @@ def test_export_writes_atomically_over_a_file_and_through_a_fifo(
         lines = reader.read().splitlines()
     assert proc.wait(timeout=60) == 0, proc.stderr.read() if proc.stderr else ""
     assert len(lines) == 11 and fifo.is_fifo()
+
+
+def test_wording_says_what_is_missing(seeded: str, run_quasar) -> None:
+    no_token = run_quasar("assets", "refresh", "EODHD")
+    assert no_token.returncode == 1
+    assert "EODHD needs an API token: set it with `quasar provider secret EODHD`" in (
+        no_token.stderr
+    )
+    assert "rejected" not in no_token.stderr
+    no_assets = run_quasar("map", "suggest", "KRAKEN", "--accept")
+    assert no_assets.returncode == 0
+    assert no_assets.stdout == (
+        "KRAKEN has no assets yet; run `quasar assets refresh KRAKEN` first\n"
+    )
