@@ -59,13 +59,20 @@ _TEXT_REASONS = (
 )
 
 
+_NETWORK_LIBRARIES = frozenset({"httpx", "httpcore", "websockets", "aiohttp", "anyio"})
+
+
 def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """`exc` and what it was raised from. Implicit context is followed only out of network
+    libraries (they wrap that way); an error of ours raised while handling another, like a
+    watchdog's, is about itself, not about the one it replaced."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        from_library = type(current).__module__.split(".")[0] in _NETWORK_LIBRARIES
+        current = current.__cause__ or (current.__context__ if from_library else None)
 
 
 def _host(exc: BaseException) -> str | None:
@@ -89,7 +96,11 @@ def network_reason(exc: BaseException) -> str | None:
                 return reason
         if isinstance(link, OSError) and link.errno in _ERRNO_REASONS:
             return _ERRNO_REASONS[link.errno]
-    names = " ".join(type(link).__name__ for link in _chain(exc))
+    names = " ".join(
+        type(link).__name__
+        for link in _chain(exc)
+        if type(link).__module__.split(".")[0] in _NETWORK_LIBRARIES
+    )
     if "Timeout" in names:
         return "timed out"
     if any(word in names for word in ("ConnectError", "NetworkError", "ProtocolError")):
