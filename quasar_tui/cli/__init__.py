@@ -156,6 +156,8 @@ def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: A
         return _fail(exc, FAILED_STATUS)
     except KeyboardInterrupt:
         return 130
+    except EOFError:  # Ctrl-D at a prompt (a confirmation, a secret)
+        return _fail(QuasarError("input ended before an answer: nothing changed"), FAILED_STATUS)
     except Exception as exc:  # the last edge: one line instead of a traceback
         return _fail(exc, FAILED_STATUS)
     finally:
