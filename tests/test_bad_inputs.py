@@ -367,9 +367,9 @@ def test_a_full_disk_on_stdout_is_one_line_and_exit_1(seeded: str, quasar_env) -
 def test_a_closed_pipe_ends_quietly(seeded: str, quasar_env) -> None:
     """`quasar ... | head -1`: the reader goes away after one line; no traceback, no noise."""
     script = (
-        f"{sys.executable} -m quasar_tui provider set SIMULATED symbol_count=20000 >/dev/null && "
+        f"{sys.executable} -m quasar_tui provider set SIMULATED symbol_count=5000 >/dev/null && "
         f"{sys.executable} -m quasar_tui assets refresh SIMULATED >/dev/null && "
-        f"{sys.executable} -m quasar_tui assets list SIMULATED --limit 20000 | head -1"
+        f"{sys.executable} -m quasar_tui assets list SIMULATED --limit 5000 | head -1"
     )
     result = subprocess.run(
         ["bash", "-o", "pipefail", "-c", script],
