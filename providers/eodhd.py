@@ -1,7 +1,7 @@
 """EODHD (eodhd.com): end-of-day and intraday bars for stocks, ETFs, indices, forex and crypto.
 
 Symbols are `CODE.EXCHANGE` (`AAPL.US`, `BTC-USD.CC`, `EURUSD.FOREX`). Set the token with
-`quasar provider secret EODHD api_token=...`.
+`quasar provider secret EODHD` (it prompts without echo).
 
 Intervals: 1d, 1w and 1M from `/eod`; 1min, 5min and 1h from `/intraday`. EODHD has no 15min,
 30min or 4h bars and this provider does not build them from smaller ones (a roll-up would be
@@ -35,9 +35,11 @@ class EODHD(HistoricalDataProvider):
     CONCURRENCY = 4
     SECRETS = ("api_token",)
     CONFIGURABLE = {
-        "base_url": Setting(default="https://eodhd.com/api", help="API root URL"),
+        "base_url": Setting(default="https://eodhd.com/api", help="API root URL", max_length=512),
         "exchanges": Setting(
-            default="US", help="exchange codes to list symbols from, comma separated (US,LSE,CC)"
+            default="US",
+            help="exchange codes to list symbols from, comma separated (US,LSE,CC)",
+            max_length=512,
         ),
     }
 
@@ -50,8 +52,9 @@ class EODHD(HistoricalDataProvider):
         Interval.M5: timedelta(days=600),
         Interval.H1: timedelta(days=7200),
     }
+    MISSING_TOKEN = "EODHD needs an API token: set it with `quasar provider secret EODHD`"
     REFUSALS = {
-        401: "EODHD rejected the API token: set it with quasar provider secret EODHD api_token=...",
+        401: "EODHD rejected the API token: set another with `quasar provider secret EODHD`",
         402: "EODHD says the daily quota is spent: collection resumes when it resets",
         403: "EODHD refused the request: the token's plan does not include this data",
         404: "EODHD does not know this symbol (symbols look like AAPL.US or BTC-USD.CC)",
@@ -117,7 +120,7 @@ class EODHD(HistoricalDataProvider):
     async def _get(self, path: str, params: dict[str, Any]) -> list[dict[str, Any]]:
         token = self.context.get("api_token")
         if not token:
-            raise ProviderHTTPError(self.REFUSALS[401])
+            raise ProviderHTTPError(self.MISSING_TOKEN)
         url = str(self.pref("base_url")).rstrip("/") + path
         try:
             answer = await self.http.get_json(url, {**params, "fmt": "json", "api_token": token})

@@ -111,10 +111,15 @@ class KrakenProvider(LiveDataProvider):
         interval: interval.delta * _OHLC_DEPTH for interval in OHLC_MINUTES
     }
     CONFIGURABLE: ClassVar[dict[str, Setting]] = {
-        "ws_url": Setting("str", "wss://ws.kraken.com/v2", "WebSocket v2 endpoint"),
-        "rest_url": Setting("str", "https://api.kraken.com/0/public", "public REST base URL"),
+        "ws_url": Setting("str", "wss://ws.kraken.com/v2", "WebSocket v2 endpoint", max_length=512),
+        "rest_url": Setting(
+            "str", "https://api.kraken.com/0/public", "public REST base URL", max_length=512
+        ),
         "channels": Setting(
-            "str", "trade,ticker", "live channels, comma separated: trade, ticker, ohlc"
+            "str",
+            "trade,ticker",
+            "live channels, comma separated: trade, ticker, ohlc",
+            max_length=64,
         ),
     }
 

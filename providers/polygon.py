@@ -32,7 +32,7 @@ class Polygon(HistoricalDataProvider):
     CONCURRENCY = 1
     SECRETS = ("api_key",)
     CONFIGURABLE = {
-        "base_url": Setting(default="https://api.polygon.io", help="API root URL"),
+        "base_url": Setting(default="https://api.polygon.io", help="API root URL", max_length=512),
         "market": Setting(
             default="stocks",
             choices=("stocks", "crypto", "fx", "otc", "indices"),
@@ -64,8 +64,9 @@ class Polygon(HistoricalDataProvider):
     # Sunday-based weeks: a week's bar starts a day before the Monday Quasar keys it by.
     LEAD = {Interval.W1: timedelta(days=1)}
     PAGE_LIMIT = 50_000
+    MISSING_KEY = "POLYGON needs an API key: set it with `quasar provider secret POLYGON`"
     REFUSALS = {
-        401: "POLYGON rejected the API key: set it with quasar provider secret POLYGON api_key=...",
+        401: "POLYGON rejected the API key: set another with `quasar provider secret POLYGON`",
         403: "POLYGON refused the request: the key's plan does not include this data",
     }
 
@@ -128,7 +129,7 @@ class Polygon(HistoricalDataProvider):
     async def _get(self, url: str, params: dict[str, Any]) -> dict[str, Any]:
         key = self.context.get("api_key")
         if not key:
-            raise ProviderHTTPError(self.REFUSALS[401])
+            raise ProviderHTTPError(self.MISSING_KEY)
         try:
             page = await self.http.get_json(url, {**params, "apiKey": key})
         except ProviderHTTPError as exc:

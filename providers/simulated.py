@@ -203,8 +203,12 @@ class SimulatedProvider(LiveDataProvider):
             "int",
             0,
             "when above 0, offer this many generated symbols SIM0001... instead of the list",
+            min=0,
+            max=100_000,
         ),
-        "ticks_per_second": Setting("float", 20.0, "trades per second per symbol"),
+        "ticks_per_second": Setting(
+            "float", 20.0, "trades per second per symbol", min=0.01, max=10_000
+        ),
         "seed": Setting("int", 42, "the same seed gives the same market"),
     }
     clock: Callable[[], float] = staticmethod(time.time)

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 
 from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.text import printable
 from quasar_tui.engine.engine import Engine
 from quasar_tui.store.database import open_database
 from quasar_tui.store.server import resolve_data_dir, resolve_dsn
@@ -27,6 +28,13 @@ log = logging.getLogger("quasar.daemon")
 
 _SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines whose every control character is escaped: messages quote providers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return "\n".join(printable(line) for line in super().format(record).split("\n"))
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +54,7 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(fmt: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(_TEXT_FORMAT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter(_TEXT_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

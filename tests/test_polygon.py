@@ -84,7 +84,7 @@ async def test_a_rejected_key_is_one_clear_line_and_never_shown(
         ):
             pass
     assert str(raised.value) == (
-        "POLYGON rejected the API key: set it with quasar provider secret POLYGON api_key=..."
+        "POLYGON rejected the API key: set another with `quasar provider secret POLYGON`"
     )
     assert secret not in caplog.text
 

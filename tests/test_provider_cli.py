@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import subprocess
+import sys
+import termios
 from pathlib import Path
 
 import pytest
@@ -187,3 +193,78 @@ def test_enable_and_disable(run_quasar, verb: str, shown: str) -> None:
     assert f"enabled:     {shown}" in run_quasar("provider", "show", "synthetic").stdout
     err = _one_line_error(run_quasar("provider", verb, "nobody"))
     assert "no provider named 'nobody'" in err
+
+
+def _run_on_terminal(env: dict[str, str], *args: str, typed: str = "") -> tuple[int, str]:
+    """`quasar ARGS` with a pseudo-terminal as its controlling terminal; `typed` (if any) is
+    written once the first prompt shows. Returns the exit status and what the terminal showed."""
+    master, slave = pty.openpty()
+
+    def take_terminal() -> None:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "quasar_tui", *args],
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=take_terminal,  # the child needs the pty as its controlling terminal
+    )
+    os.close(slave)
+    shown = b""
+    if typed:
+        while b": " not in shown:
+            shown += os.read(master, 1024)
+        os.write(master, typed.encode())
+    while True:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(master)
+    return proc.wait(timeout=60), shown.decode(errors="replace")
+
+
+async def test_secrets_are_prompted_without_echo_and_argv_values_warn(
+    run_quasar, quasar_env: dict[str, str], db: Database
+) -> None:
+    run_quasar("provider", "add", str(FILES / "original_style_live.py"), check=True)
+    status, shown = _run_on_terminal(quasar_env, "provider", "secret", "wsdemo", typed=f"{TOKEN}\n")
+    assert status == 0, shown
+    assert "wsdemo api_token (not set): " in shown
+    assert "stored secrets of wsdemo: api_token" in shown
+    assert TOKEN not in shown
+    assert "api_token" in await db.fetchval(
+        "SELECT secret_names FROM providers WHERE name = 'wsdemo'"
+    )
+
+    on_argv = run_quasar("provider", "secret", "wsdemo", f"api_token={TOKEN}")
+    assert on_argv.returncode == 0
+    assert on_argv.stderr.count("\n") == 1 and "visible in `ps` and shell history" in on_argv.stderr
+    assert TOKEN not in on_argv.stdout + on_argv.stderr
+
+
+SLOW_TO_IMPORT = (
+    (FILES / "good_historical.py")
+    .read_text()
+    .replace("from quasar_tui.sdk", "import time\n\ntime.sleep(1)\nfrom quasar_tui.sdk", 1)
+)
+
+
+def test_a_long_wait_shows_a_spinner_on_a_terminal_and_nothing_when_piped(
+    run_quasar, quasar_env: dict[str, str], tmp_path: Path
+) -> None:
+    slow = tmp_path / "slow.py"
+    slow.write_text(SLOW_TO_IMPORT)  # validation imports it: a wait of a second at least
+    status, shown = _run_on_terminal(quasar_env, "provider", "validate", str(slow))
+    assert status == 0, shown
+    assert f"validating {slow} in a child process..." in shown
+    assert "\r\x1b[K" in shown  # the spinner line is erased before the result is printed
+    assert "valid historical provider synthetic" in shown
+    piped = run_quasar("provider", "validate", str(slow))
+    assert piped.returncode == 0 and piped.stderr == ""

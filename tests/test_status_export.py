@@ -117,17 +117,18 @@ async def test_export_live_bars_to_a_file(
 
 def test_export_mistakes_are_one_line_and_write_nothing(series: None, run_quasar) -> None:
     cases = [
-        (("EOD", "AAPL", "-i", "1d", "--from", "2030-01-01"), "no historical 1d bars"),
-        (("EOD", "AAPL", "-i", "7min"), "unknown interval"),
+        (("EOD", "AAPL", "-i", "1d", "--from", "2030-01-01"), "no historical 1d bars", 1),
+        (("EOD", "AAPL", "-i", "7min"), "unknown interval", 2),
         (
             ("EOD", "AAPL", "-i", "1d", "--from", "2024-01-05", "--to", "2024-01-01"),
             "--to must be later",
+            2,
         ),
-        (("EOD", "AAPL", "-i", "1d", "--format", "parquet"), "give -o FILE"),
+        (("EOD", "AAPL", "-i", "1d", "--format", "parquet"), "give -o FILE", 2),
     ]
-    for args, message in cases:
+    for args, message, status in cases:
         result = run_quasar("export", *args)
-        assert result.returncode == 1, args
+        assert result.returncode == status, args
         assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
         assert message in result.stderr
     bad_date = run_quasar("export", "EOD", "AAPL", "-i", "1d", "--from", "yesterday")

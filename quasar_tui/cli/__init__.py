@@ -1,7 +1,9 @@
 """The `quasar` command: console, daemon, or a one-shot subcommand.
 
 Each `*_cmd` module registers its subcommands; a handler is `async def (args) -> int`.
-User mistakes raise `QuasarError` and end here as one line on stderr with exit status 1.
+Every failure ends here as one line on stderr: exit status 2 for a usage error (argparse's own
+or a `UsageError`), 1 for a failed operation, and a quiet end when the reader of standard output
+goes away (`| head`), as Unix tools do.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, NoReturn
 
 from quasar_tui import __version__
 from quasar_tui.cli import (
@@ -23,7 +26,12 @@ from quasar_tui.cli import (
     status_cmd,
     subscribe_cmd,
 )
-from quasar_tui.core.errors import QuasarError
+from quasar_tui.cli.common import bounded_int, non_empty_path
+from quasar_tui.cli.data_dir import check_owner
+from quasar_tui.cli.output import GuardedStdout, silence_stdout
+from quasar_tui.core.errors import QuasarError, UsageError, describe_error
+from quasar_tui.core.text import printable
+from quasar_tui.store.server import resolve_data_dir
 
 COMMAND_MODULES = [
     db_cmd,
@@ -38,8 +46,23 @@ COMMAND_MODULES = [
 ]
 
 
+USAGE_STATUS = 2
+FAILED_STATUS = 1
+BROKEN_PIPE_STATUS = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one line on stderr (the usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(
+            USAGE_STATUS,
+            f"{self.prog}: error: {printable(message)} (see `{self.prog} --help`)\n",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="quasar",
         description="Market-data collection with a terminal console. Without a command, "
         "opens the console; --daemon runs the collector headless.",
@@ -55,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir",
         metavar="DIR",
         default=None,
+        type=non_empty_path,
         help="where the embedded database and the master key live (env QUASAR_DATA_DIR)",
     )
     parser.add_argument(
@@ -80,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--fps",
-        type=int,
+        type=bounded_int(1, 240),
         metavar="N",
         default=None,
         help="console: at most N screen updates a second (slow links)",
@@ -102,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
+    try:
+        check_owner(resolve_data_dir(args.data_dir))
+    except QuasarError as exc:
+        return _fail(exc, FAILED_STATUS)
     if args.daemon:
         if handler is not None:
             parser.error("--daemon runs on its own; drop the command")
@@ -112,13 +140,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         from quasar_tui.tui import run as run_console  # the only path that loads Textual
 
         return run_console(args)
+    return run_handler(handler, args)
+
+
+def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: Any) -> int:
+    """Run one command to completion and turn every way it can end into an exit status."""
+    original = sys.stdout
+    sys.stdout = GuardedStdout(original)  # type: ignore[assignment]
     try:
-        return asyncio.run(handler(args))
+        status = asyncio.run(handler(args))
+        sys.stdout.flush()
+        return status
+    except BrokenPipeError:
+        silence_stdout()
+        return BROKEN_PIPE_STATUS
+    except UsageError as exc:
+        return _fail(exc, USAGE_STATUS)
     except QuasarError as exc:
-        print(f"quasar: error: {exc}", file=sys.stderr)
-        return 1
+        return _fail(exc, FAILED_STATUS)
     except KeyboardInterrupt:
         return 130
+    except EOFError:  # Ctrl-D at a prompt (a confirmation, a secret)
+        return _fail(QuasarError("input ended before an answer: nothing changed"), FAILED_STATUS)
+    except Exception as exc:  # the last edge: one line instead of a traceback
+        return _fail(exc, FAILED_STATUS)
+    finally:
+        if isinstance(sys.stdout, GuardedStdout):  # not silenced: hand the stream back
+            sys.stdout = original
+
+
+def _fail(exc: BaseException, status: int) -> int:
+    print(f"quasar: error: {printable(describe_error(exc))}", file=sys.stderr)
+    if not isinstance(sys.stdout, GuardedStdout):
+        return status
+    try:
+        sys.stdout.flush()
+    except (OSError, QuasarError):
+        silence_stdout()
+    return status
 
 
 if __name__ == "__main__":

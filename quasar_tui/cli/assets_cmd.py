@@ -7,7 +7,8 @@ import dataclasses
 
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args, registry_from_args
-from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.cli.spinner import waiting
 from quasar_tui.registry.assets import AssetStore
 
 
@@ -56,13 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def refresh_assets(args: argparse.Namespace) -> int:
-    async with registry_from_args(args) as registry:
-        provider = await registry.load(args.name)
-        try:
-            report = await AssetStore(registry.db).refresh(args.name, provider)
-        finally:
-            await provider.aclose()
-    print(
+    async with (
+        registry_from_args(args) as registry,
+        waiting(f"asking {args.name} for its symbol list"),
+    ):
+        report = await registry.refresh_assets(args.name)
+    echo(
         f"{args.name}: {report.total} assets listed ({report.added} new, "
         f"{report.updated} updated, {report.deactivated} no longer listed)"
     )
@@ -84,7 +84,7 @@ async def list_assets(args: argparse.Namespace) -> int:
             ["symbol", "name", "asset_class", "exchange", "common_symbol", "active"],
         )
     elif total == 0:
-        print(f"{args.name} has no assets yet; run `quasar assets refresh {args.name}`")
+        echo(f"{args.name} has no assets yet; run `quasar assets refresh {args.name}`")
     else:
-        print("no assets match")
+        echo("no assets match")
     return 0

@@ -4,7 +4,66 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
+
+from quasar_tui.core.errors import InvalidInputError
+from quasar_tui.core.intervals import Interval
+from quasar_tui.core.text import printable
+from quasar_tui.registry.subscriptions import MAX_LOOKBACK_DAYS
+
+
+def leaf(
+    sub: argparse._SubParsersAction, name: str, help: str, **kwargs: Any
+) -> argparse.ArgumentParser:
+    """Add a subcommand parser that also takes the common options."""
+    kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
+    return sub.add_parser(name, help=help, parents=[COMMON], **kwargs)
+
+
+INT64_MAX = 2**63 - 1
+
+
+def bounded_int(low: int, high: int) -> Callable[[str], int]:
+    """argparse type for a whole number from `low` to `high`, checked at the edge so that no
+    later arithmetic or database column overflows."""
+
+    def parse(text: str) -> int:
+        shown = printable(text if len(text) <= 40 else text[:40] + "...")
+        try:
+            value = int(text.strip()) if len(text) <= 40 else None
+        except ValueError:
+            value = None
+        if value is None:
+            raise argparse.ArgumentTypeError(f"expected a whole number, not {shown!r}")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low} to {high}, not {shown}")
+        return value
+
+    return parse
+
+
+positive_int = bounded_int(1, INT64_MAX)
+"""argparse type for counts, limits and ids (ids are PostgreSQL bigints)."""
+
+lookback_days = bounded_int(1, MAX_LOOKBACK_DAYS)
+"""argparse type for days of history: at most a hundred years."""
+
+
+def interval(text: str) -> Interval:
+    """argparse type for a bar interval, so an unknown one is a usage error (exit 2)."""
+    try:
+        return Interval.parse(text)
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(printable(str(exc))) from None
+
+
+def non_empty_path(text: str) -> str:
+    """argparse type for --data-dir: an empty value would silently mean the default."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (leave the option out for the default)")
+    return text
+
 
 COMMON = argparse.ArgumentParser(add_help=False)
 COMMON.add_argument(
@@ -17,24 +76,6 @@ COMMON.add_argument(
     "--data-dir",
     default=argparse.SUPPRESS,
     metavar="DIR",
+    type=non_empty_path,
     help="where the embedded database and the master key live (env QUASAR_DATA_DIR)",
 )
-
-
-def leaf(
-    sub: argparse._SubParsersAction, name: str, help: str, **kwargs: Any
-) -> argparse.ArgumentParser:
-    """Add a subcommand parser that also takes the common options."""
-    kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
-    return sub.add_parser(name, help=help, parents=[COMMON], **kwargs)
-
-
-def positive_int(text: str) -> int:
-    """argparse type for counts, limits and ids."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number above 0, not {value}")
-    return value

@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import csv
 import os
+import stat
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -18,14 +20,16 @@ from typing import Any, TextIO
 
 import asyncpg
 
-from quasar_tui.cli.common import leaf
+from quasar_tui.cli.common import interval, leaf
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
+from quasar_tui.cli.spinner import waiting
+from quasar_tui.core.errors import NotFoundError, QuasarError, UsageError
 from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.bars import FAR_PAST
 from quasar_tui.store.database import Database
 
 FORMATS = ("csv", "parquet")
+_END_OF_TIME = datetime.max.replace(tzinfo=UTC)  # the open end: after any date one can type
 _BATCH = 10_000
 
 # One statement per table: table names cannot be bound parameters.
@@ -65,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "-i",
         "--interval",
         metavar="I",
+        type=interval,
         required=True,
         help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M",
     )
@@ -97,12 +102,12 @@ def _moment(text: str) -> date | datetime:
     try:
         if len(text.strip()) == 10:
             return date.fromisoformat(text.strip())
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
+        moment = utc(datetime.fromisoformat(text.strip()))
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (YYYY-MM-DD) or an ISO time (YYYY-MM-DDTHH:MM)"
         ) from None
-    return utc(moment)
+    return moment
 
 
 def _bounds(
@@ -110,14 +115,14 @@ def _bounds(
 ) -> tuple[datetime, datetime]:
     """[low, high) for `ts`; a date as --to includes that whole day."""
     low = FAR_PAST if start is None else _as_time(start)
-    if end is None:
-        high = FAR_FUTURE
+    if end is None or (not isinstance(end, datetime) and end == date.max):
+        high = _END_OF_TIME
     elif isinstance(end, datetime):
         high = end
     else:
         high = _as_time(end) + timedelta(days=1)
     if high <= low:
-        raise InvalidInputError("--to must be later than --from")
+        raise UsageError("--to must be later than --from")
     return low, high
 
 
@@ -149,21 +154,57 @@ async def _batches(
 
 @contextlib.contextmanager
 def _target(path: Path | None, binary: bool) -> Iterator[Any]:
-    """stdout, or a temporary file beside `path` renamed over it only on success."""
+    """stdout; a regular file or new path written beside its name and renamed over it only on
+    success; a device or FIFO written through (renaming over it would replace the node)."""
     if path is None:
         yield sys.stdout
         return
-    partial = path.with_name(f".{path.name}.partial")
+    kind = _kind(path)
+    mode, newline = ("wb", None) if binary else ("w", "")
+    if kind == "special":
+        try:
+            with open(path, mode, newline=newline) as handle:
+                yield handle
+        except OSError as exc:
+            raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
     try:
-        handle = open(partial, "wb" if binary else "w", newline="" if not binary else None)  # noqa: SIM115
+        fd, partial = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
     except OSError as exc:
-        raise QuasarError(f"cannot write {path}: {exc.strerror}") from None
+        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with handle:
+        with open(fd, mode, newline=newline) as handle:
             yield handle
+        os.chmod(partial, _final_mode(path, kind))
         os.replace(partial, path)
+    except OSError as exc:
+        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
     finally:
-        partial.unlink(missing_ok=True)
+        Path(partial).unlink(missing_ok=True)
+
+
+def _kind(path: Path) -> str:
+    """'new', 'regular' or 'special' (device, FIFO); a directory or symlink is refused."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return "new"
+    except OSError as exc:
+        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
+    if stat.S_ISLNK(info.st_mode):
+        raise QuasarError(f"{path} is a symbolic link: give the path it points to")
+    if stat.S_ISDIR(info.st_mode):
+        raise QuasarError(f"{path} is a directory: give a file name, e.g. {path}/bars.csv")
+    return "regular" if stat.S_ISREG(info.st_mode) else "special"
+
+
+def _final_mode(path: Path, kind: str) -> int:
+    """An existing file keeps its permissions; a new one gets the usual 0666 less the umask."""
+    if kind == "regular":
+        return stat.S_IMODE(path.stat().st_mode)
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 def _iso(ts: datetime) -> str:
@@ -180,7 +221,7 @@ async def export_series(args: argparse.Namespace) -> int:
     low, high = _bounds(args.start, args.end)
     if args.format == "parquet":
         if args.output is None:
-            raise InvalidInputError("Parquet is binary: give -o FILE (or use --format csv)")
+            raise UsageError("Parquet is binary: give -o FILE (or use --format csv)")
         pyarrow = _pyarrow()
     table = "live_data" if args.live else "historical_data"
     columns = _COLUMNS[table]
@@ -189,7 +230,8 @@ async def export_series(args: argparse.Namespace) -> int:
         database_from_args(args) as db,
         contextlib.aclosing(_batches(db, table, params)) as batches,
     ):
-        first = await anext(batches, None)
+        async with waiting(f"reading {args.name} {args.symbol} {interval.value} bars"):
+            first = await anext(batches, None)
         if first is None:
             mode = "live" if args.live else "historical"
             raise NotFoundError(

@@ -13,7 +13,8 @@ from typing import Any
 
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.mappings import MappingStore, common_symbol
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 
@@ -182,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 async def add_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         record = await MappingStore(db).map(args.common, args.name, args.symbol)
-    print(f"{record.provider}:{record.symbol} -> {record.common_symbol}")
+    echo(f"{record.provider}:{record.symbol} -> {record.common_symbol}")
     return 0
 
 
@@ -197,7 +198,7 @@ async def list_mappings(args: argparse.Namespace) -> int:
             ["common_symbol", "provider", "symbol", "name", "active"],
         )
     else:
-        print("no mappings; see `quasar map suggest NAME`")
+        echo("no mappings; see `quasar map suggest NAME`")
     return 0
 
 
@@ -219,6 +220,7 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
             if args.accept
             else 0
         )
+        asset_count = await AssetStore(db).count(args.name) if not shown else None
     if args.json:
         result: dict[str, Any] = {"suggestions": _suggestion_rows(shown)}
         if args.accept:
@@ -226,8 +228,11 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
             result["skipped"] = [{"symbol": s.symbol, "reason": why} for s, why in skipped]
         print_json(result)
         return 0
+    if asset_count == 0:
+        echo(f"{args.name} has no assets yet; run `quasar assets refresh {args.name}` first")
+        return 0
     if not shown:
-        print(
+        echo(
             f"no suggestions for {args.name}: every active asset is mapped, or none scores "
             f"{args.min_score} or more"
         )
@@ -240,23 +245,23 @@ async def suggest_mappings(args: argparse.Namespace) -> int:
         ["symbol", "name", "common_symbol", "score", "reason"],
     )
     if args.accept:
-        print(f"mapped {created} of {len(shown)} symbols of {args.name}")
+        echo(f"mapped {created} of {len(shown)} symbols of {args.name}")
         for suggestion, why in skipped:
-            print(f"skipped {suggestion.symbol}: {why}")
+            echo(f"skipped {suggestion.symbol}: {why}")
     return 0
 
 
 async def rename_common(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         moved = await MappingStore(db).rename(args.old, args.new)
-    print(f"renamed {common_symbol(args.old)} to {common_symbol(args.new)} ({moved} mappings)")
+    echo(f"renamed {common_symbol(args.old)} to {common_symbol(args.new)} ({moved} mappings)")
     return 0
 
 
 async def delete_mapping(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
         common = await MappingStore(db).delete(args.name, args.symbol)
-    print(f"{args.name}:{args.symbol} is no longer mapped to {common}")
+    echo(f"{args.name}:{args.symbol} is no longer mapped to {common}")
     return 0
 
 

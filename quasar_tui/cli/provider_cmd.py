@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import getpass
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,8 @@ from typing import Any
 from quasar_tui.cli import provider_run
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import registry_from_args
-from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.cli.spinner import waiting
 from quasar_tui.core.errors import InvalidInputError, QuasarError
 from quasar_tui.registry.records import ProviderRecord, ValidationReport
 from quasar_tui.registry.validation import validate_file
@@ -125,10 +127,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def add_provider(args: argparse.Namespace) -> int:
-    async with registry_from_args(args) as registry:
+    async with (
+        registry_from_args(args) as registry,
+        waiting(f"validating {args.file} in a child process"),
+    ):
         record = await registry.add(args.file, replace=args.replace)
     verb = "replaced" if record.updated_at > record.created_at else "added"
-    print(
+    echo(
         f"{verb} {record.kind} provider {record.name} "
         f"(class {record.class_name}, sha256 {record.sha256[:12]})"
     )
@@ -137,16 +142,17 @@ async def add_provider(args: argparse.Namespace) -> int:
 
 
 async def validate_provider(args: argparse.Namespace) -> int:
-    report = await validate_file(args.file)
+    async with waiting(f"validating {args.file} in a child process"):
+        report = await validate_file(args.file)
     if args.json:
         print_json(dataclasses.asdict(report))
         return 0
     caps = report.capabilities
-    print(f"{args.file}: valid {report.kind} provider {report.name} (class {report.class_name})")
-    print(f"intervals:   {' '.join(caps['intervals'])}")
-    print(f"history:     {'yes' if caps['has_history'] else 'no'}")
-    print(f"secrets:     {', '.join(caps['secrets']) or '-'}")
-    print(f"preferences: {', '.join(caps['configurable']) or '-'}")
+    echo(f"{args.file}: valid {report.kind} provider {report.name} (class {report.class_name})")
+    echo(f"intervals:   {' '.join(caps['intervals'])}")
+    echo(f"history:     {'yes' if caps['has_history'] else 'no'}")
+    echo(f"secrets:     {', '.join(caps['secrets']) or '-'}")
+    echo(f"preferences: {', '.join(caps['configurable']) or '-'}")
     return 0
 
 
@@ -157,7 +163,7 @@ async def list_providers(args: argparse.Namespace) -> int:
         print_json([_record_json(r) for r in records])
         return 0
     if not records:
-        print("no providers registered; add one with `quasar provider add FILE`")
+        echo("no providers registered; add one with `quasar provider add FILE`")
         return 0
     rows = [
         {
@@ -184,18 +190,18 @@ async def show_provider(args: argparse.Namespace) -> int:
     caps = record.capabilities
     status = record.status + (f" ({record.status_detail})" if record.status_detail else "")
     calls, seconds = caps.get("rate_limit", ["?", "?"])
-    print(f"name:        {record.name}")
-    print(f"kind:        {record.kind} (class {record.class_name})")
-    print(f"sha256:      {record.sha256}")
-    print(f"enabled:     {'yes' if record.enabled else 'no'}")
-    print(f"status:      {status}")
-    print(f"bundled:     {'yes' if record.bundled else 'no'}")
-    print(f"assets:      {record.asset_count}")
-    print(f"intervals:   {' '.join(caps.get('intervals', []))}")
-    print(f"history:     {'yes' if caps.get('has_history') else 'no'}")
-    print(f"rate limit:  {calls} calls per {seconds} s, {caps.get('concurrency', '?')} at once")
-    print(f"secrets:     {_secret_summary(record)}")
-    print("preferences:" + ("" if caps.get("configurable") else " -"))
+    echo(f"name:        {record.name}")
+    echo(f"kind:        {record.kind} (class {record.class_name})")
+    echo(f"sha256:      {record.sha256}")
+    echo(f"enabled:     {'yes' if record.enabled else 'no'}")
+    echo(f"status:      {status}")
+    echo(f"bundled:     {'yes' if record.bundled else 'no'}")
+    echo(f"assets:      {record.asset_count}")
+    echo(f"intervals:   {' '.join(caps.get('intervals', []))}")
+    echo(f"history:     {'yes' if caps.get('has_history') else 'no'}")
+    echo(f"rate limit:  {calls} calls per {seconds} s, {caps.get('concurrency', '?')} at once")
+    echo(f"secrets:     {_secret_summary(record)}")
+    echo("preferences:" + ("" if caps.get("configurable") else " -"))
     for key, spec in sorted(caps.get("configurable", {}).items()):
         _print_preference(key, spec, record.preferences)
     return 0
@@ -208,9 +214,9 @@ async def remove_provider(args: argparse.Namespace) -> int:
             print("quasar: nothing removed", file=sys.stderr)
             return 1
         counts = await registry.remove(args.name, purge_data=args.purge_data)
-    print(f"removed provider {args.name} with {_counted(counts['removed'])}")
+    echo(f"removed provider {args.name} with {_counted(counts['removed'])}")
     if any(counts["kept"].values()):
-        print(
+        echo(
             f"kept {_counted(counts['kept'])} (they return if the provider is added again; "
             "--purge-data deletes them)"
         )
@@ -221,28 +227,40 @@ async def set_preferences(args: argparse.Namespace) -> int:
     async with registry_from_args(args) as registry:
         record = await registry.set_preferences(args.name, dict(args.pairs))
     for key, _ in args.pairs:
-        print(f"{record.name}: {key} = {record.preferences[key]!r}")
+        echo(f"{record.name}: {key} = {record.preferences[key]!r}")
     return 0
 
 
 async def set_secrets(args: argparse.Namespace) -> int:
-    pairs = dict(args.pairs) if args.pairs else _read_secret_lines()
     async with registry_from_args(args) as registry:
+        if args.pairs:
+            pairs = dict(args.pairs)
+        elif sys.stdin.isatty():
+            record = await registry.get(args.name)
+            pairs = _prompt_secrets(record)
+        else:
+            pairs = _read_secret_lines()
         record = await registry.set_secrets(args.name, pairs)
     _print_notices(record)
     deleted = sorted(k for k, v in pairs.items() if v == "")
     stored = sorted(k for k, v in pairs.items() if v != "")
     if stored:
-        print(f"stored secrets of {record.name}: {', '.join(stored)}")
+        echo(f"stored secrets of {record.name}: {', '.join(stored)}")
     if deleted:
-        print(f"deleted secrets of {record.name}: {', '.join(deleted)}")
+        echo(f"deleted secrets of {record.name}: {', '.join(deleted)}")
+    if stored and args.pairs:
+        print(
+            "quasar: warning: a secret on the command line is visible in `ps` and shell "
+            f"history; run `quasar provider secret {record.name}` to be prompted instead",
+            file=sys.stderr,
+        )
     return 0
 
 
 async def toggle_provider(args: argparse.Namespace) -> int:
     async with registry_from_args(args) as registry:
         record = await registry.set_enabled(args.name, args.enabled)
-    print(f"{record.name} {'enabled' if record.enabled else 'disabled'}")
+    echo(f"{record.name} {'enabled' if record.enabled else 'disabled'}")
     return 0
 
 
@@ -254,7 +272,7 @@ def _record_json(record: ProviderRecord | ValidationReport) -> dict[str, Any]:
 
 def _print_notices(record: ProviderRecord) -> None:
     for notice in record.notices:
-        print(f"note: {notice}")
+        echo(f"note: {notice}")
 
 
 def _secret_summary(record: ProviderRecord) -> str:
@@ -269,8 +287,8 @@ def _print_preference(key: str, spec: dict[str, Any], values: dict[str, Any]) ->
     value = values.get(key, spec.get("default"))
     origin = "" if key in values else " (default)"
     choices = f" one of {', '.join(map(str, spec['choices']))};" if spec.get("choices") else ""
-    print(f"  {key} = {value!r}{origin}")
-    print(f"      {spec.get('type', 'str')};{choices} {spec.get('help') or ''}".rstrip())
+    echo(f"  {key} = {value!r}{origin}")
+    echo(f"      {spec.get('type', 'str')};{choices} {spec.get('help') or ''}".rstrip())
 
 
 _LABELS = {
@@ -304,10 +322,26 @@ def _confirm_removal(record: ProviderRecord, purge: bool) -> bool:
     return answer.strip().lower() in ("y", "yes")
 
 
+def _prompt_secrets(record: ProviderRecord) -> dict[str, str]:
+    """Ask for each secret the provider declares, without echo; an empty answer keeps it."""
+    names = sorted(set(record.capabilities.get("secrets", [])) | set(record.secret_names))
+    if not names:
+        raise InvalidInputError(
+            f"{record.name} declares no secrets; give KEY=VALUE lines on stdin to set others"
+        )
+    pairs: dict[str, str] = {}
+    for name in names:
+        state = "set; Enter keeps it" if name in record.secret_names else "not set"
+        value = getpass.getpass(f"{record.name} {name} ({state}): ")
+        if value:
+            pairs[name] = value
+    if not pairs:
+        raise InvalidInputError("nothing entered: no secret changed")
+    return pairs
+
+
 def _read_secret_lines() -> dict[str, str]:
     """KEY=VALUE lines from stdin; blank lines and # comments are skipped."""
-    if sys.stdin.isatty():
-        print("enter KEY=VALUE lines, then Ctrl-D:", file=sys.stderr)
     pairs: dict[str, str] = {}
     for number, line in enumerate(sys.stdin.read().splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):

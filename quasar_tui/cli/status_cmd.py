@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import status_report
 
@@ -93,9 +93,9 @@ async def show_status(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print(engine_line(engine, now))
+    echo(engine_line(engine, now))
     if not report.series:
-        print("no subscriptions; add one with `quasar subscribe NAME SYMBOL --interval I`")
+        echo("no subscriptions; add one with `quasar subscribe NAME SYMBOL --interval I`")
         return 0
     print()
     print_table(

@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from quasar_tui.cli.common import leaf, positive_int
+from quasar_tui.cli.common import interval, leaf, lookback_days, positive_int
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.cli.output import print_json, print_table
-from quasar_tui.core.errors import InvalidInputError, NotFoundError
+from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.core.errors import NotFoundError, UsageError
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 
 _COLUMNS = [
@@ -32,6 +32,7 @@ def _add_series_options(parser: argparse.ArgumentParser, *, required: bool) -> N
         "-i",
         "--interval",
         metavar="I",
+        type=interval,
         required=required,
         help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M",
     )
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     subscribe.add_argument(
         "--lookback-days",
         metavar="N",
-        type=positive_int,
+        type=lookback_days,
         default=365,
         help="history to backfill for a new series (default 365)",
     )
@@ -122,7 +123,7 @@ async def subscribe_symbols(args: argparse.Namespace) -> int:
             lookback_days=args.lookback_days,
         )
     for sub in added:
-        print(f"subscribed {_describe(sub)}")
+        echo(f"subscribed {_describe(sub)}")
     return 0
 
 
@@ -132,10 +133,10 @@ async def _to_remove(
     """The subscriptions named (by id, or by NAME SYMBOL... --interval), each once."""
     if args.ids:
         if args.name or args.symbols:
-            raise InvalidInputError("give either --id ID... or NAME SYMBOL..., not both")
+            raise UsageError("give either --id ID... or NAME SYMBOL..., not both")
         return [await store.get(i) for i in dict.fromkeys(args.ids)]
     if not args.name or not args.symbols or not args.interval:
-        raise InvalidInputError(
+        raise UsageError(
             "name the subscriptions: NAME SYMBOL... --interval I [--live], or --id ID..."
         )
     found_all: dict[int, SubscriptionRecord] = {}
@@ -156,7 +157,7 @@ async def unsubscribe_symbols(args: argparse.Namespace) -> int:
         removed = await _to_remove(store, args)
         await store.delete([sub.id for sub in removed])
     for sub in removed:
-        print(f"unsubscribed {_describe(sub)}; its stored bars are kept")
+        echo(f"unsubscribed {_describe(sub)}; its stored bars are kept")
     return 0
 
 
@@ -168,7 +169,7 @@ async def list_subscriptions(args: argparse.Namespace) -> int:
     elif rows:
         print_table([dataclasses.asdict(s) for s in rows], _COLUMNS)
     else:
-        print("no subscriptions; add one with `quasar subscribe NAME SYMBOL... --interval I`")
+        echo("no subscriptions; add one with `quasar subscribe NAME SYMBOL... --interval I`")
     return 0
 
 
@@ -177,5 +178,5 @@ async def set_enabled(args: argparse.Namespace) -> int:
         store = SubscriptionStore(db)
         changed = await store.set_enabled(args.ids, args.enabled)
     state = "resumed" if args.enabled else "paused"
-    print(f"{state} {changed} of {len(set(args.ids))} subscriptions")
+    echo(f"{state} {changed} of {len(set(args.ids))} subscriptions")
     return 0

@@ -14,6 +14,8 @@ from typing import Literal
 
 import msgspec
 
+from quasar_tui.core.errors import describe_error as describe_error
+
 log = logging.getLogger("quasar.engine.events")
 
 
@@ -85,12 +87,6 @@ class WriterStats(msgspec.Struct, frozen=True):
     lag_seconds: float
     rows_per_second: float
     pending_retry: int
-
-
-def describe_error(exc: BaseException) -> str:
-    """One line for an error event or a run record: the type and the first line of the text."""
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 Event = TickEvent | QuoteEvent | BarsWritten | JobRun | ProviderState | EngineError | WriterStats

@@ -11,7 +11,14 @@ from typing import Any
 
 import asyncpg
 
-from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError, QuasarError
+from quasar_tui.core.errors import (
+    ConflictError,
+    InvalidInputError,
+    NotFoundError,
+    QuasarError,
+    describe_error,
+)
+from quasar_tui.registry.assets import AssetStore, RefreshReport
 from quasar_tui.registry.records import ProviderRecord, StoredCode, ValidationReport
 from quasar_tui.registry.secrets import Keyring, SecretsMismatchError
 from quasar_tui.registry.validation import (
@@ -69,6 +76,10 @@ _SET_ENABLED = """
     UPDATE providers SET enabled = $2, updated_at = now() WHERE name = $1 RETURNING name"""
 _SET_STATUS = """
     UPDATE providers SET status = $2, status_detail = $3 WHERE name = $1 RETURNING name"""
+REFRESH_FAILED = "refresh failed"
+_CLEAR_REFRESH_FAILURE = """
+    UPDATE providers SET status = 'ok', status_detail = NULL
+     WHERE name = $1 AND status = 'refresh failed'"""
 _LOAD = "SELECT source, sha256, preferences, secrets FROM providers WHERE name = $1"
 _COUNT_LINKED = """
     SELECT (SELECT count(*) FROM assets WHERE provider = $1) AS assets,
@@ -221,6 +232,24 @@ class ProviderRegistry:
         """The engine's view of the provider (ok, error, connecting, ...); not a user edit."""
         if await self.db.fetchval(_SET_STATUS, name, status, detail) is None:
             raise _not_found(name)
+
+    async def refresh_assets(self, name: str) -> RefreshReport:
+        """Ask the provider for its symbols and store them. A failure is also kept as the
+        provider's status, so `provider list` and the Providers screen show it after the
+        message is gone; the next successful refresh clears it."""
+        try:
+            provider = await self.load(name)
+            try:
+                report = await AssetStore(self.db).refresh(name, provider)
+            finally:
+                await provider.aclose()
+        except NotFoundError:
+            raise
+        except QuasarError as exc:
+            await self.set_status(name, REFRESH_FAILED, describe_error(exc.__cause__ or exc))
+            raise
+        await self.db.execute(_CLEAR_REFRESH_FAILURE, name)
+        return report
 
     async def stored_code(self, name: str) -> StoredCode:
         """The code, preferences and decrypted secrets of one provider, without running it

@@ -75,6 +75,9 @@ NOTIFY_BACKFILL = """
 SELECT pg_notify($1::text, $2::text || t.id) FROM unnest($3::bigint[]) AS t(id)
 """
 
+MAX_LOOKBACK_DAYS = 36_500
+"""A hundred years: more is a typo, and would overflow date arithmetic later."""
+
 
 @dataclass(frozen=True)
 class SubscriptionRecord:
@@ -157,10 +160,11 @@ class SubscriptionStore:
         if (
             isinstance(lookback_days, bool)
             or not isinstance(lookback_days, int)
-            or (lookback_days <= 0)
+            or not 0 < lookback_days <= MAX_LOOKBACK_DAYS
         ):
             raise InvalidInputError(
-                f"lookback must be a whole number of days above 0, not {lookback_days!r}"
+                f"lookback must be a whole number of days from 1 to {MAX_LOOKBACK_DAYS}, "
+                f"not {lookback_days!r}"
             )
         async with self.db.pool.acquire() as conn, conn.transaction():
             row = await provider_row(conn, provider)

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import stat
 import sys
 import tempfile
 from pathlib import Path
@@ -35,15 +36,27 @@ CHILD_MODULE = "quasar_tui.registry._validate_child"
 
 
 def read_provider_file(path: Path) -> bytes:
-    """The file's bytes, or one clear line saying why they cannot be used."""
+    """The file's bytes, or one clear line saying why they cannot be used.
+
+    Only a regular file is read, and never more than the cap: `/dev/zero` would fill memory,
+    and a FIFO would block forever (it is opened without blocking to find out what it is).
+    """
     try:
-        data = path.read_bytes()
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except OSError as exc:
         raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise InvalidInputError(f"cannot read {path}: it is {what}; give a Python file")
+    with os.fdopen(fd, "rb") as handle:
+        try:
+            data = handle.read(MAX_SOURCE_BYTES + 1)
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_SOURCE_BYTES:
-        raise InvalidProviderError(
-            f"file is {len(data)} bytes; a provider file must be under 1 MiB", path.name
-        )
+        raise InvalidProviderError("a provider file must be under 1 MiB", path.name)
     return data
 
 

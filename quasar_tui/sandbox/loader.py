@@ -261,6 +261,9 @@ def _setting_json(setting: Setting) -> dict[str, Any]:
         "default": setting.default,
         "help": setting.help,
         "choices": list(setting.choices),
+        "min": setting.min,
+        "max": setting.max,
+        "max_length": setting.max_length,
     }
 
 

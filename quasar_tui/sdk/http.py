@@ -12,13 +12,16 @@ from typing import Any
 import httpx
 from aiolimiter import AsyncLimiter
 
+from quasar_tui.core.errors import QuasarError, describe_error
+
 log = logging.getLogger("quasar.http")
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
-class ProviderHTTPError(Exception):
-    """A request that failed for good (after retries, or with a status not worth retrying)."""
+class ProviderHTTPError(QuasarError):
+    """A request that failed for good (after retries, or with a status not worth retrying);
+    its message is worded for the user."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
@@ -87,7 +90,8 @@ class HttpClient:
                     response = await self._client.request(method, url, **kwargs)
                 except httpx.TransportError as exc:
                     if attempt > self.retries:
-                        raise ProviderHTTPError(f"{_safe(url)}: {exc!r}") from None
+                        host = httpx.URL(url).host
+                        raise ProviderHTTPError(describe_error(exc, host)) from exc
                     await asyncio.sleep(self._backoff(attempt))
                     continue
             if response.status_code < 400:

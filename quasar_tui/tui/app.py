@@ -17,12 +17,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
+from textual.notifications import SeverityLevel
 from textual.signal import Signal
 from textual.widget import AwaitMount
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
@@ -92,6 +94,25 @@ class QuasarApp(App[int]):
 
     services: Services
     modes = MODES
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Toasts carry provider names and errors: shown escaped and never read as markup,
+        whatever a caller (Widget.notify passes markup=True) asks."""
+        super().notify(
+            printable(message),
+            title=printable(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def __init__(
         self,

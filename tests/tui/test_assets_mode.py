@@ -61,3 +61,18 @@ async def test_search_narrows_as_you_type_then_map_and_subscribe(make_console, d
 
         await pilot.press("escape")
         await wait_for(pilot, lambda: len(screen.assets) == len(LISTED))
+
+
+async def test_escape_sequences_in_asset_names_are_shown_escaped(make_console, db):
+    evil = "\x1b]0;pwn\x07\x1b[2J"
+    await add_provider(db, "EVIL", assets=[SymbolInfo(symbol="EV1", name="Evil " + evil)])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "3", AssetsScreen)
+        await wait_for(pilot, lambda: "EV1" in screen.assets)
+        await pilot.pause(0.2)
+        painted = "\n".join(
+            screen.table.render_line(y).text for y in range(screen.table.size.height)
+        )
+        assert "Evil \\x1b]0;pwn\\x07\\x1b[2J" in painted
+        assert "\x1b" not in painted and "\x07" not in painted

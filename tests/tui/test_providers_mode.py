@@ -178,3 +178,43 @@ async def test_disable_then_remove_after_confirming(make_console):
         await pilot.press("y")
         await wait_for(pilot, lambda: "synthetic" not in screen.records)
         assert not await registered(app.services.providers, "synthetic")
+
+
+UNREACHABLE = """
+import socket
+
+from quasar_tui.sdk import HistoricalDataProvider, SymbolInfo
+
+
+class Unreachable(HistoricalDataProvider):
+    name = "UNREACHABLE"
+
+    async def fetch_available_symbols(self):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    async def get_history(self, sym, start, end, interval):
+        return
+        yield
+"""
+
+
+async def test_a_failed_refresh_stays_in_the_status_column_worded_for_people(
+    make_console, tmp_path
+) -> None:
+    path = tmp_path / "unreachable.py"
+    path.write_text(UNREACHABLE)
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_providers(pilot)
+        await app.services.providers.add(path)
+        screen.reload()
+        await wait_for(pilot, lambda: "UNREACHABLE" in screen.records)
+        screen.table.move_cursor(row=screen.table.get_row_index("UNREACHABLE"))
+        await pilot.press("r")
+        await wait_for(pilot, lambda: screen.records["UNREACHABLE"].status == "refresh failed")
+        row = screen.table.get_row_index("UNREACHABLE")
+        assert cell(app, row, "status") == "refresh failed"
+        assert "name not resolved" in (screen.records["UNREACHABLE"].status_detail or "")
+        failure = next(n for n in notices(app) if "fetching symbols failed" in n)
+        assert failure.count("UNREACHABLE") == 1
+        assert "gaierror" not in failure and "Errno" not in failure

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.widgets.option_list import Option
 
+from quasar_tui.core.errors import describe_error
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.text import printable
 from quasar_tui.store.bars import fetch_bars
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
@@ -176,7 +179,7 @@ class ChartScreen(ModeScreen):
         self.series = found
         options = self.query_one(VimOptionList)
         options.clear_options()
-        options.add_options(Option(s.label, id=s.option_id) for s in found)
+        options.add_options(Option(Text(printable(s.label)), id=s.option_id) for s in found)
         if self.current in found:
             options.highlighted = found.index(self.current)
         elif self.current is None:
@@ -239,7 +242,8 @@ class ChartScreen(ModeScreen):
                 limit=count + self.bars_back,
             )
         except READ_ERRORS as exc:
-            info.update(f" {series.label}: cannot read bars: {exc}")
+            reason = describe_error(exc)
+            info.update(Text(printable(f" {series.label}: cannot read bars: {reason}")))
             return
         bars = bars[: len(bars) - self.bars_back] if self.bars_back else bars
         interval = Interval.parse(series.interval)
@@ -250,15 +254,19 @@ class ChartScreen(ModeScreen):
             "they appear when the engine writes them (r reloads).",
         )
         if not bars:
-            info.update(f" {series.label}: no bars")
+            info.update(Text(printable(f" {series.label}: no bars")))
             return
         first, last = bars[0], bars[-1]
         change = (last.close - first.open) / first.open * 100 if first.open else None
         shift = f", {self.bars_back} bars back" if self.bars_back else ""
         info.update(
-            f" {series.label}  {len(bars)} bars{shift}  {first.ts:%Y-%m-%d %H:%M} -> "
-            f"{last.ts:%Y-%m-%d %H:%M} UTC  last {fmt_price(last.close)} "
-            f"({fmt_pct(change)})"
+            Text(
+                printable(
+                    f" {series.label}  {len(bars)} bars{shift}  {first.ts:%Y-%m-%d %H:%M} -> "
+                    f"{last.ts:%Y-%m-%d %H:%M} UTC  last {fmt_price(last.close)} "
+                    f"({fmt_pct(change)})"
+                )
+            )
         )
 
     async def _auto_reload(self) -> None:

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
+from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
@@ -127,8 +128,8 @@ class DashboardScreen(ModeScreen):
         text = Text()
         for entry in reversed(errors):
             text.append(f"{entry.at:%H:%M:%S} ", style="dim")
-            text.append(f"{entry.source}: ", style="bold")
-            text.append(f"{entry.message}\n", style="red")
+            text.append(f"{printable(entry.source)}: ", style="bold")
+            text.append(f"{printable(entry.message)}\n", style="red")
         self.query_one("#errors", Static).update(text if errors else Text("none", style="dim"))
 
     async def _refresh_db(self) -> None:

@@ -6,6 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 
+from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
 from quasar_tui.tui.services import LOG_KEPT, LogEntry
@@ -20,8 +21,8 @@ def format_entry(entry: LogEntry) -> Text:
     text = Text(no_wrap=False)
     text.append(f"{entry.at:%Y-%m-%d %H:%M:%S} ", style="dim")
     text.append(f"{entry.level.upper():<7} ", style=_LEVEL_STYLES.get(entry.level, ""))
-    text.append(f"{entry.source}: ", style="bold")
-    text.append(entry.message, style=_LEVEL_STYLES.get(entry.level, ""))
+    text.append(f"{printable(entry.source)}: ", style="bold")
+    text.append(printable(entry.message), style=_LEVEL_STYLES.get(entry.level, ""))
     return text
 
 

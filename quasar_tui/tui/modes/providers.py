@@ -9,6 +9,8 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static
 
+from quasar_tui.core.errors import describe_error
+from quasar_tui.registry.providers import REFRESH_FAILED
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.add_provider import AddProviderModal
@@ -31,7 +33,12 @@ COLUMNS = (
     "Source",
     "Detail",
 )
-_STATUS_STYLES = {"ok": "green", "error": "bold red", "connecting": "yellow"}
+_STATUS_STYLES = {
+    "ok": "green",
+    "error": "bold red",
+    REFRESH_FAILED: "bold red",
+    "connecting": "yellow",
+}
 
 
 def secrets_cell(record: ProviderRecord) -> Text:
@@ -331,13 +338,9 @@ class ProvidersScreen(RegistryScreen):
     async def _refresh_assets(self, name: str) -> None:
         """Load the provider, list its symbols and store them; the keys stay live meanwhile."""
         try:
-            provider = await self.services.providers.load(name)
-            try:
-                report = await self.services.assets.refresh(name, provider)
-            finally:
-                await provider.aclose()
+            report = await self.services.providers.refresh_assets(name)
         except READ_ERRORS as exc:
-            self.report_error(str(exc), f"refresh {name}")
+            self.report_error(describe_error(exc), "asset refresh")
         else:
             self.notify(
                 f"{name}: {report.total:,} assets ({report.added:,} new, "

@@ -21,6 +21,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
+from quasar_tui.core.text import printable
 from quasar_tui.tui.livebook import STALE_SECONDS, Key, LiveBook, QuoteRow
 from quasar_tui.tui.widgets.vim import moves
 
@@ -85,9 +86,16 @@ class Column:
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("symbol", "Symbol", 14, lambda r, _: r.symbol, lambda r, _: r.symbol, right=False),
     Column(
-        "provider", "Provider", 11, lambda r, _: r.provider, lambda r, _: r.provider, right=False
+        "symbol", "Symbol", 14, lambda r, _: printable(r.symbol), lambda r, _: r.symbol, right=False
+    ),
+    Column(
+        "provider",
+        "Provider",
+        11,
+        lambda r, _: printable(r.provider),
+        lambda r, _: r.provider,
+        right=False,
     ),
     Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
     Column(

@@ -11,8 +11,13 @@ screen; without it Enter does nothing there.
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.binding import Binding
 from textual.widgets import DataTable, OptionList, RichLog
+from textual.widgets.data_table import ColumnKey, RowKey
+
+from quasar_tui.tui.widgets.safe_text import safe_cell
 
 ENTER_ID = "list.open"
 
@@ -69,6 +74,15 @@ class VimDataTable(_EnterMeans, DataTable[object], inherit_bindings=False):
     ) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=zebra_stripes)
         self.bind_enter(enter, enter_help)
+
+    def add_row(self, *cells: object, **kwargs: Any) -> RowKey:
+        """Every cell is escaped here: names and errors come from providers."""
+        return super().add_row(*(safe_cell(c) for c in cells), **kwargs)
+
+    def update_cell(
+        self, row_key: RowKey | str, column_key: ColumnKey | str, value: object, **kwargs: Any
+    ) -> None:
+        super().update_cell(row_key, column_key, safe_cell(value), **kwargs)
 
 
 class VimOptionList(_EnterMeans, OptionList, inherit_bindings=False):
