@@ -277,8 +277,9 @@ class Reader:
         source: Source,
         limit: int,
     ) -> BarsRead:
-        lo = wanted.floor(start) if start else FAR_PAST
-        hi = _ceil(wanted, end) if end else FAR_FUTURE
+        # Open or far-off ends mean "everything": no bucket arithmetic near the calendar's end.
+        lo = wanted.floor(start) if start and start > FAR_PAST else FAR_PAST
+        hi = _ceil(wanted, end) if end and end < FAR_FUTURE else FAR_FUTURE
         args: list[object] = [
             series.provider,
             series.symbol,
