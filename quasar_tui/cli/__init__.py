@@ -23,6 +23,7 @@ from quasar_tui.cli import (
     gaps_cmd,
     map_cmd,
     provider_cmd,
+    quality_cmd,
     status_cmd,
     subscribe_cmd,
 )
@@ -42,6 +43,7 @@ COMMAND_MODULES = [
     status_cmd,
     bars_cmd,
     gaps_cmd,
+    quality_cmd,
     export_cmd,
 ]
 

@@ -55,7 +55,9 @@ class Hole:
 
 
 @dataclass(frozen=True)
-class _Tracked:
+class Tracked:
+    """A subscribed series at one interval, with the calendar it trades on."""
+
     series: Series
     interval: Interval
     calendar: Calendar
@@ -71,14 +73,17 @@ async def find_holes(
     """Holes of one series (every provider it resolves to) or of every subscribed series."""
     wanted = Interval.parse(interval) if isinstance(interval, str) else interval
     holes: list[Hole] = []
-    for tracked in await _tracked(db, name, wanted):
-        holes.extend(await _holes_of(db, tracked, include_filled))
+    for tracked in await tracked_series(db, name, wanted):
+        holes.extend(await holes_of(db, tracked, include_filled))
     return holes
 
 
-async def _tracked(db: Database, name: str | None, wanted: Interval | None) -> list[_Tracked]:
+async def tracked_series(
+    db: Database, name: str | None, wanted: Interval | None = None
+) -> list[Tracked]:
+    """Subscribed series (of one name, or all), each at its subscribed intervals."""
     targets: list[Series | None] = [None] if name is None else list(await resolve(db, name))
-    found: list[_Tracked] = []
+    found: list[Tracked] = []
     for target in targets:
         rows = await db.fetch(_SUBSCRIBED, target and target.provider, target and target.symbol)
         for r in rows:
@@ -87,11 +92,11 @@ async def _tracked(db: Database, name: str | None, wanted: Interval | None) -> l
                 continue
             named = r["calendar"] or calendar_name_for(r["exchange"], r["asset_class"]) or ALWAYS
             series = Series(r["provider"], r["symbol"], r["common_symbol"])
-            found.append(_Tracked(series, step, calendar(named)))
+            found.append(Tracked(series, step, calendar(named)))
     return found
 
 
-async def _holes_of(db: Database, tracked: _Tracked, include_filled: bool) -> list[Hole]:
+async def holes_of(db: Database, tracked: Tracked, include_filled: bool) -> list[Hole]:
     series, step, cal = tracked.series, tracked.interval, tracked.calendar
     key = (series.provider, series.symbol, step.value)
     extent = await Reader(db).extent(series, step)

@@ -36,11 +36,12 @@ _BUCKETS = {
     "month": "date_trunc('month', ts, 'UTC')",
 }
 
-# One series' bars at one stored interval, live preferred over historical at the same ts.
+# One series' bars at one stored interval, live preferred over historical at the same ts
+# (also the input of the quality pass, quality/flags.py).
 # $6 / $7 switch the live and historical halves on or off. Historical bars that a live bar
 # replaces are skipped with a hashed look-up of the (few) live timestamps, so the merge needs
 # no sort of the whole range.
-_MERGED = """
+MERGED_BARS = """
     SELECT ts, open, high, low, close, volume, trades FROM live_data
      WHERE provider = $1 AND symbol = $2 AND interval = $3
        AND ts >= $4 AND ts < $5 AND $6::boolean
@@ -55,7 +56,7 @@ _MERGED = """
 
 _STORED = f"""
     SELECT ts, open, high, low, close, volume, trades
-      FROM ({_MERGED}) AS merged
+      FROM ({MERGED_BARS}) AS merged
      ORDER BY ts DESC
      LIMIT $8
 """
@@ -75,7 +76,7 @@ _DERIVED = """
      LIMIT $8
 """
 _DERIVED_QUERIES = {
-    kind: _DERIVED.format(bucket=bucket, merged=_MERGED) for kind, bucket in _BUCKETS.items()
+    kind: _DERIVED.format(bucket=bucket, merged=MERGED_BARS) for kind, bucket in _BUCKETS.items()
 }
 
 _STORED_INTERVALS = """
@@ -105,12 +106,12 @@ _OPEN_GAPS = """
 # stored bar: the raw material of a gap report.
 _JUMPS = f"""
     SELECT prev_ts, ts FROM (
-        SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev_ts FROM ({_MERGED}) AS merged) AS steps
+        SELECT ts, lag(ts) OVER (ORDER BY ts) AS prev_ts FROM ({MERGED_BARS}) AS merged) AS steps
      WHERE ts - prev_ts > $8::interval
      ORDER BY ts
 """
 _EXTENT = f"""
-    SELECT min(ts) AS first, max(ts) AS last, count(*) AS bars FROM ({_MERGED}) AS merged
+    SELECT min(ts) AS first, max(ts) AS last, count(*) AS bars FROM ({MERGED_BARS}) AS merged
 """
 
 _ALL_OPEN_GAPS = """

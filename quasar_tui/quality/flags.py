@@ -1,0 +1,131 @@
+"""Quality flags per bar, found by a pass over stored bars (never on the writer's COPY path).
+
+Flags mark bars; nothing is changed or deleted for them. A pass reads a series from where the
+last one stopped (less a look-back for the spike test) and replaces the flags of that span in
+one transaction, so running it again gives the same flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntFlag
+
+from quasar_tui.core.intervals import Interval
+from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS_FX
+from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.database import Database
+from quasar_tui.store.read import MERGED_BARS
+from quasar_tui.store.series import Series
+
+SPIKE_K = 8.0  # a return beyond this many standard deviations of the recent ones
+SPIKE_WINDOW = 50  # recent returns the deviation is taken over
+SPIKE_MIN = 20  # fewer recent returns than this: no spike test yet
+
+
+class Flag(IntFlag):
+    OHLC = 1  # low above open/close, high below them, or low above high
+    NON_POSITIVE = 2
+    SPIKE = 4
+    ZERO_VOLUME = 8  # in a session of an exchange-traded asset
+    REPEATED = 16  # the same OHLCV as the bar before: a stale feed
+    OFF_GRID = 32  # not at the start of an interval
+
+    @property
+    def label(self) -> str:
+        return (self.name or "").lower().replace("_", " ")
+
+
+_GRID = {
+    "fixed": "date_bin($8::interval, ts, '2000-01-03 00:00+00'::timestamptz) <> ts",
+    "month": "date_trunc('month', ts, 'UTC') <> ts AND $8::interval IS NOT NULL",
+}
+
+# $1..$7 select the series as the read layer does; $8 the interval, $9 the first bar whose flags
+# are replaced, $10 whether zero volume counts (a session market), $11 k for spikes.
+_PASS = """
+WITH steps AS (
+    SELECT ts, open, high, low, close, volume,
+           lag(open) OVER w AS p_open, lag(high) OVER w AS p_high, lag(low) OVER w AS p_low,
+           lag(close) OVER w AS p_close, lag(volume) OVER w AS p_volume,
+           CASE WHEN close > 0 AND lag(close) OVER w > 0
+                THEN ln(close / lag(close) OVER w) END AS ret
+      FROM ({merged}) AS merged
+    WINDOW w AS (ORDER BY ts)
+), spread AS (
+    SELECT *,
+           stddev_samp(ret) OVER recent AS sd,
+           count(ret) OVER recent AS n
+      FROM steps
+    WINDOW recent AS (ORDER BY ts ROWS BETWEEN {window} PRECEDING AND 1 PRECEDING)
+)
+SELECT ts,
+       (CASE WHEN low > high OR low > least(open, close) OR high < greatest(open, close)
+             THEN 1 ELSE 0 END)
+     | (CASE WHEN least(open, high, low, close) <= 0 THEN 2 ELSE 0 END)
+     | (CASE WHEN n >= {minimum} AND sd > 0 AND abs(ret) > $11::float8 * sd THEN 4 ELSE 0 END)
+     | (CASE WHEN $10::boolean AND volume = 0 THEN 8 ELSE 0 END)
+     | (CASE WHEN open = p_open AND high = p_high AND low = p_low AND close = p_close
+              AND volume = p_volume THEN 16 ELSE 0 END)
+     | (CASE WHEN {grid} THEN 32 ELSE 0 END) AS flags
+  FROM spread
+ WHERE ts >= $9
+ ORDER BY ts
+"""
+_PASSES = {
+    kind: _PASS.format(merged=MERGED_BARS, grid=grid, window=SPIKE_WINDOW, minimum=SPIKE_MIN)
+    for kind, grid in _GRID.items()
+}
+
+_CHECKED_TO = """
+    SELECT checked_to FROM quality_checks WHERE provider = $1 AND symbol = $2 AND interval = $3
+"""
+# The start of the look-back: the SPIKE_WINDOW-th bar before where the last pass stopped.
+_LOOK_BACK = f"""
+    SELECT min(ts) FROM (
+        SELECT ts FROM ({MERGED_BARS}) AS merged ORDER BY ts DESC LIMIT {SPIKE_WINDOW + 1}
+    ) AS recent
+"""
+_CLEAR = """
+    DELETE FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4
+"""
+_SAVE = """
+    INSERT INTO bar_flags (provider, symbol, interval, ts, flags)
+    SELECT $1, $2, $3, t, f FROM unnest($4::timestamptz[], $5::smallint[]) AS x(t, f)
+"""
+_MARK = """
+    INSERT INTO quality_checks (provider, symbol, interval, checked_to) VALUES ($1, $2, $3, $4)
+    ON CONFLICT (provider, symbol, interval)
+    DO UPDATE SET checked_to = excluded.checked_to, checked_at = now()
+"""
+
+
+@dataclass(frozen=True)
+class PassResult:
+    checked: int
+    flagged: int
+
+
+async def flag_series(
+    db: Database, series: Series, interval: Interval, calendar_name: str, *, full: bool = False
+) -> PassResult:
+    """Flag the bars stored since the last pass (all of them with `full`)."""
+    key = (series.provider, series.symbol, interval.value)
+    select = [*key, FAR_PAST, FAR_FUTURE, True, True]
+    since = None if full else await db.fetchval(_CHECKED_TO, *key)
+    start = FAR_PAST
+    if since is not None:
+        # Re-read SPIKE_WINDOW bars before `since` so the spike test sees its history.
+        before = [*key, FAR_PAST, since, True, True]
+        start = await db.fetchval(_LOOK_BACK, *before) or FAR_PAST
+    session = calendar_name not in (ALWAYS, WEEKDAYS_FX)
+    query = _PASSES["month" if interval is Interval.MO1 else "fixed"]
+    first = since or FAR_PAST
+    select[3] = start
+    rows = await db.fetch(query, *select, interval.delta, first, session, SPIKE_K)
+    flagged = [(r["ts"], r["flags"]) for r in rows if r["flags"]]
+    async with db.pool.acquire() as conn, conn.transaction():
+        await conn.execute(_CLEAR, *key, first)
+        await conn.execute(_SAVE, *key, [ts for ts, _ in flagged], [flags for _, flags in flagged])
+        if rows:
+            await conn.execute(_MARK, *key, rows[-1]["ts"])
+    return PassResult(checked=len(rows), flagged=len(flagged))

@@ -1,0 +1,85 @@
+"""`quasar quality`: is a series complete and clean, and if not, where and why.
+
+Coverage counts the bars the calendar expects between the first and last stored bar; flags
+come from a pass over what is stored (quality/flags.py), run here first so the report is
+current; a day's score is the share of its bars that carry no flag.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+from quasar_tui.quality.flags import Flag, flag_series
+from quasar_tui.quality.holes import holes_of, tracked_series
+from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
+from quasar_tui.store.database import Database
+from quasar_tui.store.read import MERGED_BARS
+
+_FLAG_COUNTS = """
+    SELECT {columns} FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3
+""".format(
+    columns=", ".join(
+        f"count(*) FILTER (WHERE flags & {int(f)} <> 0) AS {(f.name or '').lower()}" for f in Flag
+    )
+)
+# Days with flagged bars, worst share first.
+_WORST_DAYS = f"""
+    SELECT d.day, d.bars, f.flagged, 1 - f.flagged::float8 / d.bars AS score
+      FROM (SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS bars
+              FROM ({MERGED_BARS}) AS merged GROUP BY 1) AS d
+      JOIN (SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS flagged
+              FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3
+             GROUP BY 1) AS f USING (day)
+     ORDER BY score, d.day
+     LIMIT $8
+"""
+_STORED_COUNT = f"SELECT count(*) FROM ({MERGED_BARS}) AS merged"
+
+
+@dataclass(frozen=True)
+class DayScore:
+    day: date
+    bars: int
+    flagged: int
+    score: float
+
+
+@dataclass(frozen=True)
+class SeriesQuality:
+    series: str
+    interval: str
+    calendar: str
+    bars: int
+    missing: int
+    coverage: float
+    flags: dict[str, int] = field(default_factory=dict)
+    worst_days: list[DayScore] = field(default_factory=list)
+
+
+async def quality_report(
+    db: Database, name: str | None = None, *, worst: int = 5
+) -> list[SeriesQuality]:
+    report = []
+    for tracked in await tracked_series(db, name):
+        series, step = tracked.series, tracked.interval
+        await flag_series(db, series, step, tracked.calendar.name)
+        key = (series.provider, series.symbol, step.value)
+        select = (*key, FAR_PAST, FAR_FUTURE, True, True)
+        bars = int(await db.fetchval(_STORED_COUNT, *select))
+        missing = sum(h.missing for h in await holes_of(db, tracked, include_filled=False))
+        counts = await db.fetchrow(_FLAG_COUNTS, *key)
+        days = await db.fetch(_WORST_DAYS, *select, worst)
+        report.append(
+            SeriesQuality(
+                series=series.label,
+                interval=step.value,
+                calendar=tracked.calendar.name,
+                bars=bars,
+                missing=missing,
+                coverage=round(bars / (bars + missing), 6) if bars + missing else 0.0,
+                flags={Flag[k.upper()].label: v for k, v in dict(counts or {}).items() if v},
+                worst_days=[DayScore(d["day"], d["bars"], d["flagged"], d["score"]) for d in days],
+            )
+        )
+    return report
