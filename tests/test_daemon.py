@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.launcher import LAUNCHER
+from quasar_tui.providers.simulated import SimulatedProvider
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
-from quasar_tui.providers.simulated import SimulatedProvider
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord

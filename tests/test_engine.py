@@ -129,7 +129,7 @@ async def test_new_live_subscription_streams_via_notify_and_pause_stops_it(
     [sub] = await store.add("SIMULATED", ["SIM/BTC"], "1min", "live")
 
     first = await until(lambda: _next_tick(ticks), "a tick from the new subscription")
-    assert (first.provider, first.symbol) == ("SIMULATED", "SIM/BTC")
+    assert (first.provider, first.tick.symbol) == ("SIMULATED", "SIM/BTC")
     await until(lambda: _state_is(db, sub, "running"), "state running")
     monitor = EngineMonitor(db)
     quotes = await until(monitor.quotes, "a published quote")

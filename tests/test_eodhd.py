@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
 from historical_rig import context, rig, subscribe
+from quasar_tui.providers.eodhd import EODHD
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.providers.eodhd import EODHD
 from quasar_tui.sdk import ProviderHTTPError, SymbolInfo
 from quasar_tui.store.database import Database
 

@@ -12,11 +12,11 @@ import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.market import Market
 from historical_rig import Sub, context, gaps, rig, stored, subscribe
+from quasar_tui.providers.eodhd import EODHD
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.events import JobRun
 from quasar_tui.engine.planner import find_holes, plan_ranges
-from quasar_tui.providers.eodhd import EODHD
 from quasar_tui.sdk import Bar
 from quasar_tui.store.database import Database
 

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes.kraken_rest import KrakenRestFake
 from fakes.kraken_ws import KrakenMarket, KrakenWSFake
+from quasar_tui.providers.kraken import KrakenProvider
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.providers.kraken import KrakenProvider
 from quasar_tui.sdk import Bar, HttpClient, ProviderContext, Quote, SubscriptionRefused, Tick
 
 NOW = datetime(2026, 3, 2, 12, 0, 30, tzinfo=UTC)

@@ -21,6 +21,7 @@ from fakes.kraken_ws import (
     bars_from_trades,
     stored_live_bars,
 )
+from quasar_tui.providers.kraken import KrakenProvider
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
@@ -28,7 +29,6 @@ from quasar_tui.engine.events import EngineError, EventBus, ProviderState
 from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
 from quasar_tui.engine.tick_holes import newest_stored, stored_holes
 from quasar_tui.engine.writer import Writer
-from quasar_tui.providers.kraken import KrakenProvider
 from quasar_tui.sdk import HttpClient, ProviderContext
 from quasar_tui.store.database import Database
 

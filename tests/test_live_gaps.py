@@ -27,6 +27,7 @@ from fakes.kraken_ws import (
     bars_from_trades,
     stored_live_bars,
 )
+from quasar_tui.providers.kraken import KrakenProvider
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
@@ -34,7 +35,6 @@ from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import EventBus
 from quasar_tui.engine.live import LiveSession, rest_backfill
 from quasar_tui.engine.writer import Writer
-from quasar_tui.providers.kraken import KrakenProvider
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring

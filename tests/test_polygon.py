@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fakes.polygon import KEY, FakePolygon
 from historical_rig import context, rig, stored, subscribe
+from quasar_tui.providers.polygon import Polygon
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.providers.polygon import Polygon
 from quasar_tui.sdk import ProviderHTTPError
 from quasar_tui.store.database import Database
 

@@ -6,11 +6,12 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+from quasar_tui.providers.simulated import SimulatedProvider
+
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.events import EventBus
 from quasar_tui.engine.live import LiveSession
 from quasar_tui.engine.writer import Writer
-from quasar_tui.providers.simulated import SimulatedProvider
 from quasar_tui.sdk import Bar, ProviderContext, Tick
 from quasar_tui.store.database import Database
 

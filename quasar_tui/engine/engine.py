@@ -19,9 +19,12 @@ from typing import Any
 
 import asyncpg
 
-from quasar_tui.core.errors import NotFoundError, QuasarError
+from quasar_tui.core.clock import Clock, utc_now
+from quasar_tui.core.errors import NotFoundError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import (
+    DOWN_STATES,
     EngineError,
     Event,
     EventBus,
@@ -30,10 +33,10 @@ from quasar_tui.engine.events import (
     QuoteEvent,
     Subscription,
     TickEvent,
-    describe_error,
+    log_line,
 )
 from quasar_tui.engine.historical import run_historical
-from quasar_tui.engine.live import Clock, LiveSession, utc_now
+from quasar_tui.engine.live import LiveSession
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.publisher import Publisher
@@ -69,18 +72,6 @@ _RETENTION_SQL = """
     DELETE FROM live_ticks WHERE ts < now() - make_interval(days => $1)
        AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
 """
-
-# Provider states (events) the providers table records as they are; any other is "ok".
-_DOWN = ("disconnected", "error")
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for states and statuses; a `QuasarError` is already worded
-    for the user, so its class name is left out."""
-    lines = str(exc).strip().splitlines()
-    if isinstance(exc, QuasarError) and lines:
-        return lines[0]
-    return describe_error(exc)
 
 
 @dataclass
@@ -395,7 +386,7 @@ class Engine:
             record = records.get(name)
             if record is None:
                 continue
-            status = seen["state"] if seen["state"] in _DOWN else "ok"
+            status = seen["state"] if seen["state"] in DOWN_STATES else "ok"
             detail = seen["detail"] if status != "ok" else None
             if (record.status, record.status_detail) != (status, detail):
                 await self._guard(self.registry.set_status(name, status, detail))
@@ -613,19 +604,11 @@ class Engine:
                 publisher.note_tick(event)
             case QuoteEvent():
                 publisher.note_quote(event)
-            case JobRun():
-                level = {"ok": "info", "partial": "warning"}.get(event.status, "error")
-                text = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
-                publisher.note_event(
-                    level, event.provider, text + (f" ({event.error})" if event.error else "")
-                )
-            case EngineError():
-                publisher.note_event("error", event.source, event.message)
-            case ProviderState(provider=name, state=state, detail=detail):
-                if name in self._providers:
-                    self._note_provider(name, state, detail)
-                level = "warning" if state in _DOWN else "info"
-                publisher.note_event(level, name, state + (f": {detail}" if detail else ""))
+            case JobRun() | EngineError() | ProviderState():
+                if isinstance(event, ProviderState) and event.provider in self._providers:
+                    self._note_provider(event.provider, event.state, event.detail)
+                line = log_line(event)
+                publisher.note_event(line.level, line.source, line.message)
 
     def stats(self) -> dict[str, Any]:
         """What `engine_status.stats` carries for attached consoles and `quasar status`."""

@@ -10,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.engine.events import EventBus, JobRun, describe_error
+from quasar_tui.core.messages import describe_error
+from quasar_tui.engine.events import EventBus, JobRun
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
 from quasar_tui.engine.writer import Writer
@@ -66,8 +68,8 @@ async def run_historical(
     `audit` forces (True) or skips (False) the scan for interior holes; by default it runs
     when the series was not audited in the last `gaps.AUDIT_EVERY`.
     """
-    job = _Job(db, writer, provider, sub, now or datetime.now(UTC))
-    started = datetime.now(UTC)
+    job = _Job(db, writer, provider, sub, now or utc_now())
+    started = utc_now()
     run_id = await db.fetchval(
         _START_RUN, sub.id, sub.provider, sub.symbol, job.interval.value, started
     )
@@ -76,7 +78,7 @@ async def run_historical(
     except Exception as exc:  # the database or the writer failed under the job
         log.exception("%s: historical run failed", job.label)
         status, error = "failed", describe_error(exc)
-    finished = datetime.now(UTC)
+    finished = utc_now()
     result = JobRun(
         sub.provider, sub.symbol, job.interval.value, status, job.rows, started, finished, error
     )

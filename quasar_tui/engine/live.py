@@ -27,10 +27,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import describe_error
 from quasar_tui.engine.aggregator import BarAggregator, Gap
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.events import (
@@ -40,7 +42,6 @@ from quasar_tui.engine.events import (
     ProviderState,
     QuoteEvent,
     TickEvent,
-    describe_error,
 )
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY, TickHoles
@@ -52,16 +53,11 @@ from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
 log = logging.getLogger("quasar.engine.live")
 
 Backfill = Callable[[str, str, datetime, datetime], Awaitable[Any]]
-Clock = Callable[[], datetime]
 
 FLUSH_INTERVAL = 0.1  # how often closed bars are looked for: bounds their delay past the grace
 READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
 CONNECT_TIMEOUT = 15.0
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 class IdleTimeout(ConnectionError):
@@ -423,14 +419,11 @@ class LiveSession:
                     self.stats.duplicates += 1
                     continue
                 ticks.append(r)
-                ts, price, size = r.ts, r.price, r.size
-                rows.append((name, symbol, ts, tid, price, size, r.side))
-                publish(TickEvent(name, symbol, ts, price, size, r.bid, r.ask))
+                rows.append((name, symbol, r.ts, tid, r.price, r.size, r.side))
+                publish(TickEvent(name, r))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
-                publish(
-                    QuoteEvent(name, r.symbol, r.ts, r.bid, r.ask, r.last, r.volume, r.change_pct)
-                )
+                publish(QuoteEvent(name, r))
             elif isinstance(r, Bar):
                 self.aggregator.add_bar(r)
             elif isinstance(r, SubscriptionRefused):
@@ -560,7 +553,7 @@ class LiveSession:
 
     async def _fill(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
         symbol, interval = key
-        started = datetime.now(UTC)
+        started = utc_now()
         try:
             result = await self._backfill(symbol, interval, gap.start, gap.end)
         except Exception as exc:
@@ -599,7 +592,7 @@ class LiveSession:
                     "failed",
                     0,
                     started,
-                    datetime.now(UTC),
+                    utc_now(),
                     error,
                 )
             )
@@ -607,9 +600,7 @@ class LiveSession:
         self.stats.backfills += 1
         await self._resolve(key, gap)
         rows = result if isinstance(result, int) else 0
-        self.bus.publish(
-            JobRun(self.name, symbol, interval.value, "ok", rows, started, datetime.now(UTC))
-        )
+        self.bus.publish(JobRun(self.name, symbol, interval.value, "ok", rows, started, utc_now()))
 
     async def _resolve(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
         """Close the records of a filled span once its bars are committed. If that fails the

@@ -24,8 +24,9 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 
+from quasar_tui.core.messages import describe_error
 from quasar_tui.engine.backoff import Backoff
-from quasar_tui.engine.events import EngineError, EventBus, describe_error
+from quasar_tui.engine.events import EngineError, EventBus
 from quasar_tui.engine.writer import TICKS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database

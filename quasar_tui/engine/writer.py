@@ -27,13 +27,13 @@ from typing import Any
 
 import asyncpg
 
+from quasar_tui.core.messages import describe_error
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.events import (
     BarsWritten,
     EngineError,
     EventBus,
     WriterStats,
-    describe_error,
 )
 from quasar_tui.store.database import Database
 

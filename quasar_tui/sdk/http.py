@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
+
+from quasar_tui.core.clock import utc_now
 
 log = logging.getLogger("quasar.http")
 
@@ -38,7 +39,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 class HttpClient:

@@ -9,7 +9,6 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from datetime import UTC, datetime
 from functools import partial
 from time import monotonic
 
@@ -22,6 +21,7 @@ from textual.widget import AwaitMount
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
@@ -203,7 +203,7 @@ class QuasarApp(App[int]):
         if worker.name == _FEED and event.state == WorkerState.ERROR:
             self.publish_log(
                 LogEntry(
-                    datetime.now(UTC),
+                    utc_now(),
                     "error",
                     "console",
                     f"live data stopped ({type(worker.error).__name__}: {worker.error}); "

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import (
@@ -36,6 +37,7 @@ from quasar_tui.engine.events import (
     Subscription,
     TickEvent,
     WriterStats,
+    log_line,
 )
 from quasar_tui.engine.lock import EngineLockedError, EngineOwner
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus, PublishedQuote
@@ -238,10 +240,6 @@ class Services:
 Emit = Callable[[LogEntry], None]
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class EngineFeed:
     """The one adapter from engine to screens; `run()` lasts until cancelled, never raises."""
 
@@ -251,7 +249,7 @@ class EngineFeed:
         self._quote_ticks: dict[Key, int] = {}
 
     def _log(self, level: str, source: str, message: str, at: datetime | None = None) -> None:
-        self.emit(LogEntry(at or _now(), level, source, message))
+        self.emit(LogEntry(at or utc_now(), level, source, message))
 
     async def run(self) -> None:
         """Follow the engine here; when attached, poll what the daemon publishes until this
@@ -278,26 +276,21 @@ class EngineFeed:
             now = monotonic()
             for event in hot.drain():
                 if isinstance(event, TickEvent):
+                    t = event.tick
                     book.apply_tick(
-                        event.provider,
-                        event.symbol,
-                        event.ts,
-                        event.price,
-                        event.size,
-                        event.bid,
-                        event.ask,
-                        now,
+                        event.provider, t.symbol, t.ts, t.price, t.size, t.bid, t.ask, now
                     )
                 elif isinstance(event, QuoteEvent):
+                    q = event.quote
                     book.apply_quote(
                         event.provider,
-                        event.symbol,
-                        event.ts,
-                        last=event.last,
-                        bid=event.bid,
-                        ask=event.ask,
-                        volume=event.volume,
-                        change_pct=event.change_pct,
+                        q.symbol,
+                        q.ts,
+                        last=q.last,
+                        bid=q.bid,
+                        ask=q.ask,
+                        volume=q.volume,
+                        change_pct=q.change_pct,
                         now=now,
                     )
             await asyncio.sleep(1 / HOT_HZ)
@@ -321,25 +314,15 @@ class EngineFeed:
     def handle(self, event: Event) -> None:
         view = self.services.view
         match event:
-            case ProviderState(provider=name, state=state, detail=detail):
-                view.providers[name] = event
-                level = "warning" if state in ("disconnected", "error") else "info"
-                self._log(level, name, f"{state}{f': {detail}' if detail else ''}")
             case BarsWritten():
                 if event.interval is not None:
                     key = (event.provider, event.symbol, event.interval)
                     view.last_bars[key] = event.last_ts
-            case JobRun():
-                level = {"ok": "info", "partial": "warning"}.get(event.status, "error")
-                what = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
-                self._log(
-                    level,
-                    event.provider,
-                    what + (f" ({event.error})" if event.error else ""),
-                    event.finished_at,
-                )
-            case EngineError():
-                self._log("error", event.source, event.message, event.at)
+            case JobRun() | EngineError() | ProviderState():
+                if isinstance(event, ProviderState):
+                    view.providers[event.provider] = event
+                line = log_line(event)
+                self._log(line.level, line.source, line.message, line.at)
 
     # -- attached: what the daemon publishes ---------------------------------------------
 

@@ -20,7 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from quasar_tui.engine.engine import one_line
+from quasar_tui.core.messages import one_line
 from quasar_tui.tui.services import READ_ERRORS
 
 if TYPE_CHECKING:

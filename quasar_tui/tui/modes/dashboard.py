@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
@@ -109,7 +108,7 @@ class DashboardScreen(ModeScreen):
             return
         services = self.services
         view = services.view
-        self.query_one(EnginePanel).show(view, services.book, datetime.now(UTC))
+        self.query_one(EnginePanel).show(view, services.book, utc_now())
         _fill(
             self.query_one("#writers", VimDataTable),
             [
@@ -158,7 +157,7 @@ class DashboardScreen(ModeScreen):
                 for p in providers
             ],
         )
-        now = datetime.now(UTC)
+        now = utc_now()
         written = services.view.last_bars
         rows = []
         for s in subscriptions:

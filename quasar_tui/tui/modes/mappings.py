@@ -9,7 +9,7 @@ hundred obvious symbols take `t a`. `v` shows the existing mappings (rename, del
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.mappings import MappingRecord
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 from quasar_tui.tui.commands import command
@@ -427,7 +428,7 @@ class MappingsScreen(ProviderScreen):
             self.notify(f"mapped {what}")
         for _skipped, why in skipped:
             self.quasar.publish_log(
-                LogEntry(datetime.now(UTC), "warning", "mappings", f"not mapped: {why}"),
+                LogEntry(utc_now(), "warning", "mappings", f"not mapped: {why}"),
                 notify=False,
             )
         if skipped:

@@ -3,13 +3,14 @@ resume, delete and backfill (on the marked rows, or the highlighted one)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
@@ -130,7 +131,7 @@ class SubscriptionsScreen(RegistryScreen):
         self._show_rows()
 
     def _show_rows(self) -> None:
-        now = datetime.now(UTC)
+        now = utc_now()
         written = self.services.view.last_bars
         text = self.filter_text
         rows = []
