@@ -11,7 +11,7 @@ import contextlib
 import csv
 import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
@@ -22,27 +22,9 @@ from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
-from quasar_tui.store.database import Database
+from quasar_tui.store.bars import COLUMNS, FAR_FUTURE, FAR_PAST, stream_bars
 
 FORMATS = ("csv", "parquet")
-_BATCH = 10_000
-
-# One statement per table: table names cannot be bound parameters.
-_QUERIES = {
-    "historical_data": """
-        SELECT ts, open, high, low, close, volume FROM historical_data
-         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
-         ORDER BY ts""",
-    "live_data": """
-        SELECT ts, open, high, low, close, volume, trades FROM live_data
-         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
-         ORDER BY ts""",
-}
-_COLUMNS = {
-    "historical_data": ("ts", "open", "high", "low", "close", "volume"),
-    "live_data": ("ts", "open", "high", "low", "close", "volume", "trades"),
-}
 
 
 class MissingExtraError(QuasarError):
@@ -138,15 +120,6 @@ def _pyarrow() -> Any:
     return pyarrow
 
 
-async def _batches(
-    db: Database, table: str, params: tuple[Any, ...]
-) -> AsyncIterator[list[asyncpg.Record]]:
-    async with db.pool.acquire() as conn, conn.transaction():
-        cursor = await conn.cursor(_QUERIES[table], *params)
-        while batch := await cursor.fetch(_BATCH):
-            yield batch
-
-
 @contextlib.contextmanager
 def _target(path: Path | None, binary: bool) -> Iterator[Any]:
     """stdout, or a temporary file beside `path` renamed over it only on success."""
@@ -183,11 +156,12 @@ async def export_series(args: argparse.Namespace) -> int:
             raise InvalidInputError("Parquet is binary: give -o FILE (or use --format csv)")
         pyarrow = _pyarrow()
     table = "live_data" if args.live else "historical_data"
-    columns = _COLUMNS[table]
-    params = (args.name, args.symbol, interval.value, low, high)
+    columns = COLUMNS[table]
     async with (
         database_from_args(args) as db,
-        contextlib.aclosing(_batches(db, table, params)) as batches,
+        contextlib.aclosing(
+            stream_bars(db, table, args.name, args.symbol, interval.value, low, high)
+        ) as batches,
     ):
         first = await anext(batches, None)
         if first is None:

@@ -22,6 +22,7 @@ from quasar_tui.engine.planner import Span, plan_ranges
 from quasar_tui.engine.writer import Writer
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
+from quasar_tui.store.tables import BarRow
 
 log = logging.getLogger("quasar.engine.historical")
 
@@ -153,7 +154,7 @@ class _Job:
     async def _fetch(self, span: Span) -> str | None:
         """Stream one chunk into the writer; return the provider's error, if any."""
         start, end = span
-        rows: list[tuple] = []
+        rows: list[BarRow] = []
         previous: datetime | None = None
         try:
             bars = aiter(self.provider.get_history(self.sub.symbol, start, end, self.interval))
@@ -177,7 +178,7 @@ class _Job:
                 row = self._row(bar, start, end, previous)
                 if row is None:
                     continue
-                previous = row[3]
+                previous = row.ts
                 rows.append(row)
                 if len(rows) >= PUT_ROWS:
                     await self._put(rows)
@@ -189,7 +190,7 @@ class _Job:
 
     def _row(
         self, bar: Bar, start: datetime, end: datetime, previous: datetime | None
-    ) -> tuple | None:
+    ) -> BarRow | None:
         """The row for a valid bar; None (counted, first reason kept) for an invalid one."""
         ts = utc(bar.ts)
         values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
@@ -205,13 +206,15 @@ class _Job:
             problem = "high below low"
         else:
             o, h, low, c, v = map(float, values)
-            return (self.sub.provider, self.sub.symbol, self.interval.value, ts, o, h, low, c, v)
+            return BarRow(
+                self.sub.provider, self.sub.symbol, self.interval.value, ts, o, h, low, c, v
+            )
         self.invalid += 1
         if self.first_invalid is None:
             self.first_invalid = f"{problem} at {ts.isoformat()}"
         return None
 
-    async def _put(self, rows: list[tuple]) -> None:
+    async def _put(self, rows: list[BarRow]) -> None:
         if rows:
             await self.writer.put_bars("historical_data", rows)
             self.rows += len(rows)

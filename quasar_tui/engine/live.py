@@ -49,6 +49,7 @@ from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
+from quasar_tui.store.tables import LiveBarRow, TickRow
 
 log = logging.getLogger("quasar.engine.live")
 
@@ -101,7 +102,7 @@ async def rest_backfill(
     """
     iv = Interval(interval)
     rows = [
-        (
+        LiveBarRow(
             provider_name,
             symbol,
             iv.value,
@@ -403,7 +404,7 @@ class LiveSession:
 
     async def _route(self, records: Iterable[Tick | Quote | Bar | SubscriptionRefused]) -> None:
         ticks: list[Tick] = []
-        rows: list[tuple] = []
+        rows: list[TickRow] = []
         subs, first_time = self._subs, self._trade_ids.first_time
         publish, name = self.bus.publish, self.name
         for r in records:
@@ -419,7 +420,7 @@ class LiveSession:
                     self.stats.duplicates += 1
                     continue
                 ticks.append(r)
-                rows.append((name, symbol, r.ts, tid, r.price, r.size, r.side))
+                rows.append(TickRow(name, symbol, r.ts, tid, r.price, r.size, r.side))
                 publish(TickEvent(name, r))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
