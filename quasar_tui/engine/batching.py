@@ -14,6 +14,7 @@ import contextlib
 import time
 from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 
@@ -66,13 +67,7 @@ class BatchQueue:
             size = len(part)
             if self.depth and self.depth + size > self.capacity:
                 async with self._changed:
-                    await self._changed.wait_for(
-                        lambda size=size: (
-                            self.depth == 0
-                            or self.depth + size <= self.capacity
-                            or not self.accepting
-                        )
-                    )
+                    await self._changed.wait_for(partial(self._has_room, size))
                 if not self.accepting:
                     raise WriterStopped(f"the {self.name} writer stopped")
             self._pending.append((time.monotonic(), part))
@@ -80,6 +75,10 @@ class BatchQueue:
             self.depth += size
             self._put_total += size
             self._wake.set()
+
+    def _has_room(self, size: int) -> bool:
+        """Whether `size` more rows fit (an empty queue takes any part), or waiting is over."""
+        return self.depth == 0 or self.depth + size <= self.capacity or not self.accepting
 
     async def flush(self) -> None:
         """Return once every row put before this call is committed."""
