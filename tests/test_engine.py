@@ -135,6 +135,8 @@ async def test_new_live_subscription_streams_via_notify_and_pause_stops_it(
     quotes = await until(monitor.quotes, "a published quote")
     assert [(q.provider, q.symbol) for q in quotes] == [("SIMULATED", "SIM/BTC")]
     assert quotes[0].ticks > 0 and quotes[0].last is not None
+    counters = engine.stats()["live_counters"]["SIMULATED"]
+    assert counters["connects"] == 1 and counters["ticks"] > 0
 
     await store.set_enabled([sub.id], False)
 

@@ -366,6 +366,7 @@ class Engine:
             "historical_jobs": self._jobs.scheduler.job_count,
             "running_jobs": self._jobs.running_count,
             "live_sessions": self._sessions.symbol_counts(),
+            "live_counters": self._sessions.counters(),
         }
 
 

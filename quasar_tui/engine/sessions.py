@@ -4,6 +4,7 @@ of its own, resumed where its stored bars, open gap records and stored ticks end
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,12 @@ class LiveSessions:
     def symbol_counts(self) -> dict[str, int]:
         """Per provider, how many symbols its session streams."""
         return {name: len(live.symbols) for name, live in self._running.items()}
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per provider, its session's counters (connects, ticks, duplicates, fills, ...)."""
+        return {
+            name: dataclasses.asdict(live.session.stats) for name, live in self._running.items()
+        }
 
     async def reconcile(self, wanted: dict[str, Wanted], subs: list[SubscriptionRecord]) -> None:
         """Sessions for the providers in `wanted` with those symbols; `subs` (the live
