@@ -14,7 +14,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.store.bars import fetch_bars
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.candle_chart import CandleChart
 from quasar_tui.tui.widgets.live_table import fmt_pct, fmt_price
 from quasar_tui.tui.widgets.vim import VimOptionList

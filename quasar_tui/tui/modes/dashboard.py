@@ -13,7 +13,7 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
 

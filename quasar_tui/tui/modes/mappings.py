@@ -26,7 +26,8 @@ from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.edit_common import EditCommonModal, open_map
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import Coalesced, ProviderScreen
-from quasar_tui.tui.services import READ_ERRORS, LogEntry
+from quasar_tui.tui.services.log import LogEntry
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.mapping_list import (
     COLUMNS,
     OBVIOUS,

@@ -17,7 +17,7 @@ from quasar_tui.tui.modals.preferences import PreferencesModal, schema_of
 from quasar_tui.tui.modals.secrets import SecretsModal
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import RegistryScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.vim import VimDataTable
 
 COLUMNS = (

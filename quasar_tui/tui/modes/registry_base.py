@@ -17,7 +17,8 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.core.messages import one_line
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.tui.modes.base import FilterableScreen
-from quasar_tui.tui.services import READ_ERRORS, LogEntry
+from quasar_tui.tui.services.log import LogEntry
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.provider_picker import ProviderPicker
 

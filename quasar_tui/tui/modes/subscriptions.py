@@ -18,7 +18,7 @@ from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.modes.registry_base import RegistryScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
