@@ -29,7 +29,7 @@ from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
 from quasar_tui.tui.services import ConsoleOptions, Services
-from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineTakenOver
+from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
 from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
 from quasar_tui.tui.terminal import TerminalDriver, exit_with_terminal
 
@@ -219,6 +219,8 @@ class QuasarApp(App[int]):
     @on(EngineLogged)
     def _engine_logged(self, message: EngineLogged) -> None:
         self.publish_log(message.entry)
+        if self._started:
+            self.screen.post_message(EngineNews(message.entry))
 
     @on(EngineTakenOver)
     def _engine_taken_over(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -13,6 +14,7 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.services.feed import EngineNews
 from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
@@ -100,6 +102,11 @@ class DashboardScreen(ModeScreen):
         await self._refresh_db()
 
     def on_screen_resume(self) -> None:
+        self._refresh_live()
+
+    @on(EngineNews)
+    def _engine_news(self) -> None:
+        """A job run, provider state or error: the panels show it now, not at the next tick."""
         self._refresh_live()
 
     def _refresh_live(self) -> None:

@@ -78,6 +78,15 @@ class EngineLogged(Message):
         self.entry = entry
 
 
+class EngineNews(Message, bubble=False):
+    """A Log line the app hands to the screen on show, so it can redraw what the line is about
+    (the Dashboard's errors and engine panel) at once rather than at its next timer."""
+
+    def __init__(self, entry: LogEntry) -> None:
+        super().__init__()
+        self.entry = entry
+
+
 class EngineTakenOver(Message):
     """The engine this console watched stopped, and this console runs one now."""
 
