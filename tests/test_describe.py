@@ -7,7 +7,8 @@ import socket
 import httpx
 import pytest
 
-from quasar_tui.core.errors import QuasarError, describe_error
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
 from quasar_tui.sdk.http import HttpClient, ProviderHTTPError
 
@@ -34,7 +35,7 @@ async def test_a_refused_connection_is_worded_for_people() -> None:
     finally:
         await client.aclose()
     assert str(raised.value) == "cannot reach 127.0.0.1: connection refused"
-    assert describe_error(raised.value) == "cannot reach 127.0.0.1: connection refused"
+    assert one_line(raised.value) == "cannot reach 127.0.0.1: connection refused"
 
 
 def test_errors_are_one_line_without_python_reprs() -> None:
@@ -47,15 +48,15 @@ def test_errors_are_one_line_without_python_reprs() -> None:
                 "[Errno -2] Name or service not known", request=request
             ) from cause
     except httpx.ConnectError as exc:
-        assert describe_error(exc) == "cannot reach api.kraken.com: name not resolved"
+        assert one_line(exc) == "cannot reach api.kraken.com: name not resolved"
     try:
         try:
             raise TimeoutError
         except TimeoutError:
             raise ConnectionError("no message for 5 s") from None
     except ConnectionError as watchdog:
-        assert describe_error(watchdog) == "ConnectionError: no message for 5 s"
-    assert describe_error(QuasarError("KRAKEN has no asset 'X'\nsecond line")) == (
+        assert one_line(watchdog) == "ConnectionError: no message for 5 s"
+    assert one_line(QuasarError("KRAKEN has no asset 'X'\nsecond line")) == (
         "KRAKEN has no asset 'X'"
     )
-    assert describe_error(KeyError("x")) == "KeyError: 'x'"
+    assert one_line(KeyError("x")) == "KeyError: 'x'"

@@ -129,12 +129,14 @@ async def test_new_live_subscription_streams_via_notify_and_pause_stops_it(
     [sub] = await store.add("SIMULATED", ["SIM/BTC"], "1min", "live")
 
     first = await until(lambda: _next_tick(ticks), "a tick from the new subscription")
-    assert (first.provider, first.symbol) == ("SIMULATED", "SIM/BTC")
+    assert (first.provider, first.tick.symbol) == ("SIMULATED", "SIM/BTC")
     await until(lambda: _state_is(db, sub, "running"), "state running")
     monitor = EngineMonitor(db)
     quotes = await until(monitor.quotes, "a published quote")
     assert [(q.provider, q.symbol) for q in quotes] == [("SIMULATED", "SIM/BTC")]
     assert quotes[0].ticks > 0 and quotes[0].last is not None
+    counters = engine.stats()["live_counters"]["SIMULATED"]
+    assert counters["connects"] == 1 and counters["ticks"] > 0
 
     await store.set_enabled([sub.id], False)
 

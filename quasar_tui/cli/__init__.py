@@ -30,7 +30,8 @@ from quasar_tui.cli import (
 from quasar_tui.cli.common import bounded_int, non_empty_path
 from quasar_tui.cli.data_dir import check_owner
 from quasar_tui.cli.output import GuardedStdout, silence_stdout
-from quasar_tui.core.errors import QuasarError, UsageError, describe_error
+from quasar_tui.core.errors import QuasarError, UsageError
+from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
 from quasar_tui.store.server import resolve_data_dir
 
@@ -172,7 +173,7 @@ def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: A
 
 
 def _fail(exc: BaseException, status: int) -> int:
-    print(f"quasar: error: {printable(describe_error(exc))}", file=sys.stderr)
+    print(f"quasar: error: {printable(one_line(exc))}", file=sys.stderr)
     if not isinstance(sys.stdout, GuardedStdout):
         return status
     try:

@@ -7,8 +7,8 @@ import dataclasses
 
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
-from quasar_tui.cli.export_cmd import _bounds, _moment
 from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.times import bounds, moment
 from quasar_tui.core.errors import NotFoundError
 from quasar_tui.core.numbers import plain
 from quasar_tui.store.read import MAX_LIMIT, SOURCES, Reader
@@ -36,8 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="bar interval: 1min 5min 15min 30min 1h 4h 1d 1w 1M",
     )
-    bars.add_argument("--from", dest="start", metavar="D", type=_moment, help="first bar (UTC)")
-    bars.add_argument("--to", dest="end", metavar="D", type=_moment, help="last bar (UTC)")
+    bars.add_argument("--from", dest="start", metavar="D", type=moment, help="first bar (UTC)")
+    bars.add_argument("--to", dest="end", metavar="D", type=moment, help="last bar (UTC)")
     bars.add_argument("--provider", metavar="NAME", help="read this provider's series only")
     bars.add_argument(
         "--source", choices=SOURCES, default="both", help="which bars to read (default: both)"
@@ -55,7 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 async def show_bars(args: argparse.Namespace) -> int:
-    low, high = _bounds(args.start, args.end)
+    low, high = bounds(args.start, args.end)
     async with database_from_args(args) as db:
         read = await Reader(db).bars(
             args.series,

@@ -13,8 +13,8 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime, timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -23,30 +23,12 @@ import asyncpg
 from quasar_tui.cli.common import interval, leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.spinner import waiting
+from quasar_tui.cli.times import bounds, moment
 from quasar_tui.core.errors import NotFoundError, QuasarError, UsageError
-from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.store.bars import FAR_PAST
-from quasar_tui.store.database import Database
+from quasar_tui.core.intervals import Interval
+from quasar_tui.store.bars import COLUMNS, stream_bars
 
 FORMATS = ("csv", "parquet")
-_END_OF_TIME = datetime.max.replace(tzinfo=UTC)  # the open end: after any date one can type
-_BATCH = 10_000
-
-# One statement per table: table names cannot be bound parameters.
-_QUERIES = {
-    "historical_data": """
-        SELECT ts, open, high, low, close, volume FROM historical_data
-         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
-         ORDER BY ts""",
-    "live_data": """
-        SELECT ts, open, high, low, close, volume, trades FROM live_data
-         WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
-         ORDER BY ts""",
-}
-_COLUMNS = {
-    "historical_data": ("ts", "open", "high", "low", "close", "volume"),
-    "live_data": ("ts", "open", "high", "low", "close", "volume", "trades"),
-}
 
 
 class MissingExtraError(QuasarError):
@@ -77,14 +59,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--from",
         dest="start",
         metavar="D",
-        type=_moment,
+        type=moment,
         help="first bar: a date (YYYY-MM-DD) or an ISO time, UTC",
     )
     export.add_argument(
         "--to",
         dest="end",
         metavar="D",
-        type=_moment,
+        type=moment,
         help="last bar: up to and including this date, or before this time",
     )
     export.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
@@ -97,41 +79,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.set_defaults(handler=export_series)
 
 
-def _moment(text: str) -> date | datetime:
-    """argparse type: a date, or an ISO time (naive means UTC)."""
-    try:
-        if len(text.strip()) == 10:
-            return date.fromisoformat(text.strip())
-        moment = utc(datetime.fromisoformat(text.strip()))
-    except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date (YYYY-MM-DD) or an ISO time (YYYY-MM-DDTHH:MM)"
-        ) from None
-    return moment
-
-
-def _bounds(
-    start: date | datetime | None, end: date | datetime | None
-) -> tuple[datetime, datetime]:
-    """[low, high) for `ts`; a date as --to includes that whole day."""
-    low = FAR_PAST if start is None else _as_time(start)
-    if end is None or (not isinstance(end, datetime) and end == date.max):
-        high = _END_OF_TIME
-    elif isinstance(end, datetime):
-        high = end
-    else:
-        high = _as_time(end) + timedelta(days=1)
-    if high <= low:
-        raise UsageError("--to must be later than --from")
-    return low, high
-
-
-def _as_time(moment: date | datetime) -> datetime:
-    if isinstance(moment, datetime):
-        return moment
-    return datetime(moment.year, moment.month, moment.day, tzinfo=UTC)
-
-
 def _pyarrow() -> Any:
     try:
         import pyarrow
@@ -141,15 +88,6 @@ def _pyarrow() -> Any:
             "Parquet export needs pyarrow: pip install quasar-tui[parquet] (or use --format csv)"
         ) from None
     return pyarrow
-
-
-async def _batches(
-    db: Database, table: str, params: tuple[Any, ...]
-) -> AsyncIterator[list[asyncpg.Record]]:
-    async with db.pool.acquire() as conn, conn.transaction():
-        cursor = await conn.cursor(_QUERIES[table], *params)
-        while batch := await cursor.fetch(_BATCH):
-            yield batch
 
 
 @contextlib.contextmanager
@@ -218,17 +156,18 @@ def _write_csv(out: TextIO, rows: list[asyncpg.Record]) -> None:
 
 async def export_series(args: argparse.Namespace) -> int:
     interval = Interval.parse(args.interval)
-    low, high = _bounds(args.start, args.end)
+    low, high = bounds(args.start, args.end)
     if args.format == "parquet":
         if args.output is None:
             raise UsageError("Parquet is binary: give -o FILE (or use --format csv)")
         pyarrow = _pyarrow()
     table = "live_data" if args.live else "historical_data"
-    columns = _COLUMNS[table]
-    params = (args.name, args.symbol, interval.value, low, high)
+    columns = COLUMNS[table]
     async with (
         database_from_args(args) as db,
-        contextlib.aclosing(_batches(db, table, params)) as batches,
+        contextlib.aclosing(
+            stream_bars(db, table, args.name, args.symbol, interval.value, low, high)
+        ) as batches,
     ):
         async with waiting(f"reading {args.name} {args.symbol} {interval.value} bars"):
             first = await anext(batches, None)

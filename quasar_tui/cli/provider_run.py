@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import msgspec
 
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import registry_from_args
-from quasar_tui.cli.export_cmd import _as_time, _moment
 from quasar_tui.cli.output import print_json, print_table
+from quasar_tui.cli.times import as_time, moment
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import InvalidInputError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.sandbox.client import HostSpec, ProviderHost
@@ -47,11 +48,11 @@ def register(psub: argparse._SubParsersAction) -> None:
         "--from",
         dest="start",
         metavar="D",
-        type=_moment,
+        type=moment,
         help=f"first bar: a date or an ISO time, UTC (default: {DEFAULT_BARS} bars before --to)",
     )
     history.add_argument(
-        "--to", dest="end", metavar="D", type=_moment, help="end, exclusive (default: now)"
+        "--to", dest="end", metavar="D", type=moment, help="end, exclusive (default: now)"
     )
     history.add_argument("--json", action="store_true", help="print JSON")
     run.set_defaults(handler=run_provider)
@@ -60,8 +61,8 @@ def register(psub: argparse._SubParsersAction) -> None:
 def _range(
     start: date | datetime | None, end: date | datetime | None, interval: Interval
 ) -> tuple[datetime, datetime]:
-    high = datetime.now(UTC) if end is None else _as_time(end)
-    low = high - interval.delta * DEFAULT_BARS if start is None else _as_time(start)
+    high = utc_now() if end is None else as_time(end)
+    low = high - interval.delta * DEFAULT_BARS if start is None else as_time(start)
     if high <= low:
         raise InvalidInputError("--to must be later than --from")
     return low, high

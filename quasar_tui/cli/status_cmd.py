@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from datetime import UTC, datetime
+from datetime import datetime
 
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
+from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import status_report
 
@@ -74,7 +75,7 @@ def engine_line(engine: EngineStatus, now: datetime) -> str:
 
 
 async def show_status(args: argparse.Namespace) -> int:
-    now = datetime.now(UTC)
+    now = utc_now()
     async with database_from_args(args) as db:
         report = await status_report(db, now=now)
     engine = report.engine
@@ -89,7 +90,7 @@ async def show_status(args: argparse.Namespace) -> int:
                     else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
                     "stats": engine.stats if engine.running else {},
                 },
-                "subscriptions": [dataclasses.asdict(s) for s in report.series],
+                "subscriptions": [s.as_dict() for s in report.series],
             }
         )
         return 0
@@ -101,8 +102,8 @@ async def show_status(args: argparse.Namespace) -> int:
     print_table(
         [
             {
-                **dataclasses.asdict(s),
-                "last_bar": s.last_bar_ts,
+                **s.as_dict(),
+                "last_bar": s.sub.last_bar_ts,
                 "age": format_age(s.age_seconds),
                 "gaps": s.open_gaps,
             }

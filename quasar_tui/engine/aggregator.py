@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.sdk.models import Bar, Tick
+from quasar_tui.store.tables import LiveBarRow
 
 _MONDAY = 345_600  # 1970-01-05 00:00 UTC, the first Monday after the epoch
 _NEVER = -math.inf
@@ -265,10 +266,10 @@ class BarAggregator:
 
     # -- output --------------------------------------------------------------------------
 
-    def due(self, now: datetime) -> list[tuple]:
+    def due(self, now: datetime) -> list[LiveBarRow]:
         """live_data rows of bars closed more than `grace` seconds before `now`, each once."""
         cutoff = now.timestamp() - self.grace
-        rows: list[tuple] = []
+        rows: list[LiveBarRow] = []
         for s in self._series.values():
             if s.bar is not None and not s.candles and s.cur_end <= cutoff:
                 s.close_current()
@@ -277,7 +278,7 @@ class BarAggregator:
         self.stats.bars_emitted += len(rows)
         return rows
 
-    def _emit(self, s: _Series, cutoff: float, rows: list[tuple]) -> None:
+    def _emit(self, s: _Series, cutoff: float, rows: list[LiveBarRow]) -> None:
         for start in sorted(s.pending):
             bar = s.pending[start]
             if bar[_END] > cutoff:
@@ -285,7 +286,7 @@ class BarAggregator:
             del s.pending[start]
             s.floor = bar[_END]
             rows.append(
-                (
+                LiveBarRow(
                     self.provider,
                     s.symbol,
                     s.interval.value,
@@ -299,7 +300,7 @@ class BarAggregator:
                 )
             )
 
-    def flush_all(self, now: datetime) -> list[tuple]:
+    def flush_all(self, now: datetime) -> list[LiveBarRow]:
         """Shutdown: the rows that are due; everything still open is dropped, not written."""
         rows = self.due(now)
         for s in self._series.values():

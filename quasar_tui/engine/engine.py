@@ -1,8 +1,9 @@
 """The collector engine: the one asyncio object that the console and the daemon both run.
 
-It holds the one-engine-per-database lock, keeps APScheduler jobs (historical) and live sessions
-in line with the subscriptions table, hears user edits through LISTEN/NOTIFY, publishes typed
-events on its bus and, for consoles in other processes, through the database.
+It holds the one-engine-per-database lock, keeps provider instances (engine/provider_pool.py),
+historical jobs (engine/jobs.py) and live sessions (engine/sessions.py) in line with the
+registry and subscriptions tables, hears user edits through LISTEN/NOTIFY, publishes typed events
+on its bus and, for consoles in other processes, through the database.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import contextlib
 import logging
 import os
 import socket
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
-from quasar_tui.core.errors import NotFoundError, QuasarError
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import (
     EngineError,
     Event,
@@ -30,15 +30,15 @@ from quasar_tui.engine.events import (
     QuoteEvent,
     Subscription,
     TickEvent,
-    describe_error,
+    log_line,
 )
-from quasar_tui.engine.historical import run_historical
-from quasar_tui.engine.live import Clock, LiveSession, utc_now
-from quasar_tui.engine.live_gaps import LiveGaps
+from quasar_tui.engine.jobs import HistoricalJobs
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
+from quasar_tui.engine.provider_pool import ProviderPool
 from quasar_tui.engine.publisher import Publisher
-from quasar_tui.engine.scheduler import HistoricalScheduler
-from quasar_tui.engine.tick_holes import newest_stored, stored_holes
+from quasar_tui.engine.sessions import LiveSessions
+from quasar_tui.engine.shared import Shared
+from quasar_tui.engine.states import DB_ERRORS, SubscriptionStates, SubState, guard
 from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
@@ -49,13 +49,12 @@ from quasar_tui.registry.subscriptions import (
     SubscriptionRecord,
     SubscriptionStore,
 )
-from quasar_tui.sdk.base import DataProvider, LiveDataProvider
+from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.engine")
 
 MODES = ("daemon", "console")
-_DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 _PUMP_QUEUE = 50_000
 _TICK_RETENTION_DAYS = 30
 # Holding the lock, no other engine runs jobs: an unfinished run was cut short by a crash.
@@ -69,42 +68,6 @@ _RETENTION_SQL = """
     DELETE FROM live_ticks WHERE ts < now() - make_interval(days => $1)
        AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
 """
-
-# Provider states (events) the providers table records as they are; any other is "ok".
-_DOWN = ("disconnected", "error")
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception as one line for states and statuses; a `QuasarError` is already worded
-    for the user, so its class name is left out."""
-    lines = str(exc).strip().splitlines()
-    if isinstance(exc, QuasarError) and lines:
-        return lines[0]
-    return describe_error(exc)
-
-
-@dataclass
-class _Loaded:
-    """A provider instance and the registry row version it was built from."""
-
-    fingerprint: tuple[str, datetime]
-    instance: DataProvider
-
-
-@dataclass
-class _Live:
-    session: LiveSession
-    task: asyncio.Task[None]
-    symbols: dict[str, set[Interval]] = field(default_factory=dict)
-
-
-def _label(sub: SubscriptionRecord) -> str:
-    return f"{sub.provider} {sub.symbol} {sub.interval} {sub.mode} (id {sub.id})"
-
-
-def _fingerprint(record: ProviderRecord) -> tuple[str, datetime]:
-    """Code hash and last user edit (preferences, secrets, enabled all bump `updated_at`)."""
-    return (record.sha256, record.updated_at)
 
 
 class Engine:
@@ -141,19 +104,14 @@ class Engine:
         self.owner: EngineOwner | None = None
         self.failure: str | None = None
         self._reconcile_every = reconcile_every
-        self._live_options = live_options or {}
         self._lock = EngineLock(db)
-        self._scheduler = HistoricalScheduler(self._historical_job, delay=bar_delay)
+        self._states = SubscriptionStates(subscriptions)
+        self._providers = ProviderPool(registry, self.bus)
+        shared = Shared(db, self.writer, self.bus, self._providers, self._states, self.clock)
+        self._jobs = HistoricalJobs(shared, bar_delay=bar_delay)
+        self._sessions = LiveSessions(shared, options=live_options or {})
         self._publisher: Publisher | None = None
         self._listener: asyncpg.Connection | None = None
-        self._providers: dict[str, _Loaded] = {}
-        self._failed: dict[str, tuple[tuple[str, datetime], str]] = {}
-        self._provider_states: dict[str, dict[str, str | None]] = {}
-        self._historical: dict[int, SubscriptionRecord] = {}
-        self._jobs: dict[int, asyncio.Task[Any]] = {}
-        self._sessions: dict[str, _Live] = {}
-        self._states: dict[int, tuple[str, str | None]] = {}
-        self._interrupted: set[int] = set()
         self._reconcile_lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._done = asyncio.Event()
@@ -199,8 +157,8 @@ class Engine:
             )
             self._pump_task = asyncio.create_task(self._pump(self._pump_feed), name="engine:pump")
             await self._listen()
-            self._scheduler.start()
-            self._scheduler.add_periodic(self._housekeeping, 3600.0, "housekeeping")
+            self._jobs.start()
+            self._jobs.add_periodic(self._housekeeping, 3600.0, "housekeeping")
             await self.reconcile()
             self._control_task = asyncio.create_task(self._control(), name="engine:control")
         except BaseException:
@@ -215,16 +173,11 @@ class Engine:
         self._running = False
         await _cancel(self._control_task)
         self._control_task = None
-        self._scheduler.shutdown()
-        jobs = list(self._jobs.values())
-        for task in jobs:
-            task.cancel()
-        await asyncio.gather(*jobs, return_exceptions=True)
-        for name in list(self._sessions):
-            await self._stop_session(name)
+        await self._jobs.stop()
+        await self._sessions.stop_all()
         if self.writer.running:
             await self.writer.stop()
-        for name in list(self._providers):
+        for name in self._providers.names():
             await self._unload(name)
         await _cancel(self._pump_task)
         self._pump_task = None
@@ -247,11 +200,7 @@ class Engine:
 
     def backfill_now(self, sub_id: int) -> bool:
         """Run a historical subscription's job now; False when it has no job here."""
-        return self._scheduler.run_now(sub_id)
-
-    def wake(self) -> None:
-        """Reconcile soon (an in-process edit; other processes are heard through NOTIFY)."""
-        self._wake.set()
+        return self._jobs.run_now(sub_id)
 
     # -- reconciliation --------------------------------------------------------------------
 
@@ -268,268 +217,55 @@ class Engine:
                 if rec.enabled and any(s.enabled and s.provider == name for s in subs)
             }
             reloaded: set[str] = set()
-            for name in list(self._providers):
+            for name in self._providers.names():
                 rec = usable.get(name)
-                if rec is None or _fingerprint(rec) != self._providers[name].fingerprint:
+                if rec is None or not self._providers.is_current(name, rec):
                     await self._unload(name)
                     reloaded.add(name)
             for name, rec in usable.items():
                 if name not in self._providers:
-                    await self._load(rec)
-            for name in [n for n in self._provider_states if n not in usable]:
-                del self._provider_states[name]
+                    await self._providers.load(rec)
+            self._providers.keep_health_of(set(usable))
             historical: dict[int, SubscriptionRecord] = {}
             live: dict[str, dict[str, set[Interval]]] = {}
             for sub in subs:
                 problem = self._problem(sub, records.get(sub.provider))
                 if problem is not None:
-                    await self._set_state(sub, *problem)
+                    await self._states.set(sub, problem)
                 elif sub.mode == "historical":
                     historical[sub.id] = sub
                 else:
                     live.setdefault(sub.provider, {}).setdefault(sub.symbol, set()).add(
                         Interval(sub.interval)
                     )
-            await self._sync_provider_status(records)
-            self._reconcile_historical(historical)
+            await self._providers.sync_status(records)
+            self._jobs.reconcile(historical)
             for sid, sub in historical.items():
                 if sub.provider in reloaded:  # new code or settings: collect with them now
-                    self._scheduler.run_now(sid)
-            await self._reconcile_live(live, [s for s in subs if s.mode == "live"])
+                    self._jobs.run_now(sid)
+            await self._sessions.reconcile(live, [s for s in subs if s.mode == "live"])
 
-    def _problem(
-        self, sub: SubscriptionRecord, record: ProviderRecord | None
-    ) -> tuple[str, str | None] | None:
-        """Why a subscription cannot run now, as (state, error); None when it can."""
+    def _problem(self, sub: SubscriptionRecord, record: ProviderRecord | None) -> SubState | None:
+        """Why a subscription cannot run now; None when it can."""
         if not sub.enabled:
-            return ("paused", None)
+            return SubState("paused")
         if record is None or not record.enabled:
-            return ("paused", f"provider {sub.provider} is disabled")
-        if sub.provider in self._failed:
-            return (
-                "error",
-                f"provider {sub.provider} failed to load: {self._failed[sub.provider][1]}",
-            )
-        instance = self._providers[sub.provider].instance
+            return SubState("paused", f"provider {sub.provider} is disabled")
+        failure = self._providers.failure(sub.provider)
+        if failure is not None:
+            return SubState("error", f"provider {sub.provider} failed to load: {failure}")
+        instance = self._providers.instance(sub.provider)
         if sub.mode == "live" and not isinstance(instance, LiveDataProvider):
-            return ("error", f"{sub.provider} has no live feed")
+            return SubState("error", f"{sub.provider} has no live feed")
         if sub.mode == "historical" and not callable(getattr(instance, "get_history", None)):
-            return ("error", f"{sub.provider} has no history")
+            return SubState("error", f"{sub.provider} has no history")
         return None
-
-    def _reconcile_historical(self, wanted: dict[int, SubscriptionRecord]) -> None:
-        self._historical = wanted
-        added, removed = self._scheduler.reconcile(
-            {sid: Interval(sub.interval) for sid, sub in wanted.items()}
-        )
-        for sid in removed:
-            self._interrupt(sid)
-        if added or removed:
-            log.info("historical jobs: %d (+%d -%d)", len(wanted), len(added), len(removed))
-
-    async def _reconcile_live(
-        self, wanted: dict[str, dict[str, set[Interval]]], subs: list[SubscriptionRecord]
-    ) -> None:
-        for name in [n for n in self._sessions if n not in wanted]:
-            await self._stop_session(name)
-        for name, symbols in wanted.items():
-            live = self._sessions.get(name)
-            if live is None:
-                live = await self._start_session(name, subs)
-            if live.symbols != symbols:
-                await live.session.set_subscriptions(symbols)
-                live.symbols = symbols
-                log.info("%s live: %d symbols", name, len(symbols))
-        for sub in subs:
-            live = self._sessions.get(sub.provider)
-            if live is None or Interval(sub.interval) not in live.symbols.get(sub.symbol, ()):
-                continue
-            refused = live.session.refused.get(sub.symbol)
-            if refused is None:
-                await self._set_state(sub, "running", None)
-            else:
-                await self._set_state(sub, "error", f"{sub.provider} refused it: {refused}")
-
-    # -- providers -------------------------------------------------------------------------
-
-    async def _load(self, record: ProviderRecord) -> None:
-        fingerprint = _fingerprint(record)
-        failed = self._failed.get(record.name)
-        if failed is not None and failed[0] == fingerprint:
-            return  # same code and settings failed before: wait for the user to change them
-        try:
-            instance = await self.registry.load(record.name)
-        except Exception as exc:
-            detail = one_line(exc)
-            self._failed[record.name] = (fingerprint, detail)
-            log.error("provider %s failed to load: %s", record.name, detail)
-            self.bus.publish(EngineError(f"provider:{record.name}", f"failed to load: {detail}"))
-            self._note_provider(record.name, "error", detail)
-            return
-        self._failed.pop(record.name, None)
-        self._providers[record.name] = _Loaded(fingerprint, instance)
-        self._note_provider(record.name, "idle", None)
-        log.info("provider %s loaded (%s)", record.name, record.kind)
 
     async def _unload(self, name: str) -> None:
         """Stop what uses the instance, then close it (its code or settings changed)."""
-        await self._stop_session(name)
-        for sid, sub in list(self._historical.items()):
-            if sub.provider == name:
-                self._interrupt(sid)
-        loaded = self._providers.pop(name, None)
-        self._provider_states.pop(name, None)
-        if loaded is not None:
-            try:
-                await loaded.instance.aclose()
-            except Exception as exc:
-                log.warning("closing provider %s failed: %s", name, one_line(exc))
-
-    def _note_provider(self, name: str, state: str, detail: str | None) -> None:
-        self._provider_states[name] = {"state": state, "detail": detail}
-
-    async def _sync_provider_status(self, records: dict[str, ProviderRecord]) -> None:
-        """The registry's status column follows what the engine saw, as of each reconcile
-        (consoles get the live state from events or the published stats)."""
-        for name, seen in self._provider_states.items():
-            record = records.get(name)
-            if record is None:
-                continue
-            status = seen["state"] if seen["state"] in _DOWN else "ok"
-            detail = seen["detail"] if status != "ok" else None
-            if (record.status, record.status_detail) != (status, detail):
-                await self._guard(self.registry.set_status(name, status, detail))
-
-    # -- historical jobs -------------------------------------------------------------------
-
-    def _interrupt(self, sub_id: int) -> None:
-        """Cancel a running job on purpose (paused, deleted, provider reloading)."""
-        task = self._jobs.get(sub_id)
-        if task is not None:
-            self._interrupted.add(sub_id)
-            task.cancel()
-
-    async def _historical_job(self, sub_id: int) -> None:
-        sub = self._historical.get(sub_id)
-        loaded = self._providers.get(sub.provider) if sub is not None else None
-        if sub is None or loaded is None:
-            return
-        self._jobs[sub_id] = asyncio.current_task()  # type: ignore[assignment]
-        try:
-            await self._set_state(sub, "running", None)
-            run = await run_historical(
-                self.db, self.writer, self.bus, loaded.instance, sub, now=self.clock()
-            )
-        except asyncio.CancelledError:
-            if self._running and sub_id not in self._interrupted:
-                raise
-            log.info(
-                "historical %s: interrupted (%s)",
-                _label(sub),
-                "shutdown" if not self._running else "subscription or provider changed",
-            )
-            return
-        except Exception as exc:
-            message = one_line(exc)
-            log.warning("historical %s failed: %s", _label(sub), message)
-            self.bus.publish(EngineError(f"historical:{sub.provider}:{sub.symbol}", message))
-            await self._set_state(sub, "error", message)
-        else:
-            state = "error" if run.status == "failed" else run.status
-            await self._set_state(sub, state, run.error, ran_at=run.finished_at)
-        finally:
-            self._interrupted.discard(sub_id)
-            if self._jobs.get(sub_id) is asyncio.current_task():
-                del self._jobs[sub_id]
-
-    # -- live sessions ---------------------------------------------------------------------
-
-    async def _start_session(self, name: str, subs: list[SubscriptionRecord]) -> _Live:
-        """A session that resumes each series after its last stored bar, or from its oldest
-        span still waiting for a fill, whichever is older."""
-        instance = self._providers[name].instance
-        assert isinstance(instance, LiveDataProvider)
-        gap_log = LiveGaps(self.db, name)
-        session = LiveSession(
-            name,
-            instance,
-            self.writer,
-            self.bus,
-            clock=self.clock,
-            gap_log=gap_log,
-            **self._live_options,
-        )
-        series = {
-            (s.symbol, Interval(s.interval)): s.last_bar_ts
-            for s in subs
-            if s.provider == name and s.enabled
-        }
-        resume = {key: key[1].next_start(last) for key, last in series.items() if last is not None}
-        for key, start in (await gap_log.open_starts()).items():
-            if key in series:
-                resume[key] = min(start, resume.get(key, start))
-        session.resume_from(resume)
-        symbols = {symbol for symbol, _ in series}
-        if session.holes is not None:
-            session.resume_ticks(await newest_stored(self.db, name, symbols))
-        task = asyncio.create_task(self._supervise(name, session), name=f"engine:live:{name}")
-        live = self._sessions[name] = _Live(session, task)
-        if session.holes is not None:  # a scan of stored ticks: the session connects meanwhile
-            for hole in await stored_holes(self.db, name, symbols):
-                session.holes.found(*hole)
-        return live
-
-    async def _supervise(self, name: str, session: LiveSession) -> None:
-        """A session reconnects by itself; this only reports one that ended by a bug."""
-        try:
-            await session.run()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            message = f"live session ended: {one_line(exc)}"
-            log.exception("%s %s", name, message)
-            self.bus.publish(EngineError(f"live:{name}", message))
-            self._sessions.pop(name, None)  # the next periodic reconcile starts a new one
-
-    async def _stop_session(self, name: str) -> None:
-        live = self._sessions.pop(name, None)
-        if live is None:
-            return
-        try:
-            await live.session.stop()
-        except Exception as exc:
-            log.error("%s: stopping the live session failed: %s", name, one_line(exc))
-        live.task.cancel()
-        await asyncio.gather(live.task, return_exceptions=True)
-
-    # -- states ----------------------------------------------------------------------------
-
-    async def _set_state(
-        self,
-        sub: SubscriptionRecord,
-        state: str,
-        error: str | None,
-        *,
-        ran_at: datetime | None = None,
-    ) -> None:
-        """Write a subscription's state when it changed (or a run finished)."""
-        known = self._states.get(sub.id, (sub.state, sub.last_error))
-        if known == (state, error) and ran_at is None:
-            return
-        if await self._guard(self.subscriptions.set_state(sub.id, state, error, ran_at=ran_at)):
-            self._states[sub.id] = (state, error)
-
-    async def _guard(self, op: Any) -> bool:
-        """A bookkeeping write: a database outage or a row deleted meanwhile is logged."""
-        try:
-            await op
-        except _DB_ERRORS as exc:
-            log.warning("engine bookkeeping write failed: %s", one_line(exc))
-            return False
-        except NotFoundError as exc:
-            log.info("engine bookkeeping skipped: %s", exc)
-            return False
-        return True
+        await self._sessions.stop(name)
+        self._jobs.interrupt_provider(name)
+        await self._providers.close(name)
 
     # -- change notifications and the control loop -----------------------------------------
 
@@ -551,7 +287,7 @@ class Engine:
         if conn is not None and not conn.is_closed():
             try:
                 await asyncio.wait_for(conn.close(), 2.0)
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 log.debug("closing the listener failed: %s", exc)
                 conn.terminate()
 
@@ -573,7 +309,7 @@ class Engine:
                 self.bus.publish(EngineError("engine", self.failure))
                 self._done.set()
                 return
-            except _DB_ERRORS as exc:
+            except DB_ERRORS as exc:
                 if healthy:
                     log.warning("engine cannot reach the database (will retry): %s", one_line(exc))
                 healthy = False
@@ -596,7 +332,7 @@ class Engine:
 
     async def _housekeeping(self) -> None:
         """Tick retention on plain PostgreSQL (TimescaleDB has a retention policy for it)."""
-        await self._guard(self.db.execute(_RETENTION_SQL, _TICK_RETENTION_DAYS))
+        await guard(self.db.execute(_RETENTION_SQL, _TICK_RETENTION_DAYS))
 
     # -- publishing ------------------------------------------------------------------------
 
@@ -613,31 +349,24 @@ class Engine:
                 publisher.note_tick(event)
             case QuoteEvent():
                 publisher.note_quote(event)
-            case JobRun():
-                level = {"ok": "info", "partial": "warning"}.get(event.status, "error")
-                text = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
-                publisher.note_event(
-                    level, event.provider, text + (f" ({event.error})" if event.error else "")
-                )
-            case EngineError():
-                publisher.note_event("error", event.source, event.message)
-            case ProviderState(provider=name, state=state, detail=detail):
-                if name in self._providers:
-                    self._note_provider(name, state, detail)
-                level = "warning" if state in _DOWN else "info"
-                publisher.note_event(level, name, state + (f": {detail}" if detail else ""))
+            case JobRun() | EngineError() | ProviderState():
+                if isinstance(event, ProviderState):
+                    self._providers.note(event.provider, event.state, event.detail)
+                line = log_line(event)
+                publisher.note_event(line.level, line.source, line.message)
 
     def stats(self) -> dict[str, Any]:
         """What `engine_status.stats` carries for attached consoles and `quasar status`."""
         writers = self.writer.stats()
         return {
             "data_dir": str(self.data_dir) if self.data_dir else None,
-            "providers": dict(self._provider_states),
+            "providers": self._providers.health(),
             "writers": writers,
             "rows_written": sum(int(w.get("rows_written", 0)) for w in writers.values()),
-            "historical_jobs": self._scheduler.job_count,
-            "running_jobs": len(self._jobs),
-            "live_sessions": {n: len(live.symbols) for n, live in self._sessions.items()},
+            "historical_jobs": self._jobs.scheduler.job_count,
+            "running_jobs": self._jobs.running_count,
+            "live_sessions": self._sessions.symbol_counts(),
+            "live_counters": self._sessions.counters(),
         }
 
 

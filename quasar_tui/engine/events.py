@@ -9,39 +9,29 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 import msgspec
 
-from quasar_tui.core.errors import describe_error as describe_error
+from quasar_tui.core.clock import utc_now
+from quasar_tui.sdk.models import Quote, Tick
 
 log = logging.getLogger("quasar.engine.events")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 class TickEvent(msgspec.Struct, frozen=True, gc=False):
+    """A trade a live session accepted (not a re-delivered one), as its provider parsed it."""
+
     provider: str
-    symbol: str
-    ts: datetime
-    price: float
-    size: float = 0.0
-    bid: float | None = None
-    ask: float | None = None
+    tick: Tick
 
 
 class QuoteEvent(msgspec.Struct, frozen=True, gc=False):
+    """A ticker update from a live session; shown, never stored."""
+
     provider: str
-    symbol: str
-    ts: datetime
-    bid: float | None = None
-    ask: float | None = None
-    last: float | None = None
-    volume: float | None = None
-    change_pct: float | None = None
+    quote: Quote
 
 
 class BarsWritten(msgspec.Struct, frozen=True, gc=False):
@@ -75,7 +65,7 @@ class ProviderState(msgspec.Struct, frozen=True):
 class EngineError(msgspec.Struct, frozen=True):
     source: str
     message: str
-    at: datetime = msgspec.field(default_factory=_now)
+    at: datetime = msgspec.field(default_factory=utc_now)
 
 
 class WriterStats(msgspec.Struct, frozen=True):
@@ -87,6 +77,38 @@ class WriterStats(msgspec.Struct, frozen=True):
     lag_seconds: float
     rows_per_second: float
     pending_retry: int
+
+
+Level = Literal["info", "warning", "error"]
+_RUN_LEVELS: dict[str, Level] = {"ok": "info", "partial": "warning", "failed": "error"}
+
+
+class LogLine(msgspec.Struct, frozen=True):
+    """What the Log shows of an event: the same words for the engine's published events and
+    for a console following its own engine."""
+
+    level: Level
+    source: str
+    message: str
+    at: datetime | None = None  # None: when it was heard
+
+
+#: Provider states worth a warning (the providers table records them as they are).
+DOWN_STATES = ("disconnected", "error")
+
+
+def log_line(event: JobRun | ProviderState | EngineError) -> LogLine:
+    """The Log line for a low-rate event."""
+    if isinstance(event, JobRun):
+        text = f"{event.symbol} {event.interval}: {event.status}, {event.rows} rows"
+        if event.error:
+            text += f" ({event.error})"
+        return LogLine(_RUN_LEVELS[event.status], event.provider, text, event.finished_at)
+    if isinstance(event, ProviderState):
+        detail = f": {event.detail}" if event.detail else ""
+        level: Level = "warning" if event.state in DOWN_STATES else "info"
+        return LogLine(level, event.provider, event.state + detail)
+    return LogLine("error", event.source, event.message, event.at)
 
 
 Event = TickEvent | QuoteEvent | BarsWritten | JobRun | ProviderState | EngineError | WriterStats

@@ -64,13 +64,20 @@ _RECORD_HOLES = """
               AND (g.resolved_at IS NULL OR g.resolution = 'empty'))
     RETURNING id, start_ts, end_ts, reason, attempts, last_error"""
 
+# Historical and live gaps alike: 'filled' when the mode's table now has bars in the span.
 _RESOLVE = """
     UPDATE gaps g
        SET resolved_at = now(),
            resolution = CASE WHEN EXISTS (
                    SELECT 1 FROM historical_data h
-                    WHERE h.provider = g.provider AND h.symbol = g.symbol
+                    WHERE g.mode = 'historical'
+                      AND h.provider = g.provider AND h.symbol = g.symbol
                       AND h.interval = g.interval AND h.ts >= g.start_ts AND h.ts < g.end_ts)
+                OR EXISTS (
+                   SELECT 1 FROM live_data l
+                    WHERE g.mode = 'live'
+                      AND l.provider = g.provider AND l.symbol = g.symbol
+                      AND l.interval = g.interval AND l.ts >= g.start_ts AND l.ts < g.end_ts)
                THEN 'filled' ELSE 'empty' END
      WHERE g.id = ANY($1::bigint[]) AND g.resolved_at IS NULL"""
 
@@ -150,8 +157,7 @@ class SeriesGaps:
 
     async def resolve(self, ids: list[int]) -> None:
         """Close gaps whose span was fetched without error: 'filled' or 'empty'."""
-        if ids:
-            await self.db.execute(_RESOLVE, ids)
+        await resolve_gaps(self.db, ids)
 
     async def record_failure(self, start: datetime, end: datetime, error: str) -> None:
         await self.db.execute(_RECORD_FAILURE, *self.key, start, end, error)
@@ -166,3 +172,9 @@ def _gap(record: asyncpg.Record) -> Gap:
         record["attempts"],
         record["last_error"],
     )
+
+
+async def resolve_gaps(db: Database, ids: list[int]) -> None:
+    """Close open gaps (historical or live) whose span was fetched without error."""
+    if ids:
+        await db.execute(_RESOLVE, ids)

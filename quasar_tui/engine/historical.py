@@ -10,16 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval, utc
-from quasar_tui.engine.events import EventBus, JobRun, describe_error
+from quasar_tui.core.messages import one_line
+from quasar_tui.engine.events import EventBus, JobRun
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
 from quasar_tui.engine.writer import Writer
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
+from quasar_tui.store.tables import BarRow
 
 log = logging.getLogger("quasar.engine.historical")
 
@@ -66,8 +69,8 @@ async def run_historical(
     `audit` forces (True) or skips (False) the scan for interior holes; by default it runs
     when the series was not audited in the last `gaps.AUDIT_EVERY`.
     """
-    job = _Job(db, writer, provider, sub, now or datetime.now(UTC))
-    started = datetime.now(UTC)
+    job = _Job(db, writer, provider, sub, now or utc_now())
+    started = utc_now()
     run_id = await db.fetchval(
         _START_RUN, sub.id, sub.provider, sub.symbol, job.interval.value, started
     )
@@ -75,8 +78,8 @@ async def run_historical(
         status, error = await job.collect(audit)
     except Exception as exc:  # the database or the writer failed under the job
         log.exception("%s: historical run failed", job.label)
-        status, error = "failed", describe_error(exc)
-    finished = datetime.now(UTC)
+        status, error = "failed", one_line(exc)
+    finished = utc_now()
     result = JobRun(
         sub.provider, sub.symbol, job.interval.value, status, job.rows, started, finished, error
     )
@@ -151,12 +154,12 @@ class _Job:
     async def _fetch(self, span: Span) -> str | None:
         """Stream one chunk into the writer; return the provider's error, if any."""
         start, end = span
-        rows: list[tuple] = []
+        rows: list[BarRow] = []
         previous: datetime | None = None
         try:
             bars = aiter(self.provider.get_history(self.sub.symbol, start, end, self.interval))
         except Exception as exc:  # not even an iterator: the chunk failed
-            return describe_error(exc)
+            return one_line(exc)
         deadline = asyncio.get_running_loop().time() + CHUNK_TIMEOUT
         error: str | None = None
         try:
@@ -170,12 +173,12 @@ class _Job:
                     error = f"no answer within {CHUNK_TIMEOUT:.0f}s"
                     break
                 except Exception as exc:  # any provider failure: record the chunk as a gap
-                    error = describe_error(exc)
+                    error = one_line(exc)
                     break
                 row = self._row(bar, start, end, previous)
                 if row is None:
                     continue
-                previous = row[3]
+                previous = row.ts
                 rows.append(row)
                 if len(rows) >= PUT_ROWS:
                     await self._put(rows)
@@ -187,7 +190,7 @@ class _Job:
 
     def _row(
         self, bar: Bar, start: datetime, end: datetime, previous: datetime | None
-    ) -> tuple | None:
+    ) -> BarRow | None:
         """The row for a valid bar; None (counted, first reason kept) for an invalid one."""
         ts = utc(bar.ts)
         values = (bar.open, bar.high, bar.low, bar.close, bar.volume)
@@ -203,13 +206,15 @@ class _Job:
             problem = "high below low"
         else:
             o, h, low, c, v = map(float, values)
-            return (self.sub.provider, self.sub.symbol, self.interval.value, ts, o, h, low, c, v)
+            return BarRow(
+                self.sub.provider, self.sub.symbol, self.interval.value, ts, o, h, low, c, v
+            )
         self.invalid += 1
         if self.first_invalid is None:
             self.first_invalid = f"{problem} at {ts.isoformat()}"
         return None
 
-    async def _put(self, rows: list[tuple]) -> None:
+    async def _put(self, rows: list[BarRow]) -> None:
         if rows:
             await self.writer.put_bars("historical_data", rows)
             self.rows += len(rows)
@@ -241,4 +246,4 @@ async def _close(bars: Any, label: str) -> None:
     try:
         await aclose()
     except Exception as exc:
-        log.debug("%s: provider iterator raised while closing: %s", label, describe_error(exc))
+        log.debug("%s: provider iterator raised while closing: %s", label, one_line(exc))

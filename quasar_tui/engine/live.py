@@ -1,22 +1,18 @@
 """One supervisor per live provider connection.
 
-The session connects through the provider's `_connect()`, sends what `_subscribe` returns, reads
-messages and routes what `_parse_message` makes of them: ticks to `live_ticks`, the aggregator
-and the bus; quotes to the bus only; candles to the aggregator. It owns the heartbeat, an idle
-watchdog, reconnection forever with capped jittered backoff (reset once a connection has been
-healthy for a while) and the replay of subscriptions.
+The session connects through the provider's `_connect()`, sends what `_subscribe` returns for its
+subscription set (engine/live_subscriptions.py), reads messages and hands what
+`_parse_message` makes of them to its router (engine/live_router.py). It owns the heartbeat,
+an idle watchdog, reconnection forever with capped jittered backoff (reset once a connection
+has been healthy for a while) and the replay of subscriptions.
 
-Nothing partial reaches `live_data`. A bar that was open when the feed stopped, or that began
-before the feed was subscribed, is dropped by the aggregator and its span is filled from the
-provider's REST history (`backfill`) once the span has closed; with a gap log the span is on
-record until then, so an engine stopped or killed first has the next one fill it. Ticks
-re-delivered after a reconnect are recognised by trade id and not counted twice; trades a
-snapshot brings that were never delivered are kept, even when they are older than the newest
-one seen (engine/trade_ids.py). For a provider with sequential trade ids, trades it never
-received at all are fetched from its REST trades (engine/tick_holes.py).
-
-`live_ticks.seq` is the provider's trade id when it has one; otherwise a counter that starts at
-the session's creation time in nanoseconds, so it never repeats across restarts.
+Nothing partial reaches `live_data`: the bar timer (engine/bar_timer.py) writes only closed
+bars. A bar that was open when the feed stopped, or that began before the feed was subscribed,
+is dropped by the aggregator and its span is filled from the provider's REST history
+(engine/gap_filler.py). Trades a snapshot brings that were never delivered are kept, even when
+they are older than the newest one seen (engine/trade_ids.py). For a provider with sequential
+trade ids, trades it never received at all are fetched from its REST trades
+(engine/tick_holes.py).
 """
 
 from __future__ import annotations
@@ -25,104 +21,38 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
 from typing import Any
 
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.engine.aggregator import BarAggregator, Gap
 from quasar_tui.engine.backoff import Backoff
-from quasar_tui.engine.events import (
-    EngineError,
-    EventBus,
-    JobRun,
-    ProviderState,
-    QuoteEvent,
-    TickEvent,
-    describe_error,
-)
+from quasar_tui.engine.bar_timer import BarTimer
+from quasar_tui.engine.events import EngineError, EventBus, ProviderState
+from quasar_tui.engine.gap_filler import Backfill, GapFiller, rest_backfill
 from quasar_tui.engine.live_gaps import LiveGaps
-from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY, TickHoles
+from quasar_tui.engine.live_router import RecordRouter, SessionStats
+from quasar_tui.engine.live_subscriptions import SubscriptionSet
+from quasar_tui.engine.tick_holes import TickHoles
 from quasar_tui.engine.trade_ids import TradeIds
-from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
+from quasar_tui.engine.writer import Writer
 from quasar_tui.sdk.base import LiveDataProvider
-from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
+from quasar_tui.sdk.models import SubscriptionRefused
+
+__all__ = ["Backfill", "LiveSession", "rest_backfill"]
 
 log = logging.getLogger("quasar.engine.live")
 
-Backfill = Callable[[str, str, datetime, datetime], Awaitable[Any]]
-Clock = Callable[[], datetime]
-
-FLUSH_INTERVAL = 0.1  # how often closed bars are looked for: bounds their delay past the grace
 READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
 CONNECT_TIMEOUT = 15.0
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
 
 
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class IdleTimeout(ConnectionError):
     """The feed said nothing, not even a heartbeat, for longer than the provider allows."""
-
-
-@dataclass
-class SessionStats:
-    connects: int = 0
-    messages: int = 0
-    ticks: int = 0
-    duplicates: int = 0
-    quotes: int = 0
-    bad_messages: int = 0
-    idle_timeouts: int = 0
-    backfills: int = 0
-    backfill_failures: int = 0
-
-
-@dataclass
-class _PendingGap:
-    start: datetime
-    end: datetime
-    attempts: int = 0
-    not_before: datetime | None = None
-
-
-async def rest_backfill(
-    provider: LiveDataProvider,
-    writer: Writer,
-    provider_name: str,
-    symbol: str,
-    interval: str,
-    start: datetime,
-    end: datetime,
-) -> int:
-    """Write the provider's closed bars in [start, end) to live_data; return how many.
-
-    The writer merges them with ON CONFLICT since they lie before the newest live bars. Candles
-    that say they hold no trades are skipped: live bars only exist where trades happened.
-    """
-    iv = Interval(interval)
-    rows = [
-        (
-            provider_name,
-            symbol,
-            iv.value,
-            bar.ts,
-            bar.open,
-            bar.high,
-            bar.low,
-            bar.close,
-            bar.volume,
-            bar.trades or 0,
-        )
-        async for bar in provider.get_history(symbol, start, end, iv)
-        if start <= bar.ts < end and bar.trades != 0
-    ]
-    if rows:
-        await writer.put_bars("live_data", rows)
-    return len(rows)
 
 
 def _encode(messages: Any) -> list[str | bytes]:
@@ -165,31 +95,59 @@ class LiveSession:
         self.provider = provider
         self.writer = writer
         self.bus = bus
-        self.store_ticks = store_ticks
         self.clock = clock
-        self.grace = grace
         self.subscribe_margin = subscribe_margin
         self.healthy_after = healthy_after
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
         if backfill is None and provider.has_history:
             backfill = self._rest_backfill
-        self._backfill = backfill
         self.aggregator = BarAggregator(
             provider_name, {}, grace, closed_candles=provider.BARS_HAVE_CLOSE_FLAG
         )
         self.stats = SessionStats()
         self.state = "idle"
-        self.refused: dict[str, str] = {}
-        self._subs: dict[str, set[Interval]] = {}
-        self._resume: dict[tuple[str, Interval], datetime] = {}
-        self._gaps: dict[tuple[str, Interval], _PendingGap] = {}
+        self.subscriptions = SubscriptionSet()
         self.holes = (
             TickHoles(provider_name, provider, writer, bus)
             if store_ticks and provider.fills_trades
             else None
         )
+        self.filler = (
+            None
+            if backfill is None
+            else GapFiller(
+                provider_name,
+                backfill,
+                writer,
+                bus,
+                clock=clock,
+                grace=grace,
+                gap_log=gap_log,
+                stats=self.stats,
+            )
+        )
         self._trade_ids = TradeIds(on_skip=self.holes.found if self.holes else None)
-        self._seq = time.time_ns()
+        self.router = RecordRouter(
+            provider_name,
+            self.subscriptions,
+            self._trade_ids,
+            self.aggregator,
+            writer,
+            bus,
+            self.stats,
+            store_ticks=store_ticks,
+            on_refused=self._refuse,
+        )
+        self.timer = BarTimer(
+            provider_name,
+            self.aggregator,
+            writer,
+            bus,
+            clock=clock,
+            filler=self.filler,
+            holes=self.holes,
+        )
+        self._resume: dict[tuple[str, Interval], datetime] = {}
         self._conn: Any = None
         self._observing = False
         self._last_message = clock()
@@ -197,16 +155,13 @@ class LiveSession:
         self._last_bad_report = 0.0
         self._sub_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
-        self._backfill_task: asyncio.Task[None] | None = None
-        self._gap_log = gap_log
-        self._unrecorded: list[Gap] = []
-        self._gap_log_down = False
-        self._recording = asyncio.Lock()  # the bar timer and the gap filler both record
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """Symbol -> the provider's reason, for the symbols it refused."""
+        return self.subscriptions.refused
 
     # -- subscriptions ---------------------------------------------------------------------
-
-    def _active(self) -> dict[str, set[Interval]]:
-        return {s: ivs for s, ivs in self._subs.items() if s not in self.refused}
 
     def resume_from(self, points: Mapping[tuple[str, Interval], datetime]) -> None:
         """Where each series' stored live bars end (e.g. after a restart); the first
@@ -223,30 +178,24 @@ class LiveSession:
         """Symbol -> intervals wanted. Changes go out on the live connection at once and the
         whole set is replayed on every reconnect. A refused symbol is retried only when it is
         added again."""
-        wanted = {sym: {Interval(i) for i in ivs} for sym, ivs in subs.items()}
-        wanted = {sym: ivs for sym, ivs in wanted.items() if ivs}
         async with self._sub_lock:
-            before = self._active()
-            self.refused = {
-                s: r for s, r in self.refused.items() if s in wanted and s in self._subs
-            }
-            self._subs = wanted
-            after = self._active()
-            gone = sorted(s for s in before if s not in after)
-            self._trade_ids.forget(gone)
+            change = self.subscriptions.replace(subs)
+            self._trade_ids.forget(change.gone)
             if self.holes is not None:
-                self.holes.drop(gone)
-            self.aggregator.set_intervals(after)
-            for key in [k for k in self._gaps if k[1] not in after.get(k[0], ())]:
-                del self._gaps[key]
+                self.holes.drop(change.gone)
+            self._follow_active()
             if self._conn is None or not self._observing:
                 return
-            added = sorted(
-                (s, iv) for s, ivs in after.items() for iv in ivs if iv not in before.get(s, ())
-            )
-            if gone:
-                await self._send(await self.provider._unsubscribe(gone))
-            await self._subscribe(added)
+            if change.gone:
+                await self._send(await self.provider._unsubscribe(change.gone))
+            await self._subscribe(change.added)
+
+    def _follow_active(self) -> None:
+        """The aggregator and the gap filler keep only the active series."""
+        active = self.subscriptions.active()
+        self.aggregator.set_intervals(active)
+        if self.filler is not None:
+            self.filler.keep(lambda key: key[1] in active.get(key[0], ()))
 
     async def _subscribe(self, keys: list[tuple[str, Interval]]) -> None:
         """Send subscriptions for these series (grouped by interval) and start observing them."""
@@ -261,6 +210,28 @@ class LiveSession:
         at = self.clock() + timedelta(seconds=self.subscribe_margin)
         self._queue_gaps(self.aggregator.observe_from(at, keys))
 
+    def _queue_gaps(self, gaps: list[Gap]) -> None:
+        if self.filler is not None:
+            self.filler.queue(gaps)
+            return
+        for gap in gaps:
+            log.info(
+                "%s %s %s: %s..%s not observed and no history to fill it",
+                self.name,
+                gap.symbol,
+                gap.interval,
+                gap.start,
+                gap.end,
+            )
+
+    def _refuse(self, refusal: SubscriptionRefused) -> None:
+        if not self.subscriptions.refuse(refusal.symbol, refusal.reason):
+            return
+        self._follow_active()
+        message = f"{self.name} refused {refusal.symbol}: {refusal.reason}"
+        log.warning("%s", message)
+        self.bus.publish(EngineError(f"live:{self.name}:{refusal.symbol}", message))
+
     async def _send(self, messages: Any) -> None:
         conn = self._conn
         if conn is None:
@@ -273,7 +244,7 @@ class LiveSession:
     async def run(self) -> None:
         """Connect, stream, reconnect; forever, until cancelled or `stop()`."""
         self._task = asyncio.current_task()
-        timer = asyncio.create_task(self._timer(), name=f"live:{self.name}:timer")
+        timer = asyncio.create_task(self.timer.run(), name=f"live:{self.name}:timer")
         try:
             while True:
                 started = time.monotonic()
@@ -292,11 +263,9 @@ class LiveSession:
                 await asyncio.sleep(self.backoff.next())
         finally:
             timer.cancel()
-            if self._backfill_task is not None:
-                self._backfill_task.cancel()
-            await asyncio.gather(
-                timer, *(t for t in [self._backfill_task] if t), return_exceptions=True
-            )
+            await asyncio.gather(timer, return_exceptions=True)
+            if self.filler is not None:
+                await self.filler.close()
             if self.holes is not None:
                 await self.holes.close()
             self._set_state("idle")
@@ -307,9 +276,7 @@ class LiveSession:
         self.stats.connects += 1
         self._touch()
         async with self._sub_lock:
-            await self._subscribe(
-                sorted((s, iv) for s, ivs in self._active().items() for iv in ivs)
-            )
+            await self._subscribe(self.subscriptions.series())
             self._observing = True
         self._set_state("connected")
         return True
@@ -342,7 +309,7 @@ class LiveSession:
         """Messages the socket already holds are handed over without a suspension, so on a
         busy feed this would keep the loop for as long as data keeps coming: it lets the
         writer, the bar timer and the rest run every READ_SLICE seconds."""
-        conn, parse = self._conn, self.provider._parse_message
+        conn, parse, route = self._conn, self.provider._parse_message, self.router.route
         pause_at = time.monotonic() + READ_SLICE
         async for message in conn:
             self._touch()
@@ -353,7 +320,7 @@ class LiveSession:
                 self._bad_message(exc)
                 continue
             if records:
-                await self._route(records)
+                await route(records)
             if self._last_message_mono >= pause_at:
                 await asyncio.sleep(0)
                 pause_at = time.monotonic() + READ_SLICE
@@ -377,7 +344,7 @@ class LiveSession:
             await self._send(message)
 
     def _lost(self, exc: Exception, connected: bool) -> None:
-        reason = describe_error(exc)
+        reason = one_line(exc)
         if connected:
             message = f"{self.name} connection lost: {reason}; reconnecting"
             self._set_state("disconnected", reason)
@@ -396,62 +363,12 @@ class LiveSession:
             try:
                 await asyncio.wait_for(conn.close(), 5.0)
             except Exception as exc:  # the connection is gone either way; say why
-                log.info("%s: closing the connection failed: %s", self.name, describe_error(exc))
+                log.info("%s: closing the connection failed: %s", self.name, one_line(exc))
 
     def _set_state(self, state: str, detail: str | None = None) -> None:
         if state != self.state or detail:
             self.state = state
             self.bus.publish(ProviderState(self.name, state, detail))
-
-    # -- records ---------------------------------------------------------------------------
-
-    async def _route(self, records: Iterable[Tick | Quote | Bar | SubscriptionRefused]) -> None:
-        ticks: list[Tick] = []
-        rows: list[tuple] = []
-        subs, first_time = self._subs, self._trade_ids.first_time
-        publish, name = self.bus.publish, self.name
-        for r in records:
-            if type(r) is Tick:
-                symbol = r.symbol
-                if symbol not in subs:
-                    continue
-                tid = r.trade_id
-                if tid is None:
-                    self._seq += 1
-                    tid = self._seq
-                elif not first_time(symbol, tid, r.ts):
-                    self.stats.duplicates += 1
-                    continue
-                ticks.append(r)
-                ts, price, size = r.ts, r.price, r.size
-                rows.append((name, symbol, ts, tid, price, size, r.side))
-                publish(TickEvent(name, symbol, ts, price, size, r.bid, r.ask))
-            elif isinstance(r, Quote):
-                self.stats.quotes += 1
-                publish(
-                    QuoteEvent(name, r.symbol, r.ts, r.bid, r.ask, r.last, r.volume, r.change_pct)
-                )
-            elif isinstance(r, Bar):
-                self.aggregator.add_bar(r)
-            elif isinstance(r, SubscriptionRefused):
-                self._refuse(r)
-        if not ticks:
-            return
-        self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
-        self.stats.ticks += len(rows)
-        if self.store_ticks:
-            await self.writer.put_ticks(rows)
-
-    def _refuse(self, refusal: SubscriptionRefused) -> None:
-        if refusal.symbol in self.refused or refusal.symbol not in self._subs:
-            return
-        self.refused[refusal.symbol] = refusal.reason
-        self.aggregator.set_intervals(self._active())
-        for key in [k for k in self._gaps if k[0] == refusal.symbol]:
-            del self._gaps[key]
-        message = f"{self.name} refused {refusal.symbol}: {refusal.reason}"
-        log.warning("%s", message)
-        self.bus.publish(EngineError(f"live:{self.name}:{refusal.symbol}", message))
 
     def _bad_message(self, exc: Exception) -> None:
         self.stats.bad_messages += 1
@@ -460,172 +377,10 @@ class LiveSession:
             self._last_bad_report = now
             message = (
                 f"{self.name} sent a message that could not be read "
-                f"({self.stats.bad_messages} so far): {describe_error(exc)}"
+                f"({self.stats.bad_messages} so far): {one_line(exc)}"
             )
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}", message))
-
-    # -- bars and gap filling --------------------------------------------------------------
-
-    async def _timer(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_INTERVAL)
-            try:
-                await self._write_due()
-            except Exception as exc:
-                message = f"{self.name}: writing live bars failed: {describe_error(exc)}"
-                log.error("%s", message)
-                self.bus.publish(EngineError(f"live:{self.name}", message))
-            if self._gaps and (self._backfill_task is None or self._backfill_task.done()):
-                self._backfill_task = asyncio.create_task(
-                    self._run_backfills(), name=f"live:{self.name}:backfill"
-                )
-            if self.holes is not None:
-                self.holes.kick()
-
-    async def _write_due(self) -> None:
-        if not await self._record_gaps():
-            return  # no bar may be written past a span that is not on record yet
-        rows = self.aggregator.due(self.clock())
-        if rows:
-            await self.writer.put_bars("live_data", rows)
-
-    async def _record_gaps(self) -> bool:
-        """Put the spans queued for filling on record; False while the database cannot take
-        them (bars then wait in the aggregator, as they would in the writer's queue)."""
-        if self._gap_log is None:
-            return True
-        async with self._recording:
-            if not self._unrecorded:
-                return True
-            gaps, self._unrecorded = self._unrecorded, []
-            try:
-                await self._gap_log.record((g.symbol, g.interval, g.start, g.end) for g in gaps)
-            except OUTAGE_ERRORS as exc:
-                self._unrecorded = gaps + self._unrecorded
-                if not self._gap_log_down:
-                    log.warning(
-                        "%s: cannot record gaps to fill, holding bars: %s",
-                        self.name,
-                        describe_error(exc),
-                    )
-                self._gap_log_down = True
-                return False
-            self._gap_log_down = False
-            return True
-
-    def _queue_gaps(self, gaps: list[Gap]) -> None:
-        if self._backfill is None:
-            for gap in gaps:
-                log.info(
-                    "%s %s %s: %s..%s not observed and no history to fill it",
-                    self.name,
-                    gap.symbol,
-                    gap.interval,
-                    gap.start,
-                    gap.end,
-                )
-            return
-        if self._gap_log is not None:
-            self._unrecorded.extend(gaps)
-        for gap in gaps:
-            key = (gap.symbol, gap.interval)
-            pending = self._gaps.get(key)
-            if pending is None:
-                self._gaps[key] = _PendingGap(gap.start, gap.end)
-            else:
-                pending.start = min(pending.start, gap.start)
-                pending.end = max(pending.end, gap.end)
-
-    async def _run_backfills(self) -> None:
-        """Fill every gap whose span has closed (plus the grace), one at a time.
-
-        The ready ones are taken out of `_gaps` at once: a reconnect during an earlier fill
-        then queues a new gap instead of stretching a taken one past what has closed (its
-        fill would come back short and the rest of its span would never be asked for)."""
-        settle = timedelta(seconds=self.grace)
-        while True:
-            now = self.clock()
-            ready = [
-                (k, g)
-                for k, g in self._gaps.items()
-                if now >= g.end + settle and (g.not_before is None or now >= g.not_before)
-            ]
-            if not ready:
-                return
-            for key, _ in ready:
-                del self._gaps[key]
-            for key, gap in ready:
-                await self._fill(key, gap)
-
-    async def _fill(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
-        symbol, interval = key
-        started = datetime.now(UTC)
-        try:
-            result = await self._backfill(symbol, interval, gap.start, gap.end)
-        except Exception as exc:
-            gap.attempts += 1
-            self.stats.backfill_failures += 1
-            error = describe_error(exc)
-            retry = gap.attempts < ATTEMPTS
-            if retry:
-                delay = timedelta(seconds=RETRY.ceiling(gap.attempts))
-                gap.not_before = self.clock() + delay
-                later = self._gaps.get(key)
-                if later is not None:  # a newer gap of the same series arrived meanwhile
-                    gap.start, gap.end = min(gap.start, later.start), max(gap.end, later.end)
-                self._gaps[key] = gap
-            outcome = (
-                "will retry"
-                if retry
-                else (
-                    "giving up until the next start, which fills the recorded gap"
-                    if self._gap_log is not None
-                    else "giving up; the bars stay missing"
-                )
-            )
-            message = (
-                f"{self.name} {symbol} {interval}: filling {gap.start.isoformat()} to "
-                f"{gap.end.isoformat()} failed (attempt {gap.attempts}, {outcome}): "
-                f"{error}"
-            )
-            log.warning("%s", message)
-            self.bus.publish(EngineError(f"live:{self.name}:{symbol}", message))
-            self.bus.publish(
-                JobRun(
-                    self.name,
-                    symbol,
-                    interval.value,
-                    "failed",
-                    0,
-                    started,
-                    datetime.now(UTC),
-                    error,
-                )
-            )
-            return
-        self.stats.backfills += 1
-        await self._resolve(key, gap)
-        rows = result if isinstance(result, int) else 0
-        self.bus.publish(
-            JobRun(self.name, symbol, interval.value, "ok", rows, started, datetime.now(UTC))
-        )
-
-    async def _resolve(self, key: tuple[str, Interval], gap: _PendingGap) -> None:
-        """Close the records of a filled span once its bars are committed. If that fails the
-        next start fills the span again, which rewrites the same bars."""
-        if self._gap_log is None or not await self._record_gaps():
-            return
-        try:
-            await self.writer.flush("live_data")
-            await self._gap_log.resolve(*key, gap.start, gap.end)
-        except OUTAGE_ERRORS as exc:
-            log.info(
-                "%s %s %s: filled, but the gap record stays open: %s",
-                self.name,
-                *key,
-                describe_error(exc),
-            )
 
     async def _rest_backfill(
         self, symbol: str, interval: str, start: datetime, end: datetime
@@ -642,13 +397,4 @@ class LiveSession:
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             await asyncio.wait([task])
-        if not await self._record_gaps():
-            log.warning(
-                "%s: bars due at shutdown not written: the spans still to fill could "
-                "not be recorded; the next start fills them from history",
-                self.name,
-            )
-            return
-        rows = self.aggregator.flush_all(self.clock())
-        if rows:
-            await self.writer.put_bars("live_data", rows)
+        await self.timer.write_final()

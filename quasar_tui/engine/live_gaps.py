@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.engine.gaps import resolve_gaps
 from quasar_tui.store.database import Database
 
 _RECORD = """
@@ -24,16 +25,10 @@ _RECORD = """
            AS g(s, i, b, e)"""
 
 # Every open record of the series inside the span that was filled.
-_RESOLVE = """
-    UPDATE gaps g
-       SET resolved_at = now(),
-           resolution = CASE WHEN EXISTS (
-                   SELECT 1 FROM live_data l
-                    WHERE l.provider = g.provider AND l.symbol = g.symbol
-                      AND l.interval = g.interval AND l.ts >= g.start_ts AND l.ts < g.end_ts)
-               THEN 'filled' ELSE 'empty' END
-     WHERE g.provider = $1 AND g.symbol = $2 AND g.interval = $3 AND g.mode = 'live'
-       AND g.resolved_at IS NULL AND g.start_ts >= $4 AND g.end_ts <= $5"""
+_INSIDE = """
+    SELECT id FROM gaps
+     WHERE provider = $1 AND symbol = $2 AND interval = $3 AND mode = 'live'
+       AND resolved_at IS NULL AND start_ts >= $4 AND end_ts <= $5"""
 
 _OPEN = """
     SELECT symbol, interval, min(start_ts) AS start FROM gaps
@@ -61,7 +56,8 @@ class LiveGaps:
         self, symbol: str, interval: Interval, start: datetime, end: datetime
     ) -> None:
         """Close the records of the series within [start, end): its fill is committed."""
-        await self.db.execute(_RESOLVE, self.provider, symbol, interval.value, start, end)
+        inside = await self.db.fetch(_INSIDE, self.provider, symbol, interval.value, start, end)
+        await resolve_gaps(self.db, [r["id"] for r in inside])
 
     async def open_starts(self) -> dict[tuple[str, Interval], datetime]:
         """Where the oldest open record of each series starts."""

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import asyncpg
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.store.database import Database
 
@@ -47,7 +48,7 @@ class EngineOwner:
         return f"{self.mode} on {self.host}:{self.pid}"
 
     def heartbeat_age(self, now: datetime | None = None) -> float:
-        return ((now or datetime.now(UTC)) - self.heartbeat).total_seconds()
+        return ((now or utc_now()) - self.heartbeat).total_seconds()
 
 
 class EngineLockedError(QuasarError):

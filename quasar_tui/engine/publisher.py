@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.events import QuoteEvent, TickEvent
 from quasar_tui.engine.lock import EngineOwner, engine_running, owner_from
 from quasar_tui.store.database import Database
@@ -122,8 +123,9 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
-    def note_tick(self, tick: TickEvent) -> None:
-        quote = self._quote(tick.provider, tick.symbol, tick.ts)
+    def note_tick(self, event: TickEvent) -> None:
+        tick = event.tick
+        quote = self._quote(event.provider, tick.symbol, tick.ts)
         quote.last = tick.price
         quote.volume = (quote.volume or 0.0) + tick.size
         if tick.bid is not None:
@@ -134,8 +136,9 @@ class Publisher:
             quote.open = tick.price
         quote.ticks += 1
 
-    def note_quote(self, update: QuoteEvent) -> None:
-        quote = self._quote(update.provider, update.symbol, update.ts)
+    def note_quote(self, event: QuoteEvent) -> None:
+        update = event.quote
+        quote = self._quote(event.provider, update.symbol, update.ts)
         for name in ("bid", "ask", "last", "volume"):
             value = getattr(update, name)
             if value is not None:
@@ -144,7 +147,7 @@ class Publisher:
             quote.open = update.last
 
     def note_event(self, level: str, source: str, message: str) -> None:
-        self._events.append((datetime.now(UTC), level, source, message))
+        self._events.append((utc_now(), level, source, message))
 
     def _quote(self, provider: str, symbol: str, ts: datetime) -> PublishedQuote:
         key = (provider, symbol)

@@ -15,6 +15,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval
 
 log = logging.getLogger("quasar.engine.scheduler")
@@ -91,7 +92,7 @@ class HistoricalScheduler:
                 args=[sid],
                 id=_job_id(sid),
                 name=f"historical {sid} {interval}",
-                next_run_time=datetime.now(UTC),
+                next_run_time=utc_now(),
             )
             self._intervals[sid] = interval
         return added, [sid for sid in removed if sid not in wanted]
@@ -100,7 +101,7 @@ class HistoricalScheduler:
         """Bring the next run forward to now; False when there is no such job."""
         if sub_id not in self._intervals:
             return False
-        self._scheduler.modify_job(_job_id(sub_id), next_run_time=datetime.now(UTC))
+        self._scheduler.modify_job(_job_id(sub_id), next_run_time=utc_now())
         return True
 
     def add_periodic(self, func: Callable[[], Awaitable[None]], seconds: float, name: str) -> None:

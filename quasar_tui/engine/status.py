@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
-from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
 
 _OPEN_GAPS = """
@@ -41,21 +43,38 @@ def freshness(
     return age.total_seconds(), "fresh" if age <= stale_after(interval) else "stale"
 
 
+# What `quasar status` shows of a subscription, in this order, before the figures below.
+_SHOWN = (
+    "id",
+    "provider",
+    "symbol",
+    "interval",
+    "mode",
+    "enabled",
+    "state",
+    "last_error",
+    "last_run_at",
+    "last_bar_ts",
+)
+
+
 @dataclass(frozen=True)
 class SeriesStatus:
-    id: int
-    provider: str
-    symbol: str
-    interval: str
-    mode: str
-    enabled: bool
-    state: str
-    last_error: str | None
-    last_run_at: datetime | None
-    last_bar_ts: datetime | None
+    """A subscription with how fresh its stored bars are and how many gaps wait for a fill."""
+
+    sub: SubscriptionRecord
     age_seconds: float | None
     freshness: str
     open_gaps: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields `quasar status` prints (and its JSON carries)."""
+        return {
+            **{name: getattr(self.sub, name) for name in _SHOWN},
+            "age_seconds": self.age_seconds,
+            "freshness": self.freshness,
+            "open_gaps": self.open_gaps,
+        }
 
 
 @dataclass(frozen=True)
@@ -65,7 +84,7 @@ class StatusReport:
 
 
 async def status_report(db: Database, *, now: datetime | None = None) -> StatusReport:
-    now = now or datetime.now(UTC)
+    now = now or utc_now()
     engine = await EngineMonitor(db).status()
     subs = await SubscriptionStore(db).list()
     gaps = {
@@ -76,20 +95,6 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
     for s in subs:
         age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now)
         series.append(
-            SeriesStatus(
-                id=s.id,
-                provider=s.provider,
-                symbol=s.symbol,
-                interval=s.interval,
-                mode=s.mode,
-                enabled=s.enabled,
-                state=s.state,
-                last_error=s.last_error,
-                last_run_at=s.last_run_at,
-                last_bar_ts=s.last_bar_ts,
-                age_seconds=age,
-                freshness=label,
-                open_gaps=gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
-            )
+            SeriesStatus(s, age, label, gaps.get((s.provider, s.symbol, s.interval, s.mode), 0))
         )
     return StatusReport(engine, series)

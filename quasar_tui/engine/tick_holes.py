@@ -24,11 +24,13 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 
+from quasar_tui.core.messages import one_line
 from quasar_tui.engine.backoff import Backoff
-from quasar_tui.engine.events import EngineError, EventBus, describe_error
-from quasar_tui.engine.writer import TICKS, Writer
+from quasar_tui.engine.events import EngineError, EventBus
+from quasar_tui.engine.writer import Writer
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database
+from quasar_tui.store.tables import TICKS, TickRow
 
 log = logging.getLogger("quasar.engine.live")
 
@@ -162,7 +164,7 @@ class TickHoles:
         self.bus.publish(EngineError(f"live:{self.name}", message))
 
     async def _fill(self, hole: Hole) -> int:
-        rows: list[tuple] = []
+        rows: list[TickRow] = []
         written = 0
         async with aclosing(self.provider.get_trades(hole.symbol, hole.after_ts)) as trades:
             async for tick in trades:
@@ -172,7 +174,7 @@ class TickHoles:
                 if tid >= hole.before_id:
                     break
                 rows.append(
-                    (self.name, hole.symbol, tick.ts, tid, tick.price, tick.size, tick.side)
+                    TickRow(self.name, hole.symbol, tick.ts, tid, tick.price, tick.size, tick.side)
                 )
                 if len(rows) >= WRITE_EVERY:
                     await self.writer.put_ticks(rows)
@@ -192,7 +194,7 @@ class TickHoles:
         message = (
             f"{self.name} {hole.symbol}: fetching trades {hole.after_id + 1} to "
             f"{hole.before_id - 1} failed (attempt {hole.attempts}, {outcome}): "
-            f"{describe_error(exc)}"
+            f"{one_line(exc)}"
         )
         log.warning("%s", message)
         self.bus.publish(EngineError(f"live:{self.name}:{hole.symbol}", message))

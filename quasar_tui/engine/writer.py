@@ -1,9 +1,8 @@
 """The one path by which bars and ticks reach the database.
 
-One task per table drains a bounded queue (counted in rows; producers wait when it is full) and
-commits a batch when it holds `flush_rows` rows or its oldest row is `flush_seconds` old. When
-rows pile up behind a commit, the next batch takes up to `max_batch_rows` of them at once: each
-commit waits for a WAL flush, so fewer, larger commits keep up with bulk loads.
+Per table, a `BatchQueue` (engine/batching.py) cuts the rows producers put into batches and a
+`_Committer` writes them, in a task of its own. The tables' rows, series keys and SQL are in
+store/tables.py.
 
 A batch whose every row lies beyond the last stored row of its series goes in by binary COPY
 straight into the table. Anything that may overlap stored rows is copied into a temporary
@@ -15,27 +14,31 @@ after any retry the merge path is used, since the failed attempt may have commit
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import groupby
-from operator import itemgetter
 from typing import Any
 
 import asyncpg
 
+from quasar_tui.core.messages import one_line
 from quasar_tui.engine.backoff import Backoff
-from quasar_tui.engine.events import (
-    BarsWritten,
-    EngineError,
-    EventBus,
-    WriterStats,
-    describe_error,
-)
+from quasar_tui.engine.batching import BatchQueue
+from quasar_tui.engine.events import BarsWritten, EngineError, EventBus, WriterStats
 from quasar_tui.store.database import Database
+from quasar_tui.store.tables import (
+    BAR_TABLES,
+    TABLES,
+    TICKS,
+    BarRow,
+    LiveBarRow,
+    SeriesKey,
+    TableSpec,
+    TickRow,
+    primary_key,
+)
 
 log = logging.getLogger("quasar.engine.writer")
 
@@ -53,167 +56,32 @@ STATEMENT_TIMEOUT = 300.0
 STATS_PERIOD = 1.0
 RETRY_BASE = 0.05
 RETRY_CAP = 5.0
-
-# Every table's primary key is its first four columns.
-_UNIQUE = itemgetter(0, 1, 2, 3)
+RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
 
 
-@dataclass(frozen=True)
-class TableSpec:
-    """How one table is written: its columns, how rows map to a series, and its SQL."""
+@dataclass(slots=True)
+class Span:
+    """Where a batch's rows of one series lie: lowest and highest position, how many rows."""
 
-    name: str
-    columns: tuple[str, ...]
-    key_width: int
-    series: Callable[[tuple], tuple]
-    position: Callable[[tuple], Any]
-    stage: str
-    create_stage: str
-    merge: str
-    last_rows: str
-    linger: bool = True  # a short batch waits up to flush_seconds for more rows
-
-    def position_of(self, record: asyncpg.Record) -> Any:
-        """The stored high-water mark in a `last_rows` record (None for a new series)."""
-        first = record[self.key_width]
-        if first is None:
-            return None
-        rest = tuple(record)[self.key_width :]
-        return first if len(rest) == 1 else rest
+    low: Any
+    high: Any
+    count: int
 
 
-_BAR_COLUMNS = ("provider", "symbol", "interval", "ts", "open", "high", "low", "close", "volume")
-
-HISTORICAL = TableSpec(
-    name="historical_data",
-    columns=_BAR_COLUMNS,
-    key_width=3,
-    series=itemgetter(0, 1, 2),
-    position=itemgetter(3),
-    stage="quasar_stage_historical_data",
-    create_stage="""
-        CREATE TEMP TABLE IF NOT EXISTS quasar_stage_historical_data
-            (LIKE historical_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS""",
-    merge="""
-        INSERT INTO historical_data AS t
-               (provider, symbol, interval, ts, open, high, low, close, volume)
-        SELECT provider, symbol, interval, ts, open, high, low, close, volume
-          FROM quasar_stage_historical_data
-        ON CONFLICT (provider, symbol, interval, ts) DO UPDATE
-           SET open = excluded.open, high = excluded.high, low = excluded.low,
-               close = excluded.close, volume = excluded.volume
-         WHERE (t.open, t.high, t.low, t.close, t.volume) IS DISTINCT FROM
-               (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume)""",
-    last_rows="""
-        SELECT k.provider, k.symbol, k.interval, last.ts
-          FROM unnest($1::text[], $2::text[], $3::text[]) AS k(provider, symbol, interval)
-          LEFT JOIN LATERAL (
-                SELECT h.ts FROM historical_data h
-                 WHERE h.provider = k.provider AND h.symbol = k.symbol
-                   AND h.interval = k.interval
-                 ORDER BY h.ts DESC LIMIT 1) AS last ON true""",
-)
-
-LIVE = TableSpec(
-    name="live_data",
-    columns=(*_BAR_COLUMNS, "trades"),
-    key_width=3,
-    series=itemgetter(0, 1, 2),
-    position=itemgetter(3),
-    stage="quasar_stage_live_data",
-    create_stage="""
-        CREATE TEMP TABLE IF NOT EXISTS quasar_stage_live_data
-            (LIKE live_data INCLUDING DEFAULTS) ON COMMIT DELETE ROWS""",
-    merge="""
-        INSERT INTO live_data AS t
-               (provider, symbol, interval, ts, open, high, low, close, volume, trades)
-        SELECT provider, symbol, interval, ts, open, high, low, close, volume, trades
-          FROM quasar_stage_live_data
-        ON CONFLICT (provider, symbol, interval, ts) DO UPDATE
-           SET open = excluded.open, high = excluded.high, low = excluded.low,
-               close = excluded.close, volume = excluded.volume, trades = excluded.trades
-         WHERE (t.open, t.high, t.low, t.close, t.volume, t.trades) IS DISTINCT FROM
-               (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
-                excluded.trades)""",
-    last_rows="""
-        SELECT k.provider, k.symbol, k.interval, last.ts
-          FROM unnest($1::text[], $2::text[], $3::text[]) AS k(provider, symbol, interval)
-          LEFT JOIN LATERAL (
-                SELECT l.ts FROM live_data l
-                 WHERE l.provider = k.provider AND l.symbol = k.symbol
-                   AND l.interval = k.interval
-                 ORDER BY l.ts DESC LIMIT 1) AS last ON true""",
-    linger=False,  # live bars come all at once as they close: waiting would only delay them
-)
-
-TICKS = TableSpec(
-    name="live_ticks",
-    columns=("provider", "symbol", "ts", "seq", "price", "size", "side"),
-    key_width=2,
-    series=itemgetter(0, 1),
-    position=itemgetter(2, 3),
-    stage="quasar_stage_live_ticks",
-    create_stage="""
-        CREATE TEMP TABLE IF NOT EXISTS quasar_stage_live_ticks
-            (LIKE live_ticks INCLUDING DEFAULTS) ON COMMIT DELETE ROWS""",
-    merge="""
-        INSERT INTO live_ticks (provider, symbol, ts, seq, price, size, side)
-        SELECT provider, symbol, ts, seq, price, size, side FROM quasar_stage_live_ticks
-        ON CONFLICT (provider, symbol, ts, seq) DO NOTHING""",
-    last_rows="""
-        SELECT k.provider, k.symbol, last.ts, last.seq
-          FROM unnest($1::text[], $2::text[]) AS k(provider, symbol)
-          LEFT JOIN LATERAL (
-                SELECT t.ts, t.seq FROM live_ticks t
-                 WHERE t.provider = k.provider AND t.symbol = k.symbol
-                 ORDER BY t.ts DESC, t.seq DESC LIMIT 1) AS last ON true""",
-)
-
-TABLES: dict[str, TableSpec] = {spec.name: spec for spec in (HISTORICAL, LIVE, TICKS)}
-BAR_TABLES = frozenset({HISTORICAL.name, LIVE.name})
+Spans = dict[SeriesKey, Span]
 
 
-class WriterStopped(RuntimeError):
-    """Rows were handed to a writer that is not running, or stopped before writing them."""
+class _Committer:
+    """Commits batches of one table: fast COPY or staged merge, outage retries, refusals."""
 
-
-class _TableWriter:
-    """Queue, batching, commit and retry for one table."""
-
-    def __init__(
-        self,
-        spec: TableSpec,
-        db: Database,
-        bus: EventBus,
-        capacity: int,
-        flush_rows: int,
-        flush_seconds: float,
-        max_batch_rows: int,
-    ) -> None:
+    def __init__(self, spec: TableSpec, db: Database, bus: EventBus) -> None:
         self.spec = spec
         self.db = db
         self.bus = bus
-        self.capacity = capacity
-        self.flush_rows = flush_rows
-        self.max_batch_rows = max(flush_rows, max_batch_rows)
-        self.flush_seconds = flush_seconds if spec.linger else 0.0
-        self._pending: deque[tuple[float, list[tuple]]] = deque()
-        self._pending_rows = 0
-        self._depth = 0  # rows put and not yet committed, including the batch in flight
-        self._put_total = 0
-        self._taken_total = 0
-        self._done_total = 0
-        self._flush_until = 0
-        self._inflight_since: float | None = None
-        self._retrying = 0
-        self._changed = asyncio.Condition()
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self.retrying = 0  # rows held while the database is unreachable
+        self.on_retry: Callable[[], None] = lambda: None
         self._conn: asyncpg.Connection | None = None
-        self._last: dict[tuple, Any] = {}
-        self._rate_mark = (time.monotonic(), 0)
-        self.rows_per_second = 0.0
+        self._last: dict[SeriesKey, Any] = {}
         self.counters = dict.fromkeys(
             (
                 "rows_written",
@@ -226,125 +94,24 @@ class _TableWriter:
             0,
         )
 
-    # -- producer side ---------------------------------------------------------------------
-
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done() and not self._stopping
-
-    async def put(self, rows: list[tuple]) -> None:
-        if not self.running:
-            raise WriterStopped(f"the {self.spec.name} writer is not running")
-        step = self.flush_rows
-        for i in range(0, len(rows), step):
-            part = rows[i : i + step]
-            size = len(part)
-            if self._depth and self._depth + size > self.capacity:
-                async with self._changed:
-                    await self._changed.wait_for(
-                        lambda size=size: (
-                            self._depth == 0
-                            or self._depth + size <= self.capacity
-                            or not self.running
-                        )
-                    )
-                if not self.running:
-                    raise WriterStopped(f"the {self.spec.name} writer stopped")
-            self._pending.append((time.monotonic(), part))
-            self._pending_rows += size
-            self._depth += size
-            self._put_total += size
-            self._wake.set()
-
-    async def flush(self) -> None:
-        target = self._put_total
-        if self._done_total >= target:
-            return
-        if self._task is None or self._task.done():
-            raise WriterStopped(f"the {self.spec.name} writer is not running")
-        self._flush_until = max(self._flush_until, target)
-        self._wake.set()
-        async with self._changed:
-            await self._changed.wait_for(
-                lambda: self._done_total >= target or self._task is None or self._task.done()
-            )
-        if self._done_total < target:
-            raise WriterStopped(f"the {self.spec.name} writer stopped before writing its rows")
-
-    # -- the task --------------------------------------------------------------------------
-
-    def start(self) -> None:
-        self._stopping = False
-        self._task = asyncio.create_task(self._run(), name=f"writer:{self.spec.name}")
-
-    def request_stop(self) -> asyncio.Task[None] | None:
-        self._stopping = True
-        self._wake.set()
-        return self._task
-
-    async def _run(self) -> None:
-        try:
-            while (rows := await self._next_batch()) is not None:
-                await self._commit(rows)
-                self._done_total += len(rows)
-                self._depth -= len(rows)
-                self._inflight_since = None
-                async with self._changed:
-                    self._changed.notify_all()
-        finally:
-            await self._close_connection()
-            async with self._changed:
-                self._changed.notify_all()
-
-    async def _next_batch(self) -> list[tuple] | None:
-        while True:
-            self._wake.clear()
-            timeout: float | None = None
-            if self._pending:
-                age = time.monotonic() - self._pending[0][0]
-                if (
-                    self._pending_rows >= self.flush_rows
-                    or age >= self.flush_seconds
-                    or self._flush_until > self._taken_total
-                    or self._stopping
-                ):
-                    return self._take()
-                timeout = self.flush_seconds - age
-            elif self._stopping:
-                return None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
-
-    def _take(self) -> list[tuple]:
-        self._inflight_since = self._pending[0][0]
-        rows = self._pending.popleft()[1]
-        limit = self.max_batch_rows
-        if self._pending and len(rows) + len(self._pending[0][1]) <= limit:
-            rows = list(rows)
-            while self._pending and len(rows) + len(self._pending[0][1]) <= limit:
-                rows.extend(self._pending.popleft()[1])
-        self._pending_rows -= len(rows)
-        self._taken_total += len(rows)
-        return rows
-
-    async def _commit(self, rows: list[tuple]) -> None:
+    async def commit(self, rows: list[Any]) -> None:
         """Write a batch; rows the database refuses for good are isolated and reported."""
         error = await self._attempt(rows)
         if error is not None:
             self._reject(await self._isolate(rows), error)
 
-    async def _isolate(self, rows: list[tuple]) -> list[tuple]:
+    async def _isolate(self, rows: list[Any]) -> list[Any]:
         """Write a refused batch in halves so only the bad rows are lost; return those."""
         if len(rows) == 1:
             return rows
         middle = len(rows) // 2
-        refused: list[tuple] = []
+        refused: list[Any] = []
         for half in (rows[:middle], rows[middle:]):
             if await self._attempt(half) is not None:
                 refused.extend(await self._isolate(half))
         return refused
 
-    async def _attempt(self, rows: list[tuple]) -> Exception | None:
+    async def _attempt(self, rows: list[Any]) -> Exception | None:
         """Commit `rows`, waiting out any outage; return the error if the rows are refused."""
         try:
             spans = self._summarise(rows)
@@ -360,19 +127,17 @@ class _TableWriter:
                     await self._write(conn, rows, spans)
                 break
             except OUTAGE_ERRORS as exc:
-                await self._close_connection()
+                await self.close()
                 if not backoff.attempts:
-                    message = (
-                        f"database unreachable, holding {len(rows)} rows: {describe_error(exc)}"
-                    )
+                    message = f"database unreachable, holding {len(rows)} rows: {one_line(exc)}"
                     log.warning("%s writer: %s", self.spec.name, message)
                     self.bus.publish(EngineError(f"writer:{self.spec.name}", message))
-                self._retrying = len(rows)
+                self.retrying = len(rows)
                 self.counters["retries"] += 1
-                self.bus.publish(self.snapshot())
+                self.on_retry()
                 await asyncio.sleep(backoff.next())
             except Exception as exc:
-                self._retrying = 0
+                self.retrying = 0
                 return exc
         if backoff.attempts:
             log.warning(
@@ -381,13 +146,13 @@ class _TableWriter:
                 len(rows),
                 backoff.attempts,
             )
-        self._retrying = 0
+        self.retrying = 0
         self.counters["rows_written"] += len(rows)
         self._advance(spans)
         return None
 
-    def _summarise(self, rows: list[tuple]) -> dict[tuple, list[Any]]:
-        """Per series: [lowest position, highest position, row count].
+    def _summarise(self, rows: list[Any]) -> Spans:
+        """Per series: where its rows lie.
 
         History arrives in long runs of one series, summarised run by run in C loops; ticks
         of many symbols interleave, and are summarised row by row.
@@ -395,21 +160,19 @@ class _TableWriter:
         series, position = self.spec.series, self.spec.position
         if series(rows[0]) != series(rows[min(len(rows) - 1, RUN_PROBE)]):
             return _summarise_rows(rows, series, position)
-        spans: dict[tuple, list[Any]] = {}
+        spans: Spans = {}
         for key, run in groupby(rows, series):
             positions = list(map(position, run))
             low, high = min(positions), max(positions)
             span = spans.get(key)
             if span is None:
-                spans[key] = [low, high, len(positions)]
+                spans[key] = Span(low, high, len(positions))
             else:
-                span[0], span[1] = min(span[0], low), max(span[1], high)
-                span[2] += len(positions)
+                span.low, span.high = min(span.low, low), max(span.high, high)
+                span.count += len(positions)
         return spans
 
-    async def _write(
-        self, conn: asyncpg.Connection, rows: list[tuple], spans: dict[tuple, list[Any]]
-    ) -> None:
+    async def _write(self, conn: asyncpg.Connection, rows: list[Any], spans: Spans) -> None:
         if await self._beyond_stored(conn, spans):
             try:
                 await conn.copy_records_to_table(
@@ -425,8 +188,8 @@ class _TableWriter:
                 return
         await self._merge(conn, rows)
 
-    async def _merge(self, conn: asyncpg.Connection, rows: list[tuple]) -> None:
-        unique = list({_UNIQUE(row): row for row in rows}.values())
+    async def _merge(self, conn: asyncpg.Connection, rows: list[Any]) -> None:
+        unique = list({primary_key(row): row for row in rows}.values())
         async with conn.transaction():
             await conn.copy_records_to_table(
                 self.spec.stage,
@@ -437,7 +200,7 @@ class _TableWriter:
             await conn.execute(self.spec.merge, timeout=STATEMENT_TIMEOUT)
         self.counters["overlap_batches"] += 1
 
-    async def _beyond_stored(self, conn: asyncpg.Connection, spans: dict[tuple, list[Any]]) -> bool:
+    async def _beyond_stored(self, conn: asyncpg.Connection, spans: Spans) -> bool:
         unknown = [key for key in spans if key not in self._last]
         if unknown:
             columns = [list(values) for values in zip(*unknown, strict=True)]
@@ -445,30 +208,31 @@ class _TableWriter:
                 key = tuple(record[i] for i in range(self.spec.key_width))
                 self._last[key] = self.spec.position_of(record)
         last = self._last
-        return all(last[key] is None or span[0] > last[key] for key, span in spans.items())
+        return all(last[key] is None or span.low > last[key] for key, span in spans.items())
 
-    def _advance(self, spans: dict[tuple, list[Any]]) -> None:
-        bars = self.spec.name in BAR_TABLES
-        for key, (_, high, count) in spans.items():
-            if key in self._last and (self._last[key] is None or high > self._last[key]):
-                self._last[key] = high
+    def _advance(self, spans: Spans) -> None:
+        spec = self.spec
+        for key, span in spans.items():
+            if key in self._last and (self._last[key] is None or span.high > self._last[key]):
+                self._last[key] = span.high
+            series = spec.named(key)
             self.bus.publish(
                 BarsWritten(
-                    self.spec.name,
-                    key[0],
-                    key[1],
-                    key[2] if bars else None,
-                    count,
-                    high if bars else high[0],
+                    spec.name,
+                    series.provider,
+                    series.symbol,
+                    series.interval,
+                    span.count,
+                    spec.position_ts(span.high),
                 )
             )
 
-    def _reject(self, rows: list[tuple], exc: BaseException) -> None:
+    def _reject(self, rows: list[Any], exc: BaseException) -> None:
         """Rows the database refuses for good; retrying cannot help, so say so loudly."""
         if not rows:
             return
         self.counters["rejected_rows"] += len(rows)
-        message = f"{len(rows)} rows refused and not written: {describe_error(exc)}"
+        message = f"{len(rows)} rows refused and not written: {one_line(exc)}"
         log.error("%s writer: %s (first row %r)", self.spec.name, message, rows[0][:4])
         self.bus.publish(EngineError(f"writer:{self.spec.name}", message))
 
@@ -484,7 +248,7 @@ class _TableWriter:
             self._conn = conn
         return self._conn
 
-    async def _close_connection(self) -> None:
+    async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.is_closed():
             try:
@@ -492,16 +256,72 @@ class _TableWriter:
             except (*OUTAGE_ERRORS, asyncpg.PostgresError):
                 conn.terminate()
 
-    # -- reporting -------------------------------------------------------------------------
 
-    def lag_seconds(self) -> float:
-        oldest = self._inflight_since
-        if oldest is None and self._pending:
-            oldest = self._pending[0][0]
-        return 0.0 if oldest is None else max(0.0, time.monotonic() - oldest)
+def _summarise_rows(
+    rows: list[Any], series: Callable[[Any], SeriesKey], position: Callable[[Any], Any]
+) -> Spans:
+    spans: Spans = {}
+    get = spans.get
+    for key, pos in zip(map(series, rows), map(position, rows), strict=True):
+        span = get(key)
+        if span is None:
+            spans[key] = Span(pos, pos, 1)
+        else:
+            if pos < span.low:
+                span.low = pos
+            elif pos > span.high:
+                span.high = pos
+            span.count += 1
+    return spans
+
+
+class _TableWriter:
+    """One table: its queue, its committer and the task that moves batches from one to the
+    other."""
+
+    def __init__(
+        self,
+        spec: TableSpec,
+        db: Database,
+        bus: EventBus,
+        capacity: int,
+        flush_rows: int,
+        flush_seconds: float,
+        max_batch_rows: int,
+    ) -> None:
+        self.spec = spec
+        self.queue = BatchQueue(
+            spec.name,
+            capacity,
+            flush_rows,
+            flush_seconds if spec.linger else 0.0,
+            max_batch_rows,
+        )
+        self.committer = _Committer(spec, db, bus)
+        self.committer.on_retry = lambda: bus.publish(self.snapshot())
+        self._task: asyncio.Task[None] | None = None
+        self._rate_mark = (time.monotonic(), 0)
+        self.rows_per_second = 0.0
+
+    def start(self) -> None:
+        self.queue.open()
+        self._task = asyncio.create_task(self._run(), name=f"writer:{self.spec.name}")
+
+    def request_stop(self) -> asyncio.Task[None] | None:
+        self.queue.close()
+        return self._task
+
+    async def _run(self) -> None:
+        try:
+            while (rows := await self.queue.next_batch()) is not None:
+                await self.committer.commit(rows)
+                await self.queue.committed(len(rows))
+        finally:
+            await self.committer.close()
+            await self.queue.ended()
 
     def measure_rate(self) -> None:
-        now, written = time.monotonic(), self.counters["rows_written"]
+        now, written = time.monotonic(), self.committer.counters["rows_written"]
         then, before = self._rate_mark
         if now > then:
             self.rows_per_second = (written - before) / (now - then)
@@ -510,37 +330,17 @@ class _TableWriter:
     def snapshot(self) -> WriterStats:
         return WriterStats(
             table=self.spec.name,
-            queue_depth=self._depth,
-            queue_capacity=self.capacity,
-            lag_seconds=round(self.lag_seconds(), 3),
+            queue_depth=self.queue.depth,
+            queue_capacity=self.queue.capacity,
+            lag_seconds=round(self.queue.lag_seconds(), 3),
             rows_per_second=round(self.rows_per_second, 1),
-            pending_retry=self._retrying,
+            pending_retry=self.committer.retrying,
         )
 
     def stats(self) -> dict[str, Any]:
         snapshot = self.snapshot()
-        return {**{f: getattr(snapshot, f) for f in WriterStats.__struct_fields__}, **self.counters}
-
-
-RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
-
-
-def _summarise_rows(
-    rows: list[tuple], series: Callable[[tuple], tuple], position: Callable[[tuple], Any]
-) -> dict[tuple, list[Any]]:
-    spans: dict[tuple, list[Any]] = {}
-    get = spans.get
-    for key, pos in zip(map(series, rows), map(position, rows), strict=True):
-        span = get(key)
-        if span is None:
-            spans[key] = [pos, pos, 1]
-        else:
-            if pos < span[0]:
-                span[0] = pos
-            elif pos > span[1]:
-                span[1] = pos
-            span[2] += 1
-    return spans
+        fields = {f: getattr(snapshot, f) for f in WriterStats.__struct_fields__}
+        return {**fields, **self.committer.counters}
 
 
 class Writer:
@@ -601,25 +401,22 @@ class Writer:
         self._reporter = None
         self._publish_stats()
 
-    async def put_bars(self, table: str, rows: list[tuple]) -> None:
-        """Queue bar rows for `historical_data` or `live_data`; waits while the queue is full.
-
-        Rows are (provider, symbol, interval, ts, open, high, low, close, volume), plus `trades`
-        for live_data, with `ts` the bar start as an aware datetime.
-        """
+    async def put_bars(self, table: str, rows: Sequence[BarRow] | Sequence[LiveBarRow]) -> None:
+        """Queue `BarRow`s for `historical_data` or `LiveBarRow`s for `live_data`; waits while
+        the queue is full."""
         if table not in BAR_TABLES:
             raise ValueError(f"bars go to historical_data or live_data, not {table!r}")
-        await self._tables[table].put(rows)
+        await self._tables[table].queue.put(rows)
 
-    async def put_ticks(self, rows: list[tuple]) -> None:
-        """Queue `live_ticks` rows (provider, symbol, ts, seq, price, size, side)."""
-        await self._tables[TICKS.name].put(rows)
+    async def put_ticks(self, rows: Sequence[TickRow]) -> None:
+        """Queue `live_ticks` rows; waits while the queue is full."""
+        await self._tables[TICKS.name].queue.put(rows)
 
     async def flush(self, *tables: str) -> None:
         """Return once every row put before this call (into `tables`; default all) is
         committed."""
         chosen = [self._tables[t] for t in tables] if tables else self._tables.values()
-        await asyncio.gather(*(w.flush() for w in chosen))
+        await asyncio.gather(*(w.queue.flush() for w in chosen))
 
     def stats(self) -> dict[str, dict[str, Any]]:
         return {name: w.stats() for name, w in self._tables.items()}

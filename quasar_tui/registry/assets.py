@@ -17,7 +17,8 @@ import asyncpg
 import msgspec
 
 from quasar_tui.core import symbols
-from quasar_tui.core.errors import NotFoundError, QuasarError, describe_error
+from quasar_tui.core.errors import NotFoundError, QuasarError
+from quasar_tui.core.messages import one_line
 from quasar_tui.sdk.models import SymbolInfo
 from quasar_tui.store.database import Database
 
@@ -224,7 +225,7 @@ class AssetStore:
         try:
             listed = await provider.fetch_available_symbols()
         except Exception as exc:  # the provider's own code: any failure is the user's to see
-            reason = describe_error(exc)
+            reason = one_line(exc)
             raise QuasarError(
                 f"{provider_name}: fetching symbols failed ({reason}); stored assets unchanged"
             ) from exc

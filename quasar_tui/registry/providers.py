@@ -16,8 +16,8 @@ from quasar_tui.core.errors import (
     InvalidInputError,
     NotFoundError,
     QuasarError,
-    describe_error,
 )
+from quasar_tui.core.messages import one_line
 from quasar_tui.registry.assets import AssetStore, RefreshReport
 from quasar_tui.registry.records import ProviderRecord, StoredCode, ValidationReport
 from quasar_tui.registry.secrets import Keyring, SecretsMismatchError
@@ -246,7 +246,7 @@ class ProviderRegistry:
         except NotFoundError:
             raise
         except QuasarError as exc:
-            await self.set_status(name, REFRESH_FAILED, describe_error(exc.__cause__ or exc))
+            await self.set_status(name, REFRESH_FAILED, one_line(exc.__cause__ or exc))
             raise
         await self.db.execute(_CLEAR_REFRESH_FAILURE, name)
         return report

@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 from aiolimiter import AsyncLimiter
 
-from quasar_tui.core.errors import QuasarError, describe_error
+from quasar_tui.core.clock import utc_now
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.messages import one_line
 
 log = logging.getLogger("quasar.http")
 
@@ -41,7 +42,7 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return max(0.0, (when - utc_now()).total_seconds())
 
 
 class HttpClient:
@@ -91,7 +92,7 @@ class HttpClient:
                 except httpx.TransportError as exc:
                     if attempt > self.retries:
                         host = httpx.URL(url).host
-                        raise ProviderHTTPError(describe_error(exc, host)) from exc
+                        raise ProviderHTTPError(one_line(exc, host)) from exc
                     await asyncio.sleep(self._backoff(attempt))
                     continue
             if response.status_code < 400:

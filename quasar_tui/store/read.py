@@ -14,11 +14,11 @@ what the gaps table records.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.series import SeriesName
@@ -218,14 +218,10 @@ def source_interval(wanted: Interval, stored: set[Interval]) -> Interval | None:
     return min(finer, key=lambda i: i.seconds) if finer else None
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class Reader:
     """Reads series by name; `now` decides which bars are still forming."""
 
-    def __init__(self, db: Database, now: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, db: Database, now: Clock = utc_now) -> None:
         self.db = db
         self.now = now
 

@@ -9,10 +9,10 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
-from datetime import UTC, datetime
 from functools import partial
 from time import monotonic
 
+from textual import on
 from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
@@ -23,19 +23,16 @@ from textual.widget import AwaitMount
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
-from quasar_tui.tui.services import (
-    ConsoleOptions,
-    EngineFeed,
-    LogEntry,
-    LogRecordBridge,
-    Services,
-)
+from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
+from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
 from quasar_tui.tui.terminal import TerminalDriver, exit_with_terminal
 
 NOTIFY_GAP = 2.0
@@ -133,7 +130,6 @@ class QuasarApp(App[int]):
         self._bridge: LogRecordBridge | None = None
         self._early: list[LogEntry] | None = []
         self._unwatch_terminal: Callable[[], None] | None = None
-        self._attached = False
         self._started = False
         self._shown_modes: set[str] = set()
         self._hold_frames = True
@@ -165,10 +161,9 @@ class QuasarApp(App[int]):
                     severity="warning",
                     timeout=10,
                 )
-        self._attached = self.services.attached
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
-        feed = EngineFeed(self.services, self.publish_log)
+        feed = EngineFeed(self.services, self.post_message)
         self.run_worker(feed.run, name=_FEED, group="engine", exit_on_error=False)
         if not self.is_headless:
             self._unwatch_terminal = exit_with_terminal(self)
@@ -224,7 +219,7 @@ class QuasarApp(App[int]):
         if worker.name == _FEED and event.state == WorkerState.ERROR:
             self.publish_log(
                 LogEntry(
-                    datetime.now(UTC),
+                    utc_now(),
                     "error",
                     "console",
                     f"live data stopped ({type(worker.error).__name__}: {worker.error}); "
@@ -242,17 +237,26 @@ class QuasarApp(App[int]):
         self._last_notice = now
         self.notify(f"{entry.message}{more}", title=entry.source, severity="error", timeout=8)
 
+    @on(EngineLogged)
+    def _engine_logged(self, message: EngineLogged) -> None:
+        self.publish_log(message.entry)
+        if self._started:
+            self.screen.post_message(EngineNews(message.entry))
+
+    @on(EngineTakenOver)
+    def _engine_taken_over(self) -> None:
+        self.notify(
+            "the engine this console was attached to stopped; this console runs the engine now",
+            title="engine taken over",
+            severity="warning",
+            timeout=10,
+        )
+        self._update_engine_label()
+
     def _update_engine_label(self) -> None:
-        view = self.services.view
-        if self._attached and not view.attached:
-            self.notify(
-                "the engine this console was attached to stopped; this console runs the engine now",
-                title="engine taken over",
-                severity="warning",
-                timeout=10,
-            )
-        self._attached = view.attached
-        self.sub_title = view.label
+        """Who runs the engine, in the header: refreshed every second (the owner's figures
+        change), and at once on a takeover."""
+        self.sub_title = self.services.view.label
 
     def _install_log_bridge(self) -> None:
         """Log records go to the Log mode: nothing may print over a full-screen app."""

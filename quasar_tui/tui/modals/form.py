@@ -20,8 +20,8 @@ from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Static
 from textual.worker import Worker, WorkerState
 
-from quasar_tui.engine.engine import one_line
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.core.messages import one_line
+from quasar_tui.tui.services.reads import READ_ERRORS
 
 if TYPE_CHECKING:
     from quasar_tui.tui.app import QuasarApp

@@ -20,7 +20,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.modals.form import Field, FormModal
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 
 if TYPE_CHECKING:
     from quasar_tui.tui.modes.base import ModeScreen

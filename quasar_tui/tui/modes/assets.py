@@ -16,7 +16,7 @@ from quasar_tui.tui.modals.edit_common import open_map
 from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import ProviderScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.provider_picker import ProviderPicker
 

@@ -11,13 +11,13 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.widgets.option_list import Option
 
-from quasar_tui.core.errors import describe_error
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
 from quasar_tui.store.bars import fetch_bars
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.candle_chart import CandleChart
 from quasar_tui.tui.widgets.live_table import fmt_pct, fmt_price
 from quasar_tui.tui.widgets.vim import VimOptionList
@@ -242,7 +242,7 @@ class ChartScreen(ModeScreen):
                 limit=count + self.bars_back,
             )
         except READ_ERRORS as exc:
-            reason = describe_error(exc)
+            reason = one_line(exc)
             info.update(Text(printable(f" {series.label}: cannot read bars: {reason}")))
             return
         bars = bars[: len(bars) - self.bars_back] if self.bars_back else bars

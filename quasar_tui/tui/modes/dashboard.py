@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.events import Resize
 from textual.widgets import Static
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.feed import EngineNews
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -104,13 +105,18 @@ class DashboardScreen(ModeScreen):
     def on_screen_resume(self) -> None:
         self._refresh_live()
 
+    @on(EngineNews)
+    def _engine_news(self) -> None:
+        """A job run, provider state or error: the panels show it now, not at the next tick."""
+        self._refresh_live()
+
     def _refresh_live(self) -> None:
         """The in-memory parts: engine panel, writers, errors (every second, on screen only)."""
         if not self.is_current:
             return
         services = self.services
         view = services.view
-        self.query_one(EnginePanel).show(view, services.book, datetime.now(UTC))
+        self.query_one(EnginePanel).show(view, services.book, utc_now())
         _fill(
             self.query_one("#writers", VimDataTable),
             [
@@ -159,7 +165,7 @@ class DashboardScreen(ModeScreen):
                 for p in providers
             ],
         )
-        now = datetime.now(UTC)
+        now = utc_now()
         written = services.view.last_bars
         rows = []
         for s in subscriptions:

@@ -9,7 +9,8 @@ from textual.binding import Binding
 from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
-from quasar_tui.tui.services import LOG_KEPT, LogEntry
+from quasar_tui.tui.services import LOG_KEPT
+from quasar_tui.tui.services.log import LogEntry
 from quasar_tui.tui.widgets.vim import VimLog
 
 LEVELS = ("info", "warning", "error")

@@ -9,7 +9,7 @@ hundred obvious symbols take `t a`. `v` shows the existing mappings (rename, del
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import ContentSwitcher, DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.mappings import MappingRecord
 from quasar_tui.registry.suggestions import MappingSuggester, Suggestion
 from quasar_tui.tui.commands import command
@@ -25,7 +26,8 @@ from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.edit_common import EditCommonModal, open_map
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import Coalesced, ProviderScreen
-from quasar_tui.tui.services import READ_ERRORS, LogEntry
+from quasar_tui.tui.services.log import LogEntry
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.mapping_list import (
     COLUMNS,
     OBVIOUS,
@@ -427,7 +429,7 @@ class MappingsScreen(ProviderScreen):
             self.notify(f"mapped {what}")
         for _skipped, why in skipped:
             self.quasar.publish_log(
-                LogEntry(datetime.now(UTC), "warning", "mappings", f"not mapped: {why}"),
+                LogEntry(utc_now(), "warning", "mappings", f"not mapped: {why}"),
                 notify=False,
             )
         if skipped:

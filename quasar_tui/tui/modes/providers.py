@@ -9,7 +9,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import DataTable, ProgressBar, Static
 
-from quasar_tui.core.errors import describe_error
+from quasar_tui.core.messages import one_line
 from quasar_tui.registry.providers import REFRESH_FAILED
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.tui.commands import command
@@ -19,7 +19,7 @@ from quasar_tui.tui.modals.preferences import PreferencesModal, schema_of
 from quasar_tui.tui.modals.secrets import SecretsModal
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import RegistryScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.vim import VimDataTable
 
 COLUMNS = (
@@ -340,7 +340,7 @@ class ProvidersScreen(RegistryScreen):
         try:
             report = await self.services.providers.refresh_assets(name)
         except READ_ERRORS as exc:
-            self.report_error(describe_error(exc), "asset refresh")
+            self.report_error(one_line(exc), "asset refresh")
         else:
             self.notify(
                 f"{name}: {report.total:,} assets ({report.added:,} new, "

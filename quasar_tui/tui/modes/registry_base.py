@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
-from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -14,10 +13,12 @@ from textual.binding import Binding
 from textual.widgets import Select
 from textual.worker import Worker, WorkerState
 
-from quasar_tui.engine.engine import one_line
+from quasar_tui.core.clock import utc_now
+from quasar_tui.core.messages import one_line
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.tui.modes.base import FilterableScreen
-from quasar_tui.tui.services import READ_ERRORS, LogEntry
+from quasar_tui.tui.services.log import LogEntry
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.provider_picker import ProviderPicker
 
@@ -108,7 +109,7 @@ class RegistryScreen(FilterableScreen):
     def report_error(self, message: str, what: str | None = None) -> None:
         """A failure the user must see: a notification now and a line in the Log mode."""
         source = f"{self.MODE_TITLE.lower()}: {what}" if what else self.MODE_TITLE.lower()
-        self.quasar.publish_log(LogEntry(datetime.now(UTC), "error", source, message), notify=False)
+        self.quasar.publish_log(LogEntry(utc_now(), "error", source, message), notify=False)
         self.notify(message, title=what or "", severity="error", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

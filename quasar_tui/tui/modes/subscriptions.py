@@ -3,13 +3,14 @@ resume, delete and backfill (on the marked rows, or the highlighted one)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import DataTable
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
@@ -17,7 +18,7 @@ from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.modes.registry_base import RegistryScreen
-from quasar_tui.tui.services import READ_ERRORS
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
@@ -130,7 +131,7 @@ class SubscriptionsScreen(RegistryScreen):
         self._show_rows()
 
     def _show_rows(self) -> None:
-        now = datetime.now(UTC)
+        now = utc_now()
         written = self.services.view.last_bars
         text = self.filter_text
         rows = []

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.tui.livebook import LiveBook
-from quasar_tui.tui.services import EngineView
+from quasar_tui.tui.services.view import EngineView
 
 GRACE = timedelta(minutes=2)
 CLOSED_MARKET = timedelta(days=3)

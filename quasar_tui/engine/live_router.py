@@ -1,0 +1,102 @@
+"""Where a live session sends what its provider's `_parse_message` returns: ticks to
+`live_ticks`, the aggregator and the bus; quotes to the bus only; candles to the aggregator;
+refusals back to the session.
+
+Ticks re-delivered after a reconnect are recognised by trade id and not counted twice
+(engine/trade_ids.py). `live_ticks.seq` is the provider's trade id when it has one; otherwise a
+counter that starts at the router's creation time in nanoseconds, so it never repeats across
+restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from quasar_tui.engine.aggregator import BarAggregator
+from quasar_tui.engine.events import EventBus, QuoteEvent, TickEvent
+from quasar_tui.engine.live_subscriptions import SubscriptionSet
+from quasar_tui.engine.trade_ids import TradeIds
+from quasar_tui.engine.writer import Writer
+from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
+from quasar_tui.store.tables import TickRow
+
+Record = Tick | Quote | Bar | SubscriptionRefused
+
+
+@dataclass
+class SessionStats:
+    """A live session's counters, published per provider in `Engine.stats()`."""
+
+    connects: int = 0
+    messages: int = 0
+    ticks: int = 0
+    duplicates: int = 0
+    quotes: int = 0
+    bad_messages: int = 0
+    idle_timeouts: int = 0
+    backfills: int = 0
+    backfill_failures: int = 0
+
+
+class RecordRouter:
+    """Routes one live session's records; see the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        subscriptions: SubscriptionSet,
+        trade_ids: TradeIds,
+        aggregator: BarAggregator,
+        writer: Writer,
+        bus: EventBus,
+        stats: SessionStats,
+        *,
+        store_ticks: bool,
+        on_refused: Callable[[SubscriptionRefused], None],
+    ) -> None:
+        self.name = name
+        self.subscriptions = subscriptions
+        self.trade_ids = trade_ids
+        self.aggregator = aggregator
+        self.writer = writer
+        self.bus = bus
+        self.stats = stats
+        self.store_ticks = store_ticks
+        self.on_refused = on_refused
+        self._seq = time.time_ns()
+
+    async def route(self, records: Iterable[Record]) -> None:
+        ticks: list[Tick] = []
+        rows: list[TickRow] = []
+        wanted, first_time = self.subscriptions.wanted, self.trade_ids.first_time
+        publish, name = self.bus.publish, self.name
+        for r in records:
+            if type(r) is Tick:
+                symbol = r.symbol
+                if symbol not in wanted:
+                    continue
+                tid = r.trade_id
+                if tid is None:
+                    self._seq += 1
+                    tid = self._seq
+                elif not first_time(symbol, tid, r.ts):
+                    self.stats.duplicates += 1
+                    continue
+                ticks.append(r)
+                rows.append(TickRow(name, symbol, r.ts, tid, r.price, r.size, r.side))
+                publish(TickEvent(name, r))
+            elif isinstance(r, Quote):
+                self.stats.quotes += 1
+                publish(QuoteEvent(name, r))
+            elif isinstance(r, Bar):
+                self.aggregator.add_bar(r)
+            elif isinstance(r, SubscriptionRefused):
+                self.on_refused(r)
+        if not ticks:
+            return
+        self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
+        self.stats.ticks += len(rows)
+        if self.store_ticks:
+            await self.writer.put_ticks(rows)

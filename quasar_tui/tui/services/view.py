@@ -1,0 +1,74 @@
+"""The engine as the dashboard shows it, whether it runs here or in a daemon."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from quasar_tui.engine.events import ProviderState, WriterStats
+from quasar_tui.engine.lock import EngineOwner
+from quasar_tui.engine.publisher import EngineStatus
+from quasar_tui.tui.services.log import LogEntry
+
+log = logging.getLogger("quasar.tui")
+
+
+@dataclass
+class EngineView:
+    """The engine as the dashboard shows it: `Engine.stats()` and bus events when it runs here,
+    the daemon's published status when attached."""
+
+    owner: EngineOwner | None
+    attached: bool
+    running: bool = True
+    providers: dict[str, ProviderState] = field(default_factory=dict)
+    writers: dict[str, WriterStats] = field(default_factory=dict)
+    last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
+    rows_written: int = 0
+    errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
+    took_over_from: EngineOwner | None = None
+
+    @property
+    def label(self) -> str:
+        """What the header says about who runs the engine."""
+        if not self.attached:
+            gone = self.took_over_from
+            since = f"; took over from {gone.mode} {gone.host}:{gone.pid}" if gone else ""
+            return f"engine runs here (pid {os.getpid()}{since})"
+        if not self.running:
+            return "no engine running: edits are kept for the next one"
+        if self.owner is None:
+            return "attached to an engine (starting up)"
+        return f"attached to {self.owner.mode} {self.owner.host}:{self.owner.pid}"
+
+    def apply_status(self, status: EngineStatus) -> None:
+        """A daemon's published status (attached consoles)."""
+        self.owner = status.owner or self.owner
+        self.running = status.running
+        self.apply_stats(status.stats)
+
+    def apply_stats(self, stats: dict[str, Any]) -> None:
+        """`Engine.stats()`, read in-process or as the daemon published it."""
+        for name, state in (stats.get("providers") or {}).items():
+            if (converted := _convert(state, ProviderState, provider=name)) is not None:
+                self.providers[name] = converted
+        for table, writer in (stats.get("writers") or {}).items():
+            if (converted := _convert(writer, WriterStats, table=table)) is not None:
+                self.writers[table] = converted
+        self.rows_written = int(stats.get("rows_written") or 0)
+
+
+def _convert(data: Any, kind: type[Any], **fixed: Any) -> Any:
+    """A stats entry back into the event struct; None for one this console cannot read
+    (a daemon of another version), so an odd entry costs its row, not the dashboard."""
+    try:
+        return msgspec.convert({**data, **fixed}, kind)
+    except (msgspec.ValidationError, TypeError):
+        log.debug("unreadable engine stats entry for %s: %r", kind.__name__, data)
+        return None
