@@ -14,7 +14,14 @@ import asyncpg
 
 from quasar_tui.core.errors import DatabaseUnavailableError
 from quasar_tui.store import migrations
-from quasar_tui.store.server import DATABASE_NAME, ServerInfo, open_server, redact_dsn
+from quasar_tui.store.server import (
+    DATABASE_NAME,
+    ServerInfo,
+    embedded_server,
+    open_server,
+    redact_dsn,
+)
+from quasar_tui.store.supervisor import ServerSupervisor
 
 log = logging.getLogger("quasar.store")
 
@@ -38,6 +45,7 @@ class Database:
     def __init__(self, server: ServerInfo, pool: asyncpg.Pool) -> None:
         self.server = server
         self.pool = pool
+        self.supervisor: ServerSupervisor | None = None
 
     @property
     def dsn(self) -> str:
@@ -67,12 +75,17 @@ class Database:
                 f"cannot connect to {redact_dsn(server.dsn)}: {exc}"
             ) from None
         db = cls(server, pool)
+        if server.embedded and server.data_dir is not None:
+            db.supervisor = ServerSupervisor(db, embedded_server(server.data_dir))
+            db.supervisor.start()
         if migrate:
             async with pool.acquire() as conn:
                 await migrations.migrate(conn)
         return db
 
     async def close(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         await self.pool.close()
 
     async def connect(self) -> asyncpg.Connection:
