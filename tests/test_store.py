@@ -6,6 +6,7 @@ import json
 
 import asyncpg
 import pytest
+from conftest import requires_embedded
 
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database
@@ -21,6 +22,7 @@ async def test_migrations_are_recorded_once_and_rerun_is_a_no_op(db: Database) -
     assert versions == sorted({m.version for m in migrations.bundled_migrations()})
 
 
+@requires_embedded
 async def test_plain_postgres_gets_the_plain_variant(db: Database) -> None:
     info = await db.info()
     assert info.timescaledb is None
@@ -61,6 +63,7 @@ def test_unreachable_dsn_is_one_clear_line(run_quasar) -> None:
     assert "Traceback" not in result.stderr
 
 
+@requires_embedded
 def test_embedded_server_is_started_in_the_data_dir(server_root, run_quasar, quasar_env) -> None:
     del quasar_env["QUASAR_DSN"]
     fresh = server_root / "fresh"

@@ -191,7 +191,7 @@ class EmbeddedServer:
                 return
             postmaster = self.running()
             if postmaster is not None:
-                self._pg_ctl(["stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT)])
+                self.pg_ctl(["stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT)])
                 self._drop_short_socket_dir(postmaster.socket_dir)
 
     # -- start --------------------------------------------------------------------------------
@@ -204,7 +204,7 @@ class EmbeddedServer:
         if self.passfile.exists() and self._hba_is_ours():
             return postmaster
         log.warning("stopping the embedded PostgreSQL to make it private (password, socket)")
-        self._pg_ctl(["stop", "-m", "fast", "-w"], owner=self.pgdata.stat().st_uid)
+        self.pg_ctl(["stop", "-m", "fast", "-w"], owner=self.pgdata.stat().st_uid)
         return None
 
     def _start_locked(self) -> Postmaster:
@@ -218,7 +218,7 @@ class EmbeddedServer:
         self._write_config(self._socket_dir(account))
         if fresh or not self.passfile.exists():
             self._set_password()
-        self._pg_ctl(
+        self.pg_ctl(
             ["start", "-w", "-t", str(_START_TIMEOUT), "-l", str(self.log_file)],
         )
         postmaster = read_postmaster(self.pgdata)
@@ -342,7 +342,8 @@ class EmbeddedServer:
 
     # -- processes and files ------------------------------------------------------------------
 
-    def _pg_ctl(self, args: list[str], owner: int | None = None) -> None:
+    def pg_ctl(self, args: list[str], owner: int | None = None) -> None:
+        """Run pg_ctl on this cluster as the server's account (or `owner`, for old clusters)."""
         self._as_server(
             [str(binaries() / "pg_ctl"), "-D", str(self.pgdata), *args],
             what=f"{args[0]} the embedded PostgreSQL",
