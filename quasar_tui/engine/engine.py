@@ -51,6 +51,7 @@ from quasar_tui.registry.subscriptions import (
 )
 from quasar_tui.sdk.base import DataProvider, LiveDataProvider
 from quasar_tui.store.database import Database
+from quasar_tui.store.timescale import prune_expired_ticks
 
 log = logging.getLogger("quasar.engine")
 
@@ -64,10 +65,6 @@ _CLOSE_DEAD_RUNS = """
        SET finished_at = now(), status = 'failed',
            error = 'interrupted: the engine stopped without finishing it'
      WHERE finished_at IS NULL
-"""
-_RETENTION_SQL = """
-    DELETE FROM live_ticks WHERE ts < now() - make_interval(days => $1)
-       AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
 """
 
 # Provider states (events) the providers table records as they are; any other is "ok".
@@ -595,8 +592,8 @@ class Engine:
             await self._listen()
 
     async def _housekeeping(self) -> None:
-        """Tick retention on plain PostgreSQL (TimescaleDB has a retention policy for it)."""
-        await self._guard(self.db.execute(_RETENTION_SQL, _TICK_RETENTION_DAYS))
+        """Tick retention, unless TimescaleDB's retention job is doing it (see store.timescale)."""
+        await self._guard(prune_expired_ticks(self.db.pool, _TICK_RETENTION_DAYS, utc_now()))
 
     # -- publishing ------------------------------------------------------------------------
 

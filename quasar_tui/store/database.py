@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from quasar_tui.core.errors import DatabaseUnavailableError
-from quasar_tui.store import migrations
+from quasar_tui.store import migrations, timescale
 from quasar_tui.store.server import (
     DATABASE_NAME,
     ServerInfo,
@@ -31,6 +31,7 @@ class DatabaseInfo:
     server: str
     version: str
     timescaledb: str | None
+    timescaledb_reason: str  # why TimescaleDB is used or not
     pg_trgm: bool
     migrations: list[migrations.AppliedMigration]
 
@@ -79,8 +80,11 @@ class Database:
             db.supervisor = ServerSupervisor(db, embedded_server(server.data_dir))
             db.supervisor.start()
         if migrate:
-            async with pool.acquire() as conn:
+            conn = await db.connect()
+            try:
                 await migrations.migrate(conn)
+            finally:
+                await conn.close()
         return db
 
     async def close(self) -> None:
@@ -100,9 +104,10 @@ class Database:
             ts = await conn.fetchval(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
             )
+            choice = await timescale.choose(conn)
             trgm = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname='pg_trgm'")
             applied = await migrations.applied_migrations(conn)
-        return DatabaseInfo(self.server.describe(), version, ts, bool(trgm), applied)
+        return DatabaseInfo(self.server.describe(), version, ts, choice.reason, bool(trgm), applied)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self.pool.fetch(query, *args)
