@@ -22,6 +22,7 @@ from quasar_tui.cli import (
     subscribe_cmd,
 )
 from quasar_tui.core.errors import QuasarError
+from quasar_tui.store.server import dsn_problem, resolve_dsn
 
 COMMAND_MODULES = [
     db_cmd,
@@ -97,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    dsn = args.dsn if args.dsn is not None else resolve_dsn(None)  # --dsn "" is a mistake
+    if dsn is not None and (problem := dsn_problem(dsn)):
+        print(f"quasar: error: {problem}", file=sys.stderr)
+        return 2
     handler = getattr(args, "handler", None)
     if args.daemon:
         if handler is not None:

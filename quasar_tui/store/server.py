@@ -64,16 +64,18 @@ def redact_dsn(dsn: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{_MASK}@{hostinfo}"
     query = "&".join(
-        f"{key}={_MASK}" if key.lower() == "password" else pair
+        f"{key}={_MASK}" if unquote(key).lower() == "password" else pair
         for pair in parts.query.split("&")
         if pair
-        for key in [unquote(pair.split("=", 1)[0])]
+        for key in [pair.split("=", 1)[0]]
     )
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def dsn_problem(dsn: str) -> str | None:
     """Why a DSN cannot be used (one line, no secret of it repeated), or None."""
+    if not dsn.strip():
+        return f"the DSN is empty; give {_DSN_SHAPE}, or leave --dsn out for the embedded server"
     try:
         parts = urlsplit(dsn)
         _ = parts.port  # raises for a port that is not a number
