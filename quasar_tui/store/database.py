@@ -17,9 +17,9 @@ from quasar_tui.store import migrations, timescale
 from quasar_tui.store.server import (
     DATABASE_NAME,
     ServerInfo,
-    embedded_server,
     open_server,
     redact_dsn,
+    started_server,
 )
 from quasar_tui.store.supervisor import ServerSupervisor
 
@@ -76,8 +76,9 @@ class Database:
                 f"cannot connect to {redact_dsn(server.dsn)}: {exc}"
             ) from None
         db = cls(server, pool)
-        if server.embedded and server.data_dir is not None:
-            db.supervisor = ServerSupervisor(db, embedded_server(server.data_dir))
+        handle = started_server(server.data_dir) if server.data_dir is not None else None
+        if server.embedded and handle is not None:
+            db.supervisor = ServerSupervisor(db, handle)
             db.supervisor.start()
         if migrate:
             conn = await db.connect()

@@ -113,6 +113,11 @@ def start_embedded(data_dir: Path) -> ServerInfo:
 _SERVERS: dict[Path, EmbeddedServer] = {}
 
 
+def started_server(data_dir: Path) -> EmbeddedServer | None:
+    """The handle on a server this process started or joined in `data_dir`, if any."""
+    return _SERVERS.get(data_dir)
+
+
 def embedded_server(data_dir: Path) -> EmbeddedServer:
     """The one handle this process keeps on a data dir's server."""
     if data_dir not in _SERVERS:
