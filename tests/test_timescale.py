@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 from conftest import requires_embedded
 
 from quasar_tui.store.database import Database
-from quasar_tui.store.timescale import PolicyJob, decide, prune_expired_ticks, retention_is_ours
+from quasar_tui.store.timescale import (
+    PolicyJob,
+    decide,
+    prune_expired_ticks,
+    read_jobs,
+    retention_is_ours,
+)
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -19,6 +25,7 @@ def retention_job(**stats) -> PolicyJob:
         proc_name="policy_retention",
         hypertable="live_ticks",
         schedule=timedelta(days=1),
+        next_start=NOW + timedelta(hours=23),
         last_run_started_at=NOW - timedelta(hours=1),
         last_successful_finish=NOW - timedelta(hours=1),
         last_run_status="Success",
@@ -54,6 +61,15 @@ def test_retention_is_quasars_when_the_job_fails_or_is_late() -> None:
     in_time = retention_job(last_successful_finish=NOW - timedelta(days=1, hours=23))
     assert retention_is_ours([in_time], NOW) is None
     assert "no retention job" in (retention_is_ours([], NOW) or "")
+    new = retention_job(last_run_started_at=None, last_successful_finish=None, total_runs=0)
+    assert retention_is_ours([new], NOW) is None  # not due yet
+    stalled = retention_job(
+        last_run_started_at=None,
+        last_successful_finish=None,
+        total_runs=0,
+        next_start=NOW - timedelta(days=3),
+    )
+    assert "has not succeeded ever" in (retention_is_ours([stalled], NOW) or "")
 
 
 @requires_embedded
@@ -76,3 +92,42 @@ def test_db_info_and_status_say_timescaledb_is_off_and_why(run_quasar) -> None:
     status = run_quasar("status", "--json")
     assert status.returncode == 0, status.stderr
     assert '"timescaledb_jobs": null' in status.stdout
+
+
+# The two views as TimescaleDB 2.x documents them (only the columns Quasar reads, plus one it
+# does not), with a job that never succeeded: TimescaleDB stores "never" as -infinity.
+STAND_IN = """
+CREATE SCHEMA timescaledb_information;
+CREATE TABLE timescaledb_information.jobs (
+    job_id int, application_name text, schedule_interval interval, proc_schema text,
+    proc_name text, hypertable_schema text, hypertable_name text, next_start timestamptz);
+CREATE TABLE timescaledb_information.job_stats (
+    hypertable_schema text, hypertable_name text, job_id int,
+    last_run_started_at timestamptz, last_successful_finish timestamptz,
+    last_run_status text, job_status text, last_run_duration interval,
+    next_start timestamptz, total_runs bigint, total_successes bigint, total_failures bigint);
+INSERT INTO timescaledb_information.jobs VALUES
+    (3, 'Job History Log Retention Policy [3]', '1 month', '_timescaledb_functions',
+     'policy_job_stat_history_retention', NULL, NULL, now()),
+    (1002, 'Retention Policy [1002]', '1 day', '_timescaledb_functions',
+     'policy_retention', 'public', 'live_ticks', now() + interval '1 hour');
+INSERT INTO timescaledb_information.job_stats VALUES
+    ('public', 'live_ticks', 1002, now() - interval '1 hour', '-infinity', 'Failed',
+     'Scheduled', '1 second', now() + interval '1 hour', 7, 0, 7);
+"""
+
+
+@requires_embedded
+async def test_the_job_query_reads_timescaledb_s_views(db: Database) -> None:
+    """The SQL against stand-ins for timescaledb_information (TimescaleDB is not installable
+    here): internal jobs left out, -infinity read as never."""
+    await db.execute(STAND_IN)
+    async with db.pool.acquire() as conn:
+        jobs = await read_jobs(conn)
+    assert [(j.job_id, j.proc_name, j.hypertable) for j in jobs] == [
+        (1002, "policy_retention", "live_ticks")
+    ]
+    job = jobs[0]
+    assert job.last_successful_finish is None and job.total_failures == 7
+    assert job.schedule == timedelta(days=1)
+    assert "has not succeeded ever" in (retention_is_ours(jobs, datetime.now(UTC)) or "")

@@ -27,10 +27,15 @@ _CATALOGUE = """
            (SELECT extversion FROM pg_extension WHERE extname = $1) AS installed,
            current_setting('shared_preload_libraries') AS preload
 """
+# TimescaleDB records "never" as -infinity; NULL reads better in Python and JSON.
 _JOBS = """
     SELECT j.job_id, j.proc_name, j.hypertable_name, j.schedule_interval,
-           s.last_run_started_at, s.last_successful_finish, s.last_run_status,
-           s.total_runs, s.total_failures
+           CASE WHEN isfinite(j.next_start) THEN j.next_start END AS next_start,
+           CASE WHEN isfinite(s.last_run_started_at) THEN s.last_run_started_at END
+               AS last_run_started_at,
+           CASE WHEN isfinite(s.last_successful_finish) THEN s.last_successful_finish END
+               AS last_successful_finish,
+           s.last_run_status, s.total_runs, s.total_failures
       FROM timescaledb_information.jobs j
       LEFT JOIN timescaledb_information.job_stats s USING (job_id)
      WHERE j.job_id >= $1
@@ -80,6 +85,7 @@ class PolicyJob:
     proc_name: str
     hypertable: str | None
     schedule: timedelta
+    next_start: datetime | None
     last_run_started_at: datetime | None
     last_successful_finish: datetime | None
     last_run_status: str | None
@@ -87,16 +93,24 @@ class PolicyJob:
     total_failures: int
 
     def overdue(self, now: datetime) -> bool:
-        """No success within twice the schedule (or failures and never a success)."""
-        if self.last_successful_finish is None:
-            return self.total_failures > 0
-        return now - self.last_successful_finish > 2 * self.schedule
+        """No success within twice the schedule: failed every time, last succeeded too long
+        ago, or never run although it was due twice its schedule ago (no scheduler)."""
+        if self.last_successful_finish is not None:
+            return now - self.last_successful_finish > 2 * self.schedule
+        if self.total_failures > 0:
+            return True
+        return self.next_start is not None and now - self.next_start > 2 * self.schedule
 
 
 async def policy_jobs(conn: asyncpg.Connection | asyncpg.Pool) -> list[PolicyJob] | None:
     """The policy jobs, or None when TimescaleDB is not installed in this database."""
     if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = $1", EXTENSION) is None:
         return None
+    return await read_jobs(conn)
+
+
+async def read_jobs(conn: asyncpg.Connection | asyncpg.Pool) -> list[PolicyJob]:
+    """The policy jobs from `timescaledb_information` (TimescaleDB must be installed)."""
     rows = await conn.fetch(_JOBS, FIRST_POLICY_JOB)
     return [
         PolicyJob(
@@ -104,6 +118,7 @@ async def policy_jobs(conn: asyncpg.Connection | asyncpg.Pool) -> list[PolicyJob
             proc_name=r["proc_name"],
             hypertable=r["hypertable_name"],
             schedule=r["schedule_interval"],
+            next_start=r["next_start"],
             last_run_started_at=r["last_run_started_at"],
             last_successful_finish=r["last_successful_finish"],
             last_run_status=r["last_run_status"],
