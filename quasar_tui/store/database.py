@@ -108,7 +108,10 @@ class Database:
             choice = await timescale.choose(conn)
             trgm = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname='pg_trgm'")
             applied = await migrations.applied_migrations(conn)
-        return DatabaseInfo(self.server.describe(), version, ts, choice.reason, bool(trgm), applied)
+        reason = choice.reason
+        if ts is None and choice.use:
+            reason += ", but this database was migrated before, with plain PostgreSQL tables"
+        return DatabaseInfo(self.server.describe(), version, ts, reason, bool(trgm), applied)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self.pool.fetch(query, *args)
