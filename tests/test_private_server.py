@@ -18,6 +18,7 @@ import asyncpg
 import pytest
 from conftest import requires_embedded
 
+from quasar_tui.core.errors import DatabaseUnavailableError
 from quasar_tui.store.embedded import binaries, read_postmaster
 from quasar_tui.store.server import embedded_server, start_embedded
 
@@ -143,3 +144,13 @@ async def test_an_old_trust_data_dir_is_converted_at_start(server_root: Path) ->
         assert owner == "quasar-postgres"
     finally:
         embedded_server(data_dir).release()
+
+
+def test_root_does_not_take_over_another_users_data_dir(server_root: Path, intruder) -> None:
+    data_dir = server_root / "theirs"
+    data_dir.mkdir(mode=0o700)
+    os.chown(data_dir, intruder.pw_uid, intruder.pw_gid)
+    with pytest.raises(DatabaseUnavailableError, match=f"belongs to {INTRUDER}"):
+        start_embedded(data_dir)
+    assert list(data_dir.iterdir()) == []
+    assert (data_dir.stat().st_uid, data_dir.stat().st_mode & 0o777) == (intruder.pw_uid, 0o700)

@@ -374,6 +374,7 @@ class EmbeddedServer:
     def _locked(self) -> Iterator[None]:
         try:
             self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            _check_owner(self.data_dir)
             fd = os.open(self._lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise DatabaseUnavailableError(
@@ -407,6 +408,20 @@ def read_postmaster(pgdata: Path) -> Postmaster | None:
         return Postmaster(int(lines[0]), Path(lines[4]), lines[7].strip() if len(lines) > 7 else "")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _check_owner(data_dir: Path) -> None:
+    """A data dir is its owner's: nobody else (root included) starts or converts its server."""
+    owner = data_dir.stat().st_uid
+    if owner != os.geteuid():
+        try:
+            name = pwd.getpwuid(owner).pw_name
+        except KeyError:
+            name = f"uid {owner}"
+        raise DatabaseUnavailableError(
+            f"the data dir {data_dir} belongs to {name}: run Quasar as {name}, "
+            "or choose another --data-dir"
+        )
 
 
 def _private_dir(path: Path, account: Account) -> Path:
