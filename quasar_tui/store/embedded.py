@@ -166,7 +166,7 @@ class EmbeddedServer:
                 postmaster = self._start_locked()
             if not self._registered:
                 self._update_handles(add=os.getpid())
-                atexit.register(self.release)
+                atexit.register(self._release_at_exit)
                 self._registered = True
             return postmaster
 
@@ -193,6 +193,15 @@ class EmbeddedServer:
             if postmaster is not None:
                 self.pg_ctl(["stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT)])
                 self._drop_short_socket_dir(postmaster.socket_dir)
+
+    def _release_at_exit(self) -> None:
+        """At exit a failed stop is one log line, not a traceback."""
+        if not self._registered:
+            return
+        try:
+            self.release()
+        except DatabaseUnavailableError as exc:
+            log.error("%s", exc)
 
     # -- start --------------------------------------------------------------------------------
 
@@ -234,9 +243,12 @@ class EmbeddedServer:
         return self._account
 
     def _initdb(self, account: Account) -> None:
-        if self.pgdata.exists():
-            shutil.rmtree(self.pgdata)  # a half-made cluster from an interrupted initdb
-        self.pgdata.mkdir(mode=0o700)
+        if self.pgdata.exists() and any(self.pgdata.iterdir()):
+            raise DatabaseUnavailableError(
+                f"{self.pgdata} holds files but no PostgreSQL cluster (an interrupted first "
+                "start?): move it away and start again"
+            )
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
         os.chown(self.pgdata, account.uid, account.gid)
         # trust only until _set_password: no server runs before pg_hba.conf is rewritten.
         self._as_server(
