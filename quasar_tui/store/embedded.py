@@ -415,9 +415,14 @@ class EmbeddedServer:
 
 
 def read_postmaster(pgdata: Path) -> Postmaster | None:
+    """None while there is no `postmaster.pid`, or while a starting server has not yet
+    written its socket directory into it."""
     try:
         lines = (pgdata / "postmaster.pid").read_text().splitlines()
-        return Postmaster(int(lines[0]), Path(lines[4]), lines[7].strip() if len(lines) > 7 else "")
+        socket_dir = Path(lines[4].strip())
+        if not socket_dir.is_absolute():
+            return None
+        return Postmaster(int(lines[0]), socket_dir, lines[7].strip() if len(lines) > 7 else "")
     except (OSError, ValueError, IndexError):
         return None
 
