@@ -41,6 +41,13 @@ def quasar(env: dict[str, str], *args: str) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    """The environment of a `quasar` on the embedded server of `data_dir`."""
+    env = {k: v for k, v in os.environ.items() if k != "QUASAR_DSN"}
+    env["QUASAR_DATA_DIR"] = str(data_dir)
+    return env
+
+
 def start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as err:
         return subprocess.Popen(
@@ -64,8 +71,7 @@ async def test_killed_postmaster_is_restarted_and_no_trade_is_lost_or_doubled(
     server_root: Path, tmp_path: Path
 ) -> None:
     data_dir = server_root / "supervised"
-    env = {k: v for k, v in os.environ.items() if k != "QUASAR_DSN"}
-    env["QUASAR_DATA_DIR"] = str(data_dir)
+    env = embedded_env(data_dir)
     quasar(env, "provider", "set", "SIMULATED", "ticks_per_second=5")
     quasar(env, "assets", "refresh", "SIMULATED")
     quasar(env, "subscribe", "SIMULATED", "ACME", "GLOBEX", "--interval", "1min", "--live")
@@ -146,8 +152,7 @@ async def test_the_server_stops_when_its_last_user_is_killed(
 ) -> None:
     """kill -9 of the only process using the server: its watcher stops the server."""
     data_dir = server_root / "orphan"
-    env = {k: v for k, v in os.environ.items() if k != "QUASAR_DSN"}
-    env["QUASAR_DATA_DIR"] = str(data_dir)
+    env = embedded_env(data_dir)
     quasar(env, "db", "info")  # made and migrated; the server stopped with the command
     server = EmbeddedServer(data_dir)
     assert server.running() is None
