@@ -155,6 +155,7 @@ class EmbeddedServer:
         self.log_file = self.pgdata / "log"
         self._handles = data_dir / "pg.handles"
         self._lock_file = data_dir / "pg.lock"
+        self._watcher = data_dir / "pg.watcher"
         self._account: Account | None = None
         self._registered = False
 
@@ -206,7 +207,11 @@ class EmbeddedServer:
             pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         except (OSError, ValueError):
             return False
-        return psutil.pid_exists(pid)
+        return psutil.pid_exists(pid) and self.running() is None
+
+    def forget_watcher(self) -> None:
+        """With the lock held: the watcher is leaving, so the next start spawns a new one."""
+        self._watcher.unlink(missing_ok=True)
 
     def _release_at_exit(self) -> None:
         """At exit a failed stop is one log line, not a traceback."""
@@ -253,9 +258,13 @@ class EmbeddedServer:
         return postmaster
 
     def _spawn_reaper(self) -> None:
-        """A detached watcher that stops the server if all its users are killed (kill -9)."""
+        """A detached watcher that stops the server if all its users are killed (kill -9);
+        one per data dir (its pid is kept in `pg.watcher`)."""
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            if psutil.pid_exists(int(self._watcher.read_text())):
+                return
         env = {k: v for k, v in os.environ.items() if k in (*_CHILD_ENV, "PYTHONPATH")}
-        subprocess.Popen(
+        watcher = subprocess.Popen(
             [sys.executable, "-m", "quasar_tui.store.reaper", str(self.data_dir)],
             env=env,
             stdin=subprocess.DEVNULL,
@@ -263,6 +272,7 @@ class EmbeddedServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        _write_private(self._watcher, str(watcher.pid))
 
     def account(self) -> Account:
         if self._account is None:
@@ -329,11 +339,7 @@ class EmbeddedServer:
             what="set the embedded PostgreSQL's password",
             stdin=statement,
         )
-        tmp = self.passfile.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(f"*:*:*:{SUPERUSER}:{password}\n")
-        os.replace(tmp, self.passfile)
+        _write_private(self.passfile, f"*:*:*:{SUPERUSER}:{password}\n")
 
     def _socket_dir(self, account: Account) -> Path:
         """`DATA_DIR/run` when short enough for a socket, else a short private dir of our own."""
@@ -400,14 +406,10 @@ class EmbeddedServer:
         _run(argv, what=what, stdin=stdin, cwd=self.pgdata, hint=self.log_file, **kwargs)
 
     def _write_owned(self, path: Path, text: str) -> None:
-        """Write a file of the cluster, owned by the server account, 0600."""
+        """Write a file of the cluster (server stopped), owned by the server account, 0600."""
         account = self.account()
-        tmp = path.with_name(path.name + ".quasar-tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chown(tmp, account.uid, account.gid)
-        os.replace(tmp, path)
+        _write_private(path, text)
+        os.chown(path, account.uid, account.gid)
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -433,11 +435,7 @@ class EmbeddedServer:
         pids = [p for p in pids if p != remove and psutil.pid_exists(p)]
         if add is not None and add not in pids:
             pids.append(add)
-        tmp = self._handles.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(pids, f)
-        os.replace(tmp, self._handles)
+        _write_private(self._handles, json.dumps(pids))
         return pids
 
 
@@ -452,6 +450,15 @@ def read_postmaster(pgdata: Path) -> Postmaster | None:
         return Postmaster(int(lines[0]), socket_dir, lines[7].strip() if len(lines) > 7 else "")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with a 0600 file of this process's user."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _check_owner(data_dir: Path) -> None:
