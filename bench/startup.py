@@ -172,6 +172,7 @@ def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
 def main(runs: int) -> None:
     load = round(os.getloadavg()[0], 2)
     root = Path(tempfile.mkdtemp(prefix="quasar-bench-startup-"))
+    root.chmod(0o755)  # run as root, the server's own account must reach the data dirs in it
     try:
         new = []
         for i in range(runs):

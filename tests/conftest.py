@@ -1,6 +1,8 @@
 """One embedded PostgreSQL per test session; each test gets its own migrated database.
 
 Databases are cloned from a migrated template, which takes a few milliseconds.
+`QUASAR_TEST_DSN=postgresql://...` runs the suite on that server instead (for instance one with
+TimescaleDB): the session makes its own template and test databases there and drops them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -23,21 +26,43 @@ from quasar_tui.store import migrations
 from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo, start_embedded
 
-TEMPLATE = "quasar_template"
+EXTERNAL_DSN = os.environ.get("QUASAR_TEST_DSN") or None
+# One template per session, so sessions (or workers) sharing an external server never collide.
+TEMPLATE = f"quasar_template_{uuid.uuid4().hex[:12]}"
+IN_USE_WAIT = 30.0  # seconds to wait while a background worker is connected to the template
+
+requires_embedded = pytest.mark.skipif(
+    EXTERNAL_DSN is not None,
+    reason="assumes the plain embedded PostgreSQL; QUASAR_TEST_DSN points at another server",
+)
+
+
+async def _admin_execute(dsn: str, statement: str) -> None:
+    """Run CREATE/DROP DATABASE, retrying while another session holds the source database
+    (TimescaleDB's background workers connect to every database, the template included)."""
+    admin = await asyncpg.connect(with_database(dsn, "postgres"))
+    try:
+        for _ in range(int(IN_USE_WAIT / 0.2)):
+            try:
+                await admin.execute(statement)
+                return
+            except asyncpg.ObjectInUseError:
+                await asyncio.sleep(0.2)
+        await admin.execute(statement)
+    finally:
+        await admin.close()
 
 
 async def _build_template(dsn: str) -> None:
-    admin = await asyncpg.connect(with_database(dsn, "postgres"))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {TEMPLATE}")
-        await admin.execute(f"CREATE DATABASE {TEMPLATE}")
-    finally:
-        await admin.close()
+    await _admin_execute(dsn, f"CREATE DATABASE {TEMPLATE}")
     conn = await asyncpg.connect(with_database(dsn, TEMPLATE))
     try:
         await migrations.migrate(conn)
     finally:
         await conn.close()
+    # No new sessions on the template (background workers included), so cloning it is not
+    # refused while one is connected.
+    await _admin_execute(dsn, f"ALTER DATABASE {TEMPLATE} WITH ALLOW_CONNECTIONS false")
 
 
 @pytest.fixture(scope="session")
@@ -56,29 +81,25 @@ def server_root() -> Path:
 
 @pytest.fixture(scope="session")
 def pg_server(server_root: Path) -> Iterator[ServerInfo]:
-    info = start_embedded(server_root / "session")
+    if EXTERNAL_DSN is not None:
+        info = ServerInfo(dsn=EXTERNAL_DSN, embedded=False)
+    else:
+        info = start_embedded(server_root / "session")
     asyncio.run(_build_template(info.dsn))
     yield info
+    asyncio.run(_admin_execute(info.dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
 
 
 async def create_test_database(server: ServerInfo) -> str:
     """A fresh migrated database; returns its DSN."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(with_database(server.dsn, "postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
-    finally:
-        await admin.close()
+    await _admin_execute(server.dsn, f"CREATE DATABASE {name} TEMPLATE {TEMPLATE}")
     return with_database(server.dsn, name)
 
 
 async def drop_test_database(server: ServerInfo, dsn: str) -> None:
-    name = dsn.rsplit("/", 1)[1].split("?", 1)[0]
-    admin = await asyncpg.connect(with_database(server.dsn, "postgres"))
-    try:
-        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-    finally:
-        await admin.close()
+    name = urlsplit(dsn).path.lstrip("/")
+    await _admin_execute(server.dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 @pytest.fixture

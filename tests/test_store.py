@@ -6,6 +6,7 @@ import json
 
 import asyncpg
 import pytest
+from conftest import requires_embedded
 
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database
@@ -21,6 +22,7 @@ async def test_migrations_are_recorded_once_and_rerun_is_a_no_op(db: Database) -
     assert versions == sorted({m.version for m in migrations.bundled_migrations()})
 
 
+@requires_embedded
 async def test_plain_postgres_gets_the_plain_variant(db: Database) -> None:
     info = await db.info()
     assert info.timescaledb is None
@@ -43,6 +45,31 @@ async def test_a_failing_migration_leaves_nothing_half_applied(db: Database, mon
     assert recorded == 0
 
 
+async def test_a_migration_that_ends_its_session_raises_its_own_error(
+    db: Database, monkeypatch
+) -> None:
+    """No "released back to the pool" from the lock release hiding what went wrong."""
+    fatal = migrations.Migration(
+        999,
+        "fatal",
+        None,
+        "CREATE TABLE half (x int); SELECT pg_terminate_backend(pg_backend_pid());",
+    )
+    real = migrations.bundled_migrations()
+    monkeypatch.setattr(migrations, "bundled_migrations", lambda: [*real, fatal])
+    conn = await db.connect()
+    with pytest.raises((asyncpg.PostgresConnectionError, asyncpg.AdminShutdownError)):
+        await migrations.migrate(conn)
+    await conn.close()
+    assert await db.fetchval("SELECT to_regclass('half') IS NOT NULL") is False
+    assert await db.fetchval("SELECT count(*) FROM schema_migrations WHERE version=999") == 0
+    held = await db.fetchval(
+        """SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"""
+    )
+    assert held == 0
+
+
 def test_db_info_command_reports_server_and_migrations(run_quasar) -> None:
     result = run_quasar("db", "info", "--json")
     assert result.returncode == 0, result.stderr
@@ -61,6 +88,7 @@ def test_unreachable_dsn_is_one_clear_line(run_quasar) -> None:
     assert "Traceback" not in result.stderr
 
 
+@requires_embedded
 def test_embedded_server_is_started_in_the_data_dir(server_root, run_quasar, quasar_env) -> None:
     del quasar_env["QUASAR_DSN"]
     fresh = server_root / "fresh"

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 
@@ -229,7 +229,11 @@ class TcpProxy:
     def proxied(self) -> str:
         """The DSN as seen through this proxy."""
         user = self.dsn.username or "postgres"
-        return urlunsplit(self.dsn._replace(netloc=f"{user}@127.0.0.1:{self.port}", query=""))
+        if self.dsn.password is not None:
+            user = f"{user}:{self.dsn.password}"
+        passfile = parse_qs(self.dsn.query).get("passfile")  # the embedded server's password
+        query = urlencode({"passfile": passfile[0]}) if passfile else ""
+        return urlunsplit(self.dsn._replace(netloc=f"{user}@127.0.0.1:{self.port}", query=query))
 
     async def _open_upstream(self):
         if self.socket:

@@ -33,7 +33,7 @@ from quasar_tui.cli.output import GuardedStdout, silence_stdout
 from quasar_tui.core.errors import QuasarError, UsageError
 from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
-from quasar_tui.store.server import resolve_data_dir
+from quasar_tui.store.server import dsn_problem, resolve_data_dir, resolve_dsn
 
 COMMAND_MODULES = [
     db_cmd,
@@ -128,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    dsn = args.dsn if args.dsn is not None else resolve_dsn(None)  # --dsn "" is a mistake
+    if dsn is not None and (problem := dsn_problem(dsn)):
+        return _fail(UsageError(problem), USAGE_STATUS)
     handler = getattr(args, "handler", None)
     try:
         check_owner(resolve_data_dir(args.data_dir))

@@ -32,6 +32,7 @@ async def db_info(args: argparse.Namespace) -> int:
                 "server": info.server,
                 "version": info.version,
                 "timescaledb": info.timescaledb,
+                "timescaledb_reason": info.timescaledb_reason,
                 "pg_trgm": info.pg_trgm,
                 "migrations": [
                     {
@@ -47,7 +48,8 @@ async def db_info(args: argparse.Namespace) -> int:
         return 0
     print(f"server:      {info.server}")
     print(f"version:     PostgreSQL {info.version}")
-    print(f"timescaledb: {info.timescaledb or 'not available (plain PostgreSQL tables)'}")
+    print(f"timescaledb: {info.timescaledb or 'off (plain PostgreSQL tables)'}")
+    print(f"             {info.timescaledb_reason}")
     print(f"pg_trgm:     {'on' if info.pg_trgm else 'off'}")
     print("migrations:")
     for m in info.migrations:

@@ -13,6 +13,7 @@ from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import status_report
+from quasar_tui.store.timescale import PolicyJob, policy_jobs
 
 _COLUMNS = [
     "id",
@@ -74,10 +75,29 @@ def engine_line(engine: EngineStatus, now: datetime) -> str:
     return f"engine: {owner.label}, up {up}, heartbeat {format_age(owner.heartbeat_age(now))} ago"
 
 
+def job_line(job: PolicyJob, now: datetime) -> str:
+    """One TimescaleDB policy job: its last run, its last success, and its failures."""
+    started = job.last_run_started_at
+    last = f"last run {format_age((now - started).total_seconds())} ago" if started else "never run"
+    success = job.last_successful_finish
+    ok = (
+        f"last success {format_age((now - success).total_seconds())} ago"
+        if success
+        else "no success yet"
+    )
+    late = " OVERDUE" if job.overdue(now) else ""
+    return (
+        f"timescaledb job {job.job_id} {job.proc_name} on {job.hypertable or '-'}: {last} "
+        f"({job.last_run_status or '-'}), {ok}, {job.total_failures} of {job.total_runs} "
+        f"runs failed{late}"
+    )
+
+
 async def show_status(args: argparse.Namespace) -> int:
     now = utc_now()
     async with database_from_args(args) as db:
         report = await status_report(db, now=now)
+        jobs = await policy_jobs(db.pool)
     engine = report.engine
     if args.json:
         owner = engine.owner
@@ -91,10 +111,15 @@ async def show_status(args: argparse.Namespace) -> int:
                     "stats": engine.stats if engine.running else {},
                 },
                 "subscriptions": [s.as_dict() for s in report.series],
+                "timescaledb_jobs": None
+                if jobs is None
+                else [{**dataclasses.asdict(j), "overdue": j.overdue(now)} for j in jobs],
             }
         )
         return 0
     echo(engine_line(engine, now))
+    for job in jobs or []:
+        echo(job_line(job, now))
     if not report.series:
         echo("no subscriptions; add one with `quasar subscribe NAME SYMBOL --interval I`")
         return 0

@@ -51,6 +51,7 @@ from quasar_tui.registry.subscriptions import (
 )
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database
+from quasar_tui.store.timescale import prune_expired_ticks
 
 log = logging.getLogger("quasar.engine")
 
@@ -63,10 +64,6 @@ _CLOSE_DEAD_RUNS = """
        SET finished_at = now(), status = 'failed',
            error = 'interrupted: the engine stopped without finishing it'
      WHERE finished_at IS NULL
-"""
-_RETENTION_SQL = """
-    DELETE FROM live_ticks WHERE ts < now() - make_interval(days => $1)
-       AND NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
 """
 
 
@@ -331,8 +328,8 @@ class Engine:
             await self._listen()
 
     async def _housekeeping(self) -> None:
-        """Tick retention on plain PostgreSQL (TimescaleDB has a retention policy for it)."""
-        await guard(self.db.execute(_RETENTION_SQL, _TICK_RETENTION_DAYS))
+        """Tick retention, unless TimescaleDB's retention job is doing it (see store.timescale)."""
+        await guard(prune_expired_ticks(self.db.pool, _TICK_RETENTION_DAYS, self.clock()))
 
     # -- publishing ------------------------------------------------------------------------
 

@@ -13,8 +13,15 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from quasar_tui.core.errors import DatabaseUnavailableError
-from quasar_tui.store import migrations
-from quasar_tui.store.server import DATABASE_NAME, ServerInfo, open_server, redact_dsn
+from quasar_tui.store import migrations, timescale
+from quasar_tui.store.server import (
+    DATABASE_NAME,
+    ServerInfo,
+    open_server,
+    redact_dsn,
+    started_server,
+)
+from quasar_tui.store.supervisor import ServerSupervisor
 
 log = logging.getLogger("quasar.store")
 
@@ -24,6 +31,7 @@ class DatabaseInfo:
     server: str
     version: str
     timescaledb: str | None
+    timescaledb_reason: str  # why TimescaleDB is used or not
     pg_trgm: bool
     migrations: list[migrations.AppliedMigration]
 
@@ -38,6 +46,7 @@ class Database:
     def __init__(self, server: ServerInfo, pool: asyncpg.Pool) -> None:
         self.server = server
         self.pool = pool
+        self.supervisor: ServerSupervisor | None = None
 
     @property
     def dsn(self) -> str:
@@ -67,12 +76,21 @@ class Database:
                 f"cannot connect to {redact_dsn(server.dsn)}: {exc}"
             ) from None
         db = cls(server, pool)
+        handle = started_server(server.data_dir) if server.data_dir is not None else None
+        if server.embedded and handle is not None:
+            db.supervisor = ServerSupervisor(db, handle)
+            db.supervisor.start()
         if migrate:
-            async with pool.acquire() as conn:
+            conn = await db.connect()
+            try:
                 await migrations.migrate(conn)
+            finally:
+                await conn.close()
         return db
 
     async def close(self) -> None:
+        if self.supervisor is not None:
+            await self.supervisor.stop()
         await self.pool.close()
 
     async def connect(self) -> asyncpg.Connection:
@@ -87,9 +105,13 @@ class Database:
             ts = await conn.fetchval(
                 "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
             )
+            choice = await timescale.choose(conn)
             trgm = await conn.fetchval("SELECT count(*) FROM pg_extension WHERE extname='pg_trgm'")
             applied = await migrations.applied_migrations(conn)
-        return DatabaseInfo(self.server.describe(), version, ts, bool(trgm), applied)
+        reason = choice.reason
+        if ts is None and choice.use:
+            reason += ", but this database was migrated before, with plain PostgreSQL tables"
+        return DatabaseInfo(self.server.describe(), version, ts, reason, bool(trgm), applied)
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         return await self.pool.fetch(query, *args)

