@@ -13,12 +13,14 @@ from collections.abc import Sequence
 
 from quasar_tui import __version__
 from quasar_tui.cli import (
+    apikey_cmd,
     assets_cmd,
     bars_cmd,
     db_cmd,
     export_cmd,
     map_cmd,
     provider_cmd,
+    serve_cmd,
     status_cmd,
     subscribe_cmd,
 )
@@ -33,6 +35,8 @@ COMMAND_MODULES = [
     status_cmd,
     bars_cmd,
     export_cmd,
+    serve_cmd,
+    apikey_cmd,
 ]
 
 

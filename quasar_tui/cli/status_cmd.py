@@ -11,7 +11,7 @@ from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import print_json, print_table
 from quasar_tui.engine.publisher import EngineStatus
-from quasar_tui.engine.status import status_report
+from quasar_tui.engine.status import report_dict, status_report
 
 _COLUMNS = [
     "id",
@@ -79,19 +79,7 @@ async def show_status(args: argparse.Namespace) -> int:
         report = await status_report(db, now=now)
     engine = report.engine
     if args.json:
-        owner = engine.owner
-        print_json(
-            {
-                "engine": {
-                    "running": engine.running,
-                    "owner": None
-                    if owner is None
-                    else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
-                    "stats": engine.stats if engine.running else {},
-                },
-                "subscriptions": [dataclasses.asdict(s) for s in report.series],
-            }
-        )
+        print_json(report_dict(report, now))
         return 0
     print(engine_line(engine, now))
     if not report.series:

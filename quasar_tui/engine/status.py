@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
@@ -93,3 +95,19 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
             )
         )
     return StatusReport(engine, series)
+
+
+def report_dict(report: StatusReport, now: datetime) -> dict[str, Any]:
+    """The report as `quasar status --json` prints it and `GET /v1/status` answers it."""
+    engine = report.engine
+    owner = engine.owner
+    return {
+        "engine": {
+            "running": engine.running,
+            "owner": None
+            if owner is None
+            else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
+            "stats": engine.stats if engine.running else {},
+        },
+        "subscriptions": [dataclasses.asdict(s) for s in report.series],
+    }
