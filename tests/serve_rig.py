@@ -49,7 +49,7 @@ async def running_api(
         if isinstance(services.feed, DatabaseFeed):
             await asyncio.wait_for(services.feed.listening.wait(), 10)
         keys = ApiKeyStore(db, keyring)
-        _, key = await keys.create("tester", ["read", "stream"], rate=100_000)
+        _, key = await keys.create(f"tester-{server.port}", ["read", "stream"], rate=100_000)
         base = f"http://127.0.0.1:{server.port}"
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             yield Api(http, keys, services, server.port, key)
