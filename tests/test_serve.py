@@ -314,8 +314,11 @@ async def test_the_stream_sends_a_bar_as_it_is_written_and_conflated_ticks(
         for i in range(50):
             publisher.note_tick(TickEvent("KRAKEN", "ETH/USD", datetime.now(UTC), 2000.0 + i))
         await publisher.flush_quotes()
-        tick = json.loads(await asyncio.wait_for(ws.recv(), 10))
-        assert (tick["type"], tick["series"], tick["price"]) == ("tick", "KRAKEN:ETH/USD", 2049.0)
+        ticks = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        assert ticks["type"] == "ticks"
+        assert [(t["series"], t["common"], t["price"]) for t in ticks["ticks"]] == [
+            ("KRAKEN:ETH/USD", "ETH/USD", 2049.0)
+        ]
 
         metrics = (await api.http.get("/metrics")).text
         assert "quasar_stream_clients 1" in metrics
@@ -329,8 +332,8 @@ async def test_in_process_the_stream_follows_the_engines_bus(collected: Database
             assert json.loads(await ws.recv())["type"] == "subscribed"
             for i in range(30):  # one send per 1/10 s window: conflated to the latest
                 bus.publish(TickEvent("KRAKEN", "XBT/USD", datetime.now(UTC), 50.0 + i))
-            tick = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            assert (tick["type"], tick["price"]) == ("tick", 79.0)
+            ticks = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            assert (ticks["type"], [t["price"] for t in ticks["ticks"]]) == ("ticks", [79.0])
             last = MINUTES[-1][0]
             bus.publish(BarsWritten("live_data", "KRAKEN", "XBT/USD", "1min", 1, last))
             bar = json.loads(await asyncio.wait_for(ws.recv(), 10))

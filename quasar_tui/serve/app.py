@@ -52,8 +52,8 @@ DESCRIPTION = """Read-only market data by series name: a common symbol (`BTC/USD
 providers in priority order) or `PROVIDER:SYMBOL`. Send an API key as `X-API-Key` or
 `Authorization: Bearer`. Errors are RFC 9457 problem details naming the bad parameter.
 Live data: WebSocket `/v1/stream?series=BTC/USD,ETH/USD&kinds=ticks,bars` (scope `stream`)
-sends `{"type":"tick",...}` (conflated, at most 10 a second per series) and
-`{"type":"bar",...}` as bars are written."""
+sends `{"type":"ticks","ticks":[...]}` (the latest tick of each series, at most 10 times a
+second) and `{"type":"bar",...}` as bars are written."""
 
 
 @dataclass(frozen=True)
