@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -152,7 +153,7 @@ class ApiKeyStore:
         digest = fields.pop("digest")
         return StoredKey(ApiKey(**fields), digest)
 
-    async def note_uses(self, uses: list[KeyUse]) -> None:
+    async def note_uses(self, uses: Sequence[KeyUse]) -> None:
         """Add counted uses and the latest use time, in one statement for many keys."""
         if uses:
             await self.db.execute(

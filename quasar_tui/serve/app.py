@@ -79,7 +79,7 @@ class Services:
 
 
 def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    return request.app.state.services
 
 
 Svc = Annotated[Services, Depends(services_of)]
@@ -404,7 +404,7 @@ async def _subscribe(
     for kind in kinds_text.split(","):
         if kind not in KINDS:
             raise Problem(400, f"kinds: unknown kind {kind!r}: use ticks, bars", param="kinds")
-        kinds.add(kind)  # type: ignore[arg-type]
+        kinds.add(kind)
     following: list[dict[str, Any]] = []
     common: dict[str, str | None] = {}
     for name in names:

@@ -30,6 +30,9 @@ from quasar_tui.store.read import Reader
 log = logging.getLogger("quasar.serve")
 
 PENDING_BATCHES = 10_000
+# A history backfill writes thousands of bars at once; a dashboard wants the newest, not a flood
+# that would fill its queue and drop it.
+STREAMED_PER_BATCH = 10
 _RECONNECT_MAX = 30.0
 _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
@@ -72,7 +75,7 @@ class WrittenBars:
             interval,
             written.first_ts,
             interval.next_start(written.last_ts),
-            limit=max(1, written.count),
+            limit=max(1, min(written.count, STREAMED_PER_BATCH)),
         )
         for bar in read.bars:
             self.hub.note_bar(key, interval.value, bar)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,7 +60,7 @@ def _family(name: str, kind: str, help: str) -> Iterator[str]:
 def render(
     metrics: ServerMetrics,
     *,
-    cache: dict[str, float],
+    cache: Mapping[str, float],
     stream_clients: int,
     engine: EngineStatus | None,
 ) -> str:
