@@ -78,7 +78,8 @@ class Services:
     feed: DatabaseFeed | BusFeed
 
 
-def services_of(request: Request) -> Services:
+async def services_of(request: Request) -> Services:
+    """Async on purpose: FastAPI runs a plain-function dependency in a worker thread."""
     return request.app.state.services
 
 
@@ -87,7 +88,7 @@ Svc = Annotated[Services, Depends(services_of)]
 
 def needs(scope: str) -> Callable[[Request], Awaitable[Caller]]:
     async def check(request: Request) -> Caller:
-        caller = await services_of(request).guard.check(request.headers, scope)
+        caller = await (await services_of(request)).guard.check(request.headers, scope)
         request.scope[KEY_NAME] = caller.key.name
         return caller
 
@@ -96,7 +97,7 @@ def needs(scope: str) -> Callable[[Request], Awaitable[Caller]]:
 
 async def probe_guard(request: Request) -> None:
     """/health, /ready, /metrics: open to loopback clients unless a key is required."""
-    services = services_of(request)
+    services = await services_of(request)
     client = request.client.host if request.client else ""
     try:
         loopback = ipaddress.ip_address(client).is_loopback
