@@ -16,7 +16,6 @@ from quasar_tui.registry.apikeys import ApiKeyStore
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.serve.app import ServeOptions, Services, create_app
 from quasar_tui.serve.bind import Bind
-from quasar_tui.serve.feeds import DatabaseFeed
 from quasar_tui.serve.server import start_server
 from quasar_tui.store.database import Database
 
@@ -46,8 +45,7 @@ async def running_api(
     server = await start_server(app, Bind("127.0.0.1", 0))
     services: Services = app.state.services
     try:
-        if isinstance(services.feed, DatabaseFeed):
-            await asyncio.wait_for(services.feed.listening.wait(), 10)
+        await asyncio.wait_for(services.listener.listening.wait(), 10)
         keys = ApiKeyStore(db, keyring)
         _, key = await keys.create(f"tester-{server.port}", ["read", "stream"], rate=100_000)
         base = f"http://127.0.0.1:{server.port}"

@@ -75,7 +75,8 @@ class Services:
     metrics: metrics.ServerMetrics
     options: ServeOptions
     written: WrittenBars
-    feed: DatabaseFeed | BusFeed
+    listener: DatabaseFeed
+    bus_feed: BusFeed | None
 
 
 async def services_of(request: Request) -> Services:
@@ -189,12 +190,11 @@ def create_app(
     hub = Hub(server_metrics)
     guard = KeyGuard(ApiKeyStore(db, keyring))
     written = WrittenBars(reader, cache, hub)
-    feed: DatabaseFeed | BusFeed = (
-        BusFeed(events, written, hub)
-        if events is not None
-        else DatabaseFeed(db, written, hub, guard.forget)
+    bus_feed = BusFeed(events, written, hub) if events is not None else None
+    listener = DatabaseFeed(db, written, hub, guard.forget, follow_data=bus_feed is None)
+    services = Services(
+        db, reader, cache, hub, guard, server_metrics, options, written, listener, bus_feed
     )
-    services = Services(db, reader, cache, hub, guard, server_metrics, options, written, feed)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -203,10 +203,12 @@ def create_app(
             for name, job in (
                 ("hub", hub.run),
                 ("written", written.run),
-                ("feed", feed.run),
+                ("listener", listener.run),
                 ("keys", guard.run),
             )
         ]
+        if bus_feed is not None:
+            tasks.append(asyncio.create_task(bus_feed.run(), name="quasar-serve-bus"))
         try:
             yield
         finally:

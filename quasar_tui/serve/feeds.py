@@ -82,7 +82,10 @@ class WrittenBars:
 
 
 class DatabaseFeed:
-    """Standalone: LISTEN for written bars and key changes; poll published quotes for ticks."""
+    """Standalone: LISTEN for written bars and key changes; poll published quotes for ticks.
+
+    With `follow_data` False (the engine's bus brings the data) it hears key changes only.
+    """
 
     def __init__(
         self,
@@ -92,16 +95,21 @@ class DatabaseFeed:
         keys_changed: Callable[[], None],
         *,
         poll_seconds: float = 1.0 / TICKS_PER_SECOND,
+        follow_data: bool = True,
     ) -> None:
         self.db = db
         self.written = written
         self.hub = hub
         self.keys_changed = keys_changed
         self.poll_seconds = poll_seconds
+        self.follow_data = follow_data
         self.listening = asyncio.Event()
 
     async def run(self) -> None:
-        await asyncio.gather(self._listen(), self._quotes())
+        if self.follow_data:
+            await asyncio.gather(self._listen(), self._quotes())
+        else:
+            await self._listen()
 
     def _on_bars(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         try:
@@ -127,10 +135,11 @@ class DatabaseFeed:
                 continue
             try:
                 conn.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await conn.add_listener(announce.CHANNEL, self._on_bars)
+                if self.follow_data:
+                    await conn.add_listener(announce.CHANNEL, self._on_bars)
+                    # What was written while nobody listened is unknown: start clean.
+                    self.written.cache.clear()
                 await conn.add_listener(CHANGES_CHANNEL, self._on_keys)
-                # What was written while nobody listened is unknown: start clean.
-                self.written.cache.clear()
                 self.keys_changed()
                 self.listening.set()
                 delay = 0.5
