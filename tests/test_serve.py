@@ -22,6 +22,7 @@ from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.engine.status import report_dict, status_report
 from quasar_tui.serve.app import ServeOptions
+from quasar_tui.serve.cache import Answer, AnswerCache
 from quasar_tui.serve.metrics import ServerMetrics
 from quasar_tui.serve.stream import Hub, StreamClient
 from quasar_tui.store.announce import Written, announce_written
@@ -425,3 +426,20 @@ async def test_ready_says_which_migrations_are_missing(api: Api, collected: Data
 async def test_a_request_id_is_made_when_the_client_sends_none(api: Api) -> None:
     answer = await api.http.get("/health")
     assert len(answer.headers["x-request-id"]) == 16
+
+
+def test_the_cache_is_bounded_expires_and_never_keeps_an_answer_read_across_a_write() -> None:
+    now = [0.0]
+    cache = AnswerCache(ttl=5.0, max_bytes=250, max_item=100, clock=lambda: now[0])
+    for i in range(4):
+        cache.put(("bars", i), Answer(b"x" * 80, "application/json"), (f"K:{i}",), cache.mark())
+    assert len(cache) == 3 and cache.size == 240 and cache.get(("bars", 0)) is None  # LRU out
+    cache.put("big", Answer(b"x" * 101, "text/csv"), ("K:9",), cache.mark())
+    assert cache.get("big") is None  # larger than one item may be
+    assert cache.invalidate("K:1") == 1 and cache.get(("bars", 1)) is None
+    mark = cache.mark()
+    cache.invalidate("K:7")  # a write announced while an answer was being read
+    cache.put("late", Answer(b"old", "application/json"), ("K:2",), mark)
+    assert cache.get("late") is None
+    now[0] = 5.0
+    assert cache.get(("bars", 2)) is None and cache.get(("bars", 3)) is None  # expired
