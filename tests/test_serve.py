@@ -8,8 +8,11 @@ import asyncio
 import io
 import json
 import logging
+import os
+import socket
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pyarrow
 import pytest
 import websockets
@@ -21,9 +24,12 @@ from quasar_tui.engine.events import BarsWritten, EventBus, TickEvent
 from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.engine.status import report_dict, status_report
-from quasar_tui.serve.app import ServeOptions
+from quasar_tui.registry.secrets import Keyring
+from quasar_tui.serve.app import ServeOptions, create_app
+from quasar_tui.serve.bind import Bind
 from quasar_tui.serve.cache import Answer, AnswerCache
 from quasar_tui.serve.metrics import ServerMetrics
+from quasar_tui.serve.server import serve
 from quasar_tui.serve.stream import Hub, StreamClient
 from quasar_tui.store.announce import Written, announce_written
 from quasar_tui.store.database import Database
@@ -443,3 +449,22 @@ def test_the_cache_is_bounded_expires_and_never_keeps_an_answer_read_across_a_wr
     assert cache.get("late") is None
     now[0] = 5.0
     assert cache.get(("bars", 2)) is None and cache.get(("bars", 3)) is None  # expired
+
+
+async def test_inside_the_daemon_cancelling_serve_stops_the_server(collected: Database) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(collected, Keyring(os.urandom(32)), events=EventBus())
+    task = asyncio.create_task(serve(app, Bind("127.0.0.1", port), handle_signals=False))
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+        for _ in range(200):
+            try:
+                assert (await http.get("/health")).status_code == 200
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.05)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        with pytest.raises(httpx.TransportError):
+            await http.get("/health")

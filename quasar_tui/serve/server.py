@@ -78,12 +78,19 @@ async def start_server(app: FastAPI, bind: Bind) -> RunningServer:
     sock = listening_socket(bind)
     server = _Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="quasar-serve")
-    while not server.started:
-        if task.done():
-            sock.close()
-            problem = task.exception() if not task.cancelled() else None
-            raise ServeError(f"the server did not start: {problem or 'stopped during start-up'}")
-        await asyncio.sleep(0.02)
+    try:
+        while not server.started:
+            if task.done():
+                sock.close()
+                problem = task.exception() if not task.cancelled() else None
+                raise ServeError(
+                    f"the server did not start: {problem or 'stopped during start-up'}"
+                )
+            await asyncio.sleep(0.02)
+    except asyncio.CancelledError:  # cancelled while starting: stop what was started
+        server.should_exit = True
+        await asyncio.gather(task, return_exceptions=True)
+        raise
     return RunningServer(server, task, sock.getsockname()[1])
 
 
