@@ -31,7 +31,7 @@ from quasar_tui.serve.cache import Answer, AnswerCache
 from quasar_tui.serve.metrics import ServerMetrics
 from quasar_tui.serve.server import serve
 from quasar_tui.serve.stream import Hub, StreamClient
-from quasar_tui.store.announce import Written, announce_written
+from quasar_tui.store.announce import CHANNEL, Written, announce_written, decode
 from quasar_tui.store.database import Database
 from quasar_tui.store.read import Reader
 
@@ -468,3 +468,23 @@ async def test_inside_the_daemon_cancelling_serve_stops_the_server(collected: Da
         await asyncio.gather(task, return_exceptions=True)
         with pytest.raises(httpx.TransportError):
             await http.get("/health")
+
+
+async def test_an_announcement_made_in_the_writers_transaction_arrives_at_commit(
+    db: Database,
+) -> None:
+    heard: asyncio.Queue[Written] = asyncio.Queue()
+    listener = await db.connect()
+    await listener.add_listener(CHANNEL, lambda *a: heard.put_nowait(decode(a[3])))
+    batch = Written(
+        "live_data", "KRAKEN", "XBT/USD", "1min", 3, START, START - timedelta(minutes=2)
+    )
+    try:
+        async with db.pool.acquire() as conn:
+            async with conn.transaction():
+                await announce_written(conn, [batch])
+                await asyncio.sleep(0.2)
+                assert heard.empty()  # nothing before the bars are visible
+            assert await asyncio.wait_for(heard.get(), 5) == batch
+    finally:
+        await listener.close()
