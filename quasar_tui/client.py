@@ -16,11 +16,10 @@ import asyncio
 import os
 import threading
 from collections.abc import Coroutine
-from datetime import UTC, date, datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from quasar_tui.core.errors import InvalidInputError
+from quasar_tui.core.moments import Moment, moment
 from quasar_tui.frames import Shape, fields, table
 from quasar_tui.registry.mappings import MappingRecord, MappingStore
 from quasar_tui.store.database import Database, open_database
@@ -29,25 +28,9 @@ from quasar_tui.store.series import Series, all_series
 from quasar_tui.store.server import resolve_data_dir, resolve_dsn
 
 T = TypeVar("T")
-Moment = str | date | datetime | None
 
 _BAR_COLUMNS = fields(ReadBar)
 _TICK_COLUMNS = fields(ReadTick)
-
-
-def moment(value: Moment) -> datetime | None:
-    """A time bound as users write it: a datetime (naive means UTC), a date, or ISO text."""
-    if value is None or isinstance(value, datetime):
-        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInputError(
-            f"{value!r} is not a date (YYYY-MM-DD) or an ISO time (YYYY-MM-DDTHH:MM)"
-        ) from None
-    return moment(parsed)
 
 
 class AsyncQuasar:

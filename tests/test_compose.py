@@ -160,3 +160,13 @@ def test_dockerfile_builds_from_files_the_build_context_keeps() -> None:
         assert not any(fnmatch.fnmatch(source, pattern) for pattern in ignored), (
             f"COPY {source}: excluded by .dockerignore"
         )
+
+
+@needs_compose
+def test_api_service_publishes_its_port_on_loopback_by_default(tmp_path: Path) -> None:
+    api = compose_config(tmp_path)["services"]["api"]
+    assert api["entrypoint"] == ["quasar", "serve"]
+    assert api["ports"] == ["127.0.0.1:8400:8400/tcp"]
+    assert api["environment"]["QUASAR_SYSTEM_CONTEXT"] == "/run/secrets/master_key"
+    moved = compose_config(tmp_path, QUASAR_API_PORT="9400")["services"]["api"]
+    assert moved["ports"] == ["127.0.0.1:9400:8400/tcp"]

@@ -9,7 +9,7 @@ import pkgutil
 import subprocess
 import sys
 
-HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "sandbox", "engine", "providers")
+HEADLESS_PACKAGES = ("core", "sdk", "store", "registry", "sandbox", "engine", "providers", "serve")
 HEADLESS_MODULES = ("quasar_tui.daemon", "quasar_tui.cli")
 _LIST_MODULES = (
     "import importlib, json, sys\n"

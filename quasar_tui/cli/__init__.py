@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 
 from quasar_tui import __version__
 from quasar_tui.cli import (
+    apikey_cmd,
     assets_cmd,
     bars_cmd,
     db_cmd,
@@ -24,6 +25,7 @@ from quasar_tui.cli import (
     map_cmd,
     provider_cmd,
     quality_cmd,
+    serve_cmd,
     status_cmd,
     subscribe_cmd,
 )
@@ -46,6 +48,8 @@ COMMAND_MODULES = [
     gaps_cmd,
     quality_cmd,
     export_cmd,
+    serve_cmd,
+    apikey_cmd,
 ]
 
 

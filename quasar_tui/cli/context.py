@@ -13,9 +13,13 @@ from quasar_tui.store.server import resolve_data_dir, resolve_dsn
 
 
 @asynccontextmanager
-async def database_from_args(args: argparse.Namespace) -> AsyncIterator[Database]:
+async def database_from_args(
+    args: argparse.Namespace, max_size: int = 4
+) -> AsyncIterator[Database]:
     """Open (and migrate) the database chosen by `--dsn` / `--data-dir` / environment."""
-    db = await open_database(resolve_dsn(args.dsn), resolve_data_dir(args.data_dir), max_size=4)
+    db = await open_database(
+        resolve_dsn(args.dsn), resolve_data_dir(args.data_dir), max_size=max_size
+    )
     try:
         yield db
     finally:

@@ -4,7 +4,6 @@ the last error."""
 from __future__ import annotations
 
 import argparse
-import dataclasses
 from datetime import datetime
 
 from quasar_tui.cli.common import leaf
@@ -12,8 +11,8 @@ from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.publisher import EngineStatus
-from quasar_tui.engine.status import status_report
-from quasar_tui.store.timescale import PolicyJob, policy_jobs
+from quasar_tui.engine.status import report_dict, status_report
+from quasar_tui.store.timescale import PolicyJob
 
 _COLUMNS = [
     "id",
@@ -97,28 +96,12 @@ async def show_status(args: argparse.Namespace) -> int:
     now = utc_now()
     async with database_from_args(args) as db:
         report = await status_report(db, now=now)
-        jobs = await policy_jobs(db.pool)
     engine = report.engine
     if args.json:
-        owner = engine.owner
-        print_json(
-            {
-                "engine": {
-                    "running": engine.running,
-                    "owner": None
-                    if owner is None
-                    else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
-                    "stats": engine.stats if engine.running else {},
-                },
-                "subscriptions": [s.as_dict() for s in report.series],
-                "timescaledb_jobs": None
-                if jobs is None
-                else [{**dataclasses.asdict(j), "overdue": j.overdue(now)} for j in jobs],
-            }
-        )
+        print_json(report_dict(report, now))
         return 0
     echo(engine_line(engine, now))
-    for job in jobs or []:
+    for job in report.jobs or []:
         echo(job_line(job, now))
     if not report.series:
         echo("no subscriptions; add one with `quasar subscribe NAME SYMBOL --interval I`")

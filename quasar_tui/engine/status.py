@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
+from quasar_tui.store.timescale import PolicyJob, policy_jobs
 
 _OPEN_GAPS = """
     SELECT provider, symbol, interval, mode, count(*) AS n FROM gaps
@@ -81,6 +83,7 @@ class SeriesStatus:
 class StatusReport:
     engine: EngineStatus
     series: list[SeriesStatus]
+    jobs: list[PolicyJob] | None  # TimescaleDB's policy jobs; None without TimescaleDB
 
 
 async def status_report(db: Database, *, now: datetime | None = None) -> StatusReport:
@@ -97,4 +100,23 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
         series.append(
             SeriesStatus(s, age, label, gaps.get((s.provider, s.symbol, s.interval, s.mode), 0))
         )
-    return StatusReport(engine, series)
+    return StatusReport(engine, series, await policy_jobs(db.pool))
+
+
+def report_dict(report: StatusReport, now: datetime) -> dict[str, Any]:
+    """The report as `quasar status --json` prints it and `GET /v1/status` answers it."""
+    engine = report.engine
+    owner = engine.owner
+    return {
+        "engine": {
+            "running": engine.running,
+            "owner": None
+            if owner is None
+            else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
+            "stats": engine.stats if engine.running else {},
+        },
+        "subscriptions": [s.as_dict() for s in report.series],
+        "timescaledb_jobs": None
+        if report.jobs is None
+        else [{**dataclasses.asdict(j), "overdue": j.overdue(now)} for j in report.jobs],
+    }

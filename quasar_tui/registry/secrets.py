@@ -85,9 +85,13 @@ class Keyring:
         values = json.loads(plain)
         return {str(k): str(v) for k, v in values.items()}
 
+    def derive(self, purpose: bytes) -> bytes:
+        """A key of its own for `purpose` (e.g. the API keys' pepper), independent of others."""
+        hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=purpose)
+        return hkdf.derive(self._master)
+
     def _aead(self, binding: bytes) -> AESGCM:
-        hkdf = HKDF(algorithm=hashes.SHA256(), length=_KEY_BYTES, salt=None, info=binding)
-        return AESGCM(hkdf.derive(self._master))
+        return AESGCM(self.derive(binding))
 
     def __repr__(self) -> str:
         return "Keyring(<master key hidden>)"

@@ -138,3 +138,9 @@ async def applied_migrations(conn: asyncpg.Connection) -> list[AppliedMigration]
         "SELECT version, name, variant, applied_at FROM schema_migrations ORDER BY version"
     )
     return [AppliedMigration(r["version"], r["name"], r["variant"], r["applied_at"]) for r in rows]
+
+
+async def pending_versions(conn: asyncpg.Connection) -> list[int]:
+    """Bundled migrations this database has not applied (empty when it is current)."""
+    done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+    return sorted({m.version for m in bundled_migrations()} - done)
