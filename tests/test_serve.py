@@ -25,6 +25,7 @@ from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.engine.status import report_dict, status_report
 from quasar_tui.registry.secrets import Keyring
+from quasar_tui.sdk.models import Tick
 from quasar_tui.serve.app import ServeOptions, create_app
 from quasar_tui.serve.bind import Bind
 from quasar_tui.serve.cache import Answer, AnswerCache
@@ -319,7 +320,7 @@ async def test_the_stream_sends_a_bar_as_it_is_written_and_conflated_ticks(
         owner = EngineOwner("host", 1, "daemon", datetime.now(UTC), datetime.now(UTC))
         publisher = Publisher(collected, owner, dict)
         for i in range(50):
-            publisher.note_tick(TickEvent("KRAKEN", "ETH/USD", datetime.now(UTC), 2000.0 + i))
+            publisher.note_tick(TickEvent("KRAKEN", Tick("ETH/USD", datetime.now(UTC), 2000.0 + i)))
         await publisher.flush_quotes()
         ticks = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ticks["type"] == "ticks"
@@ -338,7 +339,7 @@ async def test_in_process_the_stream_follows_the_engines_bus(collected: Database
         async with websockets.connect(url, additional_headers=api.auth()) as ws:
             assert json.loads(await ws.recv())["type"] == "subscribed"
             for i in range(30):  # one send per 1/10 s window: conflated to the latest
-                bus.publish(TickEvent("KRAKEN", "XBT/USD", datetime.now(UTC), 50.0 + i))
+                bus.publish(TickEvent("KRAKEN", Tick("XBT/USD", datetime.now(UTC), 50.0 + i)))
             ticks = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert (ticks["type"], [t["price"] for t in ticks["ticks"]]) == ("ticks", [79.0])
             last = MINUTES[-1][0]

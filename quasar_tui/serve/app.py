@@ -23,9 +23,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from quasar_tui import __version__
 from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.core.moments import moment
 from quasar_tui.core.series import parse_series
-from quasar_tui.engine.events import EventBus, describe_error
+from quasar_tui.engine.events import EventBus
 from quasar_tui.engine.publisher import EngineMonitor
 from quasar_tui.engine.status import report_dict, status_report
 from quasar_tui.frames import MissingExtraError
@@ -461,4 +462,4 @@ async def _stream(websocket: WebSocket) -> None:
         try:
             await asyncio.wait_for(websocket.close(SLOW_CLOSE_CODE, client.dropped[:120]), 2.0)
         except (TimeoutError, RuntimeError, OSError, WebSocketDisconnect) as exc:
-            log.info("a slow stream client went before its close: %s", describe_error(exc))
+            log.info("a slow stream client went before its close: %s", one_line(exc))

@@ -182,8 +182,9 @@ class BusFeed:
         try:
             async for event in subscription:
                 if isinstance(event, TickEvent):
-                    key = f"{event.provider}:{event.symbol}"
-                    self.hub.note_tick(key, event.ts, event.price, event.bid, event.ask)
+                    tick = event.tick
+                    key = f"{event.provider}:{tick.symbol}"
+                    self.hub.note_tick(key, tick.ts, tick.price, tick.bid, tick.ask)
                 elif isinstance(event, BarsWritten) and event.interval is not None:
                     self.written.offer(
                         Written(
