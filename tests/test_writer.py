@@ -12,6 +12,7 @@ import pytest
 
 from quasar_tui.engine.events import BarsWritten, EngineError, EventBus, WriterStats
 from quasar_tui.engine.writer import Writer
+from quasar_tui.store.announce import CHANNEL, Written, decode
 from quasar_tui.store.database import Database
 from quasar_tui.store.server import ServerInfo
 
@@ -309,3 +310,29 @@ async def test_stopped_writer_refuses_rows(db: Database) -> None:
     writer = Writer(db, EventBus())
     with pytest.raises(RuntimeError, match="not running"):
         await writer.put_ticks([("P", "A", T0, 1, 1.0, 1.0, None)])
+
+
+async def test_committed_bars_are_announced_to_other_processes(db: Database) -> None:
+    """`quasar serve` in another process drops cached answers and streams bars on these."""
+    heard: asyncio.Queue[Written] = asyncio.Queue()
+    listener = await db.connect()
+    await listener.add_listener(CHANNEL, lambda *args: heard.put_nowait(decode(args[3])))
+    try:
+        async with running(db) as writer:
+            await writer.put_bars("historical_data", bars("AAA", 0, 10) + bars("BBB", 5, 3))
+            await writer.flush()
+            await writer.put_ticks([("P", "AAA", T0, 1, 1.0, 1.0, None)])
+            await writer.flush()
+        got = {}
+        while len(got) < 2:
+            note = await asyncio.wait_for(heard.get(), 30)
+            got[note.symbol] = note
+    finally:
+        await listener.close()
+    assert (got["AAA"].count, got["AAA"].first_ts, got["AAA"].last_ts) == (10, T0, T0 + 9 * MINUTE)
+    assert (got["BBB"].table, got["BBB"].interval, got["BBB"].count) == (
+        "historical_data",
+        "1min",
+        3,
+    )
+    assert heard.empty()  # ticks are not announced

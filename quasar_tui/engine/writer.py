@@ -27,6 +27,7 @@ from quasar_tui.core.messages import one_line
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.batching import BatchQueue
 from quasar_tui.engine.events import BarsWritten, EngineError, EventBus, WriterStats
+from quasar_tui.store.announce import Written, announce_written
 from quasar_tui.store.database import Database
 from quasar_tui.store.tables import (
     BAR_TABLES,
@@ -149,7 +150,30 @@ class _Committer:
         self.retrying = 0
         self.counters["rows_written"] += len(rows)
         self._advance(spans)
+        await self._announce(conn, spans)
         return None
+
+    async def _announce(self, conn: asyncpg.Connection, spans: Spans) -> None:
+        """Tell other processes (`quasar serve`) which bar series just changed."""
+        spec = self.spec
+        written = [
+            Written(
+                spec.name,
+                series.provider,
+                series.symbol,
+                series.interval,
+                span.count,
+                spec.position_ts(span.high),
+                spec.position_ts(span.low),
+            )
+            for key, span in spans.items()
+            if (series := spec.named(key)).interval is not None
+        ]
+        try:
+            await announce_written(conn, written)
+        except (*OUTAGE_ERRORS, asyncpg.PostgresError) as exc:
+            # The rows are in; a listener that missed this only serves a cached answer longer.
+            log.info("%s writer: announcing written bars failed: %s", spec.name, one_line(exc))
 
     def _summarise(self, rows: list[Any]) -> Spans:
         """Per series: where its rows lie.
