@@ -12,7 +12,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,15 +63,20 @@ def configure_logging(fmt: str, level: int = logging.INFO) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def run(args: argparse.Namespace) -> int:
+#: Something to run beside the engine for as long as it runs (the HTTP API with --serve); it
+#: is given the running engine and cancelled when the engine stops.
+Beside = Callable[[Engine], Coroutine[Any, Any, None]]
+
+
+async def run(args: argparse.Namespace, beside: Beside | None = None) -> int:
     """Run the engine until SIGTERM/SIGINT; exit 0 after a clean stop.
 
-    A failure the user can act on (another engine holds the lock, no database) is one log
-    line, in the chosen format, and exit status 1.
+    A failure the user can act on (another engine holds the lock, no database, the API's port
+    taken) is one log line, in the chosen format, and exit status 1.
     """
     configure_logging(args.log_format)
     try:
-        return await _serve(args)
+        return await _serve(args, beside)
     except QuasarError as exc:
         log.error("%s", exc)
         return 1
@@ -80,7 +85,7 @@ async def run(args: argparse.Namespace) -> int:
         return 1
 
 
-async def _serve(args: argparse.Namespace) -> int:
+async def _serve(args: argparse.Namespace, beside: Beside | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in _SIGNALS:
@@ -92,8 +97,11 @@ async def _serve(args: argparse.Namespace) -> int:
             log.info("database: %s", db.server.describe())
             engine = Engine.create(db, data_dir=data_dir, mode="daemon")
             await engine.start()
+            waits = [stop.wait(), engine.wait_stopped()]
+            if beside is not None:
+                waits.append(beside(engine))
             try:
-                await _first(stop.wait(), engine.wait_stopped())
+                await _first(*waits)
             finally:
                 log.info("stopping: flushing the writer")
                 await engine.stop()
@@ -110,11 +118,15 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _first(*aws: Coroutine[Any, Any, Any]) -> None:
-    """Wait until any of `aws` finishes; cancel the rest."""
+    """Wait until any of `aws` finishes; cancel the rest. An error of the one that finished
+    is raised (a task beside the engine that cannot run stops the daemon, with its reason)."""
     tasks = [asyncio.create_task(aw) for aw in aws]
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for task in done:
+        if not task.cancelled() and (error := task.exception()) is not None:
+            raise error

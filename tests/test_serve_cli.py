@@ -53,6 +53,18 @@ def test_apikey_usage_errors_exit_2_with_one_line(run_quasar) -> None:
     assert past.returncode == 1 and "in the past" in past.stderr
 
 
+def _healthy(proc: subprocess.Popen[str], port: int) -> httpx.Response:
+    """The first answer of /health, waiting while the server starts (as long as it lives)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+        except httpx.TransportError:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+
+
 def test_serve_needs_both_tls_files(run_quasar, tmp_path) -> None:
     cert = tmp_path / "cert.pem"
     cert.write_text("x")
@@ -71,15 +83,7 @@ def test_serve_warns_on_an_open_address_answers_and_stops_on_sigterm(quasar_env)
         text=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
+        health = _healthy(proc, port)
         assert health.json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{port}/v1/symbols").status_code == 401
         proc.send_signal(signal.SIGTERM)
@@ -96,3 +100,53 @@ def test_serve_warns_on_an_open_address_answers_and_stops_on_sigterm(quasar_env)
         ("/health", 200, None),
         ("/v1/symbols", 401, None),
     ]
+
+
+def test_the_daemon_serves_the_api_from_its_own_process(quasar_env, run_quasar) -> None:
+    key = run_quasar("apikey", "create", "dashboard").stdout.strip()
+    port = _free_port()
+    command = [sys.executable, "-m", "quasar_tui", "--daemon", "--serve", f"127.0.0.1:{port}"]
+    proc = subprocess.Popen(command, env=quasar_env, stderr=subprocess.PIPE, text=True)
+    try:
+        _healthy(proc, port)
+        deadline = time.monotonic() + 60
+        while True:  # the engine publishes its status a moment after the API is up
+            status = httpx.get(f"http://127.0.0.1:{port}/v1/status", headers={"X-API-Key": key})
+            assert status.status_code == 200, status.text
+            if status.json()["engine"]["running"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert status.json()["engine"]["owner"]["mode"] == "daemon"
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopped cleanly" in err and "Traceback" not in err
+
+
+def test_the_daemon_stops_in_one_line_when_the_apis_port_is_taken(quasar_env) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "quasar_tui", "--daemon", "--serve", str(port)],
+            env=quasar_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1 and f"cannot listen on 127.0.0.1:{port}" in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+def test_serve_without_daemon_is_a_usage_error(run_quasar) -> None:
+    wrong = run_quasar("--serve", "8400", "status")
+    assert wrong.returncode == 2 and "--serve goes with --daemon" in wrong.stderr
+    bad = run_quasar("--daemon", "--serve", "http://x")
+    assert bad.returncode == 2 and "is not [HOST:]PORT" in bad.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, NoReturn
@@ -100,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="daemon log lines on stderr: text (default) or JSON",
     )
     parser.add_argument(
+        "--serve",
+        metavar="[HOST:]PORT",
+        type=serve_cmd.bind_address,
+        default=None,
+        help="with --daemon: also serve the HTTP API from the engine's process "
+        "(default host 127.0.0.1)",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="console on a throw-away database with simulated live feeds",
@@ -145,7 +154,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--daemon runs on its own; drop the command")
         from quasar_tui import daemon  # imported here: one-shot commands do not need it
 
-        handler = daemon.run
+        beside = serve_cmd.beside_engine(args) if args.serve else None
+        handler = functools.partial(daemon.run, beside=beside)
+    elif args.serve:
+        parser.error("--serve goes with --daemon (or use `quasar serve`)")
     elif handler is None:
         from quasar_tui.tui import run as run_console  # the only path that loads Textual
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from quasar_tui.cli.common import leaf, positive_int
 from quasar_tui.cli.context import database_from_args
@@ -12,6 +14,9 @@ from quasar_tui.core.errors import InvalidInputError
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.serve.bind import DEFAULT_HOST, DEFAULT_PORT, Bind, exposure_warning
 from quasar_tui.store.server import resolve_data_dir
+
+if TYPE_CHECKING:
+    from quasar_tui.engine.engine import Engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,6 +71,40 @@ def _bind(args: argparse.Namespace) -> Bind:
     if args.cache_ttl < 0:
         raise InvalidInputError("--cache-ttl cannot be negative")
     return Bind(args.host, args.port, args.tls_cert, args.tls_key)
+
+
+def bind_address(text: str) -> Bind:
+    """argparse type for `--serve [HOST:]PORT` (`8400`, `0.0.0.0:8400`, `[::1]:8400`)."""
+    host, colon, port = text.rpartition(":")
+    host = host.strip("[]") if colon else DEFAULT_HOST
+    try:
+        number = int(port)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not [HOST:]PORT, e.g. 8400") from None
+    if not 1 <= number <= 65535 or not host:
+        raise argparse.ArgumentTypeError(f"{text!r} is not [HOST:]PORT with a port of 1 to 65535")
+    return Bind(host, number)
+
+
+def beside_engine(args: argparse.Namespace) -> Callable[[Engine], Coroutine[Any, Any, None]]:
+    """The API in the daemon's process (`quasar --daemon --serve`): live data straight from the
+    engine's event bus, stored data through the engine's database pool."""
+    from quasar_tui.serve.access import configure_logging
+    from quasar_tui.serve.app import create_app
+    from quasar_tui.serve.server import serve
+
+    bind: Bind = args.serve
+    warning = exposure_warning(bind)
+    if warning:
+        print(warning, file=sys.stderr)
+    keyring = Keyring.load_or_create(resolve_data_dir(args.data_dir))
+
+    async def run(engine: Engine) -> None:
+        configure_logging()
+        app = create_app(engine.db, keyring, events=engine.bus)
+        await serve(app, bind, handle_signals=False)
+
+    return run
 
 
 async def run_server(args: argparse.Namespace) -> int:
