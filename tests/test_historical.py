@@ -12,12 +12,17 @@ import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.market import Market
 from historical_rig import Sub, context, gaps, rig, stored, subscribe
+from registry_rows import add_provider
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.events import JobRun
 from quasar_tui.engine.planner import find_holes, plan_ranges
 from quasar_tui.providers.eodhd import EODHD
+from quasar_tui.quality.assigned import calendar_of
+from quasar_tui.quality.calendars import WEEKDAYS, calendar
+from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk import Bar
+from quasar_tui.sdk.models import SymbolInfo
 from quasar_tui.store.database import Database
 
 NOW = datetime(2024, 6, 12, 15, 30, tzinfo=UTC)  # a Wednesday
@@ -279,13 +284,13 @@ def test_plans_resume_after_the_last_bar_and_merge_only_nearby_gaps() -> None:
 
 def test_weekend_only_spans_are_not_asked_for_a_weekday_series() -> None:
     friday, monday = utc(2024, 6, 7), utc(2024, 6, 10, 10)
-    assert plan_ranges(Interval.D1, friday, monday, friday, weekdays_only=True) == []
+    assert plan_ranges(Interval.D1, friday, monday, friday, calendar=calendar(WEEKDAYS)) == []
     assert plan_ranges(Interval.D1, friday, monday, friday) == [(utc(2024, 6, 8), utc(2024, 6, 10))]
 
 
 def test_holes_between_stored_bars() -> None:
     wed, fri, mon = utc(2024, 6, 5), utc(2024, 6, 7), utc(2024, 6, 10)
-    assert find_holes(Interval.D1, [(wed, mon), (fri, mon)], weekdays_only=True) == [
+    assert find_holes(Interval.D1, [(wed, mon), (fri, mon)], calendar=calendar(WEEKDAYS)) == [
         (utc(2024, 6, 6), mon)
     ]
     assert find_holes(
@@ -294,3 +299,34 @@ def test_holes_between_stored_bars() -> None:
     assert find_holes(
         Interval.D1, [], lookback_start=utc(2024, 1, 1, 12), first_stored=utc(2024, 2, 1)
     ) == [(utc(2024, 1, 1), utc(2024, 2, 1))]
+
+
+def test_an_exchange_holiday_is_neither_fetched_nor_a_hole() -> None:
+    nyse = calendar("XNYS")
+    wed, thu, fri = utc(2026, 11, 25), utc(2026, 11, 26), utc(2026, 11, 27)  # Thanksgiving
+    assert plan_ranges(Interval.D1, wed, utc(2026, 11, 27, 5), wed, calendar=nyse) == []
+    assert plan_ranges(Interval.D1, wed, utc(2026, 11, 28, 5), wed, calendar=nyse) == [
+        (thu, utc(2026, 11, 28))
+    ]
+    assert find_holes(Interval.D1, [(wed, utc(2026, 11, 30))], calendar=nyse) == [
+        (fri, utc(2026, 11, 30))
+    ]
+    assert find_holes(Interval.D1, [(wed, fri)], calendar=nyse) == []
+    # Intraday: the night between two sessions is no hole; the early close ends the day.
+    assert (
+        find_holes(Interval.H1, [(utc(2026, 11, 25, 20), utc(2026, 11, 27, 14))], calendar=nyse)
+        == []
+    )
+
+
+async def test_a_series_follows_its_assets_calendar_or_the_subscriptions(db: Database) -> None:
+    await add_provider(
+        db,
+        "EODHD",
+        assets=[SymbolInfo("AAPL.US", exchange="US"), SymbolInfo("BTC-USD.CC", exchange="CC")],
+    )
+    assert (await calendar_of(db, "EODHD", "AAPL.US", "1d")).name == "XNYS"
+    assert (await calendar_of(db, "EODHD", "BTC-USD.CC", "1d")).name == "24/7"
+    assert await calendar_of(db, "EODHD", "UNKNOWN", "1d") is None
+    await SubscriptionStore(db).add("EODHD", ["AAPL.US"], "1d", "historical", calendar="XLON")
+    assert (await calendar_of(db, "EODHD", "AAPL.US", "1d")).name == "XLON"

@@ -11,7 +11,8 @@ import dataclasses
 from quasar_tui.cli.common import interval, leaf, lookback_days, positive_int
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
-from quasar_tui.core.errors import NotFoundError, UsageError
+from quasar_tui.core.errors import InvalidInputError, NotFoundError, UsageError
+from quasar_tui.quality.calendars import calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 
 _COLUMNS = [
@@ -41,6 +42,14 @@ def _add_series_options(parser: argparse.ArgumentParser, *, required: bool) -> N
     )
 
 
+def trading_calendar(text: str) -> str:
+    """argparse type: a calendar name `quality.calendars` knows, spelled as it stores it."""
+    try:
+        return calendar(text).name
+    except InvalidInputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     subscribe = leaf(
         sub,
@@ -60,6 +69,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=lookback_days,
         default=365,
         help="history to backfill for a new series (default 365)",
+    )
+    subscribe.add_argument(
+        "--calendar",
+        metavar="C",
+        type=trading_calendar,
+        help="when the market trades, if its exchange does not say: 24/7, 24/5, weekdays or "
+        "an exchange code (XNYS, XNAS, XLON...); decides what is a gap and what is stale",
     )
     subscribe.set_defaults(handler=subscribe_symbols)
 
@@ -121,6 +137,7 @@ async def subscribe_symbols(args: argparse.Namespace) -> int:
             args.interval,
             _mode(args),
             lookback_days=args.lookback_days,
+            calendar=args.calendar,
         )
     for sub in added:
         echo(f"subscribed {_describe(sub)}")

@@ -15,6 +15,7 @@ import asyncpg
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.planner import find_holes
+from quasar_tui.quality.calendars import Calendar
 from quasar_tui.store.database import Database
 
 #: How often a series' stored bars are scanned for interior holes.
@@ -128,7 +129,7 @@ class SeriesGaps:
         lookback_start: datetime,
         now: datetime,
         *,
-        weekdays_only: bool,
+        calendar: Calendar | None,
         force: bool = False,
     ) -> list[Gap]:
         """Record holes in the stored bars as gaps (when due, or `force`); return the new ones."""
@@ -143,7 +144,7 @@ class SeriesGaps:
             steps,
             lookback_start=lookback_start,
             first_stored=first,
-            weekdays_only=weekdays_only,
+            calendar=calendar,
         )
         reasons = [
             "lookback" if first is not None and end == first else "audit" for _, end in holes

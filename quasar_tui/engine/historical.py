@@ -20,6 +20,8 @@ from quasar_tui.engine.events import EventBus, JobRun
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
 from quasar_tui.engine.writer import Writer
+from quasar_tui.quality.assigned import calendar_of
+from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS, Calendar, calendar
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
 from quasar_tui.store.tables import BarRow
@@ -120,16 +122,12 @@ class _Job:
             return "failed", f"{lacking} (it offers: {names})"
         key = (self.sub.provider, self.sub.symbol, self.interval.value)
         last = await self.db.fetchval(_LAST_BAR, *key)
-        weekdays_only = (
-            last is not None
-            and self.interval.seconds <= Interval.D1.seconds
-            and not await self.gaps.trades_on_weekends()
-        )
+        market = await self._calendar(last)
         lookback_start = self.now - timedelta(days=self.sub.lookback_days)
         gaps = await self.gaps.open()
         if last is not None and audit is not False:
             gaps += await self.gaps.audit(
-                lookback_start, self.now, weekdays_only=weekdays_only, force=bool(audit)
+                lookback_start, self.now, calendar=market, force=bool(audit)
             )
         max_range = (getattr(self.provider, "MAX_RANGE", None) or {}).get(self.interval)
         ranges = plan_ranges(
@@ -139,7 +137,7 @@ class _Job:
             last,
             [(g.start, g.end) for g in gaps],
             max_range,
-            weekdays_only=weekdays_only,
+            calendar=market,
         )
         failures: list[tuple[Span, str]] = []
         for span in ranges:
@@ -150,6 +148,22 @@ class _Job:
         await self.writer.flush()
         await self._account(gaps, failures)
         return self._verdict(len(ranges), failures)
+
+    async def _calendar(self, last: datetime | None) -> Calendar | None:
+        """When the market trades, so closed days are neither fetched nor holes. Without a
+        known calendar, a series whose stored bars skip weekends is taken to trade on weekdays;
+        None (every day) otherwise."""
+        sub = self.sub
+        known = await calendar_of(self.db, sub.provider, sub.symbol, self.interval.value)
+        if known is not None:
+            return None if known.name == ALWAYS else known
+        if (
+            last is not None
+            and self.interval.seconds <= Interval.D1.seconds
+            and not await self.gaps.trades_on_weekends()
+        ):
+            return calendar(WEEKDAYS)
+        return None
 
     async def _fetch(self, span: Span) -> str | None:
         """Stream one chunk into the writer; return the provider's error, if any."""

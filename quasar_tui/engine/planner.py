@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.quality.calendars import Calendar
 
 Span = tuple[datetime, datetime]
 
@@ -27,14 +28,13 @@ def plan_ranges(
     gaps: Iterable[Span] = (),
     max_range: timedelta | None = None,
     *,
-    weekdays_only: bool = False,
+    calendar: Calendar | None = None,
 ) -> list[Span]:
     """The ranges to fetch, oldest first, each at most `max_range` long.
 
     A series with nothing stored starts at `lookback_start`; otherwise it resumes after
     `last_stored`. `gaps` (failed chunks, audit holes) are added, nearby spans are merged, and
-    with `weekdays_only` (a series that never trades at weekends) spans that hold no weekday
-    bar are dropped.
+    with a `calendar` spans in which the market never trades (weekends, holidays) are dropped.
     """
     horizon = interval.floor(now)
     head = (
@@ -50,8 +50,8 @@ def plan_ranges(
         for span in merge(interval, spans, max_range)
         for chunk in chunks(interval, span, max_range)
     ]
-    if weekdays_only:
-        ranges = [r for r in ranges if has_weekday(*r)]
+    if calendar is not None:
+        ranges = [r for r in ranges if calendar.first_expected(interval, *r) is not None]
     return ranges
 
 
@@ -91,40 +91,24 @@ def chunks(interval: Interval, span: Span, max_range: timedelta | None) -> list[
     return out
 
 
-def has_weekday(start: datetime, end: datetime) -> bool:
-    """Whether `[start, end)` touches a Monday-to-Friday (UTC)."""
-    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
-    while day < end:
-        if day.weekday() < 5:
-            return True
-        day += timedelta(days=1)
-    return False
-
-
 def find_holes(
     interval: Interval,
     steps: Iterable[Span],
     *,
     lookback_start: datetime | None = None,
     first_stored: datetime | None = None,
-    weekdays_only: bool = False,
+    calendar: Calendar | None = None,
 ) -> list[Span]:
     """Missing bar spans, from consecutive stored bar starts `(ts, next_ts)`.
 
     Also the span between the lookback start and the first stored bar, so a longer lookback is
-    backfilled. With `weekdays_only`, holes start on a weekday: a weekend alone is no hole.
+    backfilled. With a `calendar`, a hole starts where the market trades again: a weekend, a
+    holiday or a night alone is no hole.
     """
     holes = [(interval.next_start(ts), nxt) for ts, nxt in steps]
     if lookback_start is not None and first_stored is not None:
         holes.insert(0, (interval.floor(lookback_start), first_stored))
-    if weekdays_only:
-        holes = [(skip_weekend(start), end) for start, end in holes]
+    if calendar is not None:
+        trading = [(calendar.first_expected(interval, start, end), end) for start, end in holes]
+        return [(start, end) for start, end in trading if start is not None and start < end]
     return [(start, end) for start, end in holes if start < end]
-
-
-def skip_weekend(ts: datetime) -> datetime:
-    """`ts`, or the Monday after it when it falls on a Saturday or Sunday (UTC)."""
-    if ts.weekday() < 5:
-        return ts
-    midnight = ts.replace(hour=0, minute=0, second=0, microsecond=0)
-    return midnight + timedelta(days=7 - ts.weekday())

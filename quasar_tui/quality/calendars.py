@@ -19,6 +19,7 @@ from quasar_tui.core.intervals import Interval
 
 ALWAYS = "24/7"
 WEEKDAYS_FX = "24/5"
+WEEKDAYS = "weekdays"  # Monday to Friday, whole UTC days: what a series with no weekend bars shows
 
 # Providers' exchange codes (EODHD's, Polygon's MICs, common names) -> exchange_calendars names.
 _EXCHANGES = {
@@ -80,7 +81,21 @@ class Calendar(ABC):
     def is_open(self, ts: datetime) -> bool:
         return any(s.open <= ts < s.close for s in self.sessions(ts, ts + timedelta(seconds=1)))
 
-    def expected_starts(self, interval: Interval, start: datetime, end: datetime) -> list[datetime]:
+    def first_expected(self, interval: Interval, start: datetime, end: datetime) -> datetime | None:
+        """The first bar start in `[start, end)` the market trades in, or None: what lets a
+        planner skip a closed span and an audit start a hole where trading resumes."""
+        probe = start
+        while probe < end:
+            window = min(end, probe + timedelta(days=31))
+            found = self.expected_starts(interval, probe, window, first_only=True)
+            if found:
+                return found[0]
+            probe = window
+        return None
+
+    def expected_starts(
+        self, interval: Interval, start: datetime, end: datetime, *, first_only: bool = False
+    ) -> list[datetime]:
         """Starts of the bars a complete series holds in `[start, end)`.
 
         Intraday bars are those whose span overlaps a session; a daily bar is keyed at its
@@ -91,6 +106,8 @@ class Calendar(ABC):
                 for ts in interval.starts(session.open, session.close):
                     if start <= ts < end and (not found or ts > found[-1]):
                         found.append(ts)
+                        if first_only:
+                            return found
             return found
         day_starts: list[datetime] = []
         days = self.sessions(interval.floor(start) - timedelta(days=1), end + timedelta(days=1))
@@ -98,6 +115,8 @@ class Calendar(ABC):
             key = interval.floor(datetime(*session.day.timetuple()[:3], tzinfo=UTC))
             if start <= key < end and (not day_starts or key > day_starts[-1]):
                 day_starts.append(key)
+                if first_only:
+                    return day_starts
         return day_starts
 
 
@@ -130,6 +149,20 @@ class FxWeek(Calendar):
         return out
 
 
+class Weekdays(Calendar):
+    """Monday to Friday, whole UTC days: the rule for a series whose market is not known but
+    whose stored bars never fall on a weekend."""
+
+    name = WEEKDAYS
+
+    def sessions(self, start: datetime, end: datetime) -> list[Session]:
+        return [
+            Session(day.date(), day, day + timedelta(days=1))
+            for day in Interval.D1.starts(start, end)
+            if day.weekday() < 5
+        ]
+
+
 class Exchange(Calendar):
     """An exchange's sessions from exchange_calendars, holidays and early closes included."""
 
@@ -154,11 +187,14 @@ class Exchange(Calendar):
 
 @functools.cache
 def calendar(name: str) -> Calendar:
-    """`24/7`, `24/5` or an exchange_calendars name (`XNYS`); InvalidInputError otherwise."""
+    """`24/7`, `24/5`, `weekdays` or an exchange_calendars name (`XNYS`); InvalidInputError
+    otherwise."""
     if name == ALWAYS:
         return AlwaysOpen()
     if name == WEEKDAYS_FX:
         return FxWeek()
+    if name == WEEKDAYS:
+        return Weekdays()
     import exchange_calendars  # 0.7 s to import: only when an exchange is asked for
 
     key = name.strip().upper()

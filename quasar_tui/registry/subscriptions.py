@@ -15,6 +15,7 @@ import asyncpg
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.quality.calendars import calendar as trading_calendar
 from quasar_tui.registry.assets import provider_row, unknown_symbol_error
 from quasar_tui.store.database import Database
 
@@ -24,7 +25,7 @@ MODES = ("historical", "live")
 # step on the (provider, symbol, interval, ts) primary key.
 _SELECT = """
 SELECT s.id, s.provider, s.symbol, s.interval, s.mode, s.enabled, s.lookback_days, s.state,
-       s.last_error, s.last_run_at, s.created_at, s.updated_at,
+       s.last_error, s.last_run_at, s.created_at, s.updated_at, s.calendar,
        CASE WHEN s.mode = 'historical'
             THEN (SELECT max(h.ts) FROM historical_data h
                   WHERE h.provider = s.provider AND h.symbol = s.symbol
@@ -53,8 +54,8 @@ WHERE provider = $1 AND symbol = ANY($2::text[]) AND interval = $3 AND mode = $4
 ORDER BY symbol
 """
 INSERT = """
-INSERT INTO subscriptions (provider, symbol, interval, mode, lookback_days)
-SELECT $1, s, $3, $4, $5 FROM unnest($2::text[]) WITH ORDINALITY AS t(s, n)
+INSERT INTO subscriptions (provider, symbol, interval, mode, lookback_days, calendar)
+SELECT $1, s, $3, $4, $5, $6 FROM unnest($2::text[]) WITH ORDINALITY AS t(s, n)
 ORDER BY n
 RETURNING id
 """
@@ -93,6 +94,7 @@ class SubscriptionRecord:
     last_run_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    calendar: str | None  # the user's choice; None: from the asset's exchange
     last_bar_ts: datetime | None
 
 
@@ -152,8 +154,10 @@ class SubscriptionStore:
         mode: str,
         *,
         lookback_days: int = 365,
+        calendar: str | None = None,
     ) -> list[SubscriptionRecord]:
-        """Subscribe each symbol; one bad symbol or duplicate writes none."""
+        """Subscribe each symbol; one bad symbol or duplicate writes none. `calendar` names the
+        market's trading calendar when the asset's exchange does not say (`24/7`, `XNYS`...)."""
         wanted = _unique(s.strip() for s in symbols if s.strip())
         if not wanted:
             raise InvalidInputError("name at least one symbol to subscribe")
@@ -166,6 +170,7 @@ class SubscriptionStore:
                 f"lookback must be a whole number of days from 1 to {MAX_LOOKBACK_DAYS}, "
                 f"not {lookback_days!r}"
             )
+        chosen = trading_calendar(calendar).name if calendar is not None else None
         async with self.db.pool.acquire() as conn, conn.transaction():
             row = await provider_row(conn, provider)
             capabilities = row["capabilities"] or {}
@@ -192,7 +197,7 @@ class SubscriptionStore:
                 ids = [
                     r["id"]
                     for r in await conn.fetch(
-                        INSERT, provider, wanted, parsed.value, mode, lookback_days
+                        INSERT, provider, wanted, parsed.value, mode, lookback_days, chosen
                     )
                 ]
             except asyncpg.UniqueViolationError:

@@ -1,0 +1,26 @@
+"""Which calendar a stored series follows: the subscription's own choice
+(`quasar subscribe ... --calendar`), else what its asset's exchange and class say."""
+
+from __future__ import annotations
+
+from quasar_tui.quality.calendars import Calendar, calendar, calendar_name_for
+from quasar_tui.store.database import Database
+
+_ASSET_AND_CHOICE = """
+    SELECT a.exchange, a.asset_class,
+           (SELECT s.calendar FROM subscriptions s
+             WHERE s.provider = a.provider AND s.symbol = a.symbol AND s.interval = $3
+               AND s.calendar IS NOT NULL
+             LIMIT 1) AS chosen
+      FROM assets a
+     WHERE a.provider = $1 AND a.symbol = $2
+"""
+
+
+async def calendar_of(db: Database, provider: str, symbol: str, interval: str) -> Calendar | None:
+    """The series' calendar, or None when neither the user nor the asset says."""
+    row = await db.fetchrow(_ASSET_AND_CHOICE, provider, symbol, interval)
+    if row is None:
+        return None
+    name = row["chosen"] or calendar_name_for(row["exchange"], row["asset_class"])
+    return calendar(name) if name else None
