@@ -19,6 +19,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.secrets import Keyring
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo, start_embedded
@@ -102,6 +104,12 @@ def quasar_env(tmp_path: Path, test_dsn: str) -> dict[str, str]:
     env["QUASAR_DSN"] = test_dsn
     env["QUASAR_DATA_DIR"] = str(tmp_path / "data")
     return env
+
+
+@pytest.fixture
+def registry(db: Database, quasar_env: dict[str, str]) -> ProviderRegistry:
+    """The provider registry over `db`, keyed like the `quasar` commands `run_quasar` runs."""
+    return ProviderRegistry(db, Keyring.load_or_create(Path(quasar_env["QUASAR_DATA_DIR"])))
 
 
 @pytest.fixture

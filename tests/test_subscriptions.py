@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import until
 from registry_rows import add_provider
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -191,11 +192,11 @@ RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND fini
 
 async def runs_reach(db: Database, sub_id: int, times: int) -> None:
     """Wait until the subscription's job has finished `times` runs (a hang guard fails it)."""
-    async with asyncio.timeout(20):
-        while True:
-            if await db.fetchval(RUNS, sub_id) >= times:
-                return
-            await asyncio.sleep(0.05)
+
+    async def reached() -> bool:
+        return await db.fetchval(RUNS, sub_id) >= times
+
+    await until(reached, f"{times} finished runs")
 
 
 async def test_backfill_requests_reach_an_engine_started_elsewhere(
