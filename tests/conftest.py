@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import stop_server
 
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
@@ -59,8 +60,11 @@ def server_root() -> Path:
 @pytest.fixture(scope="session")
 def pg_server(server_root: Path) -> Iterator[ServerInfo]:
     info = start_embedded(server_root / "session")
-    asyncio.run(_build_template(info.dsn))
-    yield info
+    try:
+        asyncio.run(_build_template(info.dsn))
+        yield info
+    finally:
+        stop_server(info)
 
 
 async def create_test_database(server: ServerInfo) -> str:

@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import signal
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import psutil
 
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
+from quasar_tui.store.server import ServerInfo
 
 HANG_SECONDS = 120.0
 """How long `until` waits before it calls a condition never reached: far beyond any slow
@@ -69,3 +74,28 @@ async def with_simulated(registry: ProviderRegistry, **preferences: str) -> Prov
         await registry.set_preferences("SIMULATED", preferences)
     await refresh_assets(registry, "SIMULATED")
     return registry
+
+
+def stop_server(info: ServerInfo, patience: float = 30.0) -> None:
+    """Stop the session's embedded server now, whatever connections a failed test left open:
+    fast shutdown (connections are cut, work is written), then immediate, then a kill."""
+    if not info.embedded or info.data_dir is None:
+        return
+    pid_file = info.data_dir / "pg" / "postmaster.pid"
+    if not pid_file.exists():
+        return
+    try:
+        postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+    except psutil.NoSuchProcess:
+        return
+    for sig, wait in ((signal.SIGINT, patience), (signal.SIGQUIT, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            postmaster.send_signal(sig)
+            postmaster.wait(wait)
+            return
+        except psutil.NoSuchProcess:
+            return
+        except psutil.TimeoutExpired:
+            print(
+                f"the test server did not stop within {wait:.0f} s of {sig.name}", file=sys.stderr
+            )

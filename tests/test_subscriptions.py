@@ -8,7 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import until
+from helpers import HANG_SECONDS, until
 from registry_rows import add_provider
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -173,11 +173,11 @@ async def test_user_edits_notify_the_engine_but_state_updates_do_not(
     await listener.add_listener("quasar_changes", lambda *args: heard.put_nowait(args[3]))
     try:
         sub = (await subs.add("KRAKEN", ["XBT/USD"], "1h", "live"))[0]
-        assert await asyncio.wait_for(heard.get(), 5) == "subscriptions"
+        assert await asyncio.wait_for(heard.get(), HANG_SECONDS) == "subscriptions"
         ran = datetime(2024, 5, 1, tzinfo=UTC)
         await subs.set_state(sub.id, "error", "HTTP 500", ran_at=ran)
         await subs.set_enabled([sub.id], False)
-        assert await asyncio.wait_for(heard.get(), 5) == "subscriptions"
+        assert await asyncio.wait_for(heard.get(), HANG_SECONDS) == "subscriptions"
         assert heard.empty()
     finally:
         await listener.close()
