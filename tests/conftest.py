@@ -21,7 +21,10 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
+from helpers import stop_server
 
+from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.secrets import Keyring
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo, start_embedded
@@ -85,9 +88,12 @@ def pg_server(server_root: Path) -> Iterator[ServerInfo]:
         info = ServerInfo(dsn=EXTERNAL_DSN, embedded=False)
     else:
         info = start_embedded(server_root / "session")
-    asyncio.run(_build_template(info.dsn))
-    yield info
-    asyncio.run(_admin_execute(info.dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+    try:
+        asyncio.run(_build_template(info.dsn))
+        yield info
+        asyncio.run(_admin_execute(info.dsn, f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)"))
+    finally:
+        stop_server(info)
 
 
 async def create_test_database(server: ServerInfo) -> str:
@@ -123,6 +129,12 @@ def quasar_env(tmp_path: Path, test_dsn: str) -> dict[str, str]:
     env["QUASAR_DSN"] = test_dsn
     env["QUASAR_DATA_DIR"] = str(tmp_path / "data")
     return env
+
+
+@pytest.fixture
+def registry(db: Database, quasar_env: dict[str, str]) -> ProviderRegistry:
+    """The provider registry over `db`, keyed like the `quasar` commands `run_quasar` runs."""
+    return ProviderRegistry(db, Keyring.load_or_create(Path(quasar_env["QUASAR_DATA_DIR"])))
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,14 +19,12 @@ from typing import Any
 import pytest
 from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.launcher import LAUNCHER
+from helpers import refresh_assets, until, with_simulated
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
 from quasar_tui.providers.simulated import SimulatedProvider
-from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
-from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk import ProviderContext
 from quasar_tui.store.database import Database
@@ -61,33 +59,17 @@ class Daemon:
     def stderr(self) -> str:
         return self.log.read_text()
 
-
-async def until(check: Callable[[], Awaitable[Any]], what: str, daemon: Daemon) -> Any:
-    """Poll for up to 60 s while the daemon lives; return the first truthy value."""
-    for _ in range(600):
-        value = await check()
-        if value:
-            return value
-        if daemon.proc.poll() is not None:
-            raise AssertionError(
-                f"daemon exited ({daemon.proc.returncode}) before {what}:\n{daemon.stderr()}"
-            )
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not reached within 60 s: {what}\n{daemon.stderr()}")
+    def exited(self) -> str | None:
+        """Why waiting on this daemon is pointless: it exited (with its stderr), else None."""
+        if self.proc.poll() is None:
+            return None
+        return f"daemon exited ({self.proc.returncode}):\n{self.stderr()}"
 
 
 @pytest.fixture
-async def registry(db: Database, quasar_env: dict[str, str]) -> ProviderRegistry:
+async def registry(registry: ProviderRegistry) -> ProviderRegistry:
     """Bundled providers and the simulated provider's assets, with the daemon's master key."""
-    reg = ProviderRegistry(db, Keyring.load_or_create(Path(quasar_env["QUASAR_DATA_DIR"])))
-    await reg.ensure_bundled()
-    await reg.set_preferences("SIMULATED", {"ticks_per_second": str(SLOW_TICKS)})
-    instance = await reg.load("SIMULATED")
-    try:
-        await AssetStore(db).refresh("SIMULATED", instance)
-    finally:
-        await instance.aclose()
-    return reg
+    return await with_simulated(registry, ticks_per_second=str(SLOW_TICKS))
 
 
 @pytest.fixture
@@ -121,8 +103,10 @@ async def test_sigterm_flushes_everything_and_exits_0_without_textual(
     modules = tmp_path / "modules.json"
     daemon = daemons(QUASAR_TEST_MODULES=str(modules))
 
-    await until(lambda: count(db, "SELECT count(*) FROM live_ticks"), "ticks stored", daemon)
-    await until(lambda: _state(db, hist.id, "ok"), "historical run ok", daemon)
+    await until(
+        lambda: count(db, "SELECT count(*) FROM live_ticks"), "ticks stored", give_up=daemon.exited
+    )
+    await until(lambda: _state(db, hist.id, "ok"), "historical run ok", give_up=daemon.exited)
     assert await count(db, "SELECT count(*) FROM historical_data") >= 23
 
     assert daemon.stop(signal.SIGTERM) == 0
@@ -198,7 +182,7 @@ async def test_sigkill_and_restart_leave_no_gap_and_no_duplicate_in_live_bars(
     await SubscriptionStore(db).add("SIMULATED", ["SIM/BTC"], "1min", "live")
     fast = {"QUASAR_TEST_SPEED": str(SPEED), "QUASAR_TEST_ANCHOR": str(time.time())}
     first = daemons(**fast)
-    await until(lambda: _bars_at_least(db, 2), "live bars before the kill", first)
+    await until(lambda: _bars_at_least(db, 2), "live bars before the kill", give_up=first.exited)
 
     first.kill()  # SIGKILL: no flush, no goodbye
     killed_at = max(await live_bars(db, "SIM/BTC"))
@@ -206,7 +190,7 @@ async def test_sigkill_and_restart_leave_no_gap_and_no_duplicate_in_live_bars(
     await until(
         lambda: _bars_beyond(db, killed_at + timedelta(minutes=2)),
         "live bars well past the kill",
-        second,
+        give_up=second.exited,
     )
     assert second.stop(signal.SIGTERM) == 0
 
@@ -228,15 +212,6 @@ async def _bars_at_least(db: Database, n: int) -> bool:
 async def _bars_beyond(db: Database, ts: datetime) -> bool:
     bars = await live_bars(db, "SIM/BTC")
     return bool(bars) and max(bars) >= ts
-
-
-async def refresh_assets(registry: ProviderRegistry, name: str) -> ProviderRecord:
-    instance = await registry.load(name)
-    try:
-        await AssetStore(registry.db).refresh(name, instance)
-    finally:
-        await instance.aclose()
-    return await registry.get(name)
 
 
 async def historical_rows(db: Database) -> list[tuple]:
@@ -262,17 +237,19 @@ async def test_sigkill_mid_backfill_and_restart_resume_with_no_gap_and_no_duplic
             "EODHD", ["AAPL.US"], "1min", "historical", lookback_days=122
         )
         first = daemons()
-        await until(lambda: _served(eodhd), "the first chunk served", first)
+        await until(lambda: _served(eodhd), "the first chunk served", give_up=first.exited)
         chunk = _intraday(eodhd)[0].query
         start = datetime.fromtimestamp(int(chunk["from"]), UTC)
         end = datetime.fromtimestamp(int(chunk["to"]), UTC) + timedelta(seconds=1)
         served = eodhd.truth("AAPL.US", Interval.M1, start, end)
-        await until(lambda: _stored_exactly(db, len(served)), "the first chunk stored", first)
+        await until(
+            lambda: _stored_exactly(db, len(served)), "the first chunk stored", give_up=first.exited
+        )
 
         first.kill()  # SIGKILL while the second chunk is outstanding
         restarted_at = datetime.now(UTC)
         second = daemons()
-        await until(lambda: _state(db, sub.id, "ok"), "the resumed run", second)
+        await until(lambda: _state(db, sub.id, "ok"), "the resumed run", give_up=second.exited)
         assert await asyncio.to_thread(second.stop, signal.SIGTERM) == 0
 
     stored = await historical_rows(db)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import refresh_assets, until, with_simulated
 from registry_rows import add_provider
 
 from quasar_tui.core.intervals import Interval
@@ -21,9 +22,7 @@ from quasar_tui.engine.events import ProviderState, TickEvent
 from quasar_tui.engine.lock import EngineLockedError
 from quasar_tui.engine.publisher import EngineMonitor
 from quasar_tui.engine.scheduler import BarCloseTrigger
-from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
-from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
 
@@ -43,31 +42,9 @@ class Boom(HistoricalDataProvider):
 """
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str) -> Any:
-    """Poll an async condition for up to 30 s; return its first truthy value."""
-    for _ in range(600):
-        value = await check()
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within 30 s: {what}")
-
-
-async def refresh_assets(registry: ProviderRegistry, name: str) -> None:
-    instance = await registry.load(name)
-    try:
-        await AssetStore(registry.db).refresh(name, instance)
-    finally:
-        await instance.aclose()
-
-
 @pytest.fixture
-async def registry(db: Database, tmp_path: Path) -> ProviderRegistry:
-    """The bundled providers registered, with the simulated provider's assets listed."""
-    reg = ProviderRegistry(db, Keyring.load_or_create(tmp_path))
-    await reg.ensure_bundled()
-    await refresh_assets(reg, "SIMULATED")
-    return reg
+async def registry(registry: ProviderRegistry) -> ProviderRegistry:
+    return await with_simulated(registry)
 
 
 @pytest.fixture
@@ -159,7 +136,8 @@ async def _state_is(db: Database, sub: SubscriptionRecord, state: str) -> bool:
 async def test_historical_subscription_collects_at_once_and_again_on_request(
     db: Database, engines: Callable[..., Engine]
 ) -> None:
-    engine = engines()
+    now = datetime.now(UTC)  # the engine's clock stands still: no hour may end mid-test
+    engine = engines(clock=lambda: now)
     await engine.start()
     store = SubscriptionStore(db)
 
@@ -173,7 +151,6 @@ async def test_historical_subscription_collects_at_once_and_again_on_request(
             "AND interval = '1h' ORDER BY ts"
         )
     ]
-    now = datetime.now(UTC)
     assert stamps == Interval.H1.starts(stamps[0], Interval.H1.floor(now))  # no hole
     assert stamps[0] <= now - timedelta(days=2) + timedelta(hours=1)
     runs = await _runs(db, sub)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -21,6 +21,7 @@ from fakes.kraken_ws import (
     bars_from_trades,
     stored_live_bars,
 )
+from helpers import until
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
@@ -125,15 +126,6 @@ class Rig:
         return [e.message for e in self.events.drain() if isinstance(e, EngineError)]
 
 
-async def until(predicate: Callable[[], bool]) -> None:
-    """Poll a condition on the session or the fakes for up to 10 s."""
-    for _ in range(5000):
-        if predicate():
-            return
-        await asyncio.sleep(0.002)
-    raise AssertionError("condition not reached within 10 s")
-
-
 @pytest.fixture
 async def rig(db: Database) -> AsyncIterator[Rig]:
     r = Rig(db)
@@ -142,13 +134,13 @@ async def rig(db: Database) -> AsyncIterator[Rig]:
 
 
 async def settle(db: Database, expected: dict[Key, tuple]) -> dict[Key, tuple]:
-    """Stored bars once they match `expected`, or whatever is stored after 10 s."""
-    for _ in range(200):
+    """The stored bars, once they match `expected` (they are written after the grace)."""
+
+    async def matching() -> dict[Key, tuple] | None:
         stored = await stored_live_bars(db)
-        if stored == expected:
-            break
-        await asyncio.sleep(0.05)
-    return stored
+        return stored if stored == expected else None
+
+    return await until(matching, "the stored bars to equal the served trades")
 
 
 async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) -> None:

@@ -11,11 +11,9 @@ Both found by the fault drills (bench/drills.py):
 from __future__ import annotations
 
 import asyncio
-import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -27,6 +25,7 @@ from fakes.kraken_ws import (
     bars_from_trades,
     stored_live_bars,
 )
+from helpers import until
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
@@ -71,18 +70,6 @@ class HeldRest(KrakenRestFake):
     async def _held_ohlc(self, request: web.Request) -> web.Response:
         await self.release.wait()
         return await self._answer_ohlc(request)
-
-
-async def until(check: Callable[[], Any], what: str) -> Any:
-    """Poll a condition (plain or async) for up to 20 s; return its first truthy value."""
-    for _ in range(400):
-        value = check()
-        if inspect.isawaitable(value):
-            value = await value
-        if value:
-            return value
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not reached within 20 s: {what}")
 
 
 @pytest.fixture

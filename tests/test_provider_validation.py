@@ -23,11 +23,9 @@ from aiohttp import web
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.providers import ProviderRegistry
-from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.validation import validate_file
 from quasar_tui.sandbox.loader import InvalidProviderError
 from quasar_tui.sdk import Bar
-from quasar_tui.store.database import Database
 
 FILES = Path(__file__).parent / "provider_files"
 DOCS = Path(__file__).parent.parent / "docs" / "providers.md"
@@ -53,11 +51,6 @@ UNREADABLE = [
     ),
     (b"# caf\xe9 in Latin-1\nname = 'x'\n", "file is not UTF-8 text"),
 ]
-
-
-@pytest.fixture
-async def registry(db: Database, tmp_path: Path) -> ProviderRegistry:
-    return ProviderRegistry(db, Keyring.load_or_create(tmp_path / "keys"))
 
 
 def _provider_modules() -> set[str]:

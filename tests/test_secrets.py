@@ -97,8 +97,7 @@ def test_system_context_env_names_the_key_file(
 
 
 @pytest.fixture
-async def registry(db: Database, tmp_path: Path) -> ProviderRegistry:
-    registry = ProviderRegistry(db, Keyring.load_or_create(tmp_path / "keys"))
+async def registry(registry: ProviderRegistry) -> ProviderRegistry:
     await registry.add(FILES / "original_style_live.py")
     return registry
 

@@ -6,8 +6,10 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 
+from helpers import until
+
 from quasar_tui.core.intervals import Interval
-from quasar_tui.engine.events import EventBus
+from quasar_tui.engine.events import EventBus, TickEvent
 from quasar_tui.engine.live import LiveSession
 from quasar_tui.engine.writer import Writer
 from quasar_tui.providers.simulated import SimulatedProvider
@@ -109,26 +111,24 @@ async def test_live_collection_runs_offline(db: Database) -> None:
     bus = EventBus()
     writer = Writer(db, bus, flush_seconds=0.05)
     await writer.start()
-    # The feed sends a batch every 50 ms of wall time, 3 s of market time here; the grace
-    # (half a second of wall time) must cover that and any stall of the event loop.
-    session = LiveSession(
-        "SIMULATED",
-        provider,
-        writer,
-        bus,
-        grace=30.0,
-        clock=lambda: datetime.fromtimestamp(clock(), UTC),
-    )
+    received = bus.subscribe(maxsize=100_000, kinds=(TickEvent,))
+    latest: dict[str, datetime] = {}
+
+    def delivered() -> datetime:
+        """The session's clock: the time up to which the feed has delivered every symbol's
+        trades (each symbol's arrive in order). A bar then closes only once all its trades
+        arrived, however far a busy machine lets the feed fall behind market time."""
+        for tick in received.drain():
+            latest[tick.symbol] = max(tick.ts, latest.get(tick.symbol, tick.ts))
+        return min(latest.values()) if len(latest) == 2 else T0
+
+    session = LiveSession("SIMULATED", provider, writer, bus, grace=30.0, clock=delivered)
     await session.set_subscriptions(
         {"SIM/BTC": {Interval.M1}, "ACME": {Interval.M1}, "NOPE": {Interval.M1}}
     )
     task = asyncio.create_task(session.run())
     try:
-        for _ in range(300):
-            count = await db.fetchval("SELECT count(*) FROM live_data")
-            if count >= 4:
-                break
-            await asyncio.sleep(0.05)
+        await until(lambda: _bars_at_least(db, 4), "four bars")
     finally:
         await session.stop()
         await writer.stop()
@@ -153,3 +153,7 @@ async def test_live_collection_runs_offline(db: Database) -> None:
         ] == [(b.ts, b.open, b.high, b.low, b.close, b.volume, b.trades) for b in expected]
     ticks = await db.fetchval("SELECT count(*) FROM live_ticks WHERE provider = 'SIMULATED'")
     assert ticks > 0
+
+
+async def _bars_at_least(db: Database, n: int) -> bool:
+    return await db.fetchval("SELECT count(*) FROM live_data") >= n

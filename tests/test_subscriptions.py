@@ -8,6 +8,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from helpers import HANG_SECONDS, until
 from registry_rows import add_provider
 
 from quasar_tui.core.errors import ConflictError, InvalidInputError, NotFoundError
@@ -172,11 +173,11 @@ async def test_user_edits_notify_the_engine_but_state_updates_do_not(
     await listener.add_listener("quasar_changes", lambda *args: heard.put_nowait(args[3]))
     try:
         sub = (await subs.add("KRAKEN", ["XBT/USD"], "1h", "live"))[0]
-        assert await asyncio.wait_for(heard.get(), 5) == "subscriptions"
+        assert await asyncio.wait_for(heard.get(), HANG_SECONDS) == "subscriptions"
         ran = datetime(2024, 5, 1, tzinfo=UTC)
         await subs.set_state(sub.id, "error", "HTTP 500", ran_at=ran)
         await subs.set_enabled([sub.id], False)
-        assert await asyncio.wait_for(heard.get(), 5) == "subscriptions"
+        assert await asyncio.wait_for(heard.get(), HANG_SECONDS) == "subscriptions"
         assert heard.empty()
     finally:
         await listener.close()
@@ -191,11 +192,11 @@ RUNS = "SELECT count(*) FROM collection_runs WHERE subscription_id = $1 AND fini
 
 async def runs_reach(db: Database, sub_id: int, times: int) -> None:
     """Wait until the subscription's job has finished `times` runs (a hang guard fails it)."""
-    async with asyncio.timeout(20):
-        while True:
-            if await db.fetchval(RUNS, sub_id) >= times:
-                return
-            await asyncio.sleep(0.05)
+
+    async def reached() -> bool:
+        return await db.fetchval(RUNS, sub_id) >= times
+
+    await until(reached, f"{times} finished runs")
 
 
 async def test_backfill_requests_reach_an_engine_started_elsewhere(

@@ -41,8 +41,10 @@ async def test_the_installed_wheel_registers_bundled_providers_and_migrates(
 
     # An empty database, so the migrations that run are the wheel's.
     conn = await asyncpg.connect(test_dsn)
-    await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
-    await conn.close()
+    try:
+        await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
 
     env = {**os.environ, "QUASAR_DSN": test_dsn, "QUASAR_DATA_DIR": str(tmp_path / "data")}
     where = _run(python, "-c", "import quasar_tui; print(quasar_tui.__file__)", cwd=tmp_path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
+from helpers import until
 
 from quasar_tui.engine.events import BarsWritten, EngineError, EventBus, WriterStats
 from quasar_tui.engine.writer import Writer
@@ -48,15 +49,6 @@ async def stored(db: Database, symbol: str | None = None) -> list[tuple]:
         symbol,
     )
     return [tuple(r) for r in records]
-
-
-async def eventually(predicate) -> None:
-    """Wait for a condition the writer reaches on its own (no timing is asserted)."""
-    for _ in range(2000):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition was never reached")
 
 
 @contextlib.asynccontextmanager
@@ -191,7 +183,7 @@ async def test_full_queue_makes_producers_wait(db: Database) -> None:
         await blocker.execute("LOCK TABLE historical_data IN ACCESS EXCLUSIVE MODE")
         producer = asyncio.create_task(writer.put_bars("historical_data", bars("AAA", 0, 400)))
         try:
-            await eventually(lambda: writer.stats()["historical_data"]["queue_depth"] == 100)
+            await until(lambda: writer.stats()["historical_data"]["queue_depth"] == 100)
             await asyncio.sleep(0.2)
             assert not producer.done()
             assert writer.stats()["historical_data"]["queue_depth"] == 100
@@ -275,7 +267,7 @@ async def test_database_outage_loses_nothing(db: Database) -> None:
                 await writer.flush()
                 await proxy.cut()
             if i == 20:
-                await eventually(lambda: writer.stats()["historical_data"]["retries"] >= 3)
+                await until(lambda: writer.stats()["historical_data"]["retries"] >= 3)
                 await proxy.start()
             await asyncio.sleep(0.005)
         await writer.flush()

@@ -213,8 +213,12 @@ class Publisher:
             [q.open for q in rows],
             [q.ticks for q in rows],
         )
-        if not await self._guard(self._db.execute(_UPSERT_QUOTES, *columns), "quotes"):
-            self._dirty.update((q.provider, q.symbol) for q in rows)
+        written = False
+        try:
+            written = await self._guard(self._db.execute(_UPSERT_QUOTES, *columns), "quotes")
+        finally:  # failed, or cancelled mid-write by `stop`: the next (or final) flush retries
+            if not written:
+                self._dirty.update((q.provider, q.symbol) for q in rows)
 
     async def flush_events(self) -> None:
         if not self._events:
@@ -228,8 +232,12 @@ class Publisher:
                 await conn.execute(_INSERT_EVENTS, at, level, source, message)
                 await conn.execute(_TRIM_EVENTS, EVENTS_KEPT)
 
-        if not await self._guard(write(), "events"):
-            self._events.extendleft(reversed(batch))
+        written = False
+        try:
+            written = await self._guard(write(), "events")
+        finally:  # as for quotes: a write cancelled by `stop` rolled back and is retried
+            if not written:
+                self._events.extendleft(reversed(batch))
 
     async def _guard(self, op: Any, what: str) -> bool:
         """Run one write; on a database error log once per outage and report failure."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from registry_ui import PROVIDER_FILES as FILES
 from registry_ui import SIZE, field_error, form_error, notices, open_mode, plain
+from textual.app import App
+from textual.command import CommandList, CommandPalette
 from textual.widgets import Input, Static
 from tui_helpers import started, wait_for
 
@@ -89,7 +91,7 @@ async def test_an_invalid_file_shows_the_reason_under_the_path_and_writes_nothin
     async with app.run_test(size=SIZE) as pilot:
         await open_providers(pilot)
         await pilot.press("colon", *"provider: add")
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: _palette_highlights(app, "provider: add"))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, AddProviderModal))
         modal = app.screen
@@ -218,3 +220,13 @@ async def test_a_failed_refresh_stays_in_the_status_column_worded_for_people(
         failure = next(n for n in notices(app) if "fetching symbols failed" in n)
         assert failure.count("UNREACHABLE") == 1
         assert "gaierror" not in failure and "Errno" not in failure
+
+
+def _palette_highlights(app: App[object], command: str) -> bool:
+    """The command palette is open and its highlighted (Enter's) choice is `command`."""
+    screen = app.screen
+    if not isinstance(screen, CommandPalette):
+        return False
+    found = screen.query_one(CommandList)
+    index = found.highlighted
+    return index is not None and command in str(found.get_option_at_index(index).prompt)

@@ -6,9 +6,13 @@ import asyncio
 from datetime import UTC, datetime
 from time import monotonic
 
+import pytest
+from helpers import HANG_SECONDS
 from textual.app import App, ComposeResult
+from tui_helpers import wait_for
 
 from quasar_tui.tui.livebook import LiveBook
+from quasar_tui.tui.widgets import live_table
 from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
 
 TS = datetime(2024, 1, 2, tzinfo=UTC)
@@ -56,11 +60,9 @@ async def test_rows_appear_by_name_and_update_in_place() -> None:
         assert "waiting for ticks" in line_text(table, 1)
         for symbol, price in (("CCC", 3.0), ("AAA", 1.0), ("BBB", 2.0)):
             tick(book, symbol, price)
-        await pilot.pause(0.1)
-        assert [k[1] for k in table.order] == ["AAA", "BBB", "CCC"]
+        await wait_for(pilot, lambda: [k[1] for k in table.order] == ["AAA", "BBB", "CCC"])
         tick(book, "AAA", 1.5)
-        await pilot.pause(0.1)
-        assert "1.5000" in line_text(table, 1)
+        await wait_for(pilot, lambda: "1.5000" in line_text(table, 1))
         assert "+0.50" in line_text(table, 1) and "+50.00%" in line_text(table, 1)
         assert "Symbol" in line_text(table, 0)
 
@@ -72,7 +74,7 @@ async def test_sort_filter_and_vim_keys() -> None:
         table = app.query_one(LiveTable)
         for symbol, price in (("BTC-USD", 30.0), ("ETH-USD", 10.0), ("ADA-EUR", 20.0)):
             tick(book, symbol, price)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: len(table.order) == 3)
         table.focus()
         await pilot.press("s")  # symbol
         assert [k[1] for k in table.order] == ["ADA-EUR", "BTC-USD", "ETH-USD"]
@@ -126,8 +128,7 @@ async def test_keys_work_while_500_symbols_tick() -> None:
         feed = asyncio.create_task(market())
         table = app.query_one(LiveTable)
         table.focus()
-        await pilot.pause(0.2)
-        assert len(table.order) == 500
+        await wait_for(pilot, lambda: len(table.order) == 500)
         await pilot.press("s", "s", "s", "S")  # last price, highest first
         assert table.sort_column == "last" and table.order[0] == ("SIM", "S499")
         await pilot.press("G")
@@ -147,14 +148,14 @@ async def test_user_order_is_stable_and_movable() -> None:
         table = app.query_one(LiveTable)
         for symbol in ("A", "B", "C"):
             tick(book, symbol, 1.0)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: len(table.order) == 3)
         table.focus()
         await pilot.press("J")
         assert [k[1] for k in table.order] == ["B", "A", "C"]
         assert table.cursor_key == ("SIM", "A")
         tick(book, "D", 1.0)
         tick(book, "A", 2.0)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: len(table.order) == 4)
         assert [k[1] for k in table.order] == ["B", "A", "C", "D"]
         table.sort_by("last", reverse=True)
         assert [k[1] for k in table.order] == ["A", "B", "C", "D"]
@@ -165,20 +166,25 @@ async def test_user_order_is_stable_and_movable() -> None:
         assert table.cursor_key == ("SIM", "A")
 
 
-async def test_changed_price_cells_flash() -> None:
+async def test_changed_price_cells_flash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A flash lasts FLASH_SECONDS of wall time; a busy machine must not see it end first.
+    monkeypatch.setattr(live_table, "FLASH_SECONDS", HANG_SECONDS)
     book = LiveBook()
     app = TableApp(book)
     async with app.run_test(size=(120, 20)) as pilot:
         table = app.query_one(LiveTable)
         tick(book, "UP", 10.0)
         tick(book, "DN", 10.0)
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: len(table.order) == 2)
         tick(book, "UP", 11.0)
         tick(book, "DN", 9.0)
-        await pilot.pause(0.1)
         up = table.get_component_rich_style("live-table--flash-up").bgcolor
         down = table.get_component_rich_style("live-table--flash-down").bgcolor
-        down_line = list(table.render_line(1))  # DN sorts before UP
-        up_line = list(table.render_line(2))
-        assert any(s.style and s.style.bgcolor == up for s in up_line if "11.0000" in s.text)
-        assert any(s.style and s.style.bgcolor == down for s in down_line if "9.0000" in s.text)
+        # DN sorts before UP; the row text is live, the flash comes with the next repaint
+        await wait_for(pilot, lambda: _flashes(table, 2, "11.0000", up), "UP flashing up")
+        assert _flashes(table, 1, "9.0000", down)
+
+
+def _flashes(table: LiveTable, y: int, text: str, color: object) -> bool:
+    """Line `y` shows `text` on the flash background `color`."""
+    return any(s.style and s.style.bgcolor == color for s in table.render_line(y) if text in s.text)

@@ -59,7 +59,7 @@ async def test_start_screen_shows_and_keys_wait_while_services_open(
 
     app = QuasarApp(slow_services, ConsoleOptions(animation=False, clock=False))
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query("#starting"))
         starting = app.screen.query_one("#starting", Static)
         assert "Opening the database" in str(starting.render())
         await pilot.press("6")

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
+from typing import Any
 
+from helpers import until
 from textual.pilot import Pilot
 
-WAIT_SECONDS = 20.0
 
-
-async def wait_for(pilot: Pilot, condition: Callable[[], bool]) -> None:
-    """Let the app run until `condition()` holds; fail after WAIT_SECONDS (a hang guard)."""
-    async with asyncio.timeout(WAIT_SECONDS):
-        while not condition():
-            await pilot.pause(0.1)
+async def wait_for(pilot: Pilot, condition: Callable[[], Any], what: str = "the condition") -> Any:
+    """Let the app run until `condition()` (plain or async) holds; returns its value."""
+    return await until(condition, what, step=lambda: pilot.pause(0.1))
 
 
 async def started(pilot: Pilot) -> None:
