@@ -10,6 +10,8 @@ from typing import Any
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
+from quasar_tui.quality.assigned import subscribed_calendars
+from quasar_tui.quality.calendars import Calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
 from quasar_tui.store.timescale import PolicyJob, policy_jobs
@@ -29,20 +31,42 @@ _SLACK = {
 }
 
 
+# With the market's calendar known, only the time a provider takes to publish a bar that
+# should exist is allowed: a closed market is never the reason.
+_PUBLISHED_WITHIN = {
+    Interval.D1: timedelta(hours=12),
+    Interval.W1: timedelta(days=3),
+    Interval.MO1: timedelta(days=7),
+}
+
+
 def stale_after(interval: Interval) -> timedelta:
     return _SLACK.get(interval, 2 * interval.delta + timedelta(seconds=60))
 
 
 def freshness(
-    interval: Interval, last_bar_ts: datetime | None, enabled: bool, now: datetime
+    interval: Interval,
+    last_bar_ts: datetime | None,
+    enabled: bool,
+    now: datetime,
+    calendar: Calendar | None = None,
 ) -> tuple[float | None, str]:
-    """(seconds since the newest stored bar closed, fresh|stale|no data|paused)."""
+    """(seconds since the newest stored bar closed, fresh|stale|no data|paused).
+
+    With the series' `calendar`, stale means a bar of a trading session is missing past the
+    time its provider takes to publish it; without one, a fixed slack per interval applies."""
     if last_bar_ts is None:
         return None, "paused" if not enabled else "no data"
-    age = now - interval.next_start(last_bar_ts)
+    after = interval.next_start(last_bar_ts)
+    age = now - after
     if not enabled:
         return age.total_seconds(), "paused"
-    return age.total_seconds(), "fresh" if age <= stale_after(interval) else "stale"
+    if calendar is None:
+        return age.total_seconds(), "fresh" if age <= stale_after(interval) else "stale"
+    grace = _PUBLISHED_WITHIN.get(interval, 2 * interval.delta + timedelta(seconds=60))
+    due = calendar.first_expected(interval, after, now)
+    missing = due is not None and interval.next_start(due) + grace <= now
+    return age.total_seconds(), "stale" if missing else "fresh"
 
 
 # What `quasar status` shows of a subscription, in this order, before the figures below.
@@ -94,9 +118,11 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
         (r["provider"], r["symbol"], r["interval"], r["mode"]): r["n"]
         for r in await db.fetch(_OPEN_GAPS)
     }
+    calendars = await subscribed_calendars(db)
     series = []
     for s in subs:
-        age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now)
+        market = calendars.get((s.provider, s.symbol, s.interval))
+        age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now, market)
         series.append(
             SeriesStatus(s, age, label, gaps.get((s.provider, s.symbol, s.interval, s.mode), 0))
         )

@@ -17,6 +17,26 @@ _ASSET_AND_CHOICE = """
 """
 
 
+# Every subscribed series with the calendar it follows, in one round trip.
+_ALL_SUBSCRIBED = """
+    SELECT s.provider, s.symbol, s.interval, s.calendar AS chosen, a.exchange, a.asset_class
+      FROM subscriptions s
+      LEFT JOIN assets a ON a.provider = s.provider AND a.symbol = s.symbol
+"""
+
+SeriesKey = tuple[str, str, str]  # provider, symbol, interval
+
+
+async def subscribed_calendars(db: Database) -> dict[SeriesKey, Calendar]:
+    """The calendar of each subscribed series whose calendar is known."""
+    found: dict[SeriesKey, Calendar] = {}
+    for r in await db.fetch(_ALL_SUBSCRIBED):
+        name = r["chosen"] or calendar_name_for(r["exchange"], r["asset_class"])
+        if name:
+            found[(r["provider"], r["symbol"], r["interval"])] = calendar(name)
+    return found
+
+
 async def calendar_of(db: Database, provider: str, symbol: str, interval: str) -> Calendar | None:
     """The series' calendar, or None when neither the user nor the asset says."""
     row = await db.fetchrow(_ASSET_AND_CHOICE, provider, symbol, interval)
