@@ -126,7 +126,9 @@ async def test_sigterm_flushes_everything_and_exits_0_without_textual(
     assert SECRET not in log
     loaded = set(json.loads(modules.read_text()))
     assert "quasar_tui.engine.engine" in loaded
-    assert not [m for m in loaded if m == "textual" or m.startswith(("textual.", "rich.live"))]
+    # Textual only: rich may come with httpx's CLI where click is installed (the test extra's
+    # import-linter brings it); the import contracts forbid Quasar's own rich imports.
+    assert not [m for m in loaded if m == "textual" or m.startswith("textual.")]
 
 
 async def _state(db: Database, sub_id: int, state: str) -> bool:

@@ -10,6 +10,7 @@ from helpers import until
 from quasar_tui.engine.events import TickEvent
 from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
+from quasar_tui.sdk.models import Tick
 from quasar_tui.store.database import Database
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -31,7 +32,7 @@ async def test_a_stop_landing_on_a_periodic_quote_write_still_publishes_the_quot
         tx = blocker.transaction()
         await tx.start()
         await blocker.execute("LOCK TABLE live_quotes IN ACCESS EXCLUSIVE MODE")
-        publisher.note_tick(TickEvent("SIM", "ACME", T0, 10.0, 2.0))
+        publisher.note_tick(TickEvent("SIM", Tick("ACME", T0, 10.0, 2.0)))
         [periodic] = await until(
             lambda: db.fetchval(WAITING_WRITES), "the periodic write held by the lock"
         )

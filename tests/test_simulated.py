@@ -118,7 +118,8 @@ async def test_live_collection_runs_offline(db: Database) -> None:
         """The session's clock: the time up to which the feed has delivered every symbol's
         trades (each symbol's arrive in order). A bar then closes only once all its trades
         arrived, however far a busy machine lets the feed fall behind market time."""
-        for tick in received.drain():
+        for event in received.drain():
+            tick = event.tick
             latest[tick.symbol] = max(tick.ts, latest.get(tick.symbol, tick.ts))
         return min(latest.values()) if len(latest) == 2 else T0
 
