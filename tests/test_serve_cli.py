@@ -31,7 +31,7 @@ def test_apikey_create_prints_the_key_once_and_list_never_shows_it(run_quasar) -
     assert [(r["name"], r["scopes"], r["rate"], r["uses"]) for r in rows] == [
         ("notebook", ["read"], 20, 0)
     ]
-    assert key not in listed.stdout and key.split("_")[2] not in listed.stdout
+    assert key not in listed.stdout and key.split("_", 2)[2] not in listed.stdout
     table = run_quasar("apikey", "list")
     assert "notebook" in table.stdout and "read" in table.stdout
 
