@@ -6,6 +6,7 @@ second; the engine's own `set_state` touches only columns the trigger ignores.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -234,7 +235,7 @@ class SubscriptionStore:
             status = await conn.execute(DELETE, wanted)
         return int(status.split()[-1])
 
-    async def request_backfill(self, ids: Iterable[int]) -> list[SubscriptionRecord]:
+    async def request_backfill(self, ids: Iterable[int]) -> builtins.list[SubscriptionRecord]:
         """Ask the running engine, in this process or another, to run these subscriptions'
         historical jobs now; returns the ones asked for: enabled historical ones (live ones
         fill their own gaps, paused ones have no job). Unknown ids ask for nothing."""
