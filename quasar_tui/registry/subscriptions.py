@@ -207,10 +207,10 @@ class SubscriptionStore:
             await provider_row(self.db, provider)
         return [_record(r) for r in await self.db.fetch(LIST, provider)]
 
-    async def get(self, id: int) -> SubscriptionRecord:
-        row = await self.db.fetchrow(GET, id)
+    async def get(self, sub_id: int) -> SubscriptionRecord:
+        row = await self.db.fetchrow(GET, sub_id)
         if row is None:
-            raise NotFoundError(f"no subscription with id {id}; see `quasar subscriptions`")
+            raise NotFoundError(f"no subscription with id {sub_id}; see `quasar subscriptions`")
         return _record(row)
 
     async def find(
@@ -251,13 +251,13 @@ class SubscriptionStore:
 
     async def set_state(
         self,
-        id: int,
+        sub_id: int,
         state: str,
         error: str | None = None,
         *,
         ran_at: datetime | None = None,
     ) -> None:
         """The engine's progress note; does not wake the engine through NOTIFY."""
-        status = await self.db.execute(SET_STATE, id, state, error, ran_at)
+        status = await self.db.execute(SET_STATE, sub_id, state, error, ran_at)
         if status == "UPDATE 0":
-            raise NotFoundError(f"no subscription with id {id}")
+            raise NotFoundError(f"no subscription with id {sub_id}")

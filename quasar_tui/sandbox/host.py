@@ -169,6 +169,7 @@ class Host:
     async def _answer(self, request: ListSymbols | History | Trades) -> None:
         try:
             if isinstance(request, ListSymbols):
+                # Requests are served only once start() has loaded the provider.
                 items = await self.provider.fetch_available_symbols()  # type: ignore[union-attr]
                 await self.send(Symbols(request.id, list(items)))
             elif isinstance(request, History):
