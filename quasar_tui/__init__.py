@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from quasar_tui.client import open, open_async
+    from quasar_tui.client import open, open_async  # noqa: A004 - the public API
 
 __version__ = "0.1.0"
 __all__ = ["__version__", "open", "open_async"]

@@ -178,6 +178,8 @@ class Quasar:
         self.close()
 
 
-def open(data_dir: str | os.PathLike[str] | None = None, dsn: str | None = None) -> Quasar:
+def open(  # noqa: A001 - the public `quasar_tui.open()`, named like `gzip.open`
+    data_dir: str | os.PathLike[str] | None = None, dsn: str | None = None
+) -> Quasar:
     """Open the database the console would use, for blocking calls (scripts, notebooks)."""
     return Quasar(data_dir, dsn)

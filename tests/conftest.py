@@ -141,7 +141,7 @@ def registry(db: Database, quasar_env: dict[str, str]) -> ProviderRegistry:
 def run_quasar(quasar_env: dict[str, str]):
     """Run `quasar ARGS...` as a user would; returns the CompletedProcess."""
 
-    def run(*args: str, input: str | None = None, check: bool = False):
+    def run(*args: str, input: str | None = None, check: bool = False):  # noqa: A002 - as subprocess.run
         return subprocess.run(
             [sys.executable, "-m", "quasar_tui", *args],
             env=quasar_env,

@@ -12,7 +12,7 @@ import argparse
 import asyncio
 import functools
 import sys
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from quasar_tui import __version__
@@ -165,10 +165,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_handler(handler, args)
 
 
-def run_handler(handler: Callable[[argparse.Namespace], Awaitable[int]], args: Any) -> int:
+def run_handler(
+    handler: Callable[[argparse.Namespace], Coroutine[Any, Any, int]], args: Any
+) -> int:
     """Run one command to completion and turn every way it can end into an exit status."""
     original = sys.stdout
-    sys.stdout = GuardedStdout(original)  # type: ignore[assignment]
+    sys.stdout = GuardedStdout(original)
     try:
         status = asyncio.run(handler(args))
         sys.stdout.flush()

@@ -14,11 +14,11 @@ from quasar_tui.registry.subscriptions import MAX_LOOKBACK_DAYS
 
 
 def leaf(
-    sub: argparse._SubParsersAction, name: str, help: str, **kwargs: Any
+    sub: argparse._SubParsersAction, name: str, summary: str, **kwargs: Any
 ) -> argparse.ArgumentParser:
     """Add a subcommand parser that also takes the common options."""
-    kwargs.setdefault("description", help[0].upper() + help[1:] + ".")
-    return sub.add_parser(name, help=help, parents=[COMMON], **kwargs)
+    kwargs.setdefault("description", summary[0].upper() + summary[1:] + ".")
+    return sub.add_parser(name, help=summary, parents=[COMMON], **kwargs)
 
 
 INT64_MAX = 2**63 - 1

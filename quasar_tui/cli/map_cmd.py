@@ -52,7 +52,9 @@ class _VerbOrCommon(argparse._SubParsersAction):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.choices = _AnyWord(self._name_parser_map)
+        # argparse only iterates `choices` and asks `in`; typeshed types it as the dict it
+        # makes by default, which cannot claim every word.
+        self.choices = _AnyWord(self._name_parser_map)  # type: ignore[assignment]
 
     def __call__(
         self,

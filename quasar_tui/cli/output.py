@@ -95,7 +95,8 @@ def silence_stdout() -> None:
     """Point standard output at /dev/null so the interpreter's final flush cannot fail again."""
     devnull = os.open(os.devnull, os.O_WRONLY)
     try:
-        os.dup2(devnull, sys.__stdout__.fileno())
+        if sys.__stdout__ is not None:  # None: the process was started without one
+            os.dup2(devnull, sys.__stdout__.fileno())
     finally:
         os.close(devnull)
     sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives until the process ends

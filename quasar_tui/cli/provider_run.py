@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from datetime import date, datetime
 
 import msgspec
@@ -58,24 +59,33 @@ def register(psub: argparse._SubParsersAction) -> None:
     run.set_defaults(handler=run_provider)
 
 
-def _range(
-    start: date | datetime | None, end: date | datetime | None, interval: Interval
-) -> tuple[datetime, datetime]:
+@dataclass(frozen=True)
+class _HistoryCall:
+    """The `get_history` call `run NAME history` makes."""
+
+    interval: Interval
+    start: datetime
+    end: datetime
+
+
+def _history_call(
+    interval_text: str, start: date | datetime | None, end: date | datetime | None
+) -> _HistoryCall:
+    try:
+        interval = Interval.parse(interval_text)
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
     high = utc_now() if end is None else as_time(end)
     low = high - interval.delta * DEFAULT_BARS if start is None else as_time(start)
     if high <= low:
         raise InvalidInputError("--to must be later than --from")
-    return low, high
+    return _HistoryCall(interval, low, high)
 
 
 async def run_provider(args: argparse.Namespace) -> int:
-    interval = start = end = None
+    call = None
     if args.call == "history":
-        try:
-            interval = Interval.parse(args.interval)
-        except ValueError as exc:
-            raise InvalidInputError(str(exc)) from None
-        start, end = _range(args.start, args.end, interval)
+        call = _history_call(args.interval, args.start, args.end)
     async with registry_from_args(args) as registry:
         code = await registry.stored_code(args.provider_name)
     spec = HostSpec(
@@ -89,11 +99,11 @@ async def run_provider(args: argparse.Namespace) -> int:
     try:
         ready = await host.start()
         print(f"{ready.name} runs in its sandbox (isolation: {ready.isolation})", file=sys.stderr)
-        if interval is None:
+        if call is None:
             rows = [msgspec.structs.asdict(s) for s in await host.fetch_available_symbols()]
             columns = ["symbol", "name", "exchange", "asset_class", "base", "quote"]
         else:
-            bars = host.get_history(args.symbol, start, end, interval)
+            bars = host.get_history(args.symbol, call.start, call.end, call.interval)
             rows = [msgspec.structs.asdict(b) async for b in bars]
             columns = ["ts", "open", "high", "low", "close", "volume", "trades"]
     finally:

@@ -7,6 +7,7 @@ A common symbol left with no mapping is removed with its last mapping.
 
 from __future__ import annotations
 
+import builtins
 import shlex
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -263,6 +264,6 @@ class MappingStore:
             await conn.execute(CLEAR_SYMBOL_PRIORITY, common)
             await conn.execute(SET_SYMBOL_PRIORITY, common, list(providers))
 
-    async def unmapped(self, provider: str, limit: int = 200) -> list[AssetRecord]:
+    async def unmapped(self, provider: str, limit: int = 200) -> builtins.list[AssetRecord]:
         """Active assets of `provider` that no common symbol covers yet."""
         return await AssetStore(self.db).list(provider, unmapped_only=True, limit=limit)

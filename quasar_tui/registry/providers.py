@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import logging
 from importlib import resources
@@ -284,7 +285,9 @@ class ProviderRegistry:
                 f"provider {name} failed to start: {type(exc).__name__}: {exc}"
             ) from None
 
-    async def ensure_bundled(self, source_dir: Traversable | Path | None = None) -> list[str]:
+    async def ensure_bundled(
+        self, source_dir: Traversable | Path | None = None
+    ) -> builtins.list[str]:
         """Register the provider files shipped with Quasar; returns one line per change.
 
         Bundled files are checked in this process (they are ours), so this is cheap enough to
@@ -388,8 +391,8 @@ class ProviderRegistry:
         existing: asyncpg.Record,
         sha256: str,
         keep: bool,
-        notices: list[str],
-    ) -> tuple[bytes | None, list[str]]:
+        notices: builtins.list[str],
+    ) -> tuple[bytes | None, builtins.list[str]]:
         """The secrets blob for the new code and its key names: kept, re-encrypted or dropped."""
         blob, names = existing["secrets"], list(existing["secret_names"])
         if blob is None or existing["sha256"] == sha256:

@@ -6,6 +6,7 @@ second; the engine's own `set_state` touches only columns the trigger ignores.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -211,10 +212,10 @@ class SubscriptionStore:
             await provider_row(self.db, provider)
         return [_record(r) for r in await self.db.fetch(LIST, provider)]
 
-    async def get(self, id: int) -> SubscriptionRecord:
-        row = await self.db.fetchrow(GET, id)
+    async def get(self, sub_id: int) -> SubscriptionRecord:
+        row = await self.db.fetchrow(GET, sub_id)
         if row is None:
-            raise NotFoundError(f"no subscription with id {id}; see `quasar subscriptions`")
+            raise NotFoundError(f"no subscription with id {sub_id}; see `quasar subscriptions`")
         return _record(row)
 
     async def find(
@@ -239,7 +240,7 @@ class SubscriptionStore:
             status = await conn.execute(DELETE, wanted)
         return int(status.split()[-1])
 
-    async def request_backfill(self, ids: Iterable[int]) -> list[SubscriptionRecord]:
+    async def request_backfill(self, ids: Iterable[int]) -> builtins.list[SubscriptionRecord]:
         """Ask the running engine, in this process or another, to run these subscriptions'
         historical jobs now; returns the ones asked for: enabled historical ones (live ones
         fill their own gaps, paused ones have no job). Unknown ids ask for nothing."""
@@ -255,13 +256,13 @@ class SubscriptionStore:
 
     async def set_state(
         self,
-        id: int,
+        sub_id: int,
         state: str,
         error: str | None = None,
         *,
         ran_at: datetime | None = None,
     ) -> None:
         """The engine's progress note; does not wake the engine through NOTIFY."""
-        status = await self.db.execute(SET_STATE, id, state, error, ran_at)
+        status = await self.db.execute(SET_STATE, sub_id, state, error, ran_at)
         if status == "UPDATE 0":
-            raise NotFoundError(f"no subscription with id {id}")
+            raise NotFoundError(f"no subscription with id {sub_id}")

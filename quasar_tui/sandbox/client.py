@@ -221,6 +221,7 @@ class ProviderHost:
             with contextlib.suppress(ConnectionError):
                 await self._send(Stop())
             with contextlib.suppress(TimeoutError):
+                # `running` above says the process is there.
                 await asyncio.wait_for(self.proc.wait(), grace)  # type: ignore[union-attr]
         await self.kill()
 

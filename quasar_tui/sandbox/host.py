@@ -47,6 +47,7 @@ from quasar_tui.sandbox.protocol import (
     read_frame,
 )
 from quasar_tui.sandbox.stall import StallWatch
+from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.base import DataProvider, LiveDataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
@@ -168,6 +169,7 @@ class Host:
     async def _answer(self, request: ListSymbols | History | Trades) -> None:
         try:
             if isinstance(request, ListSymbols):
+                # Requests are served only once start() has loaded the provider.
                 items = await self.provider.fetch_available_symbols()  # type: ignore[union-attr]
                 await self.send(Symbols(request.id, list(items)))
             elif isinstance(request, History):
@@ -183,16 +185,16 @@ class Host:
             self._tasks.pop(request.id, None)
 
     def _history(self, request: History) -> AsyncIterator[Any]:
-        get = getattr(self.provider, "get_history", None)
-        if get is None:
+        if not isinstance(self.provider, HistorySource):
             raise NotImplementedError("this provider has no get_history")
-        return get(request.symbol, request.start, request.end, request.interval)
+        return self.provider.get_history(
+            request.symbol, request.start, request.end, request.interval
+        )
 
     def _trades(self, request: Trades) -> AsyncIterator[Any]:
-        get = getattr(self.provider, "get_trades", None)
-        if get is None:
+        if not isinstance(self.provider, TradeSource):
             raise NotImplementedError("this provider has no get_trades")
-        return get(request.symbol, request.since)
+        return self.provider.get_trades(request.symbol, request.since)
 
     async def _stream(self, rid: int, kind: type[Bars | TickBatch], items: AsyncIterator) -> None:
         batch: list[Any] = []

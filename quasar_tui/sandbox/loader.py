@@ -20,6 +20,7 @@ from typing import Any
 
 from quasar_tui.core.errors import InvalidInputError, QuasarError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.sdk.base import DataProvider, HistoricalDataProvider, LiveDataProvider
 from quasar_tui.sdk.settings import Setting, normalise_schema
 
@@ -186,7 +187,7 @@ def describe_class(cls: type[DataProvider]) -> ProviderInfo:
     kind = "historical" if issubclass(cls, HistoricalDataProvider) else "live"
     capabilities = {
         "intervals": _intervals(cls),
-        "has_history": kind == "historical" or callable(getattr(cls, "get_history", None)),
+        "has_history": kind == "historical" or issubclass(cls, HistorySource),
         "configurable": _schema_json(cls),
         "secrets": _secret_names(cls),
         "rate_limit": _rate_limit(cls),

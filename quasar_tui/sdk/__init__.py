@@ -1,6 +1,7 @@
 """What provider authors import. See docs/providers.md for a complete example."""
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.base import DataProvider, HistoricalDataProvider, LiveDataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient, ProviderHTTPError
@@ -11,6 +12,7 @@ __all__ = [
     "Bar",
     "DataProvider",
     "HistoricalDataProvider",
+    "HistorySource",
     "HttpClient",
     "Interval",
     "LiveDataProvider",
@@ -21,4 +23,5 @@ __all__ = [
     "SubscriptionRefused",
     "SymbolInfo",
     "Tick",
+    "TradeSource",
 ]

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
 from quasar_tui.sdk.models import Bar, Quote, SymbolInfo, Tick
@@ -132,9 +133,9 @@ class LiveDataProvider(DataProvider):
 
     @property
     def has_history(self) -> bool:
-        return callable(getattr(self, "get_history", None))
+        return isinstance(self, HistorySource)
 
     @property
     def fills_trades(self) -> bool:
         """Whether trades missed while away can be told (sequential ids) and fetched."""
-        return self.TRADE_IDS_SEQUENTIAL and callable(getattr(self, "get_trades", None))
+        return self.TRADE_IDS_SEQUENTIAL and isinstance(self, TradeSource)

@@ -225,7 +225,7 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
-        exception_handlers=HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=HANDLERS,
     )
     app.state.services = services
     app.add_middleware(AccessLog, metrics=server_metrics)
@@ -311,7 +311,7 @@ def _routes(app: FastAPI) -> None:
         provider: ProviderParam = None,
         source: SourceParam = "both",
         limit: int = _limit(10_000),
-        format: FormatParam = "json",
+        format: FormatParam = "json",  # noqa: A002 - FastAPI: the `?format=` query parameter
     ) -> Response:
         name, wanted = _series(series), _interval(interval)
         low, high = _bounds(start, end)
@@ -337,7 +337,7 @@ def _routes(app: FastAPI) -> None:
         end: TimeParam = None,
         provider: ProviderParam = None,
         limit: int = _limit(10_000),
-        format: FormatParam = "json",
+        format: FormatParam = "json",  # noqa: A002 - FastAPI: the `?format=` query parameter
     ) -> Response:
         name = _series(series)
         low, high = _bounds(start, end)

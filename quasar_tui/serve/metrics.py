@@ -52,8 +52,8 @@ def _labels(**labels: object) -> str:
     return "{" + ",".join(f"{k}={_label(v)}" for k, v in labels.items()) + "}"
 
 
-def _family(name: str, kind: str, help: str) -> Iterator[str]:
-    yield f"# HELP {name} {help}"
+def _family(name: str, kind: str, text: str) -> Iterator[str]:
+    yield f"# HELP {name} {text}"
     yield f"# TYPE {name} {kind}"
 
 
@@ -87,12 +87,12 @@ def render(
     lines.append(f"quasar_api_rate_limited_total {metrics.rate_limited}")
     lines += _family("quasar_stream_clients", "gauge", "connected stream clients")
     lines.append(f"quasar_stream_clients {stream_clients}")
-    for name, value, help in (
+    for name, value, text in (
         ("messages", metrics.stream_messages, "messages queued to stream clients"),
         ("ticks", metrics.stream_ticks, "conflated ticks fanned out to stream clients"),
         ("dropped_clients", metrics.stream_dropped, "stream clients dropped as too slow"),
     ):
-        lines += _family(f"quasar_stream_{name}_total", "counter", help)
+        lines += _family(f"quasar_stream_{name}_total", "counter", text)
         lines.append(f"quasar_stream_{name}_total {value}")
     if engine is not None:
         lines += list(_engine_lines(engine))
@@ -105,13 +105,13 @@ def _engine_lines(engine: EngineStatus) -> Iterator[str]:
     yield f"quasar_engine_running {int(engine.running)}"
     stats: dict[str, Any] = engine.stats if engine.running else {}
     writers: dict[str, dict[str, Any]] = stats.get("writers") or {}
-    for key, help in (
+    for key, text in (
         ("queue_depth", "rows waiting in the writer's queue"),
         ("lag_seconds", "age of the oldest row not yet written"),
         ("rows_per_second", "rows written per second"),
         ("rows_written", "rows written since the engine started"),
     ):
-        yield from _family(f"quasar_writer_{key}", "gauge", help)
+        yield from _family(f"quasar_writer_{key}", "gauge", text)
         for table, figures in sorted(writers.items()):
             if key in figures:
                 yield f"quasar_writer_{key}{_labels(table=table)} {figures[key]}"

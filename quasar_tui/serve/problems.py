@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -99,7 +100,8 @@ async def on_invalid(request: Request, exc: Exception) -> Response:
     return problem_response(Problem(400, str(exc)), request.url.path)
 
 
-HANDLERS = {
+# Typed as FastAPI's `exception_handlers` parameter is.
+HANDLERS: dict[int | type[Exception], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
     Problem: on_problem,
     RequestValidationError: on_validation,
     HTTPException: on_http,

@@ -3,7 +3,7 @@ of them oldest first in batches (exports)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -76,7 +76,7 @@ async def stream_bars(
     start: datetime,
     end: datetime,
     batch: int = 10_000,
-) -> AsyncIterator[list[asyncpg.Record]]:
+) -> AsyncGenerator[list[asyncpg.Record], None]:
     """Every bar with `start <= ts < end`, oldest first, `batch` records at a time, each
     record holding `COLUMNS[table]`; one transaction, so the export is one consistent read."""
     query = _OLDEST_FIRST[table]

@@ -400,10 +400,17 @@ class EmbeddedServer:
     ) -> None:
         account = self.account()
         user = account.uid if uid is None else uid
-        kwargs: dict[str, object] = {}
-        if user != os.geteuid():
-            kwargs = {"user": user, "group": pwd.getpwuid(user).pw_gid, "extra_groups": []}
-        _run(argv, what=what, stdin=stdin, cwd=self.pgdata, hint=self.log_file, **kwargs)
+        other = user != os.geteuid()
+        _run(
+            argv,
+            what=what,
+            stdin=stdin,
+            cwd=self.pgdata,
+            hint=self.log_file,
+            user=user if other else None,
+            group=pwd.getpwuid(user).pw_gid if other else None,
+            extra_groups=[] if other else None,
+        )
 
     def _write_owned(self, path: Path, text: str) -> None:
         """Write a file of the cluster (server stopped), owned by the server account, 0600."""
@@ -519,9 +526,13 @@ def _run(
     what: str,
     stdin: str | None = None,
     hint: Path | None = None,
-    **kwargs: object,
+    cwd: Path | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    extra_groups: list[int] | None = None,
 ) -> None:
-    """Run a helper with a minimal environment (no Quasar setting or secret reaches it)."""
+    """Run a helper with a minimal environment (no Quasar setting or secret reaches it); `user`,
+    `group` and `extra_groups` as in `subprocess.run` (None keeps the caller's)."""
     env = {k: v for k, v in os.environ.items() if k in _CHILD_ENV}
     env.setdefault("PATH", os.defpath)
     try:
@@ -533,7 +544,10 @@ def _run(
             check=True,
             capture_output=True,
             timeout=_START_TIMEOUT + 30,
-            **kwargs,  # type: ignore[arg-type]
+            cwd=cwd,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
     except (OSError, subprocess.SubprocessError) as exc:
         detail = (_last_fatal(hint) if hint else "") or getattr(exc, "stderr", None) or str(exc)

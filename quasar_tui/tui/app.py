@@ -12,7 +12,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from time import monotonic
 
-from textual import on
+from textual import on, work
 from textual.app import App
 from textual.binding import Binding
 from textual.driver import Driver
@@ -141,8 +141,9 @@ class QuasarApp(App[int]):
         await self.screen.mount(
             Static("Opening the database and starting the engine...", id="starting")
         )
-        self.run_worker(self._start, name=_START, group="start")
+        self._start()
 
+    @work(name=_START, group="start")
     async def _start(self) -> None:
         try:
             self.services = await self._resources.enter_async_context(self._open_services())
@@ -164,7 +165,7 @@ class QuasarApp(App[int]):
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
         feed = EngineFeed(self.services, self.post_message)
-        self.run_worker(feed.run, name=_FEED, group="engine", exit_on_error=False)
+        self._follow_engine(feed)
         if not self.is_headless:
             self._unwatch_terminal = exit_with_terminal(self)
         self._started = True
@@ -212,6 +213,11 @@ class QuasarApp(App[int]):
         self.engine_log.publish(entry)
         if notify and entry.level == "error":
             self._notify_error(entry)
+
+    @work(name=_FEED, group="engine", exit_on_error=False)
+    async def _follow_engine(self, feed: EngineFeed) -> None:
+        """The engine's news and ticks reach the screens for as long as the console runs."""
+        await feed.run()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """The feed never ends by itself; if a bug ends it, say so rather than go quiet."""

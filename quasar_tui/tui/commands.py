@@ -29,9 +29,9 @@ class PaletteCommand:
 _COMMANDS: dict[str, PaletteCommand] = {}
 
 
-def command(name: str, help: str, action: str, mode: str | None = None) -> None:
+def command(name: str, summary: str, action: str, mode: str | None = None) -> None:
     """Register a palette entry; a later registration with the same name replaces it."""
-    _COMMANDS[name] = PaletteCommand(name, help, action, mode)
+    _COMMANDS[name] = PaletteCommand(name, summary, action, mode)
 
 
 def commands() -> list[PaletteCommand]:

@@ -60,7 +60,7 @@ def load_keymap(path: Path) -> dict[str, str]:
     return keymap
 
 
-def _subclasses(cls: type) -> Iterator[type]:
+def _subclasses(cls: type[object]) -> Iterator[type[object]]:
     for sub in cls.__subclasses__():
         yield sub
         yield from _subclasses(sub)

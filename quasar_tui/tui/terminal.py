@@ -10,7 +10,8 @@ import select
 import signal
 import sys
 from collections.abc import Callable
-from typing import IO, Any
+from io import TextIOWrapper
+from typing import IO, Any, cast
 
 from textual.app import App
 from textual.drivers.linux_driver import LinuxDriver
@@ -20,7 +21,7 @@ EXIT_SIGNALS = (signal.SIGHUP, signal.SIGTERM)
 _HUNG_UP = select.POLLHUP | select.POLLERR | select.POLLNVAL
 
 
-def exit_with_terminal(app: App[object]) -> Callable[[], None]:
+def exit_with_terminal(app: App[Any]) -> Callable[[], None]:
     """Exit `app` on SIGHUP or SIGTERM, or when stdin hangs up; returns the undo for unmount.
 
     The exit status is 128 + the signal, as a shell reports a process the signal ended.
@@ -77,4 +78,6 @@ class TerminalDriver(LinuxDriver):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._file = _DroppedWhenGone(self._file)
+        if self._file is not None:  # None only in a process without a stderr to draw on
+            # The driver's output thread only writes and flushes, which the wrapper does.
+            self._file = cast("TextIOWrapper", _DroppedWhenGone(self._file))

@@ -7,6 +7,7 @@ conflicting mapping) is shown under the field and the form stays open.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 from textual.screen import Screen
 from textual.widget import Widget
@@ -59,7 +60,7 @@ class EditCommonModal(FormModal[str]):
 
 
 def open_map(
-    screen: Screen[object],
+    screen: Screen[Any],
     mappings: MappingStore,
     provider: str,
     symbol: str,

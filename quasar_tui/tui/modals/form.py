@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Generic, TypeVar, cast
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -36,19 +37,19 @@ class Field(Horizontal):
     under the control."""
 
     def __init__(
-        self, label: str, control: Widget, help: str = "", *, id: str | None = None
+        self, label: str, control: Widget, hint: str = "", *, id: str | None = None
     ) -> None:
         super().__init__(id=id, classes="field")
         self.label = label
         self.control = control
-        self.help = help
+        self.hint = hint
 
     def compose(self) -> ComposeResult:
         yield Label(self.label, classes="field-label", markup=False)
         with Vertical(classes="field-body"):
             yield self.control
-            if self.help:
-                yield Static(self.help, classes="field-help", markup=False)
+            if self.hint:
+                yield Static(self.hint, classes="field-help", markup=False)
             yield Static("", classes="field-error", markup=False)
 
     def fail(self, reason: str) -> None:
@@ -152,10 +153,9 @@ class FormModal(ModalScreen[T], Generic[T]):
         self.busy = True
         self.clear_errors()
         self.query_one("#form-submit", Button).label = self.BUSY_TEXT
-        self.run_worker(
-            self._run_submit, name="form", group="form", exclusive=True, exit_on_error=False
-        )
+        self._run_submit()
 
+    @work(name="form", group="form", exclusive=True, exit_on_error=False)
     async def _run_submit(self) -> None:
         try:
             await self.submit()

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import ActiveBinding, Binding
-from textual.events import ScreenResume
+from textual.events import Mount, ScreenResume
 from textual.screen import Screen
 from textual.widgets import Header, Input, Static
 
@@ -54,14 +55,19 @@ class ModeScreen(Screen[None]):
     def compose_body(self) -> ComposeResult:
         yield from ()
 
-    def on_screen_resume(self, event: ScreenResume) -> None:
+    # The two handlers below are not named `on_screen_resume` and `on_mount`, so that a mode's
+    # own hooks of those names (Textual runs every class's) may be async or take no event.
+
+    @on(ScreenResume)
+    def _keep_styles(self, event: ScreenResume) -> None:
         """Runs before Textual's own handler, which would restyle the whole screen on every
         mode switch (and the Dashboard's tables would then re-render every cell): a good part
         of a switch's time. A mode's styles only change with the CSS, and Textual re-applies a
         changed CSS to every installed screen itself."""
         event.refresh_styles = False
 
-    def on_mount(self) -> None:
+    @on(Mount)
+    def _show_title(self) -> None:
         """Textual runs this for every mode screen as well as their own `on_mount`."""
         self.title = f"Quasar · {self.MODE_TITLE}"
 

@@ -9,7 +9,9 @@ from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
+from textual import on
 from textual.binding import Binding
+from textual.events import ScreenResume
 from textual.widgets import Select
 from textual.worker import Worker, WorkerState
 
@@ -85,8 +87,10 @@ class RegistryScreen(FilterableScreen):
     def focus_list(self) -> None:
         self.query_one(f"#{self.LIST_ID}").focus()
 
-    def on_screen_resume(self) -> None:
-        """Runs after a subclass's own `on_screen_resume` (Textual calls each class's)."""
+    @on(ScreenResume)
+    def _load_on_resume(self) -> None:
+        """Runs after a subclass's own `on_screen_resume` (Textual calls each class's); not
+        named `on_screen_resume` itself so a subclass's may be async."""
         self.request_load()
 
     def _auto_reload(self) -> None:
@@ -172,7 +176,7 @@ class ProviderScreen(RegistryScreen):
                 table.set_marks(())
 
     async def on_screen_resume(self) -> None:
-        """Before the load `RegistryScreen.on_screen_resume` asks for: which provider."""
+        """Before the load `RegistryScreen._load_on_resume` asks for: which provider."""
         await self.refresh_providers()
 
     def on_select_changed(self, event: Select.Changed) -> None:

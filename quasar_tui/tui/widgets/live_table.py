@@ -131,7 +131,7 @@ def sort_keys(
     """Sorted by the column's value; rows without a value stay at the bottom either way."""
     valued = [(column.sort_value(rows[k], now), k) for k in keys]
     present = [(v, k) for v, k in valued if v is not None]
-    present.sort(key=lambda pair: pair[0], reverse=reverse)  # type: ignore[arg-type,return-value]
+    present.sort(key=lambda pair: pair[0], reverse=reverse)
     return [k for _, k in present] + [k for v, k in valued if v is None]
 
 
@@ -371,7 +371,8 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._order = keys
             self._index = {k: i for i, k in enumerate(keys)}
             self.virtual_size = Size(self.size.width, len(keys) + 1)
-            self.cursor = self._index.get(cursor_key, self._clamp(self.cursor))
+            kept = None if cursor_key is None else self._index.get(cursor_key)
+            self.cursor = self._clamp(self.cursor) if kept is None else kept
         self.refresh()
 
     def _update_flashes(self, changed: list[Key], now: float, remember_only: bool) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingsMap
 from textual.widgets import DataTable, OptionList, RichLog
 from textual.widgets.data_table import ColumnKey, RowKey
 
@@ -50,11 +50,12 @@ class _EnterMeans:
     """Mixin: bind Enter to `ENTER_ACTION` for this instance, described as `enter`."""
 
     ENTER_ACTION = "select"
+    _bindings: BindingsMap  # the widget's, which this mixin is mixed into
 
-    def bind_enter(self, enter: str | None, help: str = "") -> None:
+    def bind_enter(self, enter: str | None, tooltip: str = "") -> None:
         if enter:
-            self._bindings.key_to_bindings["enter"] = [  # type: ignore[attr-defined]
-                Binding("enter", self.ENTER_ACTION, enter, tooltip=help, id=ENTER_ID)
+            self._bindings.key_to_bindings["enter"] = [
+                Binding("enter", self.ENTER_ACTION, enter, tooltip=tooltip, id=ENTER_ID)
             ]
 
 
@@ -87,7 +88,7 @@ class VimDataTable(_EnterMeans, DataTable[object], inherit_bindings=False):
 
 class VimOptionList(_EnterMeans, OptionList, inherit_bindings=False):
     HELP_GROUP = "List"
-    BINDINGS = moves("cursor_down", "cursor_up", "first", "last")
+    BINDINGS = [*moves("cursor_down", "cursor_up", "first", "last")]
 
     def __init__(
         self, *, enter: str | None = None, enter_help: str = "", id: str | None = None
