@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from helpers import stop_server
+from helpers import EXTERNAL_DSN, stop_server
 
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
@@ -29,15 +29,9 @@ from quasar_tui.store import migrations
 from quasar_tui.store.database import Database, with_database
 from quasar_tui.store.server import ServerInfo, start_embedded
 
-EXTERNAL_DSN = os.environ.get("QUASAR_TEST_DSN") or None
 # One template per session, so sessions (or workers) sharing an external server never collide.
 TEMPLATE = f"quasar_template_{uuid.uuid4().hex[:12]}"
 IN_USE_WAIT = 30.0  # seconds to wait while a background worker is connected to the template
-
-requires_embedded = pytest.mark.skipif(
-    EXTERNAL_DSN is not None,
-    reason="assumes the plain embedded PostgreSQL; QUASAR_TEST_DSN points at another server",
-)
 
 
 async def _admin_execute(dsn: str, statement: str) -> None:

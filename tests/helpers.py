@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psutil
+import pytest
 
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
@@ -99,3 +101,12 @@ def stop_server(info: ServerInfo, patience: float = 30.0) -> None:
             print(
                 f"the test server did not stop within {wait:.0f} s of {sig.name}", file=sys.stderr
             )
+
+
+#: A server named by QUASAR_TEST_DSN (say, one with TimescaleDB) instead of the embedded one.
+EXTERNAL_DSN = os.environ.get("QUASAR_TEST_DSN") or None
+
+requires_embedded = pytest.mark.skipif(
+    EXTERNAL_DSN is not None,
+    reason="assumes the plain embedded PostgreSQL; QUASAR_TEST_DSN points at another server",
+)

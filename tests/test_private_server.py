@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from conftest import requires_embedded
+from helpers import requires_embedded
 
 from quasar_tui.core.errors import DatabaseUnavailableError
 from quasar_tui.store.embedded import binaries, read_postmaster

@@ -6,7 +6,7 @@ import json
 
 import asyncpg
 import pytest
-from conftest import requires_embedded
+from helpers import requires_embedded
 
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 import psutil
-from conftest import requires_embedded
+from helpers import requires_embedded
 
 from quasar_tui.store.embedded import EmbeddedServer, Postmaster, read_postmaster
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from conftest import requires_embedded
+from helpers import requires_embedded
 
 from quasar_tui.store.database import Database
 from quasar_tui.store.timescale import (

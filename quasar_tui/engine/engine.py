@@ -51,7 +51,7 @@ from quasar_tui.registry.subscriptions import (
 )
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database
-from quasar_tui.store.timescale import prune_expired_ticks
+from quasar_tui.store.timescale import policy_jobs, prune_expired_ticks
 
 log = logging.getLogger("quasar.engine")
 
@@ -96,6 +96,7 @@ class Engine:
         self.data_dir = data_dir
         self.mode = mode
         self.clock = clock or utc_now
+        self._timescale_jobs: list[str] = []  # TimescaleDB's policy jobs, one line each
         self.bus = bus or EventBus()
         self.writer = writer or Writer(db, self.bus)
         self.owner: EngineOwner | None = None
@@ -156,6 +157,8 @@ class Engine:
             await self._listen()
             self._jobs.start()
             self._jobs.add_periodic(self._housekeeping, 3600.0, "housekeeping")
+            self._jobs.add_periodic(self._watch_timescale, 300.0, "timescaledb jobs")
+            await self._watch_timescale()
             await self.reconcile()
             self._control_task = asyncio.create_task(self._control(), name="engine:control")
         except BaseException:
@@ -327,6 +330,16 @@ class Engine:
             await self._close_listener()
             await self._listen()
 
+    async def _watch_timescale(self) -> None:
+        """TimescaleDB's policy jobs as the Dashboard shows them (none without TimescaleDB)."""
+        try:
+            jobs = await policy_jobs(self.db.pool)
+        except DB_ERRORS as exc:
+            log.info("reading TimescaleDB's policy jobs failed: %s", one_line(exc))
+            return
+        now = self.clock()
+        self._timescale_jobs = [job.summary(now) for job in jobs or []]
+
     async def _housekeeping(self) -> None:
         """Tick retention, unless TimescaleDB's retention job is doing it (see store.timescale)."""
         await guard(prune_expired_ticks(self.db.pool, _TICK_RETENTION_DAYS, self.clock()))
@@ -364,6 +377,7 @@ class Engine:
             "running_jobs": self._jobs.running_count,
             "live_sessions": self._sessions.symbol_counts(),
             "live_counters": self._sessions.counters(),
+            "timescaledb_jobs": self._timescale_jobs,
         }
 
 

@@ -101,10 +101,27 @@ class PolicyJob:
             return True
         return self.next_start is not None and now - self.next_start > 2 * self.schedule
 
+    def summary(self, now: datetime) -> str:
+        """One line with absolute times, so it stays true while it is shown (the Dashboard)."""
+
+        def at(ts: datetime | None) -> str:
+            return f"{ts:%Y-%m-%d %H:%M} UTC" if ts is not None else "never"
+
+        late = ", OVERDUE" if self.overdue(now) else ""
+        return (
+            f"{self.proc_name} on {self.hypertable or '-'}: last run {at(self.last_run_started_at)}"
+            f" ({self.last_run_status or '-'}), last success {at(self.last_successful_finish)}, "
+            f"{self.total_failures} of {self.total_runs} runs failed{late}"
+        )
+
+
+_HAS_JOB_VIEWS = "SELECT to_regclass('timescaledb_information.job_stats')"
+
 
 async def policy_jobs(conn: asyncpg.Connection | asyncpg.Pool) -> list[PolicyJob] | None:
-    """The policy jobs, or None when TimescaleDB is not installed in this database."""
-    if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = $1", EXTENSION) is None:
+    """The policy jobs, or None when TimescaleDB is not installed in this database (its
+    information views are what is read, so their presence is what is asked)."""
+    if await conn.fetchval(_HAS_JOB_VIEWS) is None:
         return None
     return await read_jobs(conn)
 

@@ -31,6 +31,7 @@ class EngineView:
     writers: dict[str, WriterStats] = field(default_factory=dict)
     last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     rows_written: int = 0
+    timescale_jobs: list[str] = field(default_factory=list)
     errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
     took_over_from: EngineOwner | None = None
 
@@ -62,6 +63,7 @@ class EngineView:
             if (converted := _convert(writer, WriterStats, table=table)) is not None:
                 self.writers[table] = converted
         self.rows_written = int(stats.get("rows_written") or 0)
+        self.timescale_jobs = [str(line) for line in stats.get("timescaledb_jobs") or []]
 
 
 def _convert(data: Any, kind: type[Any], **fixed: Any) -> Any:

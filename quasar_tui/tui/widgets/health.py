@@ -11,6 +11,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.text import printable
 from quasar_tui.tui.livebook import LiveBook
 from quasar_tui.tui.services.view import EngineView
 
@@ -82,4 +83,7 @@ class EnginePanel(Static):
             f"{states.count('connected')} connected, "
             f"{sum(s in ('error', 'disconnected') for s in states)} down",
         )
+        for line in view.timescale_jobs:
+            style = "bold red" if line.endswith("OVERDUE") else ""
+            grid.add_row("TimescaleDB", Text(printable(line), style=style))
         self.update(grid)
