@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -10,6 +12,7 @@ from helpers import requires_embedded
 
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database
+from quasar_tui.store.server import default_data_dir
 
 
 async def test_migrations_are_recorded_once_and_rerun_is_a_no_op(db: Database) -> None:
@@ -96,3 +99,11 @@ def test_embedded_server_is_started_in_the_data_dir(server_root, run_quasar, qua
     assert result.returncode == 0, result.stderr
     assert f"embedded PostgreSQL in {fresh}" in result.stdout
     assert (fresh / "pg" / "PG_VERSION").exists()
+
+
+def test_roots_default_data_dir_is_one_the_servers_account_can_reach() -> None:
+    """Root's home is normally 0700, closed to the account the embedded server runs as."""
+    if os.geteuid() != 0:
+        pytest.skip("the default for root")
+    chosen = default_data_dir()
+    assert chosen == Path("/var/lib/quasar") and not chosen.is_relative_to(Path.home())

@@ -32,7 +32,15 @@ class ServerInfo:
         return f"external PostgreSQL at {redact_dsn(self.dsn)}"
 
 
+#: root's data dir: root's home is normally closed (0700) to every other account, the embedded
+#: server's own included (PostgreSQL refuses to run as root), and Quasar never opens it up.
+ROOT_DATA_DIR = Path("/var/lib/quasar")
+
+
 def default_data_dir() -> Path:
+    """The platform's user data dir; for root, a system data dir the server can reach."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        return ROOT_DATA_DIR
     return platformdirs.user_data_path("quasar", appauthor=False)
 
 
