@@ -13,11 +13,13 @@ from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import status_report
+from quasar_tui.store.series import common_symbols
 
 _COLUMNS = [
     "id",
     "provider",
     "symbol",
+    "common",
     "interval",
     "mode",
     "state",
@@ -35,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status",
         "engine owner and the freshness of every subscription",
         description="Show which process runs the collector engine on this database (or that "
-        "none does), and for every subscription its last stored bar, how long ago that bar "
-        "closed (fresh or stale for its interval), open gaps and the last error.",
+        "none does), and for every subscription its common symbol (when mapped), last stored "
+        "bar, how long ago that bar closed (fresh or stale for its interval), open gaps and "
+        "the last error.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=show_status)
@@ -78,6 +81,7 @@ async def show_status(args: argparse.Namespace) -> int:
     now = utc_now()
     async with database_from_args(args) as db:
         report = await status_report(db, now=now)
+        commons = await common_symbols(db)
     engine = report.engine
     if args.json:
         owner = engine.owner
@@ -90,7 +94,10 @@ async def show_status(args: argparse.Namespace) -> int:
                     else {**dataclasses.asdict(owner), "heartbeat_age": owner.heartbeat_age(now)},
                     "stats": engine.stats if engine.running else {},
                 },
-                "subscriptions": [s.as_dict() for s in report.series],
+                "subscriptions": [
+                    {**s.as_dict(), "common": commons.get((s.sub.provider, s.sub.symbol))}
+                    for s in report.series
+                ],
             }
         )
         return 0
@@ -103,6 +110,7 @@ async def show_status(args: argparse.Namespace) -> int:
         [
             {
                 **s.as_dict(),
+                "common": commons.get((s.sub.provider, s.sub.symbol)),
                 "last_bar": s.sub.last_bar_ts,
                 "age": format_age(s.age_seconds),
                 "gaps": s.open_gaps,
