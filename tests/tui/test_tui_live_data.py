@@ -11,6 +11,7 @@ from pathlib import Path
 from registry_ui import notices
 from tui_helpers import WAIT_SECONDS, wait_for
 
+from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import EngineError
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -57,7 +58,7 @@ async def test_simulated_ticks_fill_the_live_table_and_keys_sort_and_filter(
         await wait_for(pilot, lambda: app.current_mode == "chart")
         chart = app.screen
         assert isinstance(chart, ChartScreen) and chart.current is not None
-        assert (chart.current.symbol, chart.current.mode) == (table.order[0][1], "live")
+        assert chart.current.symbol == table.order[0][1]
 
 
 async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Database) -> None:
@@ -77,20 +78,23 @@ async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Datab
         screen = app.screen
         assert isinstance(screen, ChartScreen)
         await wait_for(pilot, lambda: screen.current is not None)
-        current = screen.current
-        assert (current.symbol, current.interval, current.mode) == ("ACME", "1d", "historical")
+        assert screen.current.symbol == "ACME" and screen.interval is Interval.D1
         chart = screen.query_one(CandleChart)
         assert len(chart.bars) == 120
         info = str(screen.query_one("#chart-info").render())
-        assert "SIMULATED ACME 1d historical" in info and "120 bars" in info
+        assert "ACME (SIMULATED:ACME) 1d  120 bars" in info
         await pilot.pause(0.1)
         assert "█" in chart.render().plain
         await pilot.press("minus")
         assert len(chart.bars) == 240
         await pilot.press("h")
         assert len(chart.bars) == min(240, stored - 120)
-        await pilot.press("left_square_bracket")
-        assert screen.current is not None and screen.current.interval == "1h"
+        # Every interval daily bars can give: weeks and months derived from them.
+        await pilot.press("right_square_bracket")
+        assert screen.interval is Interval.W1 and len(chart.bars) > 30
+        assert "1w derived from 1d" in str(screen.query_one("#chart-info").render())
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        assert screen.interval is Interval.D1
 
         await pilot.press("1")  # Enter on a dashboard subscription charts its symbol
         dashboard = app.screen

@@ -1,0 +1,33 @@
+"""Moving averages of a price series, for chart overlays: None where there is not yet a full
+period of values to average."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def sma(values: Sequence[float], period: int) -> list[float | None]:
+    """Simple moving average: the mean of the last `period` values."""
+    out: list[float | None] = []
+    total = 0.0
+    for i, value in enumerate(values):
+        total += value
+        if i >= period:
+            total -= values[i - period]
+        out.append(total / period if i >= period - 1 else None)
+    return out
+
+
+def ema(values: Sequence[float], period: int) -> list[float | None]:
+    """Exponential moving average, seeded with the SMA of the first `period` values and
+    weighting each later value by 2 / (period + 1)."""
+    out: list[float | None] = [None] * min(len(values), period - 1)
+    if len(values) < period:
+        return out
+    alpha = 2 / (period + 1)
+    current = sum(values[:period]) / period
+    out.append(current)
+    for value in values[period:]:
+        current += alpha * (value - current)
+        out.append(current)
+    return out

@@ -1,0 +1,86 @@
+"""Chart mode read through the read layer: every interval reachable with [ and ] (derived ones
+marked), a cursor with the OHLCV of its bar, moving averages, UTC or local time."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from registry_ui import SIZE, open_mode
+from test_read import mapped, random_bars, store
+from tui_helpers import wait_for
+
+from quasar_tui.core.indicators import ema, sma
+from quasar_tui.core.intervals import Interval
+from quasar_tui.core.numbers import plain
+from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.store.read import Reader
+from quasar_tui.tui.modes.chart import ChartScreen
+from quasar_tui.tui.widgets.candle_chart import CandleChart
+
+START = datetime(2026, 3, 2, tzinfo=UTC)
+
+
+def text(screen: ChartScreen, widget_id: str) -> str:
+    return str(screen.query_one(widget_id).render())
+
+
+def test_moving_averages() -> None:
+    values = [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert sma(values, 3) == [None, None, 2.0, 3.0, 4.0]
+    assert ema(values, 3) == [None, None, 2.0, 3.0, 4.0]  # a straight line stays on it
+    assert ema([2.0, 2.0, 8.0], 2) == [None, 2.0, 6.0]
+    assert sma(values, 9) == [None] * 5 and ema(values, 9) == [None] * 5
+
+
+async def test_intervals_cursor_overlays_and_time_zone(
+    make_console, db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await mapped(db, ("BTC/USD", "KRAKEN", "XBT/USD"))
+    await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1min", "historical")
+    minutes = random_bars(START, 6 * 60, timedelta(minutes=1), 11)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", minutes)
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "7", ChartScreen)
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: screen.interval is Interval.M1)
+        assert text(screen, "#chart-info").startswith(" BTC/USD (KRAKEN:XBT/USD) 1min  120 bars")
+
+        await pilot.press("right_square_bracket")
+        assert screen.interval is Interval.M5
+        assert "5min derived from 1min  72 bars" in text(screen, "#chart-info")
+        want = (await Reader(db).bars("BTC/USD", "5min")).bars
+        assert screen.bars == want
+        # Every interval 1min bars tile, and back round to 1min.
+        seen = [screen.interval]
+        for _ in Interval:
+            await pilot.press("right_square_bracket")
+            seen.append(screen.interval)
+        assert seen[:10] == [*list(Interval)[1:], Interval.M1, Interval.M5]
+
+        await pilot.press("left", "left")
+        bar = want[-2]
+        cursor = text(screen, "#chart-cursor")
+        assert cursor.startswith(" cursor 2026-03-02 05:50  O ")
+        assert f"O {plain(bar.open)} H {plain(bar.high)} L {plain(bar.low)}" in cursor
+        assert screen.query_one(CandleChart).drawing.cursor == len(want) - 2
+
+        await pilot.press("s", "m")
+        drawing = screen.query_one(CandleChart).drawing
+        closes = [b.close for b in want]
+        assert drawing.overlays == (ema(closes, 20), sma(closes, 20))
+        assert text(screen, "#chart-info").endswith("EMA SMA")
+        await pilot.press("s")
+        assert screen.query_one(CandleChart).drawing.overlays == (ema(closes, 20),)
+
+        monkeypatch.setenv("TZ", "Asia/Tokyo")
+        time.tzset()
+        try:
+            await pilot.press("t")
+            assert text(screen, "#chart-cursor").startswith(" cursor 2026-03-02 14:50  O ")
+            assert " local " in text(screen, "#chart-info")
+        finally:
+            monkeypatch.delenv("TZ")
+            time.tzset()
