@@ -61,6 +61,12 @@ class Series:
         return f"{self.provider}:{self.symbol}"
 
     @property
+    def source(self) -> str:
+        """Where it comes from, beside the common symbol in a table: the provider, with its
+        own symbol when that differs (`KRAKEN:XBT/USD` for BTC/USD, `EODHD` for AAPL)."""
+        return self.provider if self.common in (None, self.symbol) else self.key
+
+    @property
     def label(self) -> str:
         """What a screen shows: the common symbol with the provider's symbol beside it."""
         return f"{self.common} ({self.key})" if self.common else self.key

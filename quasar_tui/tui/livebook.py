@@ -10,6 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quasar_tui.store.series import Series
+
 Key = tuple[str, str]
 """(provider, symbol)"""
 
@@ -50,8 +52,9 @@ class QuoteRow:
         return self.common or self.symbol
 
     @property
-    def series(self) -> str:
-        return f"{self.provider}:{self.symbol}"
+    def source(self) -> str:
+        """The provider, with its own symbol when that differs from the common symbol."""
+        return Series(self.provider, self.symbol, self.common).source
 
     @property
     def change(self) -> float | None:

@@ -82,7 +82,7 @@ async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Datab
         chart = screen.query_one(CandleChart)
         assert len(chart.bars) == 120
         info = str(screen.query_one("#chart-info").render())
-        assert "ACME (SIMULATED:ACME) 1d  120 bars" in info
+        assert "ACME (SIMULATED) 1d  120 bars" in info
         await pilot.pause(0.1)
         assert "█" in chart.render().plain
         await pilot.press("minus")

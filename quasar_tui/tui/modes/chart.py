@@ -26,7 +26,7 @@ from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.candle_chart import CandleChart, Drawing
-from quasar_tui.tui.widgets.live_table import fmt_pct, fmt_price
+from quasar_tui.tui.widgets.live_table import fmt_pct, fmt_price, fmt_volume
 from quasar_tui.tui.widgets.vim import VimOptionList
 
 ZOOMS = (30, 60, 120, 240, 480)
@@ -48,6 +48,11 @@ def _sort_key(series: Series) -> tuple[str, str, str]:
 
 def _name(series: Series) -> SeriesName:
     return SeriesName(series.symbol, series.provider)
+
+
+def _title(series: Series) -> str:
+    """Short enough for the list at 80 columns: `BTC/USD (KRAKEN:XBT/USD)`, `ACME (EODHD)`."""
+    return f"{series.common or series.symbol} ({series.source})"
 
 
 _INTERVAL = Binding.Group("Interval")
@@ -233,7 +238,7 @@ class ChartScreen(ModeScreen):
         self.series = found
         options = self.query_one(VimOptionList)
         options.clear_options()
-        options.add_options(Option(Text(printable(s.label)), id=s.key) for s in found)
+        options.add_options(Option(Text(printable(_title(s))), id=s.key) for s in found)
         if self.current in found:
             options.highlighted = found.index(self.current)
         elif self.current is None:
@@ -272,20 +277,30 @@ class ChartScreen(ModeScreen):
         self.current = series
         if series in self.series:
             self.query_one(VimOptionList).highlighted = self.series.index(series)
+        await self._find_intervals(keep=True)
+        await self.reload()
+
+    async def _find_intervals(self, keep: bool) -> None:
+        """What the current series has stored; the interval shown stays when `keep` and the
+        series can give it, else it is the finest stored one."""
+        series = self.current
+        if series is None:
+            return
         try:
             self.stored = await self.reader.stored_intervals(series)
         except READ_ERRORS as exc:
-            self._say(f" {series.label}: cannot read bars: {one_line(exc)}")
+            self._say(f" {_title(series)}: cannot read bars: {one_line(exc)}")
             return
-        if self.interval is None or self.interval not in self.reachable:
+        if not keep or self.interval is None or self.interval not in self.reachable:
             self.interval = min(self.stored, key=lambda i: i.seconds) if self.stored else None
-        await self.reload()
 
     def _say(self, text: str) -> None:
         self.query_one("#chart-info", Static).update(Text(printable(text)))
         self.query_one("#chart-cursor", Static).update("")
 
     async def reload(self) -> None:
+        if self.current is not None and self.interval is None:
+            await self._find_intervals(keep=False)  # bars may have been stored since
         series, interval = self.current, self.interval
         chart = self.query_one(CandleChart)
         if series is None:
@@ -295,16 +310,16 @@ class ChartScreen(ModeScreen):
             chart.show(
                 [],
                 intraday=True,
-                empty_text=f"No bars stored yet for {series.label}; they appear when the "
+                empty_text=f"No bars stored yet for {_title(series)}; they appear when the "
                 "engine writes them (r reloads).",
             )
-            self._say(f" {series.label}: no bars")
+            self._say(f" {_title(series)}: no bars")
             return
         count = ZOOMS[self.zoom]
         try:
             read = await self.reader.bars(_name(series), interval, limit=count + self.bars_back)
         except READ_ERRORS as exc:
-            self._say(f" {series.label}: cannot read bars: {one_line(exc)}")
+            self._say(f" {_title(series)}: cannot read bars: {one_line(exc)}")
             return
         bars = read.bars[: len(read.bars) - self.bars_back] if self.bars_back else read.bars
         self.bars = bars
@@ -322,11 +337,11 @@ class ChartScreen(ModeScreen):
         self.query_one(CandleChart).show(
             bars,
             intraday=interval.is_intraday,
-            empty_text=f"No {interval.value} bars of {series.label} in this range (r reloads).",
+            empty_text=f"No {interval.value} bars of {_title(series)} in this range (r reloads).",
             drawing=Drawing(overlays, self.cursor, self.zone),
         )
         if not bars:
-            self._say(f" {series.label} {interval.value}: no bars")
+            self._say(f" {_title(series)} {interval.value}: no bars")
             return
         first, last = bars[0], bars[-1]
         change = (last.close - first.open) / first.open * 100 if first.open else None
@@ -336,7 +351,7 @@ class ChartScreen(ModeScreen):
         self.query_one("#chart-info", Static).update(
             Text(
                 printable(
-                    f" {series.label} {interval.value}{derived}  {len(bars)} bars{shift}  "
+                    f" {_title(series)} {interval.value}{derived}  {len(bars)} bars{shift}  "
                     f"{self._time(first)} -> {self._time(last)} {self.zone_name}  "
                     f"last {fmt_price(last.close)} ({fmt_pct(change)})"
                     + (f"  {shown}" if shown else "")
@@ -351,10 +366,11 @@ class ChartScreen(ModeScreen):
         bar = bars[self.cursor] if self.cursor is not None else bars[-1]
         trades = f" trades {bar.trades:,}" if bar.trades is not None else ""
         state = "" if bar.complete else "  (incomplete)"
+        shape = "%m-%d %H:%M" if self.interval and self.interval.is_intraday else "%Y-%m-%d"
         return (
-            f" {'cursor' if self.cursor is not None else 'newest'} {self._time(bar)}  "
+            f" {bar.ts.astimezone(self.zone).strftime(shape)} "
             f"O {plain(bar.open)} H {plain(bar.high)} L {plain(bar.low)} C {plain(bar.close)} "
-            f"V {plain(bar.volume)}{trades}{state}"
+            f"V {fmt_volume(bar.volume)}{trades}{state}"
         )
 
     @property
@@ -381,13 +397,14 @@ class ChartScreen(ModeScreen):
             await self.show_series(series)
 
     async def action_interval(self, step: int) -> None:
+        await self._find_intervals(keep=True)  # another interval may have been stored since
         current, interval = self.current, self.interval
         if current is None or interval is None:
             return
         reachable = self.reachable
         if len(reachable) < 2:
             self.notify(
-                f"{current.label} has {interval.value} bars only, which no other interval "
+                f"{_title(current)} has {interval.value} bars only, which no other interval "
                 "can be derived from",
                 severity="warning",
             )

@@ -12,7 +12,7 @@ from textual.widgets import DataTable
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
-from quasar_tui.store.series import common_symbols
+from quasar_tui.store.series import Series, common_symbols
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.subscribe import open_subscribe
@@ -23,7 +23,8 @@ from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
-# Symbol: the common symbol (the provider's own when unmapped); Provider: PROVIDER:SYMBOL.
+# Symbol: the common symbol (the provider's own when unmapped); Provider: where it comes
+# from, with the provider's symbol when that differs (KRAKEN:XBT/USD).
 COLUMNS = (
     "Id",
     "Symbol",
@@ -47,7 +48,7 @@ def subscription_cells(
     return (
         str(s.id),
         Text(common or s.symbol, style="bold"),
-        f"{s.provider}:{s.symbol}",
+        Series(s.provider, s.symbol, common).source,
         s.interval,
         s.mode,
         Text(state, style=_STATE_STYLES.get(state, "")),

@@ -85,8 +85,8 @@ class Column:
     signed: bool = False
 
 
-# Symbol is the common symbol (the provider's own when unmapped); Provider names the series
-# it comes from, PROVIDER:SYMBOL.
+# Symbol is the common symbol (the provider's own when unmapped); Provider names where it
+# comes from, with the provider's symbol when that differs (KRAKEN:XBT/USD).
 COLUMNS: tuple[Column, ...] = (
     Column(
         "symbol", "Symbol", 14, lambda r, _: printable(r.name), lambda r, _: r.name, right=False
@@ -95,8 +95,8 @@ COLUMNS: tuple[Column, ...] = (
         "provider",
         "Provider",
         18,
-        lambda r, _: printable(r.series),
-        lambda r, _: r.series,
+        lambda r, _: printable(r.source),
+        lambda r, _: r.source,
         right=False,
     ),
     Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
