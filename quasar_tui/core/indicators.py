@@ -31,3 +31,33 @@ def ema(values: Sequence[float], period: int) -> list[float | None]:
         current += alpha * (value - current)
         out.append(current)
     return out
+
+
+def bollinger(
+    values: Sequence[float], period: int, width: float = 2.0
+) -> tuple[list[float | None], list[float | None]]:
+    """Bollinger bands: the SMA plus and minus `width` population standard deviations of the
+    last `period` values (upper band, lower band)."""
+    upper: list[float | None] = []
+    lower: list[float | None] = []
+    for i, mean in enumerate(sma(values, period)):
+        if mean is None:
+            upper.append(None)
+            lower.append(None)
+            continue
+        window = values[i - period + 1 : i + 1]
+        spread = width * (sum((v - mean) ** 2 for v in window) / period) ** 0.5
+        upper.append(mean + spread)
+        lower.append(mean - spread)
+    return upper, lower
+
+
+def vwap(prices: Sequence[float], volumes: Sequence[float]) -> list[float | None]:
+    """Volume-weighted average price from the first value on (None until volume trades)."""
+    out: list[float | None] = []
+    weighted = traded = 0.0
+    for price, volume in zip(prices, volumes, strict=True):
+        weighted += price * volume
+        traded += volume
+        out.append(weighted / traded if traded else None)
+    return out

@@ -11,7 +11,7 @@ from registry_ui import SIZE, open_mode
 from test_read import mapped, random_bars, store
 from tui_helpers import wait_for
 
-from quasar_tui.core.indicators import ema, sma
+from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.numbers import plain
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -32,6 +32,9 @@ def test_moving_averages() -> None:
     assert ema(values, 3) == [None, None, 2.0, 3.0, 4.0]  # a straight line stays on it
     assert ema([2.0, 2.0, 8.0], 2) == [None, 2.0, 6.0]
     assert sma(values, 9) == [None] * 5 and ema(values, 9) == [None] * 5
+    upper, lower = bollinger([1.0, 3.0, 1.0, 3.0], 2, width=2.0)
+    assert upper == [None, 4.0, 4.0, 4.0] and lower == [None, 0.0, 0.0, 0.0]
+    assert vwap([10.0, 20.0, 40.0], [0.0, 1.0, 3.0]) == [None, 20.0, 35.0]
 
 
 async def test_intervals_cursor_overlays_and_time_zone(
@@ -72,8 +75,11 @@ async def test_intervals_cursor_overlays_and_time_zone(
         closes = [b.close for b in want]
         assert drawing.overlays == (ema(closes, 20), sma(closes, 20))
         assert text(screen, "#chart-info").endswith("EMA SMA")
-        await pilot.press("s")
-        assert screen.query_one(CandleChart).drawing.overlays == (ema(closes, 20),)
+        await pilot.press("s", "b")
+        assert screen.query_one(CandleChart).drawing.overlays == (
+            *bollinger(closes, 20),
+            ema(closes, 20),
+        )
 
         monkeypatch.setenv("TZ", "Asia/Tokyo")
         time.tzset()

@@ -5,6 +5,7 @@ bars, toggle moving averages and the time zone of the axis."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
 from rich.text import Text
@@ -14,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.widgets.option_list import Option
 
-from quasar_tui.core.indicators import ema, sma
+from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
 from quasar_tui.core.numbers import plain
@@ -33,7 +34,21 @@ ZOOMS = (30, 60, 120, 240, 480)
 DEFAULT_ZOOM = 2
 RELOAD_SECONDS = 5.0
 OVERLAY_PERIOD = 20
-OVERLAYS = {"sma": sma, "ema": ema}
+
+
+def _closes(bars: Sequence[ReadBar]) -> list[float]:
+    return [b.close for b in bars]
+
+
+# Lines over the candles, by name: each gives one value (or None) per bar.
+OVERLAYS: dict[str, Callable[[Sequence[ReadBar]], list[list[float | None]]]] = {
+    "bollinger": lambda bars: list(bollinger(_closes(bars), OVERLAY_PERIOD)),
+    "ema": lambda bars: [ema(_closes(bars), OVERLAY_PERIOD)],
+    "sma": lambda bars: [sma(_closes(bars), OVERLAY_PERIOD)],
+    "vwap": lambda bars: [
+        vwap([(b.high + b.low + b.close) / 3 for b in bars], [b.volume for b in bars])
+    ],
+}
 NO_SERIES = (
     "No series yet: subscribe a symbol (a in the Subscriptions mode, 5, or s in the "
     "Assets mode, 3); its bars show here once the engine has stored some."
@@ -70,7 +85,8 @@ class ChartScreen(ModeScreen):
         "derived). - and + zoom out and in, h and l go back and forth in time, e returns to "
         "the latest bars. Left and right move a cursor whose bar's open, high, low, close "
         "and volume show above the chart. s and m toggle the 20-bar simple and exponential "
-        "moving averages, t the time axis between UTC and local time. Enter on a row in the "
+        "moving averages, b Bollinger bands, v the VWAP of the bars shown, t the time axis "
+        "between UTC and local time. Enter on a row in the "
         "Live or Subscriptions mode opens its chart here."
     )
     BINDINGS = [
@@ -151,6 +167,22 @@ class ChartScreen(ModeScreen):
             "EMA",
             tooltip=f"Show or hide the {OVERLAY_PERIOD}-bar exponential moving average",
             id="chart.ema",
+        ),
+        Binding(
+            "b",
+            "overlay('bollinger')",
+            "Bollinger",
+            show=False,
+            tooltip=f"Show or hide {OVERLAY_PERIOD}-bar Bollinger bands (2 standard deviations)",
+            id="chart.bollinger",
+        ),
+        Binding(
+            "v",
+            "overlay('vwap')",
+            "VWAP",
+            show=False,
+            tooltip="Show or hide the volume-weighted average price since the first bar shown",
+            id="chart.vwap",
         ),
         Binding(
             "t",
@@ -332,8 +364,7 @@ class ChartScreen(ModeScreen):
         series, interval, bars = self.current, self.interval, self.bars
         if series is None or interval is None:
             return
-        closes = [b.close for b in bars]
-        overlays = tuple(OVERLAYS[name](closes, OVERLAY_PERIOD) for name in sorted(self.overlays))
+        overlays = tuple(line for name in sorted(self.overlays) for line in OVERLAYS[name](bars))
         self.query_one(CandleChart).show(
             bars,
             intraday=interval.is_intraday,
@@ -499,5 +530,11 @@ command(
     "Label the time axis in UTC or local time",
     "time_zone",
     mode="chart",
+)
+command(
+    "chart: Bollinger bands", "Show or hide Bollinger bands", "overlay('bollinger')", mode="chart"
+)
+command(
+    "chart: VWAP", "Show or hide the volume-weighted average price", "overlay('vwap')", mode="chart"
 )
 command("chart: reload", "Read the series list and bars again", "reload", mode="chart")
