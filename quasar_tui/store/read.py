@@ -14,6 +14,7 @@ what the gaps table records.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -143,6 +144,18 @@ _TICKS = """
      LIMIT $5
 """
 
+# The live ticks of a series from $3 on, as one bar.
+_FORMING = """
+    SELECT (array_agg(price ORDER BY ts, seq))[1] AS open,
+           max(price) AS high,
+           min(price) AS low,
+           (array_agg(price ORDER BY ts DESC, seq DESC))[1] AS close,
+           sum(size) AS volume,
+           count(*) AS trades
+      FROM live_ticks
+     WHERE provider = $1 AND symbol = $2 AND ts >= $3
+"""
+
 MAX_LIMIT = 1_000_000
 STREAM_BATCH = 10_000
 
@@ -176,9 +189,11 @@ class SeriesRead:
 
 @dataclass(frozen=True)
 class BarsRead(SeriesRead):
-    """Bars of one series, oldest first, and how they were obtained."""
+    """Bars of one series, oldest first, and how they were obtained; `reach` is where the
+    stored source bars end (ticks after it are not in any bar yet)."""
 
     bars: list[ReadBar]
+    reach: datetime = FAR_PAST
 
 
 @dataclass(frozen=True)
@@ -353,7 +368,44 @@ class Reader:
         rows.reverse()
         finality = await plan.finality(self.db.pool, self.now())
         bars = [finality.bar(r, plan.wanted) for r in rows]
-        return BarsRead(plan.series, plan.wanted, plan.base, bars)
+        return BarsRead(plan.series, plan.wanted, plan.base, bars, finality.reach)
+
+    async def with_forming(self, read: BarsRead) -> BarsRead:
+        """`read` with the bar now forming brought up to the last stored tick: the ticks after
+        the stored source bars end, merged into the forming bar (or making it). Ticks before
+        the forming bar's start that no bar holds yet are left out: their bar shows as
+        incomplete already."""
+        now = self.now()
+        start = read.interval.floor(now)
+        row = await self.db.fetchrow(
+            _FORMING, read.series.provider, read.series.symbol, max(read.reach, start)
+        )
+        if row is None or not row["trades"]:
+            return read
+        last = read.bars[-1] if read.bars and read.bars[-1].ts == start else None
+        if last is None:
+            bar = ReadBar(
+                start,
+                row["open"],
+                row["high"],
+                row["low"],
+                row["close"],
+                row["volume"],
+                row["trades"],
+                complete=False,
+            )
+            return dataclasses.replace(read, bars=[*read.bars, bar])
+        merged = ReadBar(
+            ts=start,
+            open=last.open,
+            high=max(last.high, row["high"]),
+            low=min(last.low, row["low"]),
+            close=row["close"],
+            volume=last.volume + row["volume"],
+            trades=None if last.trades is None else last.trades + row["trades"],
+            complete=False,
+        )
+        return dataclasses.replace(read, bars=[*read.bars[:-1], merged])
 
     @asynccontextmanager
     async def stream(

@@ -350,10 +350,13 @@ class ChartScreen(ModeScreen):
         count = ZOOMS[self.zoom]
         try:
             read = await self.reader.bars(_name(series), interval, limit=count + self.bars_back)
+            if self.bars_back == 0:
+                read = await self.reader.with_forming(read)  # the live candle, to the last tick
         except READ_ERRORS as exc:
             self._say(f" {_title(series)}: cannot read bars: {one_line(exc)}")
             return
         bars = read.bars[: len(read.bars) - self.bars_back] if self.bars_back else read.bars
+        bars = bars[-count:]
         self.bars = bars
         self.derived_from = read.source_interval if read.derived else None
         if self.cursor is not None:
