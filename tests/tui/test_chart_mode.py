@@ -90,3 +90,21 @@ async def test_intervals_cursor_overlays_and_time_zone(
         finally:
             monkeypatch.delenv("TZ")
             time.tzset()
+
+
+async def test_running_through_the_series_list_settles_on_the_last_one(make_console, db) -> None:
+    symbols = [f"S{i}" for i in range(6)]
+    await mapped(db, *((f"C{i}", "KRAKEN", s) for i, s in enumerate(symbols)))
+    await SubscriptionStore(db).add("KRAKEN", symbols, "1min", "historical")
+    for i, symbol in enumerate(symbols):
+        minutes = random_bars(START, 60, timedelta(minutes=1), i)
+        await store(db, "historical_data", "KRAKEN", symbol, "1min", minutes)
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "7", ChartScreen)
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: screen.current is not None and screen.bars != [])
+        await pilot.press(*"jjjkjjk")  # faster than each chart is read
+        await wait_for(pilot, lambda: screen.current is not None and screen.current.symbol == "S3")
+        await pilot.pause(0.5)
+        assert screen.current.symbol == "S3" and screen.bars[-1].ts == START + timedelta(minutes=59)

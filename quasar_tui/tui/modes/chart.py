@@ -307,8 +307,9 @@ class ChartScreen(ModeScreen):
         if series != self.current:
             self.bars_back, self.cursor = 0, None
         self.current = series
-        if series in self.series:
-            self.query_one(VimOptionList).highlighted = self.series.index(series)
+        options = self.query_one(VimOptionList)
+        if series in self.series and options.highlighted != self.series.index(series):
+            options.highlighted = self.series.index(series)
         await self._find_intervals(keep=True)
         await self.reload()
 
@@ -425,7 +426,11 @@ class ChartScreen(ModeScreen):
     async def on_option_list_option_highlighted(
         self, event: VimOptionList.OptionHighlighted
     ) -> None:
-        """Moving through the list charts each series; no Enter needed."""
+        """Moving through the list charts each series; no Enter needed. An event the highlight
+        has already moved past is dropped: charting it would move the highlight back and
+        start a ping-pong with the events queued behind it."""
+        if event.option_index != self.query_one(VimOptionList).highlighted:
+            return
         series = self.series[event.option_index]
         if series != self.current:
             await self.show_series(series)
