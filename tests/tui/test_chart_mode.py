@@ -108,3 +108,24 @@ async def test_running_through_the_series_list_settles_on_the_last_one(make_cons
         await wait_for(pilot, lambda: screen.current is not None and screen.current.symbol == "S3")
         await pilot.pause(0.5)
         assert screen.current.symbol == "S3" and screen.bars[-1].ts == START + timedelta(minutes=59)
+
+
+async def test_compare_draws_the_other_providers_of_a_common_symbol(make_console, db) -> None:
+    await mapped(db, ("BTC/USD", "KRAKEN", "XBT/USD"), ("BTC/USD", "POLY", "X:BTCUSD"))
+    await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1min", "historical")
+    kraken = random_bars(START, 90, timedelta(minutes=1), 21)
+    poly = random_bars(START + timedelta(minutes=30), 90, timedelta(minutes=1), 22)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", kraken)
+    await store(db, "historical_data", "POLY", "X:BTCUSD", "1min", poly)
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "7", ChartScreen)
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: len(screen.bars) == 90)
+        await pilot.press("c")
+        (line,) = screen.query_one(CandleChart).drawing.overlays
+        # POLY's closes where it has a bar at the same time, nothing before it began.
+        assert line == [None] * 30 + [bar[4] for bar in poly[:60]]
+        assert "vs POLY:X:BTCUSD" in text(screen, "#chart-info")
+        await pilot.press("c")
+        assert screen.query_one(CandleChart).drawing.overlays == ()

@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Static
 from textual.widgets.option_list import Option
 
+from quasar_tui.core.errors import NotFoundError
 from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
@@ -22,7 +23,7 @@ from quasar_tui.core.numbers import plain
 from quasar_tui.core.series import SeriesName
 from quasar_tui.core.text import printable
 from quasar_tui.store.read import ReadBar, Reader, source_interval
-from quasar_tui.store.series import Series, common_symbols
+from quasar_tui.store.series import Series, common_symbols, resolve
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
@@ -85,8 +86,9 @@ class ChartScreen(ModeScreen):
         "derived). - and + zoom out and in, h and l go back and forth in time, e returns to "
         "the latest bars. Left and right move a cursor whose bar's open, high, low, close "
         "and volume show above the chart. s and m toggle the 20-bar simple and exponential "
-        "moving averages, b Bollinger bands, v the VWAP of the bars shown, t the time axis "
-        "between UTC and local time. Enter on a row in the "
+        "moving averages, b Bollinger bands, v the VWAP of the bars shown, c lines of the "
+        "same common symbol from its other providers, t the time axis between UTC and local "
+        "time. Enter on a row in the "
         "Live or Subscriptions mode opens its chart here."
     )
     BINDINGS = [
@@ -185,6 +187,14 @@ class ChartScreen(ModeScreen):
             id="chart.vwap",
         ),
         Binding(
+            "c",
+            "compare",
+            "Compare",
+            show=False,
+            tooltip="Lines of the same common symbol from its other providers",
+            id="chart.compare",
+        ),
+        Binding(
             "t",
             "time_zone",
             "UTC/local",
@@ -222,6 +232,8 @@ class ChartScreen(ModeScreen):
         self.bars_back = 0
         self.cursor: int | None = None
         self.overlays: set[str] = set()
+        self.compare = False
+        self.compared: list[tuple[Series, list[float | None]]] = []
         self.local_time = False
 
     @property
@@ -362,13 +374,41 @@ class ChartScreen(ModeScreen):
         self.derived_from = read.source_interval if read.derived else None
         if self.cursor is not None:
             self.cursor = min(self.cursor, len(bars) - 1) if bars else None
+        self.compared = await self._compared(series, interval, bars) if self.compare else []
         self._draw()
+
+    async def _compared(
+        self, series: Series, interval: Interval, bars: list[ReadBar]
+    ) -> list[tuple[Series, list[float | None]]]:
+        """The closes of the other providers' series of the same common symbol, at the
+        times of `bars` (None where one has no bar)."""
+        if series.common is None or not bars:
+            return []
+        end = interval.next_start(bars[-1].ts)
+        lines: list[tuple[Series, list[float | None]]] = []
+        try:
+            others = [s for s in await resolve(self.services.db, series.common) if s != series]
+            for other in others:
+                try:
+                    read = await self.reader.bars(
+                        _name(other), interval, bars[0].ts, end, limit=len(bars) * 2
+                    )
+                except NotFoundError:
+                    continue  # it cannot give this interval
+                closes = {b.ts: b.close for b in read.bars}
+                lines.append((other, [closes.get(b.ts) for b in bars]))
+        except READ_ERRORS as exc:
+            self.notify(f"cannot read the series to compare: {one_line(exc)}", severity="error")
+        return lines
 
     def _draw(self) -> None:
         series, interval, bars = self.current, self.interval, self.bars
         if series is None or interval is None:
             return
-        overlays = tuple(line for name in sorted(self.overlays) for line in OVERLAYS[name](bars))
+        overlays = (
+            *(line for name in sorted(self.overlays) for line in OVERLAYS[name](bars)),
+            *(line for _, line in self.compared),
+        )
         self.query_one(CandleChart).show(
             bars,
             intraday=interval.is_intraday,
@@ -382,7 +422,10 @@ class ChartScreen(ModeScreen):
         change = (last.close - first.open) / first.open * 100 if first.open else None
         derived = f" derived from {self.derived_from.value}" if self.derived_from else ""
         shift = f", {self.bars_back} bars back" if self.bars_back else ""
-        shown = " ".join(name.upper() for name in sorted(self.overlays))
+        shown = " ".join(
+            [name.upper() for name in sorted(self.overlays)]
+            + [f"vs {other.source}" for other, _ in self.compared]
+        )
         self.query_one("#chart-info", Static).update(
             Text(
                 printable(
@@ -477,6 +520,20 @@ class ChartScreen(ModeScreen):
         self.overlays ^= {name}
         self._draw()
 
+    async def action_compare(self) -> None:
+        """Lines of the same common symbol from its other providers, or none again."""
+        current = self.current
+        if not self.compare and (current is None or current.common is None):
+            self.notify("compare needs a series mapped to a common symbol", severity="warning")
+            return
+        self.compare = not self.compare
+        await self.reload()
+        if self.compare and not self.compared:
+            self.notify(
+                "no other provider has bars of this common symbol at this interval",
+                severity="warning",
+            )
+
     def action_time_zone(self) -> None:
         self.local_time = not self.local_time
         self._draw()
@@ -544,5 +601,11 @@ command(
 )
 command(
     "chart: VWAP", "Show or hide the volume-weighted average price", "overlay('vwap')", mode="chart"
+)
+command(
+    "chart: compare providers",
+    "Lines of the same common symbol from its other providers",
+    "compare",
+    mode="chart",
 )
 command("chart: reload", "Read the series list and bars again", "reload", mode="chart")
