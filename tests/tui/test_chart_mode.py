@@ -7,8 +7,9 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from registry_ui import SIZE, open_mode
+from registry_ui import SIZE, field_error, open_mode, until_screen
 from test_read import mapped, random_bars, store
+from textual.widgets import Input
 from tui_helpers import wait_for
 
 from quasar_tui.core.indicators import bollinger, ema, sma, vwap
@@ -16,6 +17,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.core.numbers import plain
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.read import Reader
+from quasar_tui.tui.modals.periods import PeriodsModal
 from quasar_tui.tui.modes.chart import ChartScreen
 from quasar_tui.tui.widgets.candle_chart import CandleChart
 
@@ -74,11 +76,24 @@ async def test_intervals_cursor_overlays_and_time_zone(
         drawing = screen.query_one(CandleChart).drawing
         closes = [b.close for b in want]
         assert drawing.overlays == (ema(closes, 20), sma(closes, 20))
-        assert text(screen, "#chart-info").endswith("EMA SMA")
+        assert text(screen, "#chart-info").endswith("EMA(20) SMA(20)")
+        # Periods from the form; a bad one is refused under its field.
+        await pilot.press("p")
+        form = await until_screen(pilot, PeriodsModal)
+        form.query_one("#sma-input", Input).value = "1"
+        form.query_one("#ema-input", Input).value = "9"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: field_error(app, "sma") != "")
+        assert "from 2 to 500" in field_error(app, "sma")
+        form.query_one("#sma-input", Input).value = "5"
+        await pilot.press("ctrl+s")
+        await until_screen(pilot, ChartScreen)
+        assert screen.query_one(CandleChart).drawing.overlays == (ema(closes, 9), sma(closes, 5))
+        assert text(screen, "#chart-info").endswith("EMA(9) SMA(5)")
         await pilot.press("s", "b")
         assert screen.query_one(CandleChart).drawing.overlays == (
-            *bollinger(closes, 20),
-            ema(closes, 20),
+            *bollinger(closes, 5),
+            ema(closes, 9),
         )
 
         monkeypatch.setenv("TZ", "Asia/Tokyo")

@@ -25,6 +25,7 @@ from quasar_tui.core.text import printable
 from quasar_tui.store.read import ReadBar, Reader, source_interval
 from quasar_tui.store.series import Series, common_symbols, resolve
 from quasar_tui.tui.commands import command
+from quasar_tui.tui.modals.periods import Periods, PeriodsModal
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.candle_chart import CandleChart, Drawing
@@ -34,7 +35,6 @@ from quasar_tui.tui.widgets.vim import VimOptionList
 ZOOMS = (30, 60, 120, 240, 480)
 DEFAULT_ZOOM = 2
 RELOAD_SECONDS = 5.0
-OVERLAY_PERIOD = 20
 
 
 def _closes(bars: Sequence[ReadBar]) -> list[float]:
@@ -42,11 +42,11 @@ def _closes(bars: Sequence[ReadBar]) -> list[float]:
 
 
 # Lines over the candles, by name: each gives one value (or None) per bar.
-OVERLAYS: dict[str, Callable[[Sequence[ReadBar]], list[list[float | None]]]] = {
-    "bollinger": lambda bars: list(bollinger(_closes(bars), OVERLAY_PERIOD)),
-    "ema": lambda bars: [ema(_closes(bars), OVERLAY_PERIOD)],
-    "sma": lambda bars: [sma(_closes(bars), OVERLAY_PERIOD)],
-    "vwap": lambda bars: [
+OVERLAYS: dict[str, Callable[[Sequence[ReadBar], Periods], list[list[float | None]]]] = {
+    "bollinger": lambda bars, periods: list(bollinger(_closes(bars), periods.sma)),
+    "ema": lambda bars, periods: [ema(_closes(bars), periods.ema)],
+    "sma": lambda bars, periods: [sma(_closes(bars), periods.sma)],
+    "vwap": lambda bars, _: [
         vwap([(b.high + b.low + b.close) / 3 for b in bars], [b.volume for b in bars])
     ],
 }
@@ -85,10 +85,10 @@ class ChartScreen(ModeScreen):
         "interval: stored ones, and the others derived from a finer stored one (marked "
         "derived). - and + zoom out and in, h and l go back and forth in time, e returns to "
         "the latest bars. Left and right move a cursor whose bar's open, high, low, close "
-        "and volume show above the chart. s and m toggle the 20-bar simple and exponential "
-        "moving averages, b Bollinger bands, v the VWAP of the bars shown, c lines of the "
-        "same common symbol from its other providers, t the time axis between UTC and local "
-        "time. Enter on a row in the "
+        "and volume show above the chart. s and m toggle the simple and exponential moving "
+        "averages (p sets their periods, 20 bars at first), b Bollinger bands, v the VWAP of "
+        "the bars shown, c lines of the same common symbol from its other providers, t the "
+        "time axis between UTC and local time. Enter on a row in the "
         "Live or Subscriptions mode opens its chart here."
     )
     BINDINGS = [
@@ -160,14 +160,14 @@ class ChartScreen(ModeScreen):
             "s",
             "overlay('sma')",
             "SMA",
-            tooltip=f"Show or hide the {OVERLAY_PERIOD}-bar simple moving average",
+            tooltip="Show or hide the simple moving average (p sets its period)",
             id="chart.sma",
         ),
         Binding(
             "m",
             "overlay('ema')",
             "EMA",
-            tooltip=f"Show or hide the {OVERLAY_PERIOD}-bar exponential moving average",
+            tooltip="Show or hide the exponential moving average (p sets its period)",
             id="chart.ema",
         ),
         Binding(
@@ -175,7 +175,7 @@ class ChartScreen(ModeScreen):
             "overlay('bollinger')",
             "Bollinger",
             show=False,
-            tooltip=f"Show or hide {OVERLAY_PERIOD}-bar Bollinger bands (2 standard deviations)",
+            tooltip="Show or hide Bollinger bands (2 standard deviations around the SMA)",
             id="chart.bollinger",
         ),
         Binding(
@@ -185,6 +185,14 @@ class ChartScreen(ModeScreen):
             show=False,
             tooltip="Show or hide the volume-weighted average price since the first bar shown",
             id="chart.vwap",
+        ),
+        Binding(
+            "p",
+            "periods",
+            "Periods",
+            show=False,
+            tooltip="Set the moving averages' periods (a small form)",
+            id="chart.periods",
         ),
         Binding(
             "c",
@@ -232,6 +240,7 @@ class ChartScreen(ModeScreen):
         self.bars_back = 0
         self.cursor: int | None = None
         self.overlays: set[str] = set()
+        self.periods = Periods()
         self.compare = False
         self.compared: list[tuple[Series, list[float | None]]] = []
         self.local_time = False
@@ -406,7 +415,11 @@ class ChartScreen(ModeScreen):
         if series is None or interval is None:
             return
         overlays = (
-            *(line for name in sorted(self.overlays) for line in OVERLAYS[name](bars)),
+            *(
+                line
+                for name in sorted(self.overlays)
+                for line in OVERLAYS[name](bars, self.periods)
+            ),
             *(line for _, line in self.compared),
         )
         self.query_one(CandleChart).show(
@@ -423,7 +436,7 @@ class ChartScreen(ModeScreen):
         derived = f" derived from {self.derived_from.value}" if self.derived_from else ""
         shift = f", {self.bars_back} bars back" if self.bars_back else ""
         shown = " ".join(
-            [name.upper() for name in sorted(self.overlays)]
+            [self._overlay_name(name) for name in sorted(self.overlays)]
             + [f"vs {other.source}" for other, _ in self.compared]
         )
         self.query_one("#chart-info", Static).update(
@@ -437,6 +450,10 @@ class ChartScreen(ModeScreen):
             )
         )
         self.query_one("#chart-cursor", Static).update(Text(printable(self._cursor_text())))
+
+    def _overlay_name(self, name: str) -> str:
+        period = {"sma": self.periods.sma, "ema": self.periods.ema}.get(name)
+        return name.upper() + (f"({period})" if period else "")
 
     def _cursor_text(self) -> str:
         """The OHLCV of the bar under the cursor (the newest bar while there is no cursor)."""
@@ -520,6 +537,14 @@ class ChartScreen(ModeScreen):
         self.overlays ^= {name}
         self._draw()
 
+    def action_periods(self) -> None:
+        def chosen(periods: Periods | None) -> None:
+            if periods is not None:
+                self.periods = periods
+                self._draw()
+
+        self.app.push_screen(PeriodsModal(self.periods), chosen)
+
     async def action_compare(self) -> None:
         """Lines of the same common symbol from its other providers, or none again."""
         current = self.current
@@ -602,6 +627,7 @@ command(
 command(
     "chart: VWAP", "Show or hide the volume-weighted average price", "overlay('vwap')", mode="chart"
 )
+command("chart: average periods", "Set the moving averages' periods", "periods", mode="chart")
 command(
     "chart: compare providers",
     "Lines of the same common symbol from its other providers",
