@@ -65,7 +65,15 @@ async def test_intervals_cursor_overlays_and_time_zone(
             seen.append(screen.interval)
         assert seen[:10] == [*list(Interval)[1:], Interval.M1, Interval.M5]
 
-        await pilot.press("left", "left")
+        # A click on a candle puts the cursor on it.
+        chart = screen.query_one(CandleChart)
+        top = chart.render().plain.split("\n", 1)[0]
+        left, right = top.find("┌"), top.find("┐")
+        column = left + 1 + (10 * 2 + 1) * (right - left - 1) // (2 * len(want))
+        await pilot.click(CandleChart, offset=(column, 5))
+        assert screen.cursor == 10
+        assert text(screen, "#chart-cursor").startswith(f" {want[10].ts:%m-%d %H:%M} O ")
+        await pilot.press("e", "left", "left")
         bar = want[-2]
         cursor = text(screen, "#chart-cursor")
         assert cursor.startswith(" 03-02 05:50 O ")

@@ -84,9 +84,10 @@ class ChartScreen(ModeScreen):
         "the left (j/k; Tab moves between the list and the chart). [ and ] step through every "
         "interval: stored ones, and the others derived from a finer stored one (marked "
         "derived). - and + zoom out and in, h and l go back and forth in time, e returns to "
-        "the latest bars. Left and right move a cursor whose bar's open, high, low, close "
-        "and volume show above the chart. s and m toggle the simple and exponential moving "
-        "averages (p sets their periods, 20 bars at first), b Bollinger bands, v the VWAP of "
+        "the latest bars. Left and right (or a click) move a cursor whose bar's open, high, "
+        "low, close and volume show above the chart. s and m toggle the simple and "
+        "exponential moving averages (p sets their periods, 20 bars at first), b Bollinger "
+        "bands, v the VWAP of "
         "the bars shown, c lines of the same common symbol from its other providers, t the "
         "time axis between UTC and local time. Enter on a row in the "
         "Live or Subscriptions mode opens its chart here."
@@ -531,6 +532,11 @@ class ChartScreen(ModeScreen):
             return
         at = len(self.bars) - 1 if self.cursor is None else self.cursor + step
         self.cursor = max(0, min(len(self.bars) - 1, at))
+        self._draw()
+
+    def on_candle_chart_picked(self, message: CandleChart.Picked) -> None:
+        """A click on a candle puts the cursor on it."""
+        self.cursor = message.index
         self._draw()
 
     def action_overlay(self, name: str) -> None:

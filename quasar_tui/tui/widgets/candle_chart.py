@@ -16,6 +16,8 @@ from typing import Protocol
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.events import Click
+from textual.message import Message
 from textual.widget import Widget
 
 _BACKGROUND = re.compile(r"\x1b\[48;5;\d+m")
@@ -153,6 +155,13 @@ class CandleChart(Widget):
     """
     COMPONENT_CLASSES = {"candle-chart--empty"}
 
+    class Picked(Message):
+        """A click on the candles: `index` is the bar under it."""
+
+        def __init__(self, index: int) -> None:
+            self.index = index
+            super().__init__()
+
     def __init__(
         self,
         empty_text: str = "no bars",
@@ -196,3 +205,16 @@ class CandleChart(Widget):
             )
             self._cache = (key, Text.from_ansi(ansi, no_wrap=True, end=""))
         return self._cache[1]
+
+    def on_click(self, event: Click) -> None:
+        """The bar under the mouse, found from the price frame's corners as drawn."""
+        if not self.bars or self._cache is None:
+            return
+        top = self._cache[1].plain.split("\n", 1)[0]
+        left, right = top.find("┌"), top.find("┐")
+        if left < 0 or right <= left + 1 or not left < event.x < right:
+            return
+        slots = max(len(self.bars), MIN_SLOTS)
+        index = (event.x - left - 1) * slots // (right - left - 1)
+        if index < len(self.bars):
+            self.post_message(self.Picked(index))
