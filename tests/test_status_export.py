@@ -17,6 +17,7 @@ from registry_rows import add_provider
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
+from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -39,8 +40,10 @@ DAYS = [datetime(2024, 1, d, tzinfo=UTC) for d in (2, 3, 4, 5)]
 
 @pytest.fixture
 async def series(db: Database) -> None:
-    """AAPL daily bars (fresh), MSFT hourly bars (stale, one open gap), IBM with no bars."""
+    """AAPL daily bars (fresh, mapped to APPLE), MSFT hourly bars (stale, one open gap), IBM
+    with no bars."""
     await add_provider(db, "EOD", assets=["AAPL", "MSFT", "IBM"])
+    await MappingStore(db).map("APPLE", "EOD", "AAPL")
     store = SubscriptionStore(db)
     await store.add("EOD", ["AAPL"], "1d", "historical")
     await store.add("EOD", ["MSFT"], "1h", "historical")
@@ -60,12 +63,14 @@ def test_status_without_engine_shows_freshness_gaps_and_states(series: None, run
     assert lines[0] == "engine: no engine running"
     rows = {line.split()[2]: line for line in lines[3:]}
     assert "fresh" in rows["AAPL"] and "stale" in rows["MSFT"] and "no data" in rows["IBM"]
+    assert rows["AAPL"].split()[3] == "APPLE" and rows["IBM"].split()[3] == "-"
 
     data = json.loads(run_quasar("status", "--json").stdout)
     assert data["engine"] == {"running": False, "owner": None, "stats": {}}
     by_symbol = {s["symbol"]: s for s in data["subscriptions"]}
     assert by_symbol["MSFT"]["open_gaps"] == 1 and by_symbol["AAPL"]["open_gaps"] == 0
     assert by_symbol["MSFT"]["age_seconds"] > 86_400
+    assert by_symbol["AAPL"]["common"] == "APPLE" and by_symbol["MSFT"]["common"] is None
     assert by_symbol["IBM"]["last_bar_ts"] is None and by_symbol["IBM"]["freshness"] == "no data"
 
 

@@ -1,52 +1,50 @@
-"""`quasar export`: one stored series as CSV (stdout or a file) or Parquet (a file).
+"""`quasar export`: the bars of one series as CSV, JSON lines (stdout or a file) or Parquet (a
+file), through the read layer, so it writes what `quasar bars`, the chart and the Python API
+read: any interval (derived when not collected), historical and live merged.
 
-A file is written beside its final name and renamed into place, so an interrupted export never
-leaves a half-written file behind.
+The older form `export NAME SYMBOL [--live]` still reads one table and writes the columns it
+always wrote, for scripts that parse them.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
-import os
-import stat
-import sys
-import tempfile
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
 
-import asyncpg
-
+from quasar_tui.cli import bar_files
 from quasar_tui.cli.common import interval, leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.spinner import waiting
 from quasar_tui.cli.times import bounds, moment
-from quasar_tui.core.errors import NotFoundError, QuasarError, UsageError
-from quasar_tui.core.intervals import Interval
-from quasar_tui.store.bars import COLUMNS, stream_bars
+from quasar_tui.core.errors import NotFoundError, UsageError
+from quasar_tui.core.series import SeriesName
+from quasar_tui.store.read import SOURCES, Reader, Source
 
-FORMATS = ("csv", "parquet")
-
-
-class MissingExtraError(QuasarError):
-    """An optional dependency is not installed."""
+# What `export NAME SYMBOL` wrote before series names: one table's own columns.
+_OLD_COLUMNS = {"historical": bar_files.COLUMNS[:6], "live": bar_files.COLUMNS[:7]}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     export = leaf(
         sub,
         "export",
-        "write one stored series as CSV or Parquet",
-        description="Write the stored bars of provider NAME's SYMBOL at one interval, oldest "
-        "first: historical bars, or with --live the bars built from the live stream. CSV goes "
-        "to stdout unless -o FILE is given; Parquet needs -o FILE and pyarrow "
-        "(pip install quasar-tui[parquet]). Times are bar starts in UTC.",
+        "write a series' bars as CSV, JSON lines or Parquet",
+        usage="%(prog)s SERIES --interval I [options]  (or: NAME SYMBOL --interval I [--live])",
+        description="Write the bars of SERIES at one interval, oldest first: a common symbol "
+        "(BTC/USD), served by the first provider in its priority order (`quasar map priority`), "
+        "or PROVIDER:SYMBOL. An interval that was not collected is derived from the finest "
+        "collected one that divides it. Historical and live bars are merged (live wins) unless "
+        "--source says otherwise. Columns: ts open high low close volume trades complete "
+        "(complete is false for a bar still forming or missing source bars). The older form "
+        "NAME SYMBOL writes historical bars (or live ones with --live) in the columns it always "
+        "wrote. CSV and JSON lines go to stdout unless -o FILE is given; Parquet needs -o FILE "
+        "and pyarrow (pip install quasar-tui[parquet]). Times are bar starts in UTC.",
     )
-    export.add_argument("name", metavar="NAME", help="provider name")
-    export.add_argument("symbol", metavar="SYMBOL", help="the provider's symbol")
+    export.add_argument("series", metavar="SERIES", help="BTC/USD or PROVIDER:SYMBOL")
+    export.add_argument(
+        "symbol", metavar="SYMBOL", nargs="?", help="older form: NAME is the provider"
+    )
     export.add_argument(
         "-i",
         "--interval",
@@ -69,136 +67,56 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=moment,
         help="last bar: up to and including this date, or before this time",
     )
-    export.add_argument("--format", choices=FORMATS, default="csv", help="default: csv")
+    export.add_argument("--provider", metavar="NAME", help="read this provider's series only")
     export.add_argument(
-        "--live", action="store_true", help="bars of the live stream (default: historical bars)"
+        "--source",
+        choices=SOURCES,
+        help="which bars: historical, live, or both merged (default: both; historical in the "
+        "older form)",
     )
+    export.add_argument("--live", action="store_true", help="same as --source live")
+    export.add_argument("--format", choices=bar_files.FORMATS, default="csv", help="default: csv")
     export.add_argument(
         "-o", "--output", metavar="FILE", type=Path, help="write to FILE instead of stdout"
     )
     export.set_defaults(handler=export_series)
 
 
-def _pyarrow() -> Any:
-    try:
-        import pyarrow
-        import pyarrow.parquet
-    except ImportError:
-        raise MissingExtraError(
-            "Parquet export needs pyarrow: pip install quasar-tui[parquet] (or use --format csv)"
-        ) from None
-    return pyarrow
-
-
-@contextlib.contextmanager
-def _target(path: Path | None, binary: bool) -> Iterator[Any]:
-    """stdout; a regular file or new path written beside its name and renamed over it only on
-    success; a device or FIFO written through (renaming over it would replace the node)."""
-    if path is None:
-        yield sys.stdout
-        return
-    kind = _kind(path)
-    mode, newline = ("wb", None) if binary else ("w", "")
-    if kind == "special":
-        try:
-            with open(path, mode, newline=newline) as handle:
-                yield handle
-        except OSError as exc:
-            raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
-        return
-    try:
-        fd, partial = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.")
-    except OSError as exc:
-        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with open(fd, mode, newline=newline) as handle:
-            yield handle
-        os.chmod(partial, _final_mode(path, kind))
-        os.replace(partial, path)
-    except OSError as exc:
-        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        Path(partial).unlink(missing_ok=True)
-
-
-def _kind(path: Path) -> str:
-    """'new', 'regular' or 'special' (device, FIFO); a directory or symlink is refused."""
-    try:
-        info = path.lstat()
-    except FileNotFoundError:
-        return "new"
-    except OSError as exc:
-        raise QuasarError(f"cannot write {path}: {exc.strerror or exc}") from None
-    if stat.S_ISLNK(info.st_mode):
-        raise QuasarError(f"{path} is a symbolic link: give the path it points to")
-    if stat.S_ISDIR(info.st_mode):
-        raise QuasarError(f"{path} is a directory: give a file name, e.g. {path}/bars.csv")
-    return "regular" if stat.S_ISREG(info.st_mode) else "special"
-
-
-def _final_mode(path: Path, kind: str) -> int:
-    """An existing file keeps its permissions; a new one gets the usual 0666 less the umask."""
-    if kind == "regular":
-        return stat.S_IMODE(path.stat().st_mode)
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _iso(ts: datetime) -> str:
-    return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _write_csv(out: TextIO, rows: list[asyncpg.Record]) -> None:
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerows([_iso(r[0]), *tuple(r)[1:]] for r in rows)
+def _source(args: argparse.Namespace) -> Source:
+    if args.live and args.source not in (None, "live"):
+        raise UsageError(f"--live and --source {args.source} disagree: give one of them")
+    if args.live:
+        return "live"
+    if args.source is not None:
+        return args.source
+    return "historical" if args.symbol is not None else "both"
 
 
 async def export_series(args: argparse.Namespace) -> int:
-    interval = Interval.parse(args.interval)
     low, high = bounds(args.start, args.end)
+    source = _source(args)
     if args.format == "parquet":
         if args.output is None:
             raise UsageError("Parquet is binary: give -o FILE (or use --format csv)")
-        pyarrow = _pyarrow()
-    table = "live_data" if args.live else "historical_data"
-    columns = COLUMNS[table]
-    async with (
-        database_from_args(args) as db,
-        contextlib.aclosing(
-            stream_bars(db, table, args.name, args.symbol, interval.value, low, high)
-        ) as batches,
-    ):
-        async with waiting(f"reading {args.name} {args.symbol} {interval.value} bars"):
+        bar_files.pyarrow_module()
+    older = args.symbol is not None
+    name = SeriesName(args.symbol, args.series) if older else args.series
+    columns = _OLD_COLUMNS.get(source, bar_files.COLUMNS) if older else bar_files.COLUMNS
+    async with contextlib.AsyncExitStack() as stack:
+        db = await stack.enter_async_context(database_from_args(args))
+        async with waiting(f"reading {name} {args.interval.value} bars"):
+            stream = await stack.enter_async_context(
+                Reader(db).stream(
+                    name, args.interval, low, high, provider=args.provider, source=source
+                )
+            )
+            batches = await stack.enter_async_context(contextlib.aclosing(stream.batches))
             first = await anext(batches, None)
-        if first is None:
-            mode = "live" if args.live else "historical"
+        if not first:
+            kind = "" if source == "both" else f"{source} "
             raise NotFoundError(
-                f"no {mode} {interval.value} bars of {args.name} {args.symbol} stored in that "
+                f"no {kind}{stream.interval.value} bars of {stream.series.key} stored in that "
                 "range; see `quasar status`"
             )
-        if args.format == "csv":
-            with _target(args.output, binary=False) as out:
-                csv.writer(out, lineterminator="\n").writerow(columns)
-                _write_csv(out, first)
-                async for batch in batches:
-                    _write_csv(out, batch)
-            return 0
-        rows = list(first)
-        async for batch in batches:
-            rows.extend(batch)
-    _write_parquet(pyarrow, args.output, columns, rows)
+        await bar_files.write(args.format, args.output, columns, first, batches)
     return 0
-
-
-def _write_parquet(
-    pyarrow: Any, path: Path, columns: tuple[str, ...], rows: list[asyncpg.Record]
-) -> None:
-    types = {"ts": pyarrow.timestamp("us", tz="UTC"), "trades": pyarrow.int32()}
-    arrays = [
-        pyarrow.array([r[i] for r in rows], type=types.get(name, pyarrow.float64()))
-        for i, name in enumerate(columns)
-    ]
-    table = pyarrow.Table.from_arrays(arrays, names=list(columns))
-    with _target(path, binary=True) as out:
-        pyarrow.parquet.write_table(table, out)

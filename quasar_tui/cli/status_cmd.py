@@ -18,6 +18,7 @@ _COLUMNS = [
     "id",
     "provider",
     "symbol",
+    "common",
     "interval",
     "mode",
     "state",
@@ -35,8 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "status",
         "engine owner and the freshness of every subscription",
         description="Show which process runs the collector engine on this database (or that "
-        "none does), and for every subscription its last stored bar, how long ago that bar "
-        "closed (fresh or stale for its interval), open gaps and the last error.",
+        "none does), and for every subscription its common symbol (when mapped), last stored "
+        "bar, how long ago that bar closed (fresh or stale for its interval), open gaps and "
+        "the last error.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=show_status)

@@ -46,7 +46,8 @@ async def rest_backfill(
     """Write the provider's closed bars in [start, end) to live_data; return how many.
 
     The writer merges them with ON CONFLICT since they lie before the newest live bars. Candles
-    that say they hold no trades are skipped: live bars only exist where trades happened.
+    that say they hold no trades are skipped: live bars only exist where trades happened. A
+    candle without a trade count stores none (NULL), not a count of 0.
     """
     iv = Interval(interval)
     rows = [
@@ -60,7 +61,7 @@ async def rest_backfill(
             bar.low,
             bar.close,
             bar.volume,
-            bar.trades or 0,
+            bar.trades,
         )
         async for bar in provider.get_history(symbol, start, end, iv)
         if start <= bar.ts < end and bar.trades != 0

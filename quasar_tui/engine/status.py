@@ -14,6 +14,7 @@ from quasar_tui.quality.assigned import subscribed_calendars
 from quasar_tui.quality.calendars import Calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord, SubscriptionStore
 from quasar_tui.store.database import Database
+from quasar_tui.store.series import common_symbols
 from quasar_tui.store.timescale import PolicyJob, policy_jobs
 
 _OPEN_GAPS = """
@@ -92,11 +93,14 @@ class SeriesStatus:
     age_seconds: float | None
     freshness: str
     open_gaps: int
+    common: str | None = None  # the common symbol it is mapped to
 
     def as_dict(self) -> dict[str, Any]:
         """The fields `quasar status` prints (and its JSON carries)."""
         return {
-            **{name: getattr(self.sub, name) for name in _SHOWN},
+            **{name: getattr(self.sub, name) for name in _SHOWN[:3]},
+            "common": self.common,
+            **{name: getattr(self.sub, name) for name in _SHOWN[3:]},
             "age_seconds": self.age_seconds,
             "freshness": self.freshness,
             "open_gaps": self.open_gaps,
@@ -119,12 +123,19 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
         for r in await db.fetch(_OPEN_GAPS)
     }
     calendars = await subscribed_calendars(db)
+    commons = await common_symbols(db)
     series = []
     for s in subs:
         market = calendars.get((s.provider, s.symbol, s.interval))
         age, label = freshness(Interval(s.interval), s.last_bar_ts, s.enabled, now, market)
         series.append(
-            SeriesStatus(s, age, label, gaps.get((s.provider, s.symbol, s.interval, s.mode), 0))
+            SeriesStatus(
+                s,
+                age,
+                label,
+                gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
+                commons.get((s.provider, s.symbol)),
+            )
         )
     return StatusReport(engine, series, await policy_jobs(db.pool))
 

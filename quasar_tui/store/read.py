@@ -14,9 +14,14 @@ what the gaps table records.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
+
+import asyncpg
 
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
@@ -54,10 +59,12 @@ MERGED_BARS = """
             WHERE l.provider = $1 AND l.symbol = $2 AND l.interval = $3 AND l.ts = h.ts))
 """
 
+# {order} is DESC for the newest `limit` bars (a chart, `quasar bars`) or ASC for a stream of
+# every bar oldest first (an export; $8 is then NULL: no limit).
 _STORED = f"""
     SELECT ts, open, high, low, close, volume, trades
       FROM ({MERGED_BARS}) AS merged
-     ORDER BY ts DESC
+     ORDER BY ts {{order}}
      LIMIT $8
 """
 
@@ -72,19 +79,27 @@ _DERIVED = """
            CASE WHEN count(trades) = count(*) THEN sum(trades)::bigint END AS trades
       FROM ({merged}) AS merged
      GROUP BY 1
-     ORDER BY 1 DESC
+     ORDER BY 1 {order}
      LIMIT $8
 """
-_DERIVED_QUERIES = {
-    kind: _DERIVED.format(bucket=bucket, merged=MERGED_BARS) for kind, bucket in _BUCKETS.items()
+_ORDERS = {"newest": "DESC", "oldest": "ASC"}
+_QUERIES = {
+    (kind, first): (
+        _STORED.format(order=order)
+        if kind == "stored"
+        else _DERIVED.format(bucket=_BUCKETS[kind], merged=MERGED_BARS, order=order)
+    )
+    for kind in ("stored", *_BUCKETS)
+    for first, order in _ORDERS.items()
 }
 
+# $4 / $5: look in live_data / historical_data.
 _STORED_INTERVALS = """
     SELECT i FROM unnest($3::text[]) AS i
-     WHERE EXISTS (SELECT 1 FROM historical_data
-                    WHERE provider = $1 AND symbol = $2 AND interval = i)
-        OR EXISTS (SELECT 1 FROM live_data
-                    WHERE provider = $1 AND symbol = $2 AND interval = i)
+     WHERE ($5::boolean AND EXISTS (SELECT 1 FROM historical_data
+                                     WHERE provider = $1 AND symbol = $2 AND interval = i))
+        OR ($4::boolean AND EXISTS (SELECT 1 FROM live_data
+                                     WHERE provider = $1 AND symbol = $2 AND interval = i))
 """
 
 # How far the collected source bars reach, whatever range was asked for.
@@ -129,7 +144,20 @@ _TICKS = """
      LIMIT $5
 """
 
+# The live ticks of a series from $3 on, as one bar.
+_FORMING = """
+    SELECT (array_agg(price ORDER BY ts, seq))[1] AS open,
+           max(price) AS high,
+           min(price) AS low,
+           (array_agg(price ORDER BY ts DESC, seq DESC))[1] AS close,
+           sum(size) AS volume,
+           count(*) AS trades
+      FROM live_ticks
+     WHERE provider = $1 AND symbol = $2 AND ts >= $3
+"""
+
 MAX_LIMIT = 1_000_000
+STREAM_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -147,17 +175,96 @@ class ReadBar:
 
 
 @dataclass(frozen=True)
-class BarsRead:
-    """Bars of one series, oldest first, and how they were obtained."""
+class SeriesRead:
+    """Which series a read is serving, at which interval, and from which stored interval."""
 
     series: Series
     interval: Interval
     source_interval: Interval
-    bars: list[ReadBar]
 
     @property
     def derived(self) -> bool:
         return self.source_interval is not self.interval
+
+
+@dataclass(frozen=True)
+class BarsRead(SeriesRead):
+    """Bars of one series, oldest first, and how they were obtained; `reach` is where the
+    stored source bars end (ticks after it are not in any bar yet)."""
+
+    bars: list[ReadBar]
+    reach: datetime = FAR_PAST
+
+
+@dataclass(frozen=True)
+class BarStream(SeriesRead):
+    """Every bar of a range, oldest first, in batches: for exports too large to hold."""
+
+    batches: AsyncGenerator[list[ReadBar], None]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One read decided: the query and its arguments."""
+
+    series: Series
+    wanted: Interval
+    base: Interval
+    source: Source
+    low: datetime
+    high: datetime
+
+    def query(self, first: str, limit: int | None) -> tuple[str, list[object]]:
+        """The statement and its arguments; `first` is "newest" or "oldest"."""
+        args: list[object] = [
+            self.series.provider,
+            self.series.symbol,
+            self.base.value,
+            self.low,
+            self.high,
+            self.source != "historical",
+            self.source != "live",
+            limit,
+        ]
+        if self.base is self.wanted:
+            return _QUERIES["stored", first], args
+        if self.wanted is Interval.MO1:
+            return _QUERIES["month", first], args
+        return _QUERIES["fixed", first], [*args, self.wanted.delta]
+
+    async def finality(self, conn: asyncpg.Pool | asyncpg.Connection, now: datetime) -> _Finality:
+        key = (self.series.provider, self.series.symbol, self.base.value)
+        gaps = await conn.fetch(_OPEN_GAPS, *key, self.low, self.high)
+        newest = await conn.fetchval(
+            _NEWEST_SOURCE, *key, self.source != "historical", self.source != "live"
+        )
+        return _Finality(
+            reach=min(now, self.base.next_start(newest)) if newest else FAR_PAST,
+            gaps=[(g["start_ts"], g["end_ts"]) for g in gaps],
+        )
+
+
+@dataclass(frozen=True)
+class _Finality:
+    """What decides whether a bar is final: how far the source bars reach, and unfilled gaps."""
+
+    reach: datetime
+    gaps: list[tuple[datetime, datetime]]
+
+    def bar(self, row: asyncpg.Record, wanted: Interval) -> ReadBar:
+        start = row["ts"]
+        end = wanted.next_start(start)
+        return ReadBar(
+            ts=start,
+            open=row["open"],
+            high=row["high"],
+            low=row["low"],
+            close=row["close"],
+            volume=row["volume"],
+            trades=row["trades"],
+            complete=end <= self.reach
+            and not any(g_start < end and g_end > start for g_start, g_end in self.gaps),
+        )
 
 
 @dataclass(frozen=True)
@@ -225,9 +332,15 @@ class Reader:
         self.db = db
         self.now = now
 
-    async def stored_intervals(self, series: Series) -> set[Interval]:
+    async def stored_intervals(self, series: Series, source: Source = "both") -> set[Interval]:
+        """Intervals stored for `series` in the tables `source` reads."""
         rows = await self.db.fetch(
-            _STORED_INTERVALS, series.provider, series.symbol, [i.value for i in Interval]
+            _STORED_INTERVALS,
+            series.provider,
+            series.symbol,
+            [i.value for i in Interval],
+            source != "historical",
+            source != "live",
         )
         return {Interval(r["i"]) for r in rows}
 
@@ -247,74 +360,110 @@ class Reader:
         A common symbol is served by the first provider in its order whose stored bars can
         give `interval`; NotFoundError says what is stored when none can.
         """
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
+        plan = await self._plan(name, interval, start, end, provider, source)
+        query, args = plan.query("newest", limit)
+        rows = await self.db.fetch(query, *args)
+        rows.reverse()
+        finality = await plan.finality(self.db.pool, self.now())
+        bars = [finality.bar(r, plan.wanted) for r in rows]
+        return BarsRead(plan.series, plan.wanted, plan.base, bars, finality.reach)
+
+    async def with_forming(self, read: BarsRead) -> BarsRead:
+        """`read` with the bar now forming brought up to the last stored tick: the ticks after
+        the stored source bars end, merged into the forming bar (or making it). Ticks before
+        the forming bar's start that no bar holds yet are left out: their bar shows as
+        incomplete already."""
+        now = self.now()
+        start = read.interval.floor(now)
+        row = await self.db.fetchrow(
+            _FORMING, read.series.provider, read.series.symbol, max(read.reach, start)
+        )
+        if row is None or not row["trades"]:
+            return read
+        last = read.bars[-1] if read.bars and read.bars[-1].ts == start else None
+        if last is None:
+            bar = ReadBar(
+                start,
+                row["open"],
+                row["high"],
+                row["low"],
+                row["close"],
+                row["volume"],
+                row["trades"],
+                complete=False,
+            )
+            return dataclasses.replace(read, bars=[*read.bars, bar])
+        merged = ReadBar(
+            ts=start,
+            open=last.open,
+            high=max(last.high, row["high"]),
+            low=min(last.low, row["low"]),
+            close=row["close"],
+            volume=last.volume + row["volume"],
+            trades=None if last.trades is None else last.trades + row["trades"],
+            complete=False,
+        )
+        return dataclasses.replace(read, bars=[*read.bars[:-1], merged])
+
+    @asynccontextmanager
+    async def stream(
+        self,
+        name: str | SeriesName,
+        interval: Interval | str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        *,
+        provider: str | None = None,
+        source: Source = "both",
+        batch: int = STREAM_BATCH,
+    ) -> AsyncIterator[BarStream]:
+        """Every bar with `start <= ts < end`, oldest first, `batch` at a time: the series
+        chosen as `bars` chooses it, read in one snapshot so an export is consistent."""
+        plan = await self._plan(name, interval, start, end, provider, source)
+        query, args = plan.query("oldest", None)
+        async with (
+            self.db.pool.acquire() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            finality = await plan.finality(conn, self.now())
+            cursor = await conn.cursor(query, *args)
+
+            async def batches() -> AsyncGenerator[list[ReadBar], None]:
+                while rows := await cursor.fetch(batch):
+                    yield [finality.bar(r, plan.wanted) for r in rows]
+
+            yield BarStream(plan.series, plan.wanted, plan.base, batches())
+
+    async def _plan(
+        self,
+        name: str | SeriesName,
+        interval: Interval | str,
+        start: datetime | None,
+        end: datetime | None,
+        provider: str | None,
+        source: Source,
+    ) -> _Plan:
+        """The series (first in the name's provider order that can give `interval` from the
+        tables `source` reads), the stored interval to read, and the range."""
         wanted = interval if isinstance(interval, Interval) else Interval.parse(interval)
         if source not in SOURCES:
             raise InvalidInputError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
-        if not 1 <= limit <= MAX_LIMIT:
-            raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
-        candidates = await resolve(self.db, name, provider)
+        # Open or far-off ends mean "everything": no bucket arithmetic near the calendar's end.
+        low = wanted.floor(start) if start and start > FAR_PAST else FAR_PAST
+        high = _ceil(wanted, end) if end and end < FAR_FUTURE else FAR_FUTURE
         offers: list[str] = []
-        for series in candidates:
-            stored = await self.stored_intervals(series)
+        for series in await resolve(self.db, name, provider):
+            stored = await self.stored_intervals(series, source)
             base = source_interval(wanted, stored)
             if base is not None:
-                return await self._read(series, wanted, base, start, end, source, limit)
+                return _Plan(series, wanted, base, source, low, high)
             if stored:
                 offers.append(f"{series.key} has {' '.join(sorted(i.value for i in stored))}")
         what = "; ".join(offers) if offers else "nothing is stored for it yet"
-        raise NotFoundError(f"no {wanted.value} bars can be read for {name}: {what}")
-
-    async def _read(
-        self,
-        series: Series,
-        wanted: Interval,
-        base: Interval,
-        start: datetime | None,
-        end: datetime | None,
-        source: Source,
-        limit: int,
-    ) -> BarsRead:
-        # Open or far-off ends mean "everything": no bucket arithmetic near the calendar's end.
-        lo = wanted.floor(start) if start and start > FAR_PAST else FAR_PAST
-        hi = _ceil(wanted, end) if end and end < FAR_FUTURE else FAR_FUTURE
-        args: list[object] = [
-            series.provider,
-            series.symbol,
-            base.value,
-            lo,
-            hi,
-            source != "historical",
-            source != "live",
-        ]
-        if base is wanted:
-            rows = await self.db.fetch(_STORED, *args, limit)
-        elif wanted is Interval.MO1:
-            rows = await self.db.fetch(_DERIVED_QUERIES["month"], *args, limit)
-        else:
-            rows = await self.db.fetch(_DERIVED_QUERIES["fixed"], *args, limit, wanted.delta)
-        rows.reverse()
-        gaps = [
-            (g["start_ts"], g["end_ts"])
-            for g in await self.db.fetch(
-                _OPEN_GAPS, series.provider, series.symbol, base.value, lo, hi
-            )
-        ]
-        newest = await self.db.fetchval(_NEWEST_SOURCE, *args[:3], *args[5:])
-        reach = min(self.now(), base.next_start(newest)) if newest else FAR_PAST
-        bars = [
-            ReadBar(
-                ts=r["ts"],
-                open=r["open"],
-                high=r["high"],
-                low=r["low"],
-                close=r["close"],
-                volume=r["volume"],
-                trades=r["trades"],
-                complete=_complete(r["ts"], wanted.next_start(r["ts"]), reach, gaps),
-            )
-            for r in rows
-        ]
-        return BarsRead(series, wanted, base, bars)
+        kind = "" if source == "both" else f"{source} "
+        raise NotFoundError(f"no {kind}{wanted.value} bars can be read for {name}: {what}")
 
     async def ticks(
         self,
@@ -365,10 +514,3 @@ def _ceil(interval: Interval, ts: datetime) -> datetime:
     """The first bucket edge at or after `ts`."""
     floor = interval.floor(ts)
     return floor if floor == ts else interval.next_start(floor)
-
-
-def _complete(
-    start: datetime, end: datetime, reach: datetime, gaps: list[tuple[datetime, datetime]]
-) -> bool:
-    """Ended, covered by what was collected, and clear of unfilled gaps."""
-    return end <= reach and not any(g_start < end and g_end > start for g_start, g_end in gaps)

@@ -26,6 +26,8 @@ _MAPPED = """
 
 _COMMON_OF = "SELECT common_symbol FROM asset_mappings WHERE provider = $1 AND symbol = $2"
 
+_COMMONS = "SELECT provider, symbol, common_symbol FROM asset_mappings"
+
 _PROVIDER_EXISTS = "SELECT EXISTS (SELECT 1 FROM providers WHERE name = $1)"
 
 # Every mapped series, in each common symbol's provider order, then subscribed series that
@@ -57,6 +59,12 @@ class Series:
     def key(self) -> str:
         """`PROVIDER:SYMBOL`, the name that always means exactly this series."""
         return f"{self.provider}:{self.symbol}"
+
+    @property
+    def source(self) -> str:
+        """Where it comes from, beside the common symbol in a table: the provider, with its
+        own symbol when that differs (`KRAKEN:XBT/USD` for BTC/USD, `EODHD` for AAPL)."""
+        return self.provider if self.common in (None, self.symbol) else self.key
 
     @property
     def label(self) -> str:
@@ -110,3 +118,9 @@ async def all_series(db: Database) -> list[Series]:
     """Mapped series (common symbol, then provider order) and unmapped subscribed ones."""
     rows = await db.fetch(_ALL)
     return [Series(r["provider"], r["symbol"], r["common_symbol"]) for r in rows]
+
+
+async def common_symbols(db: Database) -> dict[tuple[str, str], str]:
+    """The common symbol of every mapped (provider, symbol), in one query: for screens and
+    reports that label many rows."""
+    return {(r["provider"], r["symbol"]): r["common_symbol"] for r in await db.fetch(_COMMONS)}

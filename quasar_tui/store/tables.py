@@ -44,7 +44,7 @@ class LiveBarRow(NamedTuple):
     low: float
     close: float
     volume: float
-    trades: int
+    trades: int | None  # None: a refilled candle whose provider gave no count
 
 
 class TickRow(NamedTuple):

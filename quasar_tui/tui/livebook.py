@@ -10,6 +10,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from quasar_tui.store.series import Series
+
 Key = tuple[str, str]
 """(provider, symbol)"""
 
@@ -20,10 +22,12 @@ STALE_SECONDS = 30.0
 
 @dataclass(slots=True)
 class QuoteRow:
-    """One symbol's conflated state. `ref` is the price that change and change % measure from."""
+    """One symbol's conflated state. `ref` is the price that change and change % measure from;
+    `common` is the common symbol the provider's symbol is mapped to, if any."""
 
     provider: str
     symbol: str
+    common: str | None = None
     last: float | None = None
     ref: float | None = None
     bid: float | None = None
@@ -41,6 +45,16 @@ class QuoteRow:
     @property
     def key(self) -> Key:
         return (self.provider, self.symbol)
+
+    @property
+    def name(self) -> str:
+        """What a person calls it: the common symbol, else the provider's symbol."""
+        return self.common or self.symbol
+
+    @property
+    def source(self) -> str:
+        """The provider, with its own symbol when that differs from the common symbol."""
+        return Series(self.provider, self.symbol, self.common).source
 
     @property
     def change(self) -> float | None:
@@ -85,6 +99,15 @@ class LiveBook:
         self.seq = 0
         self.total_ticks = 0
         self._recent: OrderedDict[Key, int] = OrderedDict()
+        self._commons: dict[Key, str] = {}
+
+    def set_commons(self, commons: dict[Key, str]) -> bool:
+        """Name rows by their common symbols (asset_mappings); True when a name changed."""
+        changed = commons != self._commons
+        self._commons = commons
+        for key, row in self.rows.items():
+            row.common = commons.get(key)
+        return changed
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -93,7 +116,7 @@ class LiveBook:
         key = (provider, symbol)
         row = self.rows.get(key)
         if row is None:
-            row = self.rows[key] = QuoteRow(provider, symbol)
+            row = self.rows[key] = QuoteRow(provider, symbol, self._commons.get(key))
         return row
 
     def _touched(self, row: QuoteRow) -> None:

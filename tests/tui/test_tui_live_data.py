@@ -10,6 +10,7 @@ from pathlib import Path
 from registry_ui import notices
 from tui_helpers import wait_for
 
+from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import EngineError
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -56,7 +57,7 @@ async def test_simulated_ticks_fill_the_live_table_and_keys_sort_and_filter(
         await wait_for(pilot, lambda: app.current_mode == "chart")
         chart = app.screen
         assert isinstance(chart, ChartScreen) and chart.current is not None
-        assert (chart.current.symbol, chart.current.mode) == (table.order[0][1], "live")
+        assert chart.current.symbol == table.order[0][1]
 
 
 async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Database) -> None:
@@ -78,21 +79,22 @@ async def test_a_chart_opens_for_a_stored_series(make_console, seeded, db: Datab
         screen = app.screen
         assert isinstance(screen, ChartScreen)
         await wait_for(pilot, lambda: screen.current is not None)
-        current = screen.current
-        assert (current.symbol, current.interval, current.mode) == ("ACME", "1d", "historical")
+        assert screen.current.symbol == "ACME" and screen.interval is Interval.D1
         chart = screen.query_one(CandleChart)
         await wait_for(pilot, lambda: len(chart.bars) == 120, "the latest 120 bars shown")
         info = str(screen.query_one("#chart-info").render())
-        assert "SIMULATED ACME 1d historical" in info and "120 bars" in info
+        assert "ACME (SIMULATED) 1d  120 bars" in info
         await wait_for(pilot, lambda: "█" in chart.render().plain, "candles drawn")
         await pilot.press("minus")
         await wait_for(pilot, lambda: len(chart.bars) == 240, "zoomed out to 240 bars")
         await pilot.press("h")
         await wait_for(pilot, lambda: len(chart.bars) == min(240, stored - 120), "panned back")
-        await pilot.press("left_square_bracket")
-        await wait_for(
-            pilot, lambda: screen.current is not None and screen.current.interval == "1h"
-        )
+        # Every interval daily bars can give: weeks and months derived from them.
+        await pilot.press("right_square_bracket")
+        await wait_for(pilot, lambda: screen.interval is Interval.W1 and len(chart.bars) > 30)
+        assert "1w derived from 1d" in str(screen.query_one("#chart-info").render())
+        await pilot.press("right_square_bracket", "right_square_bracket")
+        await wait_for(pilot, lambda: screen.interval is Interval.D1)
 
         await pilot.press("1")  # Enter on a dashboard subscription charts its symbol
         dashboard = app.screen

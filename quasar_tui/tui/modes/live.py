@@ -6,9 +6,11 @@ from time import monotonic
 
 from textual.app import ComposeResult
 
+from quasar_tui.store.series import common_symbols
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
 from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.live_table import COLUMNS, LiveTable
 
 
@@ -31,13 +33,24 @@ class LiveScreen(FilterableScreen):
         )
         yield self.status_line()
 
-    def on_mount(self) -> None:
+    async def on_mount(self) -> None:
         self.query_one(LiveTable).focus()
         self.set_interval(1.0, self._update_status)
         self._update_status()
+        await self._load_names()
 
-    def on_screen_resume(self) -> None:
+    async def on_screen_resume(self) -> None:
         self._update_status()
+        await self._load_names()
+
+    async def _load_names(self) -> None:
+        """Common symbols beside the provider's (mappings change in the Mappings mode)."""
+        try:
+            commons = await common_symbols(self.services.db)
+        except READ_ERRORS as exc:
+            self.notify(f"cannot read the symbol mappings: {exc}", severity="error")
+            return
+        self.query_one(LiveTable).set_commons(commons)
 
     def _update_status(self) -> None:
         """Every second, on screen only: counting the ticking symbols walks the whole book."""

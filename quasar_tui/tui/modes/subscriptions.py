@@ -12,6 +12,7 @@ from textual.widgets import DataTable
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
+from quasar_tui.store.series import Series, common_symbols
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.subscribe import open_subscribe
@@ -22,10 +23,12 @@ from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
+# Symbol: the common symbol (the provider's own when unmapped); Provider: where it comes
+# from, with the provider's symbol when that differs (KRAKEN:XBT/USD).
 COLUMNS = (
     "Id",
-    "Provider",
     "Symbol",
+    "Provider",
     "Interval",
     "Mode",
     "State",
@@ -38,14 +41,14 @@ _LISTED = 5
 
 
 def subscription_cells(
-    s: SubscriptionRecord, last: datetime | None, now: datetime
+    s: SubscriptionRecord, common: str | None, last: datetime | None, now: datetime
 ) -> tuple[object, ...]:
     state = s.state if s.enabled else "paused"
     fresh = freshness(s.interval, s.enabled, last, now)
     return (
         str(s.id),
-        s.provider,
-        Text(s.symbol, style="bold"),
+        Text(common or s.symbol, style="bold"),
+        Series(s.provider, s.symbol, common).source,
         s.interval,
         s.mode,
         Text(state, style=_STATE_STYLES.get(state, "")),
@@ -103,6 +106,7 @@ class SubscriptionsScreen(RegistryScreen):
     def __init__(self) -> None:
         super().__init__()
         self.records: dict[str, SubscriptionRecord] = {}
+        self.commons: dict[tuple[str, str], str] = {}
 
     def compose_body(self) -> ComposeResult:
         yield self.filter_input(
@@ -123,6 +127,7 @@ class SubscriptionsScreen(RegistryScreen):
     async def load(self) -> None:
         try:
             records = await self.services.subscriptions.list()
+            self.commons = await common_symbols(self.services.db)
         except READ_ERRORS as exc:
             self.show_status(f"cannot list subscriptions: {exc}")
             return
@@ -137,15 +142,17 @@ class SubscriptionsScreen(RegistryScreen):
         rows = []
         for key, s in self.records.items():
             state = s.state if s.enabled else "paused"
+            common = self.commons.get((s.provider, s.symbol))
             if text and not any(
-                text in v.lower() for v in (s.provider, s.symbol, s.interval, s.mode, state)
+                text in v.lower()
+                for v in (s.provider, s.symbol, common or "", s.interval, s.mode, state)
             ):
                 continue
             last = max(
                 (t for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval))) if t),
                 default=None,
             )
-            rows.append((key, subscription_cells(s, last, now)))
+            rows.append((key, subscription_cells(s, common, last, now)))
         self.table.set_rows(rows)
         self._update_status()
 

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from itertools import pairwise
+from typing import Protocol
 
 from rich.text import Text
 from textual.app import RenderResult
+from textual.events import Click
+from textual.message import Message
 from textual.widget import Widget
-
-from quasar_tui.sdk.models import Bar
 
 _BACKGROUND = re.compile(r"\x1b\[48;5;\d+m")
 VOLUME_MIN_HEIGHT = 18
@@ -24,8 +27,35 @@ MIN_SLOTS = 30
 """A series with fewer bars keeps candles this narrow (a first bar is not a wall)."""
 
 
-def _tick_label(ts: datetime, intraday: bool) -> str:
-    return ts.strftime("%m-%d %H:%M" if intraday else "%Y-%m-%d")
+class Candle(Protocol):
+    """What a candle needs of a bar (stored bars and bars read back both have it)."""
+
+    @property
+    def ts(self) -> datetime: ...
+    @property
+    def open(self) -> float: ...
+    @property
+    def high(self) -> float: ...
+    @property
+    def low(self) -> float: ...
+    @property
+    def close(self) -> float: ...
+    @property
+    def volume(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class Drawing:
+    """How to draw the candles: lines over them (one value or None per bar), the bar under
+    the cursor (marked by a vertical line), and the zone the time axis is labelled in."""
+
+    overlays: tuple[Sequence[float | None], ...] = ()
+    cursor: int | None = None
+    zone: tzinfo = field(default=UTC)
+
+
+def _tick_label(ts: datetime, intraday: bool, zone: tzinfo) -> str:
+    return ts.astimezone(zone).strftime("%m-%d %H:%M" if intraday else "%Y-%m-%d")
 
 
 def _y_ticks(low: float, high: float, count: int) -> list[float]:
@@ -46,7 +76,13 @@ def _fmt_axis(value: float) -> str:
     return f"{value:.4g}"
 
 
-def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool) -> str:
+def render_candles(
+    bars: Sequence[Candle],
+    width: int,
+    height: int,
+    intraday: bool,
+    drawing: Drawing = Drawing(),
+) -> str:
     """ANSI text of candles (and volume when there is room) exactly `width` x `height`."""
     n = len(bars)
     x = list(range(n))
@@ -68,7 +104,7 @@ def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool)
 
     count = max(2, min(n, width // X_LABEL_SPACING))
     x_positions = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
-    x_labels = [_tick_label(bars[i].ts, intraday) for i in x_positions]
+    x_labels = [_tick_label(bars[i].ts, intraday, drawing.zone) for i in x_positions]
 
     import plotext  # here, not at the top: see the module docstring
 
@@ -87,6 +123,12 @@ def render_candles(bars: Sequence[Bar], width: int, height: int, intraday: bool)
         "low": [b.low for b in bars],
     }
     price.draw(price.candlestick(data, style="candle"))
+    for line in drawing.overlays:
+        points = [(i, v) for i, v in enumerate(line) if v is not None]
+        for (x0, y0), (x1, y1) in pairwise(points):
+            price.draw(price.segment([x0, x1], [y0, y1], marker="braille"))
+    if drawing.cursor is not None:
+        price.line(drawing.cursor, orientation=1)
     x_limits = (-0.5, max(n, MIN_SLOTS) - 0.5)
     price.ruler("x").lim(*x_limits)
     price.ruler("y").lim(low, high)
@@ -113,6 +155,13 @@ class CandleChart(Widget):
     """
     COMPONENT_CLASSES = {"candle-chart--empty"}
 
+    class Picked(Message):
+        """A click on the candles: `index` is the bar under it."""
+
+        def __init__(self, index: int) -> None:
+            self.index = index
+            super().__init__()
+
     def __init__(
         self,
         empty_text: str = "no bars",
@@ -123,14 +172,23 @@ class CandleChart(Widget):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self.empty_text = empty_text
-        self.bars: list[Bar] = []
+        self.bars: Sequence[Candle] = []
         self.intraday = True
+        self.drawing = Drawing()
         self._version = 0
         self._cache: tuple[tuple[int, int, int], Text] | None = None
 
-    def show(self, bars: list[Bar], *, intraday: bool, empty_text: str | None = None) -> None:
+    def show(
+        self,
+        bars: Sequence[Candle],
+        *,
+        intraday: bool,
+        empty_text: str | None = None,
+        drawing: Drawing | None = None,
+    ) -> None:
         self.bars = bars
         self.intraday = intraday
+        self.drawing = drawing or Drawing()
         if empty_text is not None:
             self.empty_text = empty_text
         self._version += 1
@@ -142,6 +200,21 @@ class CandleChart(Widget):
         width, height = self.content_size
         key = (self._version, width, height)
         if self._cache is None or self._cache[0] != key:
-            ansi = render_candles(self.bars, max(width, 20), max(height, 6), self.intraday)
+            ansi = render_candles(
+                self.bars, max(width, 20), max(height, 6), self.intraday, self.drawing
+            )
             self._cache = (key, Text.from_ansi(ansi, no_wrap=True, end=""))
         return self._cache[1]
+
+    def on_click(self, event: Click) -> None:
+        """The bar under the mouse, found from the price frame's corners as drawn."""
+        if not self.bars or self._cache is None:
+            return
+        top = self._cache[1].plain.split("\n", 1)[0]
+        left, right = top.find("┌"), top.find("┐")
+        if left < 0 or right <= left + 1 or not left < event.x < right:
+            return
+        slots = max(len(self.bars), MIN_SLOTS)
+        index = (event.x - left - 1) * slots // (right - left - 1)
+        if index < len(self.bars):
+            self.post_message(self.Picked(index))

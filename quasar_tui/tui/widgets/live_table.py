@@ -85,16 +85,18 @@ class Column:
     signed: bool = False
 
 
+# Symbol is the common symbol (the provider's own when unmapped); Provider names where it
+# comes from, with the provider's symbol when that differs (KRAKEN:XBT/USD).
 COLUMNS: tuple[Column, ...] = (
     Column(
-        "symbol", "Symbol", 14, lambda r, _: printable(r.symbol), lambda r, _: r.symbol, right=False
+        "symbol", "Symbol", 14, lambda r, _: printable(r.name), lambda r, _: r.name, right=False
     ),
     Column(
         "provider",
         "Provider",
-        11,
-        lambda r, _: printable(r.provider),
-        lambda r, _: r.provider,
+        18,
+        lambda r, _: printable(r.source),
+        lambda r, _: r.source,
         right=False,
     ),
     Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
@@ -260,9 +262,21 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._sync(full=True)
 
     def set_filter(self, text: str) -> None:
-        """Show only symbols containing `text` (any case); empty shows all."""
+        """Show only symbols (common or the provider's) containing `text` (any case); empty
+        shows all."""
         self.filter_text = text.strip().lower()
         self._sync(full=True)
+
+    def set_commons(self, commons: dict[Key, str]) -> None:
+        """Name rows by their common symbols; until the user arranges rows, they sort by it."""
+        if self.book.set_commons(commons):
+            self._sort_by_name()
+            self._sync(full=True)
+
+    def _sort_by_name(self) -> None:
+        if not self._user_moved:
+            rows = self.book.rows
+            self._user_order.sort(key=lambda k: (rows[k].name, k[0]))
 
     def action_cycle_sort(self) -> None:
         keys = (None, *COLUMN_KEYS)
@@ -341,8 +355,7 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
             fresh = [k for k in book.rows if k not in self._known]
             self._known.update(fresh)
             self._user_order.extend(fresh)
-            if not self._user_moved:  # until the user arranges rows, their order is by name
-                self._user_order.sort(key=lambda k: (k[1], k[0]))
+            self._sort_by_name()
             full = True
         changed = book.changed_since(self._seen_seq)
         self._seen_seq = book.seq
@@ -362,7 +375,12 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
 
     def _rebuild(self, now: float) -> None:
         text = self.filter_text
-        keys = [k for k in self._user_order if not text or text in k[1].lower()]
+        rows = self.book.rows
+        keys = [
+            k
+            for k in self._user_order
+            if not text or text in k[1].lower() or text in rows[k].name.lower()
+        ]
         if self.sort_column is not None:
             column = next(c for c in COLUMNS if c.key == self.sort_column)
             keys = sort_keys(keys, self.book.rows, column, now, self.sort_reverse)
