@@ -65,9 +65,11 @@ class RecordRouter:
         self.stats = stats
         self.store_ticks = store_ticks
         self.on_refused = on_refused
+        self.waiting_for_room = False  # in put_ticks: the session reads nothing meanwhile
         self._seq = time.time_ns()
 
-    async def route(self, records: Iterable[Record]) -> None:
+    async def route(self, records: Iterable[Record]) -> bool:
+        """Whether there were new trades among them."""
         ticks: list[Tick] = []
         rows: list[TickRow] = []
         wanted, first_time = self.subscriptions.wanted, self.trade_ids.first_time
@@ -95,8 +97,13 @@ class RecordRouter:
             elif isinstance(r, SubscriptionRefused):
                 self.on_refused(r)
         if not ticks:
-            return
+            return False
         self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
         if self.store_ticks:
-            await self.writer.put_ticks(rows)
+            self.waiting_for_room = True
+            try:
+                await self.writer.put_ticks(rows)
+            finally:
+                self.waiting_for_room = False
+        return True
