@@ -1,5 +1,6 @@
 """Where a live session sends what its provider's `_parse_message` returns: ticks to
-`live_ticks`, the aggregator and the bus; quotes to the bus only; candles to the aggregator;
+`live_ticks`, the aggregator and the bus (a `TradesRead` per message; a `TickEvent` per trade
+only while someone subscribes to them); quotes to the bus only; candles to the aggregator;
 refusals back to the session.
 
 Ticks re-delivered after a reconnect are recognised by trade id and not counted twice
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from quasar_tui.engine.aggregator import BarAggregator
-from quasar_tui.engine.events import EventBus, QuoteEvent, TickEvent
+from quasar_tui.engine.events import EventBus, QuoteEvent, TickEvent, TradesRead
 from quasar_tui.engine.live_subscriptions import SubscriptionSet
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import Writer
@@ -74,6 +75,7 @@ class RecordRouter:
         rows: list[TickRow] = []
         wanted, first_time = self.subscriptions.wanted, self.trade_ids.first_time
         publish, name = self.bus.publish, self.name
+        each = self.bus.wants(TickEvent)  # a console in this process follows every trade
         for r in records:
             if type(r) is Tick:
                 symbol = r.symbol
@@ -88,7 +90,8 @@ class RecordRouter:
                     continue
                 ticks.append(r)
                 rows.append(TickRow(name, symbol, r.ts, tid, r.price, r.size, r.side))
-                publish(TickEvent(name, r))
+                if each:
+                    publish(TickEvent(name, r))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
                 publish(QuoteEvent(name, r))
@@ -98,6 +101,7 @@ class RecordRouter:
                 self.on_refused(r)
         if not ticks:
             return False
+        publish(TradesRead(name, ticks))
         self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
         if self.store_ticks:
