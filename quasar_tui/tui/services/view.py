@@ -19,6 +19,23 @@ from quasar_tui.tui.services.log import LogEntry
 log = logging.getLogger("quasar.tui")
 
 
+@dataclass(frozen=True)
+class LateTrades:
+    """Trades that came after their bar was written, over every live session: `corrected`
+    ones rebuilt `bars` bars from the stored ticks; `dropped` ones fell where history fills."""
+
+    corrected: int
+    bars: int
+    dropped: int
+
+    @classmethod
+    def total(cls, counters: dict[str, Any]) -> LateTrades:
+        def sum_of(name: str) -> int:
+            return sum(int(c.get(name) or 0) for c in counters.values() if isinstance(c, dict))
+
+        return cls(sum_of("late_corrected"), sum_of("bars_corrected"), sum_of("late_dropped"))
+
+
 @dataclass
 class EngineView:
     """The engine as the dashboard shows it: `Engine.stats()` and bus events when it runs here,
@@ -31,6 +48,7 @@ class EngineView:
     writers: dict[str, WriterStats] = field(default_factory=dict)
     last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     rows_written: int = 0
+    late: LateTrades = field(default_factory=lambda: LateTrades(0, 0, 0))
     errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
     took_over_from: EngineOwner | None = None
 
@@ -62,6 +80,7 @@ class EngineView:
             if (converted := _convert(writer, WriterStats, table=table)) is not None:
                 self.writers[table] = converted
         self.rows_written = int(stats.get("rows_written") or 0)
+        self.late = LateTrades.total(stats.get("live_counters") or {})
 
 
 def _convert(data: Any, kind: type[Any], **fixed: Any) -> Any:
