@@ -342,8 +342,10 @@ class Engine:
     # -- publishing ------------------------------------------------------------------------
 
     async def _pump(self, subscription: Subscription) -> None:
-        async for event in subscription:
+        async for event in subscription:  # woken once, then everything queued meanwhile
             self._forward(event)
+            for queued in subscription.drain():
+                self._forward(queued)
 
     def _forward(self, event: Event) -> None:
         publisher = self._publisher

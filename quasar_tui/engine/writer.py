@@ -269,11 +269,11 @@ def _summarise_rows(
         span = get(key)
         if span is None:
             spans[key] = Span(pos, pos, 1)
-        else:
-            if pos < span.low:
-                span.low = pos
-            elif pos > span.high:
+        else:  # a series' rows mostly come in order: the high-water mark moves first
+            if pos > span.high:
                 span.high = pos
+            elif pos < span.low:
+                span.low = pos
             span.count += 1
     return spans
 
