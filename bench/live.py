@@ -26,7 +26,9 @@ Figures (printed as one JSON object, the last line):
 - ticks/s sustained: rows counted in live_ticks / (first send to the commit of the last tick).
 - ticks lost: trades sent minus rows counted in live_ticks (must be 0).
 - bars differing: live_data bars missing, extra or unequal to the bars computed from the
-  trades sent (must be 0).
+  trades sent (must be 0), and the session's late trades: dropped, or come after their bar was
+  written and the bars rebuilt for them (bars close by the feed's time, so an engine behind
+  its feed has none).
 - latency after close, p50/p99: per bar, the wall time at which the writer reported the bar's
   COPY committed (BarsWritten, noted as the writer publishes it) minus the bar's end. Trades
   are stamped with their send time, so this is also the time from the bar's last tick being
@@ -260,6 +262,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     f"{datetime.fromtimestamp(final_close, UTC):%H:%M:%S}"
                 )
                 await wait_committed(clock, expected, final_close + args.grace + 30)
+                counters = engine.stats()["live_counters"][PROVIDER]
             finally:
                 await engine.stop()
             stored = await db.fetchval(
@@ -308,6 +311,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         else None,
         "bars_expected": len(expected),
         "bars_differing": differing,
+        "late_trades": {
+            k: counters[k] for k in ("late_dropped", "late_corrected", "bars_corrected")
+        },
         "latency_after_close": latency_figures(mid_run + final, args.grace),
         "latency_after_close_mid_run": latency_figures(mid_run, args.grace),
         "latency_after_close_final": latency_figures(final, args.grace),

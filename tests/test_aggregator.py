@@ -5,7 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.engine.aggregator import BarAggregator, Gap
+from quasar_tui.engine.aggregator import BarAggregator, Correction, Gap
+from quasar_tui.engine.bar_timer import FeedClock
 from quasar_tui.sdk.models import Bar, Tick
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # a Monday, on every intraday boundary
@@ -61,15 +62,28 @@ def test_symbols_are_routed_and_unknown_ones_counted() -> None:
     assert agg.stats.unrouted == 1
 
 
-def test_late_ticks_inside_grace_count_and_after_emission_are_dropped() -> None:
+def test_a_tick_after_its_bar_was_written_asks_for_that_bar_to_be_rebuilt() -> None:
     agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=2.0)
     agg.add_tick(tick(10, 100))
     agg.add_tick(tick(61, 101))  # opens the next bar
     agg.add_tick(tick(59, 90))  # arrives late, but before minute 0 is written
     assert agg.due(at(62.5)) == [row("1min", 0, 100, 100, 90, 90, 2, 2)]
-    agg.add_tick(tick(30, 200))  # too late: minute 0 was written already
-    assert agg.stats.late_dropped == 1
+    assert agg.take_corrections() == []
+    agg.add_tick(tick(30, 200))  # truly late: minute 0 was written already
+    agg.add_tick(tick(31, 201))  # its bar is rebuilt once, however many come
+    assert (agg.stats.late_corrected, agg.stats.late_dropped) == (2, 0)
+    assert agg.take_corrections() == [Correction("BTC/USD", Interval.M1, at(0), at(60))]
+    assert agg.take_corrections() == []
     assert agg.due(at(1000)) == [row("1min", 60, 101, 101, 101, 101, 1, 1)]
+
+
+def test_without_stored_ticks_a_truly_late_tick_is_dropped_and_counted() -> None:
+    agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=2.0, correct_late=False)
+    agg.add_tick(tick(10, 100))
+    assert agg.due(at(62.5)) == [row("1min", 0, 100, 100, 100, 100, 1, 1)]
+    agg.add_tick(tick(30, 200))
+    assert (agg.stats.late_corrected, agg.stats.late_dropped) == (0, 1)
+    assert agg.take_corrections() == []
 
 
 def test_a_bar_with_no_ticks_yet_can_be_opened_by_a_late_tick() -> None:
@@ -183,3 +197,35 @@ def test_changing_intervals_keeps_open_bars_of_kept_series() -> None:
     agg.add_tick(tick(1003, 104))
     assert agg.stats.unrouted == 1
     assert agg.series_keys() == [("ETH/USD", Interval.M5)]
+
+
+class Wall:
+    """The engine's wall clock, set by hand."""
+
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def test_bars_close_by_the_feeds_time_and_by_the_wall_clock_only_in_silence() -> None:
+    agg = BarAggregator("KRAKEN", {"BTC/USD": {Interval.M1}}, grace=1.0)
+    agg.observe_from(at(-1))
+    wall, waiting = Wall(at(0)), [False]
+    feed = FeedClock(agg, wall, 1.0, lambda: waiting[0])
+    written = []
+    for tenth in range(1200):  # two minutes of a trade every 0.1 s, each read 5 s late
+        wall.now = at(tenth / 10 + 5)
+        agg.add_tick(tick(tenth / 10, 100 + tenth % 7))
+        feed.heard = wall.now
+        written += agg.due_at(feed.now())
+    assert [r[3] for r in written] == [at(0)]  # minute 1 waits for a later trade
+    assert written[0][9] == 600  # not one of minute 0's trades is missing
+    wall.now = at(125.7)  # quiet for 0.8 s: a trade may still be on its way
+    assert agg.due_at(feed.now()) == []
+    waiting[0] = True  # the session waits for room in the writer: reading nothing
+    wall.now = at(127)
+    assert agg.due_at(feed.now()) == []
+    waiting[0] = False  # the session is free to read, and nothing came for 2 s
+    assert [r[9] for r in agg.due_at(feed.now())] == [600]

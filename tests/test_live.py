@@ -25,6 +25,7 @@ from helpers import until
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.backoff import Backoff
+from quasar_tui.engine.bar_timer import FLUSH_INTERVAL
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState
 from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
 from quasar_tui.engine.tick_holes import newest_stored, stored_holes
@@ -207,6 +208,62 @@ async def test_live_bars_equal_served_trades_across_three_disconnects(rig: Rig) 
     assert session.holes.filled > 0  # ... so they were fetched from REST Trades
     ticks = await rig.db.fetch("SELECT symbol, seq FROM live_ticks WHERE provider = 'KRAKEN'")
     assert sorted((r["symbol"], r["seq"]) for r in ticks) == sorted(made)
+
+
+async def test_an_engine_reading_its_feed_later_than_the_grace_writes_every_bar_whole(
+    rig: Rig,
+) -> None:
+    """The session reads each trade 5 s of market time after it was made, more than the
+    3 s grace (a backlog): bars close by the feed's time, so none is written short."""
+    await rig.start({"BTC/USD": {M1}})
+    lag = GRACE + 2
+    rig.clock.advance(60)  # the first minute the session observes whole
+    for step in range(90):
+        rig.clock.advance(STEP)
+        for n in range(3):
+            ts = rig.clock.now - timedelta(seconds=lag + n * STEP / 3)
+            await rig.ws.trade("BTC/USD", 100.0 + step % 7 + n, 1.0 + n / 10, ts)
+        await rig.caught_up()
+        if GRACE < (rig.clock.now - T0).total_seconds() % 60 <= lag:
+            # the bar timer looks now, when a bar closed by the wall clock would lack trades
+            await asyncio.sleep(3 * FLUSH_INTERVAL)
+    written = await stored_live_bars(rig.db)
+    assert written  # bars closed while the backlog was being read ...
+    rig.clock.advance(60)  # ... and the stream falls silent: the last one closes too
+    live = T0 + timedelta(minutes=1)  # the minute joined came from REST, made late here
+    expected = {
+        key: bar
+        for key, bar in bars_from_trades(rig.market.trades["BTC/USD"], (M1,)).items()
+        if key[2] >= live
+    }
+    stored = await settle(rig.db, {**await stored_live_bars(rig.db), **expected})
+    assert {key: bar for key, bar in stored.items() if key[2] >= live} == expected
+    counters = rig.session.counters()
+    joined = [t for t in rig.market.trades["BTC/USD"] if t.ts < T0 + timedelta(minutes=1)]
+    assert counters["late_dropped"] == len(joined)  # the minute joined mid-way, from REST
+    assert counters["late_corrected"] == 0
+
+
+async def test_a_trade_older_than_its_written_bar_rebuilds_that_bar(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1, M5}})
+    rig.clock.advance(60)
+    start = T0 + timedelta(minutes=2)
+    for second in (5, 20, 50):
+        await rig.ws.trade("BTC/USD", 100.0 + second, 1.0, start + timedelta(seconds=second))
+    rig.clock.now = start + timedelta(seconds=80)
+    await rig.ws.trade("BTC/USD", 90.0, 1.0, rig.clock.now)  # feed time passes 10:02 + grace
+    await rig.caught_up()
+    minute = ("BTC/USD", "1min", start)
+    await settle(rig.db, {minute: (105.0, 150.0, 105.0, 150.0, 3.0, 3)})
+    await rig.ws.trade("BTC/USD", 200.0, 0.5, start + timedelta(seconds=30))  # truly late
+    await rig.caught_up()
+    rig.clock.advance(400)
+    expected = bars_from_trades(rig.market.trades["BTC/USD"], (M1, M5))
+    expected[minute] = (105.0, 200.0, 105.0, 150.0, 3.5, 4)  # rebuilt in time order
+    assert await settle(rig.db, expected) == expected
+    counters = rig.session.counters()
+    assert (counters["late_corrected"], counters["bars_corrected"]) == (1, 1)
+    assert counters["late_dropped"] == 5  # the 5min bar joined mid-way: REST fills it
 
 
 async def test_a_snapshot_keeps_trades_never_delivered_that_are_older_than_the_newest(

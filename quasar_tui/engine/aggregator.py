@@ -7,10 +7,16 @@ bar.
 
 Completeness rules, which the live session relies on:
 
-- A bar is emitted by `due` once its interval closed more than `grace` seconds ago.
+- A bar is emitted by `due` once its interval closed more than `grace` seconds before the
+  time it is given: the feed's own time (engine/bar_timer.py), so an engine that lags its feed
+  writes bars later, never without trades it has not read yet. `event_time` is the newest
+  trade time seen.
 - A series only accepts bars that start at or after its *floor*: bars before it were emitted
   already or were only partly observed (the session connected, or reconnected, mid-bar).
-  Ticks below the floor are counted as late and dropped; the REST gap fill repairs such bars.
+  A tick below the floor in a bar this series observed completely (from `observe_from` on)
+  is truly late: its bar was written without it, so the bar is listed by `take_corrections`
+  to be rebuilt from the stored ticks. Other ticks below the floor are counted as late and
+  dropped; the REST gap fill repairs those bars.
 - `interrupt` (the connection dropped) discards bars that may have missed trades; `observe_from`
   (subscribed again) moves the floor to the first bar fully observed and reports the span in
   between as a gap for the session to fill from the provider's history.
@@ -44,6 +50,7 @@ class AggregatorStats:
     candles: int = 0
     bars_emitted: int = 0
     late_dropped: int = 0
+    late_corrected: int = 0  # ticks that came after their bar was written: it is rebuilt
     partial_dropped: int = 0
     unrouted: int = 0
 
@@ -51,6 +58,16 @@ class AggregatorStats:
 @dataclass(frozen=True)
 class Gap:
     """A span of one series the session did not observe completely: [start, end)."""
+
+    symbol: str
+    interval: Interval
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True)
+class Correction:
+    """A written bar [start, end) of one series to rebuild from the stored ticks."""
 
     symbol: str
     interval: Interval
@@ -75,6 +92,7 @@ class _Series:
         "missing_from",
         "offset",
         "pending",
+        "since",
         "step",
         "symbol",
     )
@@ -89,6 +107,7 @@ class _Series:
         self.cur_end: float = _NEVER
         self.pending: dict[int, list] = {}
         self.floor: float = _NEVER
+        self.since: float = _NEVER  # bars from here to the floor were observed completely
         self.missing_from: int | None = None
         self.candles = False
 
@@ -140,11 +159,17 @@ class BarAggregator:
         grace: float = 2.0,
         *,
         closed_candles: bool = False,
+        correct_late: bool = True,
     ) -> None:
+        """`correct_late`: truly late ticks ask for their bar to be rebuilt from the stored
+        ticks (False when ticks are not stored: they are dropped)."""
         self.provider = provider
         self.grace = grace
         self.closed_candles = closed_candles
+        self.correct_late = correct_late
         self.stats = AggregatorStats()
+        self.event_time = _NEVER
+        self._corrections: dict[tuple[_Series, int], None] = {}
         self._series: dict[tuple[str, Interval], _Series] = {}
         self._routes: dict[str, list[_Series]] = {}
         self.set_intervals(intervals_by_symbol)
@@ -181,6 +206,7 @@ class BarAggregator:
         series: list[_Series] | None = None
         ts: datetime | None = None
         t = 0.0
+        newest = self.event_time
         added = unrouted = 0
         for tick in ticks:
             if tick.symbol != symbol:
@@ -193,6 +219,8 @@ class BarAggregator:
             if tick.ts != ts:
                 ts = tick.ts
                 t = ts.timestamp()
+                if t > newest:
+                    newest = t
             price = tick.price
             size = tick.size
             for s in series:
@@ -207,13 +235,18 @@ class BarAggregator:
                     bar[_N] += 1
                 else:
                     self._tick_elsewhere(s, t, price, size)
+        self.event_time = newest
         self.stats.ticks += added
         self.stats.unrouted += unrouted
 
     def _tick_elsewhere(self, s: _Series, t: float, price: float, size: float) -> None:
         start = s.start_of(t)
         if start < s.floor:
-            self.stats.late_dropped += 1
+            if self.correct_late and start >= s.since:
+                self.stats.late_corrected += 1
+                self._corrections[(s, start)] = None
+            else:
+                self.stats.late_dropped += 1
             return
         if start > s.cur_start:
             s.close_current()
@@ -268,7 +301,11 @@ class BarAggregator:
 
     def due(self, now: datetime) -> list[LiveBarRow]:
         """live_data rows of bars closed more than `grace` seconds before `now`, each once."""
-        cutoff = now.timestamp() - self.grace
+        return self.due_at(now.timestamp())
+
+    def due_at(self, now: float) -> list[LiveBarRow]:
+        """`due` with `now` in epoch seconds (-inf: nothing is due)."""
+        cutoff = now - self.grace
         rows: list[LiveBarRow] = []
         for s in self._series.values():
             if s.bar is not None and not s.candles and s.cur_end <= cutoff:
@@ -300,6 +337,14 @@ class BarAggregator:
                 )
             )
 
+    def take_corrections(self) -> list[Correction]:
+        """Written bars that truly late ticks belong to, each once, oldest first."""
+        keys, self._corrections = self._corrections, {}
+        return [
+            Correction(s.symbol, s.interval, _epoch(start), _epoch(s.end_of(start)))
+            for s, start in sorted(keys, key=lambda key: key[1])
+        ]
+
     def flush_all(self, now: datetime) -> list[LiveBarRow]:
         """Shutdown: the rows that are due; everything still open is dropped, not written."""
         rows = self.due(now)
@@ -322,7 +367,7 @@ class BarAggregator:
             first = max(s.floor, s.first_unknown(cutoff))
             self.stats.partial_dropped += s.discard_from(first)
             s.missing_from = int(first)
-            s.floor = math.inf
+            s.floor = s.since = math.inf
 
     def mark_missing(self, symbol: str, interval: Interval, since: datetime) -> None:
         """Bars from `since` on are known to be missing (e.g. stored bars end there); the next
@@ -354,7 +399,7 @@ class BarAggregator:
             first_full = s.end_of(joined)
             missing = joined if s.missing_from is None else s.missing_from
             self.stats.partial_dropped += s.discard_from(missing)
-            s.floor = max(first_full, missing)
+            s.floor = s.since = max(first_full, missing)
             s.missing_from = None
             if missing < first_full:
                 gaps.append(Gap(s.symbol, s.interval, _epoch(missing), _epoch(first_full)))

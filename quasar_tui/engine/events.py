@@ -27,6 +27,14 @@ class TickEvent(msgspec.Struct, frozen=True, gc=False):
     tick: Tick
 
 
+class TradesRead(msgspec.Struct, frozen=True, gc=False):
+    """The new trades of one message a live session read: one event per message, not per
+    trade, for what only needs the latest figures (the engine's published quotes)."""
+
+    provider: str
+    ticks: list[Tick]
+
+
 class QuoteEvent(msgspec.Struct, frozen=True, gc=False):
     """A ticker update from a live session; shown, never stored."""
 
@@ -111,7 +119,16 @@ def log_line(event: JobRun | ProviderState | EngineError) -> LogLine:
     return LogLine("error", event.source, event.message, event.at)
 
 
-Event = TickEvent | QuoteEvent | BarsWritten | JobRun | ProviderState | EngineError | WriterStats
+Event = (
+    TickEvent
+    | TradesRead
+    | QuoteEvent
+    | BarsWritten
+    | JobRun
+    | ProviderState
+    | EngineError
+    | WriterStats
+)
 
 
 class Subscription:
@@ -169,6 +186,17 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._wants: dict[type, bool] = {}
+
+    def wants(self, kind: type) -> bool:
+        """Whether any subscription takes events of `kind`: a publisher of many small events
+        (a tick each) skips making them when nobody listens."""
+        known = self._wants.get(kind)
+        if known is None:
+            known = self._wants[kind] = any(
+                s.kinds is None or issubclass(kind, s.kinds) for s in self._subscriptions
+            )
+        return known
 
     def publish(self, event: Event) -> None:
         for subscription in self._subscriptions:
@@ -182,8 +210,10 @@ class EventBus:
     def subscribe(self, maxsize: int = 1000, kinds: tuple[type, ...] | None = None) -> Subscription:
         subscription = Subscription(maxsize, kinds)
         self._subscriptions = [*self._subscriptions, subscription]
+        self._wants = {}
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         subscription.close()
         self._subscriptions = [s for s in self._subscriptions if s is not subscription]
+        self._wants = {}

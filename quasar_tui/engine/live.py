@@ -18,6 +18,7 @@ trade ids, trades it never received at all are fetched from its REST trades
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -30,7 +31,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
 from quasar_tui.engine.aggregator import BarAggregator, Gap
 from quasar_tui.engine.backoff import Backoff
-from quasar_tui.engine.bar_timer import BarTimer
+from quasar_tui.engine.bar_timer import BarTimer, FeedClock
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState
 from quasar_tui.engine.gap_filler import Backfill, GapFiller, rest_backfill
 from quasar_tui.engine.live_gaps import LiveGaps
@@ -102,7 +103,11 @@ class LiveSession:
         if backfill is None and provider.has_history:
             backfill = self._rest_backfill
         self.aggregator = BarAggregator(
-            provider_name, {}, grace, closed_candles=provider.BARS_HAVE_CLOSE_FLAG
+            provider_name,
+            {},
+            grace,
+            closed_candles=provider.BARS_HAVE_CLOSE_FLAG,
+            correct_late=store_ticks,
         )
         self.stats = SessionStats()
         self.state = "idle"
@@ -138,12 +143,15 @@ class LiveSession:
             store_ticks=store_ticks,
             on_refused=self._refuse,
         )
+        self.feed_clock = FeedClock(
+            self.aggregator, clock, grace, lambda: self.router.waiting_for_room
+        )
         self.timer = BarTimer(
             provider_name,
             self.aggregator,
             writer,
             bus,
-            clock=clock,
+            feed_clock=self.feed_clock,
             filler=self.filler,
             holes=self.holes,
         )
@@ -155,6 +163,18 @@ class LiveSession:
         self._last_bad_report = 0.0
         self._sub_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+
+    def counters(self) -> dict[str, int]:
+        """The session's counters with the bars' (late trades dropped or corrected, bars
+        rebuilt, partial bars dropped), for `Engine.stats()`."""
+        agg = self.aggregator.stats
+        return {
+            **dataclasses.asdict(self.stats),
+            "late_dropped": agg.late_dropped,
+            "late_corrected": agg.late_corrected,
+            "bars_corrected": self.timer.bars_corrected,
+            "partial_dropped": agg.partial_dropped,
+        }
 
     @property
     def refused(self) -> dict[str, str]:
@@ -310,6 +330,7 @@ class LiveSession:
         busy feed this would keep the loop for as long as data keeps coming: it lets the
         writer, the bar timer and the rest run every READ_SLICE seconds."""
         conn, parse, route = self._conn, self.provider._parse_message, self.router.route
+        feed_clock = self.feed_clock
         pause_at = time.monotonic() + READ_SLICE
         async for message in conn:
             self._touch()
@@ -319,8 +340,8 @@ class LiveSession:
             except Exception as exc:
                 self._bad_message(exc)
                 continue
-            if records:
-                await route(records)
+            if records and await route(records):
+                feed_clock.heard = self._last_message
             if self._last_message_mono >= pause_at:
                 await asyncio.sleep(0)
                 pause_at = time.monotonic() + READ_SLICE
@@ -358,7 +379,8 @@ class LiveSession:
         conn, self._conn = self._conn, None
         if self._observing:
             self._observing = False
-            self.aggregator.interrupt(self._last_message)
+            # what was read, by the feed's time: a backlog never read is not in the bars
+            self.aggregator.interrupt(min(self._last_message, self.feed_clock.now_datetime()))
         if conn is not None:
             try:
                 await asyncio.wait_for(conn.close(), 5.0)

@@ -1,5 +1,6 @@
 """Where a live session sends what its provider's `_parse_message` returns: ticks to
-`live_ticks`, the aggregator and the bus; quotes to the bus only; candles to the aggregator;
+`live_ticks`, the aggregator and the bus (a `TradesRead` per message; a `TickEvent` per trade
+only while someone subscribes to them); quotes to the bus only; candles to the aggregator;
 refusals back to the session.
 
 Ticks re-delivered after a reconnect are recognised by trade id and not counted twice
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from quasar_tui.engine.aggregator import BarAggregator
-from quasar_tui.engine.events import EventBus, QuoteEvent, TickEvent
+from quasar_tui.engine.events import EventBus, QuoteEvent, TickEvent, TradesRead
 from quasar_tui.engine.live_subscriptions import SubscriptionSet
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import Writer
@@ -65,13 +66,16 @@ class RecordRouter:
         self.stats = stats
         self.store_ticks = store_ticks
         self.on_refused = on_refused
+        self.waiting_for_room = False  # in put_ticks: the session reads nothing meanwhile
         self._seq = time.time_ns()
 
-    async def route(self, records: Iterable[Record]) -> None:
+    async def route(self, records: Iterable[Record]) -> bool:
+        """Whether there were new trades among them."""
         ticks: list[Tick] = []
         rows: list[TickRow] = []
         wanted, first_time = self.subscriptions.wanted, self.trade_ids.first_time
         publish, name = self.bus.publish, self.name
+        each = self.bus.wants(TickEvent)  # a console in this process follows every trade
         for r in records:
             if type(r) is Tick:
                 symbol = r.symbol
@@ -86,7 +90,8 @@ class RecordRouter:
                     continue
                 ticks.append(r)
                 rows.append(TickRow(name, symbol, r.ts, tid, r.price, r.size, r.side))
-                publish(TickEvent(name, r))
+                if each:
+                    publish(TickEvent(name, r))
             elif isinstance(r, Quote):
                 self.stats.quotes += 1
                 publish(QuoteEvent(name, r))
@@ -95,8 +100,14 @@ class RecordRouter:
             elif isinstance(r, SubscriptionRefused):
                 self.on_refused(r)
         if not ticks:
-            return
+            return False
+        publish(TradesRead(name, ticks))
         self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
         if self.store_ticks:
-            await self.writer.put_ticks(rows)
+            self.waiting_for_room = True
+            try:
+                await self.writer.put_ticks(rows)
+            finally:
+                self.waiting_for_room = False
+        return True

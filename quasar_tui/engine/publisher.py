@@ -19,8 +19,9 @@ from typing import Any
 import asyncpg
 
 from quasar_tui.core.clock import utc_now
-from quasar_tui.engine.events import QuoteEvent, TickEvent
+from quasar_tui.engine.events import QuoteEvent
 from quasar_tui.engine.lock import EngineOwner, engine_running, owner_from
+from quasar_tui.sdk.models import Tick
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.engine.publisher")
@@ -123,18 +124,23 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
-    def note_tick(self, event: TickEvent) -> None:
-        tick = event.tick
-        quote = self._quote(event.provider, tick.symbol, tick.ts)
-        quote.last = tick.price
-        quote.volume = (quote.volume or 0.0) + tick.size
-        if tick.bid is not None:
-            quote.bid = tick.bid
-        if tick.ask is not None:
-            quote.ask = tick.ask
-        if quote.open is None:
-            quote.open = tick.price
-        quote.ticks += 1
+    def note_ticks(self, provider: str, ticks: list[Tick]) -> None:
+        """One message's trades: only the latest figures per symbol are kept."""
+        quote: PublishedQuote | None = None
+        for tick in ticks:
+            if quote is None or quote.symbol != tick.symbol:
+                quote = self._quote(provider, tick.symbol, tick.ts)
+            elif tick.ts > quote.ts:
+                quote.ts = tick.ts
+            quote.last = tick.price
+            quote.volume = (quote.volume or 0.0) + tick.size
+            if tick.bid is not None:
+                quote.bid = tick.bid
+            if tick.ask is not None:
+                quote.ask = tick.ask
+            if quote.open is None:
+                quote.open = tick.price
+            quote.ticks += 1
 
     def note_quote(self, event: QuoteEvent) -> None:
         update = event.quote

@@ -4,7 +4,6 @@ of its own, resumed where its stored bars, open gap records and stored ticks end
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,9 +49,7 @@ class LiveSessions:
 
     def counters(self) -> dict[str, dict[str, int]]:
         """Per provider, its session's counters (connects, ticks, duplicates, fills, ...)."""
-        return {
-            name: dataclasses.asdict(live.session.stats) for name, live in self._running.items()
-        }
+        return {name: live.session.counters() for name, live in self._running.items()}
 
     async def reconcile(self, wanted: dict[str, Wanted], subs: list[SubscriptionRecord]) -> None:
         """Sessions for the providers in `wanted` with those symbols; `subs` (the live

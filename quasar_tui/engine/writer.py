@@ -18,6 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
@@ -31,6 +32,8 @@ from quasar_tui.store.announce import Written, announce_written
 from quasar_tui.store.database import Database
 from quasar_tui.store.tables import (
     BAR_TABLES,
+    LIVE,
+    LIVE_FROM_TICKS,
     TABLES,
     TICKS,
     BarRow,
@@ -290,11 +293,11 @@ def _summarise_rows(
         span = get(key)
         if span is None:
             spans[key] = Span(pos, pos, 1)
-        else:
-            if pos < span.low:
-                span.low = pos
-            elif pos > span.high:
+        else:  # a series' rows mostly come in order: the high-water mark moves first
+            if pos > span.high:
                 span.high = pos
+            elif pos < span.low:
+                span.low = pos
             span.count += 1
     return spans
 
@@ -387,6 +390,7 @@ class Writer:
     ) -> None:
         if queue_rows < 1 or flush_rows < 1 or flush_seconds <= 0:
             raise ValueError("queue_rows and flush_rows must be >= 1 and flush_seconds > 0")
+        self.db = db
         self.bus = bus
         self._tables = {
             name: _TableWriter(spec, db, bus, queue_rows, flush_rows, flush_seconds, max_batch_rows)
@@ -435,6 +439,21 @@ class Writer:
     async def put_ticks(self, rows: Sequence[TickRow]) -> None:
         """Queue `live_ticks` rows; waits while the queue is full."""
         await self._tables[TICKS.name].queue.put(rows)
+
+    async def rebuild_live_bars(
+        self,
+        provider: str,
+        symbols: list[str],
+        intervals: list[str],
+        starts: list[datetime],
+        ends: list[datetime],
+    ) -> int:
+        """Rebuild written live_data bars [start, end) from the stored ticks, once every row
+        put so far is committed (a trade came after its bar was written); return how many
+        bars changed."""
+        await self.flush(TICKS.name, LIVE.name)
+        status = await self.db.execute(LIVE_FROM_TICKS, provider, symbols, intervals, starts, ends)
+        return int(status.split()[-1])
 
     async def flush(self, *tables: str) -> None:
         """Return once every row put before this call (into `tables`; default all) is

@@ -145,6 +145,26 @@ HISTORICAL = _bar_table("historical_data", BarRow._fields, linger=True)
 # Live bars come all at once as they close: waiting for more would only delay them.
 LIVE = _bar_table("live_data", LiveBarRow._fields, linger=False)
 
+# Live bars rebuilt from the stored ticks, in time order, when a trade arrived after its bar
+# was written: $1 provider, then per bar symbol, interval, start and end.
+LIVE_FROM_TICKS = """
+    INSERT INTO live_data AS t (provider, symbol, interval, ts, open, high, low, close, volume,
+                                trades)
+    SELECT $1, k.symbol, k.interval, k.start,
+           (array_agg(x.price ORDER BY x.ts, x.seq))[1], max(x.price), min(x.price),
+           (array_agg(x.price ORDER BY x.ts DESC, x.seq DESC))[1], sum(x.size), count(*)
+      FROM unnest($2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
+           AS k(symbol, interval, start, stop)
+      JOIN live_ticks x
+        ON x.provider = $1 AND x.symbol = k.symbol AND x.ts >= k.start AND x.ts < k.stop
+     GROUP BY k.symbol, k.interval, k.start
+    ON CONFLICT (provider, symbol, interval, ts) DO UPDATE
+       SET open = excluded.open, high = excluded.high, low = excluded.low,
+           close = excluded.close, volume = excluded.volume, trades = excluded.trades
+     WHERE (t.open, t.high, t.low, t.close, t.volume, t.trades) IS DISTINCT FROM
+           (excluded.open, excluded.high, excluded.low, excluded.close, excluded.volume,
+            excluded.trades)"""
+
 TICKS = TableSpec(
     name="live_ticks",
     columns=TickRow._fields,

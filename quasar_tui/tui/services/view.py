@@ -19,6 +19,23 @@ from quasar_tui.tui.services.log import LogEntry
 log = logging.getLogger("quasar.tui")
 
 
+@dataclass(frozen=True)
+class LateTrades:
+    """Trades that came after their bar was written, over every live session: `corrected`
+    ones rebuilt `bars` bars from the stored ticks; `dropped` ones fell where history fills."""
+
+    corrected: int
+    bars: int
+    dropped: int
+
+    @classmethod
+    def total(cls, counters: dict[str, Any]) -> LateTrades:
+        def sum_of(name: str) -> int:
+            return sum(int(c.get(name) or 0) for c in counters.values() if isinstance(c, dict))
+
+        return cls(sum_of("late_corrected"), sum_of("bars_corrected"), sum_of("late_dropped"))
+
+
 @dataclass
 class EngineView:
     """The engine as the dashboard shows it: `Engine.stats()` and bus events when it runs here,
@@ -32,6 +49,7 @@ class EngineView:
     last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     rows_written: int = 0
     timescale_jobs: list[str] = field(default_factory=list)
+    late: LateTrades = field(default_factory=lambda: LateTrades(0, 0, 0))
     errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
     took_over_from: EngineOwner | None = None
 
@@ -64,6 +82,7 @@ class EngineView:
                 self.writers[table] = converted
         self.rows_written = int(stats.get("rows_written") or 0)
         self.timescale_jobs = [str(line) for line in stats.get("timescaledb_jobs") or []]
+        self.late = LateTrades.total(stats.get("live_counters") or {})
 
 
 def _convert(data: Any, kind: type[Any], **fixed: Any) -> Any:

@@ -78,6 +78,13 @@ class EnginePanel(Static):
                 grid.add_row("Heartbeat", f"{humanize(now - view.owner.heartbeat)} ago")
         grid.add_row("Live", f"{live} of {len(book)} symbols ticking, {rate:,.1f} ticks/s")
         grid.add_row("Written", f"{view.rows_written:,} rows")
+        late = view.late
+        if late.corrected or late.dropped:
+            grid.add_row(
+                "Late trades",
+                f"{late.corrected:,} after their bar ({late.bars:,} bars rebuilt), "
+                f"{late.dropped:,} dropped where history fills",
+            )
         grid.add_row(
             "Providers",
             f"{states.count('connected')} connected, "
