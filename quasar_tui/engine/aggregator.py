@@ -226,6 +226,7 @@ class BarAggregator:
             for s in series:
                 if s.cur_start <= t < s.cur_end:
                     bar = s.bar
+                    assert bar is not None  # a current span always has its open bar
                     if price > bar[_H]:
                         bar[_H] = price
                     elif price < bar[_L]:

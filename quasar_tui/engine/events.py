@@ -53,20 +53,26 @@ class BarsWritten(msgspec.Struct, frozen=True, gc=False):
     last_ts: datetime
 
 
+RunStatus = Literal["ok", "partial", "failed"]
+
+
 class JobRun(msgspec.Struct, frozen=True):
     provider: str
     symbol: str
     interval: str
-    status: Literal["ok", "partial", "failed"]
+    status: RunStatus
     rows: int
     started_at: datetime
     finished_at: datetime
     error: str | None = None
 
 
+ProviderStateName = Literal["connecting", "connected", "disconnected", "error", "idle"]
+
+
 class ProviderState(msgspec.Struct, frozen=True):
     provider: str
-    state: Literal["connecting", "connected", "disconnected", "error", "idle"]
+    state: ProviderStateName
     detail: str | None = None
 
 

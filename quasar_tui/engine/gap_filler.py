@@ -24,7 +24,7 @@ from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.live_router import SessionStats
 from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
-from quasar_tui.sdk.base import LiveDataProvider
+from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.store.tables import LiveBarRow
 
 log = logging.getLogger("quasar.engine.live")
@@ -35,7 +35,7 @@ SeriesKey = tuple[str, Interval]
 
 
 async def rest_backfill(
-    provider: LiveDataProvider,
+    provider: HistorySource,
     writer: Writer,
     provider_name: str,
     symbol: str,

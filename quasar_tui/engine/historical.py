@@ -16,12 +16,13 @@ from typing import Any, Protocol
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval, utc
 from quasar_tui.core.messages import one_line
-from quasar_tui.engine.events import EventBus, JobRun
+from quasar_tui.engine.events import EventBus, JobRun, RunStatus
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
 from quasar_tui.engine.writer import Writer
 from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS, Calendar, calendar
+from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
 from quasar_tui.store.tables import BarRow
@@ -44,23 +45,25 @@ _FINISH_RUN = """
 
 
 class SubscriptionLike(Protocol):
-    id: int | None
-    provider: str
-    symbol: str
-    interval: str
-    lookback_days: int
+    """What a run reads of its subscription (a SubscriptionRecord, or a test's stand-in)."""
 
-
-class HistoryProvider(Protocol):
-    def get_history(self, sym: str, start: datetime, end: datetime, interval: Interval) -> Any:
-        """An async iterator of `Bar`s with start in [start, end), oldest first."""
+    @property
+    def id(self) -> int | None: ...
+    @property
+    def provider(self) -> str: ...
+    @property
+    def symbol(self) -> str: ...
+    @property
+    def interval(self) -> str: ...
+    @property
+    def lookback_days(self) -> int: ...
 
 
 async def run_historical(
     db: Database,
     writer: Writer,
     bus: EventBus,
-    provider: HistoryProvider,
+    provider: HistorySource,
     sub: SubscriptionLike,
     *,
     now: datetime | None = None,
@@ -98,7 +101,7 @@ class _Job:
         self,
         db: Database,
         writer: Writer,
-        provider: HistoryProvider,
+        provider: HistorySource,
         sub: SubscriptionLike,
         now: datetime,
     ) -> None:
@@ -114,7 +117,7 @@ class _Job:
         self.invalid = 0
         self.first_invalid: str | None = None
 
-    async def collect(self, audit: bool | None) -> tuple[str, str | None]:
+    async def collect(self, audit: bool | None) -> tuple[RunStatus, str | None]:
         offered = getattr(self.provider, "INTERVALS", None)
         if offered is not None and self.interval not in offered:
             names = " ".join(i.value for i in offered)
@@ -240,7 +243,9 @@ class _Job:
         for (start, end), error in failures:
             await self.gaps.record_failure(start, end, error)
 
-    def _verdict(self, chunks: int, failures: list[tuple[Span, str]]) -> tuple[str, str | None]:
+    def _verdict(
+        self, chunks: int, failures: list[tuple[Span, str]]
+    ) -> tuple[RunStatus, str | None]:
         notes = []
         if failures:
             notes.append(f"{len(failures)} of {chunks} chunks failed, first: {failures[0][1]}")

@@ -24,6 +24,7 @@ import logging
 import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from quasar_tui.core.clock import Clock, utc_now
@@ -32,7 +33,7 @@ from quasar_tui.core.messages import one_line
 from quasar_tui.engine.aggregator import BarAggregator, Gap
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.bar_timer import BarTimer, FeedClock
-from quasar_tui.engine.events import EngineError, EventBus, ProviderState
+from quasar_tui.engine.events import EngineError, EventBus, ProviderState, ProviderStateName
 from quasar_tui.engine.gap_filler import Backfill, GapFiller, rest_backfill
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.live_router import RecordRouter, SessionStats
@@ -40,6 +41,7 @@ from quasar_tui.engine.live_subscriptions import SubscriptionSet
 from quasar_tui.engine.tick_holes import TickHoles
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import Writer
+from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import SubscriptionRefused
 
@@ -100,8 +102,8 @@ class LiveSession:
         self.subscribe_margin = subscribe_margin
         self.healthy_after = healthy_after
         self.backoff = backoff or Backoff(base=0.5, cap=30.0)
-        if backfill is None and provider.has_history:
-            backfill = self._rest_backfill
+        if backfill is None and isinstance(provider, HistorySource):
+            backfill = partial(rest_backfill, provider, writer, provider_name)
         self.aggregator = BarAggregator(
             provider_name,
             {},
@@ -114,7 +116,7 @@ class LiveSession:
         self.subscriptions = SubscriptionSet()
         self.holes = (
             TickHoles(provider_name, provider, writer, bus)
-            if store_ticks and provider.fills_trades
+            if store_ticks and provider.fills_trades and isinstance(provider, TradeSource)
             else None
         )
         self.filler = (
@@ -387,7 +389,7 @@ class LiveSession:
             except Exception as exc:  # the connection is gone either way; say why
                 log.info("%s: closing the connection failed: %s", self.name, one_line(exc))
 
-    def _set_state(self, state: str, detail: str | None = None) -> None:
+    def _set_state(self, state: ProviderStateName, detail: str | None = None) -> None:
         if state != self.state or detail:
             self.state = state
             self.bus.publish(ProviderState(self.name, state, detail))
@@ -403,13 +405,6 @@ class LiveSession:
             )
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}", message))
-
-    async def _rest_backfill(
-        self, symbol: str, interval: str, start: datetime, end: datetime
-    ) -> int:
-        return await rest_backfill(
-            self.provider, self.writer, self.name, symbol, interval, start, end
-        )
 
     # -- shutdown --------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from quasar_tui.core.messages import one_line
 from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.events import EngineError, EventBus
 from quasar_tui.engine.writer import Writer
-from quasar_tui.sdk.base import LiveDataProvider
+from quasar_tui.sdk.abilities import TradeSource
 from quasar_tui.store.database import Database
 from quasar_tui.store.tables import TICKS, TickRow
 
@@ -90,7 +90,7 @@ class TickHoles:
     """The holes of one live session and the task that fills them."""
 
     def __init__(
-        self, provider_name: str, provider: LiveDataProvider, writer: Writer, bus: EventBus
+        self, provider_name: str, provider: TradeSource, writer: Writer, bus: EventBus
     ) -> None:
         self.name = provider_name
         self.provider = provider

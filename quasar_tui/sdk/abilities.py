@@ -8,7 +8,7 @@ which also tells the type checker that the method is there.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -30,5 +30,5 @@ class HistorySource(Protocol):
 class TradeSource(Protocol):
     """Serves past trades by time: a live provider whose trade ids count up by one."""
 
-    def get_trades(self, symbol: str, since: datetime) -> AsyncIterator[Tick]:
+    def get_trades(self, symbol: str, since: datetime) -> AsyncGenerator[Tick, None]:
         """The trades from `since` on, oldest first."""
