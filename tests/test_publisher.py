@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 from helpers import until
 
-from quasar_tui.engine.events import TickEvent
 from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.sdk.models import Tick
@@ -32,7 +31,7 @@ async def test_a_stop_landing_on_a_periodic_quote_write_still_publishes_the_quot
         tx = blocker.transaction()
         await tx.start()
         await blocker.execute("LOCK TABLE live_quotes IN ACCESS EXCLUSIVE MODE")
-        publisher.note_tick(TickEvent("SIM", Tick("ACME", T0, 10.0, 2.0)))
+        publisher.note_ticks("SIM", [Tick("ACME", T0, 10.0, 2.0)])
         [periodic] = await until(
             lambda: db.fetchval(WAITING_WRITES), "the periodic write held by the lock"
         )

@@ -320,7 +320,7 @@ async def test_the_stream_sends_a_bar_as_it_is_written_and_conflated_ticks(
         owner = EngineOwner("host", 1, "daemon", datetime.now(UTC), datetime.now(UTC))
         publisher = Publisher(collected, owner, dict)
         for i in range(50):
-            publisher.note_tick(TickEvent("KRAKEN", Tick("ETH/USD", datetime.now(UTC), 2000.0 + i)))
+            publisher.note_ticks("KRAKEN", [Tick("ETH/USD", datetime.now(UTC), 2000.0 + i)])
         await publisher.flush_quotes()
         ticks = json.loads(await asyncio.wait_for(ws.recv(), 10))
         assert ticks["type"] == "ticks"

@@ -22,9 +22,13 @@ async def test_the_dashboard_shows_timescaledbs_jobs_and_flags_a_failing_one(
     await db.execute(STAND_IN)
     app = make_console()
     async with app.run_test(size=(140, 40)) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen))
-        await wait_for(pilot, lambda: "TimescaleDB" in plain(app.screen.query_one(EnginePanel)))
-        text = plain(app.screen.query_one(EnginePanel))
+
+        def panel() -> str:
+            found = app.screen.query(EnginePanel) if isinstance(app.screen, DashboardScreen) else []
+            return plain(found[0]) if found else ""
+
+        await wait_for(pilot, lambda: "TimescaleDB" in panel())
+        text = panel()
         line = next(x for x in text.splitlines() if "TimescaleDB" in x)
         assert "policy_retention on live_ticks" in line and "7 of 7 runs failed" in line
         assert "last success never" in line and line.rstrip().endswith("OVERDUE")
