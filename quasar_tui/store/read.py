@@ -94,12 +94,14 @@ _QUERIES = {
 }
 
 # $4 / $5: look in live_data / historical_data.
+# One probe of the primary key per interval and table: min(ts) is read from the index's edge,
+# where an EXISTS may be planned as a scan that reads the whole table when the answer is no.
 _STORED_INTERVALS = """
     SELECT i FROM unnest($3::text[]) AS i
-     WHERE ($5::boolean AND EXISTS (SELECT 1 FROM historical_data
-                                     WHERE provider = $1 AND symbol = $2 AND interval = i))
-        OR ($4::boolean AND EXISTS (SELECT 1 FROM live_data
-                                     WHERE provider = $1 AND symbol = $2 AND interval = i))
+     WHERE ($5::boolean AND (SELECT min(ts) FROM historical_data
+                              WHERE provider = $1 AND symbol = $2 AND interval = i) IS NOT NULL)
+        OR ($4::boolean AND (SELECT min(ts) FROM live_data
+                              WHERE provider = $1 AND symbol = $2 AND interval = i) IS NOT NULL)
 """
 
 # How far the collected source bars reach, whatever range was asked for.
