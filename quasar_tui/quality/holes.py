@@ -102,41 +102,23 @@ async def holes_of(db: Database, tracked: Tracked, include_filled: bool) -> list
     extent = await Reader(db).extent(series, step)
     records = await db.fetch(_RECORDS, *key)
     running = bool(await db.fetchval(_RUNNING, *key))
+
+    def hole(expected: list[datetime], state: str, detail: str | None = None) -> Hole:
+        first, last = expected[0], expected[-1]
+        return Hole(series.label, step.value, cal.name, first, last, len(expected), state, detail)
+
     holes = []
     for before, after in extent.jumps if extent else []:
         expected = cal.expected_starts(step, step.next_start(before), after)
-        if not expected:
-            continue
-        end = step.next_start(expected[-1])
-        state, detail = _state(expected[0], end, records, running)
-        holes.append(
-            Hole(
-                series.label,
-                step.value,
-                cal.name,
-                expected[0],
-                expected[-1],
-                len(expected),
-                state,
-                detail,
-            )
-        )
+        if expected:
+            end = step.next_start(expected[-1])
+            holes.append(hole(expected, *_state(expected[0], end, records, running)))
     if include_filled:
         for r in records:
             if r["resolution"] == "filled":
                 expected = cal.expected_starts(step, r["start_ts"], r["end_ts"])
                 if expected:
-                    holes.append(
-                        Hole(
-                            series.label,
-                            step.value,
-                            cal.name,
-                            expected[0],
-                            expected[-1],
-                            len(expected),
-                            "filled",
-                        )
-                    )
+                    holes.append(hole(expected, "filled"))
     return sorted(holes, key=lambda h: h.first_missing)
 
 
