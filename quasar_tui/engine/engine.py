@@ -22,7 +22,9 @@ import asyncpg
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
+from quasar_tui.engine.alerts import AlertService
 from quasar_tui.engine.events import (
+    AlertFired,
     EngineError,
     Event,
     EventBus,
@@ -41,6 +43,8 @@ from quasar_tui.engine.sessions import LiveSessions
 from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import DB_ERRORS, SubscriptionStates, SubState, guard
 from quasar_tui.engine.writer import Writer
+from quasar_tui.registry.alerts import CHANGES_CHANNEL as ALERTS_CHANNEL
+from quasar_tui.registry.alerts import AlertStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.registry.secrets import Keyring
@@ -57,6 +61,7 @@ from quasar_tui.store.timescale import policy_jobs, prune_expired_ticks
 log = logging.getLogger("quasar.engine")
 
 MODES = ("daemon", "console")
+ALERT_SOURCE = "alert"  # the source of alerts among the published engine events
 _PUMP_QUEUE = 50_000
 # Allocations between collections of the youngest generation (Python's default is 700): the
 # live path makes a row tuple or two per trade, nearly all freed at once by reference counts.
@@ -113,6 +118,7 @@ class Engine:
         self._jobs = HistoricalJobs(shared, bar_delay=bar_delay)
         self._sessions = LiveSessions(shared, options=live_options or {})
         self._publisher: Publisher | None = None
+        self.alerts = AlertService(AlertStore(db, registry.keyring), self.bus, self.clock)
         self._listener: asyncpg.Connection | None = None
         self._reconcile_lock = asyncio.Lock()
         self._wake = asyncio.Event()
@@ -155,9 +161,10 @@ class Engine:
             await self._publisher.start()
             self._pump_feed = self.bus.subscribe(
                 maxsize=_PUMP_QUEUE,
-                kinds=(TradesRead, QuoteEvent, JobRun, ProviderState, EngineError),
+                kinds=(TradesRead, QuoteEvent, JobRun, ProviderState, EngineError, AlertFired),
             )
             self._pump_task = asyncio.create_task(self._pump(self._pump_feed), name="engine:pump")
+            await self.alerts.start()
             await self._listen()
             self._jobs.start()
             self._jobs.add_periodic(self._housekeeping, 3600.0, "housekeeping")
@@ -184,6 +191,7 @@ class Engine:
             await self.writer.stop()
         for name in self._providers.names():
             await self._unload(name)
+        await self.alerts.stop()
         await _cancel(self._pump_task)
         self._pump_task = None
         if self._pump_feed is not None:  # what the last flushes and the shutdown reported
@@ -277,6 +285,7 @@ class Engine:
     async def _listen(self) -> None:
         conn = await self.db.connect()
         await conn.add_listener(CHANGES_CHANNEL, self._on_notify)
+        await conn.add_listener(ALERTS_CHANNEL, lambda *_: self.alerts.reload_soon())
         conn.add_termination_listener(lambda _conn: self._wake.set())
         self._listener = conn
 
@@ -334,6 +343,7 @@ class Engine:
         if self._listener is None or self._listener.is_closed():
             await self._close_listener()
             await self._listen()
+            self.alerts.reload_soon()  # rule edits made while the listener was away
 
     async def _watch_timescale(self) -> None:
         """TimescaleDB's policy jobs as the Dashboard shows them (none without TimescaleDB)."""
@@ -371,6 +381,8 @@ class Engine:
                     self._providers.note(event.provider, event.state, event.detail)
                 line = log_line(event)
                 publisher.note_event(line.level, line.source, line.message)
+            case AlertFired():  # attached consoles read it from the published events
+                publisher.note_event("warning", ALERT_SOURCE, event.message)
 
     def stats(self) -> dict[str, Any]:
         """What `engine_status.stats` carries for attached consoles and `quasar status`."""
@@ -385,6 +397,7 @@ class Engine:
             "live_sessions": self._sessions.symbol_counts(),
             "live_counters": self._sessions.counters(),
             "timescaledb_jobs": self._timescale_jobs,
+            "alerts": self.alerts.stats(),
         }
 
 

@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections import deque
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 
@@ -93,6 +93,18 @@ class WriterStats(msgspec.Struct, frozen=True):
     pending_retry: int
 
 
+class AlertFired(msgspec.Struct, frozen=True):
+    """An alert rule fired: what the console shows and every delivery sends (`details` are
+    JSON-ready figures: the price and level, the gap's span, the provider's state...)."""
+
+    rule_id: int
+    kind: str
+    key: str  # PROVIDER:SYMBOL, or the provider's name
+    message: str
+    at: datetime
+    details: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 Level = Literal["info", "warning", "error"]
 _RUN_LEVELS: dict[str, Level] = {"ok": "info", "partial": "warning", "failed": "error"}
 
@@ -134,6 +146,7 @@ Event = (
     | ProviderState
     | EngineError
     | WriterStats
+    | AlertFired
 )
 
 

@@ -1,0 +1,306 @@
+"""Rules indexed by series, evaluated on what the engine publishes; fired alerts are returned.
+
+The per-trade cost is what matters: a trade costs a dictionary lookup by provider and symbol
+and, when some rule watches that series, two float comparisons against the precomputed band
+within which no price rule can change (see `_SeriesWatch.low`/`high`); only a price outside
+the band runs the rules. Change-within-a-window rules, the only ones that must see every price,
+are kept apart. Everything else (bars, gaps, provider states, finished runs, silence) arrives
+at event rates, not trade rates.
+
+Cooldown: a rule fires at most once per `cooldown_s` per series (or provider); an event within
+it is noted (the side of a level moves on) but not alerted. States that change are collected
+in `dirty` for the service to write, so a restart neither repeats nor forgets a crossing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from quasar_tui.engine.alerts.watches import INF, Change, Cross, Stale, provider_turn
+from quasar_tui.engine.events import AlertFired, JobRun
+from quasar_tui.registry.alerts import AlertRule, GapRecord, RuleState
+from quasar_tui.sdk.models import Tick
+
+StateKey = tuple[int, str]  # rule id, key
+GAP_KEY = "*"  # gap rules keep the newest gap id they saw under this key
+
+
+def series_key(provider: str, symbol: str) -> str:
+    return f"{provider}:{symbol}"
+
+
+@dataclass
+class _SeriesWatch:
+    """The price rules of one series, and the band of prices that changes none of them."""
+
+    key: str
+    crosses: list[Cross] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    low: float = INF
+    high: float = -INF
+    last_trade: float = -INF  # epoch seconds of the engine's clock, for stale rules
+
+    def rebound(self) -> None:
+        low, high = -INF, INF
+        for cross in self.crosses:
+            lo, hi = cross.bounds()
+            low, high = max(low, lo), min(high, hi)
+        self.low, self.high = low, high
+
+
+@dataclass(frozen=True)
+class Target:
+    """Which series (or provider) a rule watches: None for all."""
+
+    key: str | None
+
+
+class Evaluator:
+    """Holds the compiled rules; `on_*` methods return the alerts that fired."""
+
+    def __init__(
+        self,
+        rules: Iterable[tuple[AlertRule, Target]],
+        states: dict[StateKey, RuleState],
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.clock = clock
+        self.states = states
+        self.dirty: set[StateKey] = set()
+        self.rules: dict[int, AlertRule] = {}
+        self._targets: dict[int, str | None] = {}
+        self._series: dict[str, dict[str, _SeriesWatch]] = {}  # provider -> symbol -> watch
+        self._change_all: list[AlertRule] = []
+        self._by_kind: dict[str, list[AlertRule]] = {}
+        self.stale: list[tuple[str, Stale]] = []  # (series key, watch); filled by add_stale
+        for rule, target in rules:
+            self.rules[rule.id] = rule
+            self._targets[rule.id] = target.key
+            self._by_kind.setdefault(rule.kind, []).append(rule)
+            if rule.kind in ("above", "below") and target.key is not None:
+                watch = self._watch(target.key)
+                watch.crosses.append(Cross.of(rule, self.state(rule.id, target.key)))
+            elif rule.kind == "change":
+                if target.key is None:
+                    self._change_all.append(rule)
+                else:
+                    watch = self._watch(target.key)
+                    watch.changes.append(Change.of(rule, self.state(rule.id, target.key)))
+        for by_symbol in self._series.values():
+            for watch in by_symbol.values():
+                watch.rebound()
+
+    @property
+    def wants_trades(self) -> bool:
+        return bool(self._series or self._change_all or self.stale)
+
+    def rules_of(self, kind: str) -> list[AlertRule]:
+        return self._by_kind.get(kind, [])
+
+    def matches(self, rule: AlertRule, key: str) -> bool:
+        target = self._targets[rule.id]
+        return target is None or target == key
+
+    def state(self, rule_id: int, key: str) -> RuleState:
+        found = self.states.get((rule_id, key))
+        if found is None:
+            found = self.states[(rule_id, key)] = RuleState()
+        return found
+
+    def _watch(self, key: str) -> _SeriesWatch:
+        provider, _, symbol = key.partition(":")
+        by_symbol = self._series.setdefault(provider, {})
+        watch = by_symbol.get(symbol)
+        if watch is None:
+            watch = by_symbol[symbol] = _SeriesWatch(key)
+        return watch
+
+    def add_stale(self, rule: AlertRule, key: str, now: float) -> Stale:
+        """A stale rule on one series: its watch notes the last trade's time."""
+        watch = self._watch(key)
+        if watch.last_trade == -INF:
+            watch.last_trade = now
+        stale = Stale(rule, self.state(rule.id, key), float(rule.stale_s or 0), now)
+        self.stale.append((key, stale))
+        return stale
+
+    # -- trades: the hot path --------------------------------------------------------------
+
+    def on_trades(self, provider: str, ticks: list[Tick]) -> list[AlertFired]:
+        by_symbol = self._series.get(provider)
+        if by_symbol is None and not self._change_all:
+            return []
+        fired: list[AlertFired] = []
+        now = self.clock().timestamp()
+        get = by_symbol.get if by_symbol is not None else None
+        for tick in ticks:
+            watch = get(tick.symbol) if get is not None else None
+            if watch is None:
+                if not self._change_all:
+                    continue
+                watch = self._watch(series_key(provider, tick.symbol))
+                watch.changes.extend(
+                    Change.of(r, self.state(r.id, watch.key)) for r in self._change_all
+                )
+                by_symbol = self._series[provider]
+                get = by_symbol.get
+            watch.last_trade = now
+            price = tick.price
+            if price <= watch.low or price >= watch.high:
+                self._crossings(watch, tick, fired)
+            if watch.changes:
+                self._changes(watch, tick, fired)
+        return fired
+
+    def _crossings(self, watch: _SeriesWatch, tick: Tick, fired: list[AlertFired]) -> None:
+        for cross in watch.crosses:
+            before = cross.state.side
+            crossed = cross.see(tick.price)
+            if cross.state.side != before:
+                self.dirty.add((cross.rule.id, watch.key))
+            if crossed:
+                details = {"price": tick.price, "level": cross.level, "tick_ts": tick.ts}
+                word = "above" if cross.up else "below"
+                message = f"{watch.key} crossed {word} {cross.level:g} at {tick.price:g}"
+                self._fire(cross.rule, watch.key, message, details, fired)
+        watch.rebound()
+
+    def _changes(self, watch: _SeriesWatch, tick: Tick, fired: list[AlertFired]) -> None:
+        t = tick.ts.timestamp()
+        for change in watch.changes:
+            start = change.see(t, tick.price)
+            if start is None:
+                continue
+            pct = (tick.price - start) / start * 100.0
+            details = {"price": tick.price, "from": start, "percent": pct, "tick_ts": tick.ts}
+            message = f"{watch.key} moved {pct:+.2f} % to {tick.price:g} within {change.window:g} s"
+            self._fire(change.rule, watch.key, message, details, fired)
+
+    # -- event-rate inputs -----------------------------------------------------------------
+
+    def on_stale_check(self, open_now: Callable[[str], bool]) -> list[AlertFired]:
+        """Run every second or so; `open_now(key)` says whether that series' market is open."""
+        fired: list[AlertFired] = []
+        now = self.clock().timestamp()
+        for key, stale in self.stale:
+            before = stale.state.side
+            provider, _, symbol = key.partition(":")
+            traded = self._series[provider][symbol].last_trade
+            if stale.check(now, open_now(key), traded):
+                silent = now - max(stale.last_trade, stale.closed_seen)
+                message = f"{key}: no trade for {silent:.0f} s while its market is open"
+                self._fire(stale.rule, key, message, {"silent_s": round(silent, 1)}, fired)
+            if stale.state.side != before:
+                self.dirty.add((stale.rule.id, key))
+        return fired
+
+    def on_provider_state(self, provider: str, state: str, detail: str | None) -> list[AlertFired]:
+        fired: list[AlertFired] = []
+        for rule in self.rules_of("provider"):
+            if not self.matches(rule, provider):
+                continue
+            rule_state = self.state(rule.id, provider)
+            turn = provider_turn(rule_state, state)
+            self.dirty.add((rule.id, provider))
+            if turn is None:
+                continue
+            what = f"is {state}" + (f": {detail}" if detail else "") if turn == "bad" else "is back"
+            details = {"state": state, "detail": detail, "turn": turn}
+            self._fire(rule, provider, f"provider {provider} {what}", details, fired)
+        return fired
+
+    def on_job_run(self, run: JobRun) -> list[AlertFired]:
+        """A finished backfill that wrote bars (routine runs that found nothing new are
+        silent: they happen every bar)."""
+        fired: list[AlertFired] = []
+        if run.rows <= 0:
+            return fired
+        key = series_key(run.provider, run.symbol)
+        for rule in self.rules_of("backfill"):
+            if self.matches(rule, key):
+                message = f"{key} {run.interval}: backfill {run.status}, {run.rows} rows"
+                details = {"interval": run.interval, "status": run.status, "rows": run.rows}
+                if run.error:
+                    details["error"] = run.error
+                self._fire(rule, key, message, details, fired)
+        return fired
+
+    def on_gaps(self, gaps: list[GapRecord]) -> list[AlertFired]:
+        fired: list[AlertFired] = []
+        for rule in self.rules_of("gap"):
+            mark = self.state(rule.id, GAP_KEY)
+            for gap in gaps:
+                if mark.mark is not None and gap.id <= mark.mark:
+                    continue
+                key = series_key(gap.provider, gap.symbol)
+                if self.matches(rule, key):
+                    message = (
+                        f"{key} {gap.interval}: {gap.mode} gap {gap.start_ts:%Y-%m-%d %H:%M} "
+                        f"to {gap.end_ts:%Y-%m-%d %H:%M} UTC ({gap.reason})"
+                    )
+                    details = {
+                        "gap_id": gap.id,
+                        "interval": gap.interval,
+                        "start": gap.start_ts,
+                        "end": gap.end_ts,
+                        "reason": gap.reason,
+                    }
+                    self._fire(rule, key, message, details, fired)
+                mark.mark = gap.id
+                self.dirty.add((rule.id, GAP_KEY))
+        return fired
+
+    def volume_rules(self, provider: str, symbol: str, interval: str | None) -> list[AlertRule]:
+        key = series_key(provider, symbol)
+        return [
+            r for r in self.rules_of("volume") if r.interval == interval and self.matches(r, key)
+        ]
+
+    def on_volume(
+        self, rule: AlertRule, key: str, bar_ts: datetime, volume: float, average: float
+    ) -> list[AlertFired]:
+        """A written bar of a volume rule's series, with the average of the bars before it."""
+        fired: list[AlertFired] = []
+        state = self.state(rule.id, key)
+        stamp = int(bar_ts.timestamp())
+        if state.mark is not None and stamp <= state.mark:
+            return fired  # that bar was judged already (a correction rewrote it)
+        state.mark = stamp
+        self.dirty.add((rule.id, key))
+        if average > 0 and volume > float(rule.factor or 0.0) * average:
+            message = (
+                f"{key} {rule.interval} bar at {bar_ts:%H:%M} UTC: volume {volume:g} is "
+                f"{volume / average:.1f} x the last {rule.bars} bars' average"
+            )
+            details = {"bar_ts": bar_ts, "volume": volume, "average": average}
+            self._fire(rule, key, message, details, fired)
+        return fired
+
+    # -- firing ----------------------------------------------------------------------------
+
+    def _fire(
+        self,
+        rule: AlertRule,
+        key: str,
+        message: str,
+        details: dict[str, Any],
+        fired: list[AlertFired],
+    ) -> None:
+        now = self.clock()
+        state = self.state(rule.id, key)
+        if state.last_fired is not None and now < state.last_fired + timedelta(
+            seconds=rule.cooldown_s
+        ):
+            return
+        state.last_fired = now
+        self.dirty.add((rule.id, key))
+        ready = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
+        fired.append(AlertFired(rule.id, rule.kind, key, message, now, ready))
+
+    def take_dirty(self) -> dict[StateKey, RuleState]:
+        taken = {k: self.states[k] for k in self.dirty if k in self.states}
+        self.dirty.clear()
+        return taken

@@ -1,0 +1,330 @@
+"""The engine's alerts: rules loaded from the database, fed from the event bus, delivered.
+
+It subscribes to what the engine publishes (trades per message, bars written, runs finished,
+provider states) rather than sitting in the live path; trades are only asked for while some
+rule needs them. A second task, once a second, checks silent feeds against their markets'
+calendars, reads new gap records, reloads the rules after a user edit (`reload_soon`, wired to
+the rules table's notifications) and writes the states that changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any
+
+from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.messages import one_line
+from quasar_tui.core.series import parse_series
+from quasar_tui.engine.alerts.delivery import Deliverer
+from quasar_tui.engine.alerts.evaluator import GAP_KEY, Evaluator, Target, series_key
+from quasar_tui.engine.events import (
+    AlertFired,
+    BarsWritten,
+    EngineError,
+    Event,
+    EventBus,
+    JobRun,
+    ProviderState,
+    Subscription,
+    TradesRead,
+)
+from quasar_tui.engine.states import DB_ERRORS
+from quasar_tui.quality.assigned import calendar_of
+from quasar_tui.quality.calendars import Calendar
+from quasar_tui.registry.alerts import AlertRule, AlertStore, LiveSeries
+from quasar_tui.store.series import resolve
+
+log = logging.getLogger("quasar.alerts")
+
+FEED_QUEUE = 50_000
+_VOLUME_QUEUE = 1000
+_LOW_RATE = (JobRun, ProviderState, EngineError)
+
+CalendarOf = Callable[[str, str, str], Awaitable[Calendar | None]]
+
+
+class AlertService:
+    """Evaluates the enabled rules on the engine's events; see the module docstring."""
+
+    def __init__(
+        self,
+        store: AlertStore,
+        bus: EventBus,
+        clock: Callable[[], datetime],
+        *,
+        check_every: float = 1.0,
+        gaps_every: float = 2.0,
+        calendars: CalendarOf | None = None,
+    ) -> None:
+        self.store = store
+        self.bus = bus
+        self.clock = clock
+        self.check_every = check_every
+        self.gaps_every = gaps_every
+        self._calendar_of: CalendarOf = calendars or (
+            lambda p, s, i: calendar_of(store.db, p, s, i)
+        )
+        self.evaluator = Evaluator([], {}, clock)
+        self.deliverer = Deliverer(store, bus, self.evaluator.rules.get)
+        self._calendars: dict[str, Calendar | None] = {}
+        self._gap_mark: int | None = None
+        self._feed: Subscription | None = None
+        self._volumes: asyncio.Queue[BarsWritten] = asyncio.Queue(maxsize=_VOLUME_QUEUE)
+        self._volumes_pending = 0
+        self._reload = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.reload()
+        await self.deliverer.start()
+        self._tasks = [
+            asyncio.create_task(self._consume(), name="alerts:events"),
+            asyncio.create_task(self._every_second(), name="alerts:checks"),
+            asyncio.create_task(self._judge_volumes(), name="alerts:volumes"),
+        ]
+
+    async def stop(self) -> None:
+        """Evaluate what is queued, write the states, deliver what fired."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if self._feed is not None:
+            self.bus.unsubscribe(self._feed)
+            for event in self._feed.drain():
+                self._handle(event)
+            self._feed = None
+        try:
+            await self.save()
+        except DB_ERRORS as exc:
+            log.warning("alerts: states not written at shutdown: %s", one_line(exc))
+        await self.deliverer.stop()
+
+    def idle(self) -> bool:
+        """Nothing published is waiting to be evaluated or delivered (tests and benches)."""
+        queued = self._feed is not None and len(self._feed) > 0
+        return not queued and self._volumes_pending == 0 and self.deliverer.idle
+
+    def reload_soon(self) -> None:
+        """The rules changed: reload them at the next check (within a second)."""
+        self._reload.set()
+
+    def stats(self) -> dict[str, Any]:
+        dropped = self._feed.dropped if self._feed is not None else 0
+        return {
+            "rules": len(self.evaluator.rules),
+            "events_dropped": dropped,
+            "alerts_dropped": self.deliverer.dropped,
+            "deliveries_ok": self.deliverer.delivered,
+            "deliveries_failed": self.deliverer.failed,
+        }
+
+    # -- rules -----------------------------------------------------------------------------
+
+    async def reload(self) -> None:
+        """Build the evaluator from the enabled rules and their stored states."""
+        await self.save()
+        rules = await self.store.rules(enabled_only=True)
+        live = await self.store.live_series()
+        targets: list[tuple[AlertRule, Target]] = []
+        for rule in rules:
+            target = await self._target(rule, live)
+            if target is not None:
+                targets.append((rule, target))
+        states = await self.store.states([r.id for r, _ in targets])
+        evaluator = Evaluator(targets, states, self.clock)
+        await self._watch_silence(evaluator, {r.id: t for r, t in targets}, live)
+        await self._mark_gaps(evaluator)
+        self.evaluator = evaluator
+        self.deliverer.rules = evaluator.rules.get
+        self._subscribe(evaluator)
+        log.info("alerts: %d rule(s) active", len(evaluator.rules))
+
+    async def _target(self, rule: AlertRule, live: list[LiveSeries]) -> Target | None:
+        """The key a rule watches; a common symbol means its first series in the provider
+        order that is collected live (else its first series). None: it names nothing now."""
+        if rule.target is None or rule.kind == "provider":
+            return Target(rule.target)
+        try:
+            name = parse_series(rule.target)
+            if name.provider is not None:
+                return Target(series_key(name.provider, name.symbol))
+            found = await resolve(self.store.db, name)
+        except QuasarError as exc:
+            log.warning("alert rule %d watches nothing for now: %s", rule.id, one_line(exc))
+            return None
+        collected = {(s.provider, s.symbol) for s in live}
+        best = next((s for s in found if (s.provider, s.symbol) in collected), found[0])
+        return Target(best.key)
+
+    async def _watch_silence(
+        self, evaluator: Evaluator, targets: dict[int, Target], live: list[LiveSeries]
+    ) -> None:
+        """Stale rules watch their series, or every live series; calendars are looked up once."""
+        intervals: dict[str, str] = {}
+        for s in live:
+            intervals.setdefault(series_key(s.provider, s.symbol), s.interval)
+        now = self.clock().timestamp()
+        self._calendars = {}
+        for rule in evaluator.rules_of("stale"):
+            key = targets[rule.id].key
+            for series in [key] if key is not None else list(intervals):
+                evaluator.add_stale(rule, series, now)
+                if series not in self._calendars:
+                    provider, _, symbol = series.partition(":")
+                    interval = intervals.get(series, "1min")
+                    self._calendars[series] = await self._calendar_of(provider, symbol, interval)
+
+    async def _mark_gaps(self, evaluator: Evaluator) -> None:
+        """A new gap rule starts from the newest gap recorded now; older ones are not news."""
+        marks = []
+        for rule in evaluator.rules_of("gap"):
+            state = evaluator.state(rule.id, GAP_KEY)
+            if state.mark is None:
+                state.mark = await self.store.last_gap()
+                evaluator.dirty.add((rule.id, GAP_KEY))
+            marks.append(state.mark)
+        self._gap_mark = min(marks) if marks else None
+
+    def _subscribe(self, evaluator: Evaluator) -> None:
+        """Ask the bus for what the rules need; the old feed's queue is evaluated first. No
+        await between closing one feed and opening the next: no event is lost or doubled."""
+        kinds: tuple[type, ...] = _LOW_RATE
+        if evaluator.wants_trades:
+            kinds += (TradesRead,)
+        if evaluator.rules_of("volume"):
+            kinds += (BarsWritten,)
+        old = self._feed
+        if old is not None:
+            self.bus.unsubscribe(old)
+            for event in old.drain():
+                self._handle(event)
+        self._feed = self.bus.subscribe(maxsize=FEED_QUEUE, kinds=kinds)
+
+    # -- events ----------------------------------------------------------------------------
+
+    async def _consume(self) -> None:
+        while True:
+            feed = self._feed
+            assert feed is not None
+            async for event in feed:  # ends when a reload replaced the feed
+                self._handle(event)
+                for queued in feed.drain():
+                    self._handle(queued)
+
+    def _handle(self, event: Event) -> None:
+        evaluator = self.evaluator
+        fired: list[AlertFired]
+        match event:
+            case TradesRead():
+                fired = evaluator.on_trades(event.provider, event.ticks)
+            case ProviderState():
+                fired = evaluator.on_provider_state(event.provider, event.state, event.detail)
+            case EngineError() if event.source.startswith("provider:"):
+                name = event.source.removeprefix("provider:")
+                fired = evaluator.on_provider_state(name, "error", event.message)
+            case JobRun():
+                fired = evaluator.on_job_run(event)
+            case BarsWritten() if event.table == "live_data":
+                if evaluator.volume_rules(event.provider, event.symbol, event.interval):
+                    self._queue_volume(event)
+                return
+            case _:
+                return
+        for alert in fired:
+            self.deliverer.offer(alert)
+
+    def _queue_volume(self, event: BarsWritten) -> None:
+        try:
+            self._volumes.put_nowait(event)
+            self._volumes_pending += 1
+        except asyncio.QueueFull:
+            log.warning("alerts: volume checks are behind; skipped %s", event.symbol)
+
+    async def _judge_volumes(self) -> None:
+        while True:
+            event = await self._volumes.get()
+            try:
+                await self._judge_volume(event)
+            finally:
+                self._volumes_pending -= 1
+
+    async def _judge_volume(self, event: BarsWritten) -> None:
+        key = series_key(event.provider, event.symbol)
+        for rule in self.evaluator.volume_rules(event.provider, event.symbol, event.interval):
+            count = int(rule.bars or 0)
+            try:
+                bars = await self.store.recent_volumes(
+                    event.provider, event.symbol, str(event.interval), event.last_ts, count + 1
+                )
+            except DB_ERRORS as exc:
+                log.info("alerts: cannot read bars for a volume rule: %s", one_line(exc))
+                continue
+            if len(bars) < count + 1:
+                continue  # not enough history yet for an average
+            (ts, volume), before = bars[0], bars[1:]
+            average = sum(v for _, v in before) / len(before)
+            for alert in self.evaluator.on_volume(rule, key, ts, volume, average):
+                self.deliverer.offer(alert)
+
+    # -- once a second ---------------------------------------------------------------------
+
+    async def _every_second(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_gaps = loop.time()
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reload.wait(), self.check_every)
+            try:
+                if self._reload.is_set():
+                    self._reload.clear()
+                    await self.reload()
+                self.check_silence()
+                if self._gap_mark is not None and loop.time() >= next_gaps:
+                    next_gaps = loop.time() + self.gaps_every
+                    await self.check_gaps()
+                await self.save()
+            except DB_ERRORS as exc:
+                log.info("alerts: database unavailable (will retry): %s", one_line(exc))
+
+    def check_silence(self) -> None:
+        now = self.clock()
+        open_by_calendar: dict[int, bool] = {}
+
+        def open_now(key: str) -> bool:
+            cal = self._calendars.get(key)
+            if cal is None:
+                return True
+            known = open_by_calendar.get(id(cal))
+            if known is None:
+                known = open_by_calendar[id(cal)] = cal.is_open(now)
+            return known
+
+        for alert in self.evaluator.on_stale_check(open_now):
+            self.deliverer.offer(alert)
+
+    async def check_gaps(self) -> None:
+        if self._gap_mark is None:
+            return
+        gaps = await self.store.gaps_after(self._gap_mark)
+        if gaps:
+            self._gap_mark = gaps[-1].id
+            for alert in self.evaluator.on_gaps(gaps):
+                self.deliverer.offer(alert)
+
+    async def save(self) -> None:
+        """Write the states that changed; on failure they are kept for the next try."""
+        dirty = self.evaluator.take_dirty()
+        if not dirty:
+            return
+        try:
+            await self.store.save_states(dirty)
+        except BaseException:
+            self.evaluator.dirty.update(dirty)
+            raise
