@@ -58,6 +58,41 @@ def _file_cases(files: dict[str, Path]) -> list[Case]:
     return cases
 
 
+def _alert_cases(files: dict[str, Path]) -> list[Case]:
+    add = ("alert", "add")
+    hook = ("--webhook", "http://127.0.0.1:9/hook")
+    return [
+        usage(*add, "sideways", "BTC/USD", says="invalid choice"),
+        usage(*add, "above", "BTC/USD", says="needs --level"),
+        usage(*add, "above", "--all", "--level", "1", says="one series"),
+        usage(*add, "above", "BTC/USD", "--level", "nan", says="finite"),
+        usage(*add, "above", "BTC/USD", "--level", "-5", says="above 0"),
+        usage(*add, "above", "BTC/USD", "--level", "1", "--hysteresis", "100", says="hysteresis"),
+        usage(*add, "change", "BTC/USD", "--percent", "2", says="needs --window"),
+        usage(*add, "change", "BTC/USD", "--percent", "2", "--window", "0", says="expected"),
+        usage(*add, "volume", "BTC/USD", "--factor", "3", "--interval", "7min"),
+        usage(*add, "stale", says="or --all"),
+        usage(*add, "stale", "BTC/USD", "--all", "--seconds", "5", says="or --all"),
+        usage(*add, "gap", "--all", "--cooldown", "-1", says="expected"),
+        usage(*add, "gap", "--all", "--webhook", "ftp://x", "--unsigned", says="http"),
+        usage(*add, "gap", "--all", "--unsigned", says="go with --webhook"),
+        usage(*add, "gap", "--all", *hook, "--unsigned", "--secret-file", "x", says="contradict"),
+        failed(*add, "gap", "--all", *hook, stdin="", says="no webhook secret"),
+        failed(*add, "gap", "--all", *hook, stdin="a\nb\n", says="one line"),
+        failed(*add, "gap", "--all", *hook, "--secret-file", str(files["dir"] / "nope")),
+        failed(*add, "above", "NOSUCH/COIN", "--level", "1", says="NOSUCH/COIN"),
+        failed(*add, "provider", "NOPE", says="no provider named"),
+        usage("alert", "pause", "0", says="expected"),
+        usage("alert", "remove", "abc", says="expected"),
+        failed("alert", "pause", "42", says="no alert rule 42"),
+        failed("alert", "resume", "42", says="no alert rule 42"),
+        failed("alert", "remove", "9223372036854775807", says="no alert rule"),
+        failed("alert", "history", "42", says="no alert rule 42"),
+        usage("alert", "history", "--limit", "0", says="expected"),
+        usage("alert"),
+    ]
+
+
 def _cases(files: dict[str, Path]) -> list[Case]:
     export = ("export", "SIMULATED", "SIM/BTC", "-i", "1d")
     empty = ("export", "SIMULATED", "SIM/ETH", "-i", "1d")
@@ -157,6 +192,8 @@ def _cases(files: dict[str, Path]) -> list[Case]:
         failed("provider", "secret", "EODHD", stdin="# only\n\n", says="no secrets given"),
         # provider files: regular files under the cap only
         *_file_cases(files),
+        # alert rules
+        *_alert_cases(files),
         # things that do not exist
         failed("provider", "show", "NOPE", says="no provider named"),
         failed("provider", "remove", "NOPE", "--yes", says="no provider named"),
@@ -216,6 +253,7 @@ async def _dump(dsn: str) -> dict[str, list[tuple]]:
             "subscriptions": "SELECT id, provider, symbol, interval, mode, enabled, "
             "lookback_days FROM subscriptions ORDER BY id",
             "historical_data": "SELECT count(*) FROM historical_data",
+            "alert_rules": "SELECT count(*) FROM alert_rules",
         }
         return {name: [tuple(r) for r in await conn.fetch(q)] for name, q in queries.items()}
     finally:

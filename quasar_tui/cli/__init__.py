@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 
 from quasar_tui import __version__
 from quasar_tui.cli import (
+    alert_cmd,
     apikey_cmd,
     assets_cmd,
     bars_cmd,
@@ -51,6 +52,7 @@ COMMAND_MODULES = [
     export_cmd,
     serve_cmd,
     apikey_cmd,
+    alert_cmd,
 ]
 
 

@@ -1,0 +1,161 @@
+"""`quasar alert ...` as a user runs it, and the done-when of alerts: with only `quasar --daemon`
+running on the SIMULATED feed, a price level crossed reaches a loopback webhook once, signed,
+and not again after the daemon restarts."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from fakes.webhook import WebhookReceiver
+from helpers import until, with_simulated
+from test_daemon import Daemon
+
+from quasar_tui.providers.simulated import SimulatedProvider
+from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sdk import ProviderContext
+from quasar_tui.store.database import Database
+
+SECRET = "webhook-secret-kept-out-of-argv"
+RATE = 5.0  # simulated trades a second
+
+
+@pytest.fixture
+async def hook() -> AsyncIterator[WebhookReceiver]:
+    receiver = WebhookReceiver()
+    await receiver.start()
+    yield receiver
+    await receiver.stop()
+
+
+async def quasar(run_quasar: Callable, *args: str, stdin: str | None = None):
+    return await asyncio.to_thread(run_quasar, "alert", *args, input=stdin)
+
+
+async def test_rules_are_added_listed_paused_resumed_and_removed_without_showing_secrets(
+    run_quasar: Callable, db: Database, registry: ProviderRegistry, hook: WebhookReceiver
+) -> None:
+    await with_simulated(registry)
+    added = await quasar(
+        run_quasar,
+        "add",
+        "above",
+        "SIMULATED:SIM/BTC",
+        "--level",
+        "50000",
+        "--hysteresis",
+        "0.5",
+        "--webhook",
+        hook.url + "?token=abc",
+        stdin=SECRET + "\n",
+    )
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.startswith("alert rule 1: SIMULATED:SIM/BTC price crosses above 50000")
+    gap = await quasar(run_quasar, "add", "gap", "--all", "--cooldown", "0")
+    assert gap.returncode == 0, gap.stderr
+
+    listed = await quasar(run_quasar, "list", "--json")
+    rules = json.loads(listed.stdout)
+    assert [(r["id"], r["kind"], r["target"], r["signed"]) for r in rules] == [
+        (1, "above", "SIMULATED:SIM/BTC", True),
+        (2, "gap", None, False),
+    ]
+    table = (await quasar(run_quasar, "list")).stdout
+    for shown in (listed.stdout, table, added.stdout):
+        assert SECRET not in shown and "token=abc" not in shown
+
+    assert (await quasar(run_quasar, "pause", "1")).stdout == "alert rule 1 paused\n"
+    assert (await quasar(run_quasar, "pause", "1")).stdout == "alert rule 1 paused already\n"
+    assert "paused" in (await quasar(run_quasar, "list")).stdout.splitlines()[1]
+    assert (await quasar(run_quasar, "resume", "1")).returncode == 0
+    assert (await quasar(run_quasar, "remove", "2")).stdout == "removed alert rule 2\n"
+    assert [r["id"] for r in json.loads((await quasar(run_quasar, "list", "--json")).stdout)] == [1]
+    assert (await quasar(run_quasar, "history")).stdout == "no alerts yet\n"
+    assert await db.fetchval("SELECT enabled FROM alert_rules WHERE id = 1")
+
+
+def plan_level(symbol: str, now: float) -> tuple[str, float, float]:
+    """A level no trade reaches until a few seconds from now and one reaches within two
+    minutes, from the simulated market's own prices: (kind, level, first crossing price)."""
+    market = SimulatedProvider(ProviderContext(preferences={"ticks_per_second": RATE}))
+    soon = [t.price for t in market.trades(symbol, now - 5, now + 12)]
+    later = [t.price for t in market.trades(symbol, now + 12, now + 132)]
+    rise, fall = max(later) - max(soon), min(soon) - min(later)
+    if rise >= fall:
+        level = (max(soon) + max(later)) / 2
+        return "above", level, next(p for p in later if p >= level)
+    level = (min(soon) + min(later)) / 2
+    return "below", level, next(p for p in later if p <= level)
+
+
+async def test_a_level_crossed_on_the_simulated_feed_reaches_the_webhook_once_across_a_restart(
+    run_quasar: Callable,
+    db: Database,
+    registry: ProviderRegistry,
+    hook: WebhookReceiver,
+    quasar_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    await with_simulated(registry, ticks_per_second=str(RATE))
+    await SubscriptionStore(db).add("SIMULATED", ["SIM/BTC"], "1min", "live")
+    daemons: list[Daemon] = []
+    try:
+        daemons.append(Daemon(quasar_env, tmp_path / "daemon0.log"))
+        await until(
+            lambda: db.fetchval("SELECT ticks FROM live_quotes WHERE symbol = 'SIM/BTC'"),
+            "live trades",
+            give_up=daemons[0].exited,
+        )
+        kind, level, price = plan_level("SIM/BTC", time.time())
+        added = await quasar(
+            run_quasar,
+            "add",
+            kind,
+            "SIMULATED:SIM/BTC",
+            "--level",
+            repr(level),
+            "--hysteresis",
+            "1",
+            "--cooldown",
+            "0",
+            "--webhook",
+            hook.url,
+            stdin=SECRET,
+        )
+        assert added.returncode == 0, added.stderr
+        await until(lambda: hook.received, "the alert at the webhook", give_up=daemons[0].exited)
+        [post] = hook.received
+        alert = post.alert
+        assert alert["kind"] == kind and alert["details"]["price"] == price
+        signature = hmac.new(SECRET.encode(), post.body, hashlib.sha256).hexdigest()
+        assert post.headers["X-Quasar-Signature"] == f"sha256={signature}"
+        tick_ts = alert["details"]["tick_ts"]
+        print(f"tick {tick_ts} -> webhook at {post.at:.3f}")  # the latency, for the report
+
+        assert daemons[0].stop(signal.SIGTERM) == 0
+        restarted_at = await db.fetchval("SELECT now()")
+        daemons.append(Daemon(quasar_env, tmp_path / "daemon1.log"))
+        await until(  # ten seconds of trades evaluated by the restarted engine
+            lambda: db.fetchval(
+                "SELECT count(*) >= $1 FROM live_ticks WHERE ts > $2", int(RATE * 10), restarted_at
+            ),
+            "trades after the restart",
+            give_up=daemons[1].exited,
+        )
+        assert daemons[1].stop(signal.SIGTERM) == 0
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+    assert len(hook.received) == 1
+    history = await quasar(run_quasar, "history", "--json")
+    [entry] = json.loads(history.stdout)
+    assert entry["failed"] == [] and entry["key"] == "SIMULATED:SIM/BTC"
+    assert "ALERT rule 1" in daemons[0].stderr() and SECRET not in daemons[0].stderr()
