@@ -197,11 +197,9 @@ async def test_a_move_within_the_window_fires_once_per_move(
     [up] = rig.fired()
     assert up.key == "SIMULATED:SIM/BTC" and up.details["from"] == 100.0
 
-    ticks = [
-        Tick("ACME", clock.now + timedelta(seconds=s), p, 1.0)
-        for s, p in [(0, 10.0), (90, 9.7), (100, 9.79)]
-    ]  # 10.0 left the 60 s window before 9.79
-    rig.bus.publish(TradesRead("SIMULATED", ticks))
+    for seconds, price in [(0, 10.0), (90, 9.7), (100, 9.79)]:  # 10.0 leaves the window
+        tick = Tick("ACME", clock.now + timedelta(seconds=seconds), price, 1.0)
+        rig.bus.publish(TradesRead("SIMULATED", [tick]))
     later = Tick("ACME", clock.now + timedelta(seconds=110), 9.5, 1.0)
     rig.bus.publish(TradesRead("SIMULATED", [later]))  # -2.96 % from the window's high
     await rig.settle()

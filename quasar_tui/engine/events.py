@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
@@ -197,6 +198,23 @@ class Subscription:
         return self._queue.popleft()
 
 
+class Listener:
+    """A consumer called inside `publish`, for work that is cheaper than a queue hop (the
+    alert evaluator on every message of trades). It must be quick and must not block; what
+    it raises is logged by the bus and does not reach the publisher."""
+
+    def __init__(self, kinds: tuple[type, ...], call: Callable[[Any], None]) -> None:
+        self.kinds = kinds
+        self._call = call
+
+    def offer(self, event: Event) -> None:
+        if isinstance(event, self.kinds):
+            self._call(event)
+
+    def close(self) -> None:
+        self.kinds = ()
+
+
 class EventBus:
     """Fan-out of engine events to any number of subscriptions.
 
@@ -204,7 +222,7 @@ class EventBus:
     """
 
     def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: list[Subscription | Listener] = []
         self._wants: dict[type, bool] = {}
 
     def wants(self, kind: type) -> bool:
@@ -232,7 +250,15 @@ class EventBus:
         self._wants = {}
         return subscription
 
-    def unsubscribe(self, subscription: Subscription) -> None:
+    def listen(self, kinds: tuple[type, ...], call: Callable[[Any], None]) -> Listener:
+        """Call `call` with each event of `kinds` as it is published (see `Listener`); it is
+        only given events of those kinds."""
+        listener = Listener(kinds, call)
+        self._subscriptions = [*self._subscriptions, listener]
+        self._wants = {}
+        return listener
+
+    def unsubscribe(self, subscription: Subscription | Listener) -> None:
         subscription.close()
         self._subscriptions = [s for s in self._subscriptions if s is not subscription]
         self._wants = {}

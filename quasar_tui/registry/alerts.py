@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+import asyncpg
+
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.secrets import Keyring
@@ -375,9 +377,14 @@ class AlertStore:
         body: dict[str, Any],  # JSON-ready
         fired_at: datetime,
     ) -> int:
-        event_id: int = await self.db.fetchval(
-            _INSERT_EVENT, rule_id, kind, key, message, body, fired_at
-        )
+        try:
+            event_id: int = await self.db.fetchval(
+                _INSERT_EVENT, rule_id, kind, key, message, body, fired_at
+            )
+        except asyncpg.ForeignKeyViolationError:  # the rule went while this was written
+            event_id = await self.db.fetchval(
+                _INSERT_EVENT, None, kind, key, message, body, fired_at
+            )
         return event_id
 
     async def record_delivery(self, event_id: int, delivery: Delivery) -> None:

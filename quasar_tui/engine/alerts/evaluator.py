@@ -1,11 +1,11 @@
-"""Rules indexed by series, evaluated on what the engine publishes; fired alerts are returned.
+"""Rules indexed by series, evaluated on what the engine publishes; what fires goes to `sink`.
 
-The per-trade cost is what matters: a trade costs a dictionary lookup by provider and symbol
-and, when some rule watches that series, two float comparisons against the precomputed band
-within which no price rule can change (see `_SeriesWatch.low`/`high`); only a price outside
-the band runs the rules. Change-within-a-window rules, the only ones that must see every price,
-are kept apart. Everything else (bars, gaps, provider states, finished runs, silence) arrives
-at event rates, not trade rates.
+The per-trade cost is what matters. A message of trades of one series costs a pass for its
+lowest and highest price, a dictionary lookup and two comparisons with the precomputed band
+within which no price rule of that series can change (see `_SeriesWatch.low`/`high`); only
+trades outside the band run the rules. Move-within-a-window rules see each message's lowest
+and highest price (see `_changes`). Everything else (bars, gaps, provider states, finished
+runs, silence) arrives at event rates, not trade rates.
 
 Cooldown: a rule fires at most once per `cooldown_s` per series (or provider); an event within
 it is noted (the side of a level moves on) but not alerted. States that change are collected
@@ -17,13 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from operator import attrgetter
 from typing import Any
 
 from quasar_tui.engine.alerts.watches import INF, Change, Cross, Stale, provider_turn
-from quasar_tui.engine.events import AlertFired, JobRun
+from quasar_tui.engine.events import AlertFired, JobRun, TradesRead
 from quasar_tui.registry.alerts import AlertRule, GapRecord, RuleState
 from quasar_tui.sdk.models import Tick
 
+_PRICE = attrgetter("price")
 StateKey = tuple[int, str]  # rule id, key
 GAP_KEY = "*"  # gap rules keep the newest gap id they saw under this key
 
@@ -41,6 +43,7 @@ class _SeriesWatch:
     changes: list[Change] = field(default_factory=list)
     low: float = INF
     high: float = -INF
+    traded: bool = False  # since the last stale check, which turns it into `last_trade`
     last_trade: float = -INF  # epoch seconds of the engine's clock, for stale rules
 
     def rebound(self) -> None:
@@ -59,15 +62,17 @@ class Target:
 
 
 class Evaluator:
-    """Holds the compiled rules; `on_*` methods return the alerts that fired."""
+    """Holds the compiled rules; `on_*` methods hand what fires to `sink` (the deliverer)."""
 
     def __init__(
         self,
         rules: Iterable[tuple[AlertRule, Target]],
         states: dict[StateKey, RuleState],
         clock: Callable[[], datetime],
+        sink: Callable[[AlertFired], None],
     ) -> None:
         self.clock = clock
+        self.sink = sink
         self.states = states
         self.dirty: set[StateKey] = set()
         self.rules: dict[int, AlertRule] = {}
@@ -75,7 +80,7 @@ class Evaluator:
         self._series: dict[str, dict[str, _SeriesWatch]] = {}  # provider -> symbol -> watch
         self._change_all: list[AlertRule] = []
         self._by_kind: dict[str, list[AlertRule]] = {}
-        self.stale: list[tuple[str, Stale]] = []  # (series key, watch); filled by add_stale
+        self.stale: list[tuple[_SeriesWatch, Stale]] = []  # filled by add_stale
         for rule, target in rules:
             self.rules[rule.id] = rule
             self._targets[rule.id] = target.key
@@ -124,38 +129,71 @@ class Evaluator:
         if watch.last_trade == -INF:
             watch.last_trade = now
         stale = Stale(rule, self.state(rule.id, key), float(rule.stale_s or 0), now)
-        self.stale.append((key, stale))
+        self.stale.append((watch, stale))
         return stale
 
     # -- trades: the hot path --------------------------------------------------------------
 
-    def on_trades(self, provider: str, ticks: list[Tick]) -> list[AlertFired]:
-        by_symbol = self._series.get(provider)
-        if by_symbol is None and not self._change_all:
-            return []
-        fired: list[AlertFired] = []
-        now = self.clock().timestamp()
-        get = by_symbol.get if by_symbol is not None else None
+    def on_trades(self, event: TradesRead) -> None:
+        """One message's trades (a bus listener: called inside `publish`)."""
+        ticks = event.ticks
+        by_symbol = self._series.get(event.provider)
+        if (by_symbol is None and not self._change_all) or not ticks:
+            return
+        first = ticks[0]
+        symbol = first.symbol
+        low = high = first.price
         for tick in ticks:
-            watch = get(tick.symbol) if get is not None else None
+            if tick.symbol != symbol:
+                self._mixed(event.provider, by_symbol, ticks)
+                return
+            price = tick.price
+            if price < low:
+                low = price
+            elif price > high:
+                high = price
+        watch = by_symbol.get(symbol) if by_symbol is not None else None
+        if watch is None:
+            if not self._change_all:
+                return
+            watch = self._watch_all(event.provider, symbol)
+        watch.traded = True
+        if low > watch.low and high < watch.high and not watch.changes:
+            return
+        self._judge(watch, ticks, low, high)
+
+    def _mixed(
+        self, provider: str, by_symbol: dict[str, _SeriesWatch] | None, ticks: list[Tick]
+    ) -> None:
+        """A message of several series: each series' trades in their order."""
+        groups: dict[str, list[Tick]] = {}
+        for tick in ticks:
+            groups.setdefault(tick.symbol, []).append(tick)
+        for symbol, group in groups.items():
+            watch = by_symbol.get(symbol) if by_symbol is not None else None
             if watch is None:
                 if not self._change_all:
                     continue
-                watch = self._watch(series_key(provider, tick.symbol))
-                watch.changes.extend(
-                    Change.of(r, self.state(r.id, watch.key)) for r in self._change_all
-                )
-                by_symbol = self._series[provider]
-                get = by_symbol.get
-            watch.last_trade = now
-            price = tick.price
-            if price <= watch.low or price >= watch.high:
-                self._crossings(watch, tick, fired)
-            if watch.changes:
-                self._changes(watch, tick, fired)
-        return fired
+                watch = self._watch_all(provider, symbol)
+            watch.traded = True
+            prices = list(map(_PRICE, group))
+            self._judge(watch, group, min(prices), max(prices))
 
-    def _crossings(self, watch: _SeriesWatch, tick: Tick, fired: list[AlertFired]) -> None:
+    def _watch_all(self, provider: str, symbol: str) -> _SeriesWatch:
+        """The first trade of a series only rules on every series watch."""
+        watch = self._watch(series_key(provider, symbol))
+        watch.changes.extend(Change.of(r, self.state(r.id, watch.key)) for r in self._change_all)
+        return watch
+
+    def _judge(self, watch: _SeriesWatch, ticks: list[Tick], low: float, high: float) -> None:
+        if low <= watch.low or high >= watch.high:
+            for tick in ticks:
+                if tick.price <= watch.low or tick.price >= watch.high:
+                    self._crossings(watch, tick)
+        if watch.changes:
+            self._changes(watch, ticks[-1], low, high)
+
+    def _crossings(self, watch: _SeriesWatch, tick: Tick) -> None:
         for cross in watch.crosses:
             before = cross.state.side
             crossed = cross.see(tick.price)
@@ -165,40 +203,44 @@ class Evaluator:
                 details = {"price": tick.price, "level": cross.level, "tick_ts": tick.ts}
                 word = "above" if cross.up else "below"
                 message = f"{watch.key} crossed {word} {cross.level:g} at {tick.price:g}"
-                self._fire(cross.rule, watch.key, message, details, fired)
+                self._fire(cross.rule, watch.key, message, details)
         watch.rebound()
 
-    def _changes(self, watch: _SeriesWatch, tick: Tick, fired: list[AlertFired]) -> None:
-        t = tick.ts.timestamp()
+    def _changes(self, watch: _SeriesWatch, last: Tick, low: float, high: float) -> None:
+        """A message (milliseconds of trades) counts as its lowest and highest price at the
+        time of its last trade: low then high when it ended up, high then low when down."""
+        t = last.ts.timestamp()
+        prices = (low, high) if last.price >= (low + high) / 2 else (high, low)
         for change in watch.changes:
-            start = change.see(t, tick.price)
-            if start is None:
-                continue
-            pct = (tick.price - start) / start * 100.0
-            details = {"price": tick.price, "from": start, "percent": pct, "tick_ts": tick.ts}
-            message = f"{watch.key} moved {pct:+.2f} % to {tick.price:g} within {change.window:g} s"
-            self._fire(change.rule, watch.key, message, details, fired)
+            for price in prices if low != high else (low,):
+                start = change.see(t, price)
+                if start is None:
+                    continue
+                pct = (price - start) / start * 100.0
+                details = {"price": price, "from": start, "percent": pct, "tick_ts": last.ts}
+                message = f"{watch.key} moved {pct:+.2f} % to {price:g} within {change.window:g} s"
+                self._fire(change.rule, watch.key, message, details)
 
     # -- event-rate inputs -----------------------------------------------------------------
 
-    def on_stale_check(self, open_now: Callable[[str], bool]) -> list[AlertFired]:
+    def on_stale_check(self, open_now: Callable[[str], bool]) -> None:
         """Run every second or so; `open_now(key)` says whether that series' market is open."""
-        fired: list[AlertFired] = []
         now = self.clock().timestamp()
-        for key, stale in self.stale:
+        for watch, _ in self.stale:
+            if watch.traded:  # silence is measured from the check that saw the last trade
+                watch.traded = False
+                watch.last_trade = now
+        for watch, stale in self.stale:
+            key = watch.key
             before = stale.state.side
-            provider, _, symbol = key.partition(":")
-            traded = self._series[provider][symbol].last_trade
-            if stale.check(now, open_now(key), traded):
+            if stale.check(now, open_now(key), watch.last_trade):
                 silent = now - max(stale.last_trade, stale.closed_seen)
                 message = f"{key}: no trade for {silent:.0f} s while its market is open"
-                self._fire(stale.rule, key, message, {"silent_s": round(silent, 1)}, fired)
+                self._fire(stale.rule, key, message, {"silent_s": round(silent, 1)})
             if stale.state.side != before:
                 self.dirty.add((stale.rule.id, key))
-        return fired
 
-    def on_provider_state(self, provider: str, state: str, detail: str | None) -> list[AlertFired]:
-        fired: list[AlertFired] = []
+    def on_provider_state(self, provider: str, state: str, detail: str | None) -> None:
         for rule in self.rules_of("provider"):
             if not self.matches(rule, provider):
                 continue
@@ -209,15 +251,13 @@ class Evaluator:
                 continue
             what = f"is {state}" + (f": {detail}" if detail else "") if turn == "bad" else "is back"
             details = {"state": state, "detail": detail, "turn": turn}
-            self._fire(rule, provider, f"provider {provider} {what}", details, fired)
-        return fired
+            self._fire(rule, provider, f"provider {provider} {what}", details)
 
-    def on_job_run(self, run: JobRun) -> list[AlertFired]:
+    def on_job_run(self, run: JobRun) -> None:
         """A finished backfill that wrote bars (routine runs that found nothing new are
         silent: they happen every bar)."""
-        fired: list[AlertFired] = []
         if run.rows <= 0:
-            return fired
+            return
         key = series_key(run.provider, run.symbol)
         for rule in self.rules_of("backfill"):
             if self.matches(rule, key):
@@ -225,11 +265,9 @@ class Evaluator:
                 details = {"interval": run.interval, "status": run.status, "rows": run.rows}
                 if run.error:
                     details["error"] = run.error
-                self._fire(rule, key, message, details, fired)
-        return fired
+                self._fire(rule, key, message, details)
 
-    def on_gaps(self, gaps: list[GapRecord]) -> list[AlertFired]:
-        fired: list[AlertFired] = []
+    def on_gaps(self, gaps: list[GapRecord]) -> None:
         for rule in self.rules_of("gap"):
             mark = self.state(rule.id, GAP_KEY)
             for gap in gaps:
@@ -248,10 +286,9 @@ class Evaluator:
                         "end": gap.end_ts,
                         "reason": gap.reason,
                     }
-                    self._fire(rule, key, message, details, fired)
+                    self._fire(rule, key, message, details)
                 mark.mark = gap.id
                 self.dirty.add((rule.id, GAP_KEY))
-        return fired
 
     def volume_rules(self, provider: str, symbol: str, interval: str | None) -> list[AlertRule]:
         key = series_key(provider, symbol)
@@ -261,13 +298,12 @@ class Evaluator:
 
     def on_volume(
         self, rule: AlertRule, key: str, bar_ts: datetime, volume: float, average: float
-    ) -> list[AlertFired]:
+    ) -> None:
         """A written bar of a volume rule's series, with the average of the bars before it."""
-        fired: list[AlertFired] = []
         state = self.state(rule.id, key)
         stamp = int(bar_ts.timestamp())
         if state.mark is not None and stamp <= state.mark:
-            return fired  # that bar was judged already (a correction rewrote it)
+            return  # that bar was judged already (a correction rewrote it)
         state.mark = stamp
         self.dirty.add((rule.id, key))
         if average > 0 and volume > float(rule.factor or 0.0) * average:
@@ -276,8 +312,7 @@ class Evaluator:
                 f"{volume / average:.1f} x the last {rule.bars} bars' average"
             )
             details = {"bar_ts": bar_ts, "volume": volume, "average": average}
-            self._fire(rule, key, message, details, fired)
-        return fired
+            self._fire(rule, key, message, details)
 
     # -- firing ----------------------------------------------------------------------------
 
@@ -287,7 +322,6 @@ class Evaluator:
         key: str,
         message: str,
         details: dict[str, Any],
-        fired: list[AlertFired],
     ) -> None:
         now = self.clock()
         state = self.state(rule.id, key)
@@ -298,7 +332,7 @@ class Evaluator:
         state.last_fired = now
         self.dirty.add((rule.id, key))
         ready = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
-        fired.append(AlertFired(rule.id, rule.kind, key, message, now, ready))
+        self.sink(AlertFired(rule.id, rule.kind, key, message, now, ready))
 
     def take_dirty(self) -> dict[StateKey, RuleState]:
         taken = {k: self.states[k] for k in self.dirty if k in self.states}

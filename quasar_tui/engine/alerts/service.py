@@ -1,8 +1,10 @@
 """The engine's alerts: rules loaded from the database, fed from the event bus, delivered.
 
-It subscribes to what the engine publishes (trades per message, bars written, runs finished,
-provider states) rather than sitting in the live path; trades are only asked for while some
-rule needs them. A second task, once a second, checks silent feeds against their markets'
+It listens to what the engine publishes (trades per message, bars written, runs finished,
+provider states) rather than sitting in the live path: the evaluator is called inside the
+bus's `publish`, which costs less than a queue and a task switch per message, and trades are
+only asked for while some rule needs them. What fires goes to the deliverer's bounded queue;
+nothing here waits. A second task, once a second, checks silent feeds against their markets'
 calendars, reads new gap records, reloads the rules after a user edit (`reload_soon`, wired to
 the rules table's notifications) and writes the states that changed.
 """
@@ -22,14 +24,13 @@ from quasar_tui.core.series import parse_series
 from quasar_tui.engine.alerts.delivery import Deliverer
 from quasar_tui.engine.alerts.evaluator import GAP_KEY, Evaluator, Target, series_key
 from quasar_tui.engine.events import (
-    AlertFired,
     BarsWritten,
     EngineError,
     Event,
     EventBus,
     JobRun,
+    Listener,
     ProviderState,
-    Subscription,
     TradesRead,
 )
 from quasar_tui.engine.states import DB_ERRORS
@@ -40,7 +41,6 @@ from quasar_tui.store.series import resolve
 
 log = logging.getLogger("quasar.alerts")
 
-FEED_QUEUE = 50_000
 _VOLUME_QUEUE = 1000
 _LOW_RATE = (JobRun, ProviderState, EngineError)
 
@@ -68,11 +68,11 @@ class AlertService:
         self._calendar_of: CalendarOf = calendars or (
             lambda p, s, i: calendar_of(store.db, p, s, i)
         )
-        self.evaluator = Evaluator([], {}, clock)
-        self.deliverer = Deliverer(store, bus, self.evaluator.rules.get)
+        self.deliverer = Deliverer(store, bus, dict[int, AlertRule]().get)
+        self.evaluator = Evaluator([], {}, clock, self.deliverer.offer)
         self._calendars: dict[str, Calendar | None] = {}
         self._gap_mark: int | None = None
-        self._feed: Subscription | None = None
+        self._listeners: list[Listener] = []
         self._volumes: asyncio.Queue[BarsWritten] = asyncio.Queue(maxsize=_VOLUME_QUEUE)
         self._volumes_pending = 0
         self._reload = asyncio.Event()
@@ -84,7 +84,6 @@ class AlertService:
         await self.reload()
         await self.deliverer.start()
         self._tasks = [
-            asyncio.create_task(self._consume(), name="alerts:events"),
             asyncio.create_task(self._every_second(), name="alerts:checks"),
             asyncio.create_task(self._judge_volumes(), name="alerts:volumes"),
         ]
@@ -95,11 +94,9 @@ class AlertService:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-        if self._feed is not None:
-            self.bus.unsubscribe(self._feed)
-            for event in self._feed.drain():
-                self._handle(event)
-            self._feed = None
+        for listener in self._listeners:
+            self.bus.unsubscribe(listener)
+        self._listeners = []
         try:
             await self.save()
         except DB_ERRORS as exc:
@@ -108,18 +105,15 @@ class AlertService:
 
     def idle(self) -> bool:
         """Nothing published is waiting to be evaluated or delivered (tests and benches)."""
-        queued = self._feed is not None and len(self._feed) > 0
-        return not queued and self._volumes_pending == 0 and self.deliverer.idle
+        return self._volumes_pending == 0 and self.deliverer.idle
 
     def reload_soon(self) -> None:
         """The rules changed: reload them at the next check (within a second)."""
         self._reload.set()
 
     def stats(self) -> dict[str, Any]:
-        dropped = self._feed.dropped if self._feed is not None else 0
         return {
             "rules": len(self.evaluator.rules),
-            "events_dropped": dropped,
             "alerts_dropped": self.deliverer.dropped,
             "deliveries_ok": self.deliverer.delivered,
             "deliveries_failed": self.deliverer.failed,
@@ -138,12 +132,12 @@ class AlertService:
             if target is not None:
                 targets.append((rule, target))
         states = await self.store.states([r.id for r, _ in targets])
-        evaluator = Evaluator(targets, states, self.clock)
+        evaluator = Evaluator(targets, states, self.clock, self.deliverer.offer)
         await self._watch_silence(evaluator, {r.id: t for r, t in targets}, live)
         await self._mark_gaps(evaluator)
         self.evaluator = evaluator
         self.deliverer.rules = evaluator.rules.get
-        self._subscribe(evaluator)
+        self._listen(evaluator)
         log.info("alerts: %d rule(s) active", len(evaluator.rules))
 
     async def _target(self, rule: AlertRule, live: list[LiveSeries]) -> Target | None:
@@ -192,53 +186,32 @@ class AlertService:
             marks.append(state.mark)
         self._gap_mark = min(marks) if marks else None
 
-    def _subscribe(self, evaluator: Evaluator) -> None:
-        """Ask the bus for what the rules need; the old feed's queue is evaluated first. No
-        await between closing one feed and opening the next: no event is lost or doubled."""
+    def _listen(self, evaluator: Evaluator) -> None:
+        """Ask the bus for what the rules need, from now on."""
         kinds: tuple[type, ...] = _LOW_RATE
-        if evaluator.wants_trades:
-            kinds += (TradesRead,)
         if evaluator.rules_of("volume"):
             kinds += (BarsWritten,)
-        old = self._feed
-        if old is not None:
-            self.bus.unsubscribe(old)
-            for event in old.drain():
-                self._handle(event)
-        self._feed = self.bus.subscribe(maxsize=FEED_QUEUE, kinds=kinds)
+        for listener in self._listeners:
+            self.bus.unsubscribe(listener)
+        self._listeners = [self.bus.listen(kinds, self._handle)]
+        if evaluator.wants_trades:  # every message of trades: straight to the evaluator
+            self._listeners.append(self.bus.listen((TradesRead,), evaluator.on_trades))
 
     # -- events ----------------------------------------------------------------------------
 
-    async def _consume(self) -> None:
-        while True:
-            feed = self._feed
-            assert feed is not None
-            async for event in feed:  # ends when a reload replaced the feed
-                self._handle(event)
-                for queued in feed.drain():
-                    self._handle(queued)
-
     def _handle(self, event: Event) -> None:
         evaluator = self.evaluator
-        fired: list[AlertFired]
         match event:
-            case TradesRead():
-                fired = evaluator.on_trades(event.provider, event.ticks)
             case ProviderState():
-                fired = evaluator.on_provider_state(event.provider, event.state, event.detail)
+                evaluator.on_provider_state(event.provider, event.state, event.detail)
             case EngineError() if event.source.startswith("provider:"):
                 name = event.source.removeprefix("provider:")
-                fired = evaluator.on_provider_state(name, "error", event.message)
+                evaluator.on_provider_state(name, "error", event.message)
             case JobRun():
-                fired = evaluator.on_job_run(event)
+                evaluator.on_job_run(event)
             case BarsWritten() if event.table == "live_data":
                 if evaluator.volume_rules(event.provider, event.symbol, event.interval):
                     self._queue_volume(event)
-                return
-            case _:
-                return
-        for alert in fired:
-            self.deliverer.offer(alert)
 
     def _queue_volume(self, event: BarsWritten) -> None:
         try:
@@ -270,8 +243,7 @@ class AlertService:
                 continue  # not enough history yet for an average
             (ts, volume), before = bars[0], bars[1:]
             average = sum(v for _, v in before) / len(before)
-            for alert in self.evaluator.on_volume(rule, key, ts, volume, average):
-                self.deliverer.offer(alert)
+            self.evaluator.on_volume(rule, key, ts, volume, average)
 
     # -- once a second ---------------------------------------------------------------------
 
@@ -306,8 +278,7 @@ class AlertService:
                 known = open_by_calendar[id(cal)] = cal.is_open(now)
             return known
 
-        for alert in self.evaluator.on_stale_check(open_now):
-            self.deliverer.offer(alert)
+        self.evaluator.on_stale_check(open_now)
 
     async def check_gaps(self) -> None:
         if self._gap_mark is None:
@@ -315,8 +286,7 @@ class AlertService:
         gaps = await self.store.gaps_after(self._gap_mark)
         if gaps:
             self._gap_mark = gaps[-1].id
-            for alert in self.evaluator.on_gaps(gaps):
-                self.deliverer.offer(alert)
+            self.evaluator.on_gaps(gaps)
 
     async def save(self) -> None:
         """Write the states that changed; on failure they are kept for the next try."""
