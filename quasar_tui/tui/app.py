@@ -26,11 +26,14 @@ from textual.worker import Worker, WorkerState
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
+from quasar_tui.engine.states import DB_ERRORS
+from quasar_tui.registry.alerts import AlertStore
 from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
 from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services.alerts import AlertInbox
 from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
 from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
 from quasar_tui.tui.terminal import TerminalDriver, exit_with_terminal
@@ -90,6 +93,7 @@ class QuasarApp(App[int]):
     ]
 
     services: Services
+    alerts: AlertInbox
     modes = MODES
 
     def notify(
@@ -162,8 +166,10 @@ class QuasarApp(App[int]):
                     severity="warning",
                     timeout=10,
                 )
+        self.alerts = AlertInbox(AlertStore(self.services.db, self.services.providers.keyring))
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
+        self.set_interval(1.0, self._check_alerts)
         feed = EngineFeed(self.services, self.post_message)
         self._follow_engine(feed)
         if not self.is_headless:
@@ -261,8 +267,24 @@ class QuasarApp(App[int]):
 
     def _update_engine_label(self) -> None:
         """Who runs the engine, in the header: refreshed every second (the owner's figures
-        change), and at once on a takeover."""
-        self.sub_title = self.services.view.label
+        change), and at once on a takeover; unread alerts beside it."""
+        unread = self.alerts.label
+        self.sub_title = self.services.view.label + (f" · {unread}" if unread else "")
+
+    @work(exclusive=True, group="alerts", exit_on_error=False)
+    async def _check_alerts(self) -> None:
+        """New alerts pop up with the terminal bell, from this engine or a daemon's."""
+        try:
+            fresh = await self.alerts.poll()
+        except DB_ERRORS:
+            return  # the engine feed reports a database that is away
+        if self.current_mode == "alerts":
+            self.alerts.mark_read()
+        for entry in fresh[-3:]:
+            self.notify(entry.message, title="alert", severity="warning", timeout=10)
+        if fresh:
+            self.bell()
+            self._update_engine_label()
 
     def _install_log_bridge(self) -> None:
         """Log records go to the Log mode: nothing may print over a full-screen app."""
