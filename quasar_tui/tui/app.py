@@ -27,9 +27,10 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
 from quasar_tui.engine.states import DB_ERRORS
-from quasar_tui.registry.alerts import AlertStore
+from quasar_tui.registry.alerts import AlertRule, AlertStore
 from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
+from quasar_tui.tui.modals.price_alert import PriceAlertModal, price_here
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
 from quasar_tui.tui.services import ConsoleOptions, Services
@@ -46,6 +47,11 @@ for _mode in MODES:
     command(f"mode: {_mode.name}", f"{_mode.title}: {_mode.help}", f"switch_mode('{_mode.name}')")
 command("app: help", "Show the keys of the current screen", "help")
 command("app: quit", "Quit the console (the engine stops if it runs here)", "quit")
+command(
+    "alert: at this price",
+    "A price alert for the Live row or the Chart bar under the cursor",
+    "alert_here",
+)
 
 
 class QuasarApp(App[int]):
@@ -83,6 +89,14 @@ class QuasarApp(App[int]):
             "ctrl+p", "app.command_palette", "Commands", show=False, priority=True, id="app.palette"
         ),
         Binding("colon", "app.command_palette", "Commands", show=False, id="app.palette_colon"),
+        Binding(
+            "A",
+            "app.alert_here",
+            "Alert here",
+            show=False,
+            tooltip="Live or Chart: an alert when the price crosses the one under the cursor",
+            id="app.alert_here",
+        ),
         Binding(
             "q",
             "app.quit",
@@ -292,6 +306,23 @@ class QuasarApp(App[int]):
             partial(self.publish_log, notify=False), asyncio.get_running_loop()
         )
         logging.getLogger().addHandler(self._bridge)
+
+    def action_alert_here(self) -> None:
+        point = price_here(self.screen)
+        if point is None:
+            self.notify(
+                "put the cursor on a series in Live or on a bar in Chart first",
+                title="alert at this price",
+                severity="warning",
+                timeout=5,
+            )
+            return
+
+        def added(rule: AlertRule | None) -> None:
+            if rule is not None:
+                self.notify(f"alert rule {rule.id}: {rule.target} {rule.condition}", timeout=5)
+
+        self.push_screen(PriceAlertModal(point), added)
 
     def action_help(self) -> None:
         screen = self.screen
