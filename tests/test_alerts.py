@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from fakes.webhook import WebhookReceiver
-from helpers import until
+from helpers import until, with_simulated
 
 from quasar_tui.engine.alerts import AlertService
 from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER
@@ -32,6 +32,7 @@ from quasar_tui.engine.events import (
 from quasar_tui.quality.calendars import Calendar, calendar
 from quasar_tui.registry.alerts import AlertStore, NewRule
 from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import Tick
 from quasar_tui.store.database import Database
 
@@ -400,3 +401,27 @@ async def test_rules_paused_removed_or_added_take_effect_on_reload(
     [alert] = rig.fired()  # fired before the removal; its history outlives the rule
     [entry] = await store.history()
     assert entry.rule_id is None and entry.message == alert.message
+
+
+async def test_stale_alerts_on_all_series_follow_new_subscriptions_and_history_is_capped(
+    store: AlertStore, rig: Rig, clock: Clock, registry: ProviderRegistry
+) -> None:
+    await with_simulated(registry)
+    await rig.service.start()
+    await add(store, rig, kind="stale", target=None, stale_s=60, cooldown_s=0)
+    assert rig.service.evaluator.stale == []  # nothing collected live yet
+
+    await SubscriptionStore(store.db).add("SIMULATED", ["ACME"], "1min", "live")
+    await rig.service.look_around()  # what the engine does every half minute
+    assert rig.service._reload.is_set()  # the checks reload within a second
+    await rig.service.reload()
+    rig.service.check_silence()
+    clock.step(61)
+    rig.service.check_silence()
+    await rig.settle()
+    assert [a.key for a in rig.fired()] == ["SIMULATED:ACME"]
+
+    for n in range(3):
+        await store.record_event(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now)
+    await store.trim_history(2)
+    assert [e.message for e in await store.history()] == ["old 2", "old 1"]

@@ -93,6 +93,8 @@ _HISTORY = """
                 WHERE s.event_id = e.id AND s.channel = d.channel AND s.ok))
      ORDER BY e.id DESC LIMIT $3"""
 
+_TRIM_HISTORY = "DELETE FROM alert_events WHERE id <= (SELECT max(id) FROM alert_events) - $1"
+
 # New gap records after a mark: what gap rules fire on (whoever recorded them).
 _GAPS_AFTER = """
     SELECT id, provider, symbol, interval, mode, start_ts, end_ts, reason FROM gaps
@@ -404,6 +406,10 @@ class AlertStore:
         return [
             HistoryEntry(**{**dict(r), "deliveries": _deliveries(r["deliveries"])}) for r in rows
         ]
+
+    async def trim_history(self, kept: int) -> None:
+        """Keep the newest `kept` alerts (and their deliveries)."""
+        await self.db.execute(_TRIM_HISTORY, kept)
 
     # -- what rules watch ------------------------------------------------------------------
 

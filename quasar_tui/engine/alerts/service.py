@@ -42,6 +42,8 @@ from quasar_tui.store.series import resolve
 log = logging.getLogger("quasar.alerts")
 
 _VOLUME_QUEUE = 1000
+_LOOK_EVERY = 30.0
+HISTORY_KEPT = 10_000
 _LOW_RATE = (JobRun, ProviderState, EngineError)
 
 CalendarOf = Callable[[str, str, str], Awaitable[Calendar | None]]
@@ -76,6 +78,7 @@ class AlertService:
         self._volumes: asyncio.Queue[BarsWritten] = asyncio.Queue(maxsize=_VOLUME_QUEUE)
         self._volumes_pending = 0
         self._reload = asyncio.Event()
+        self._live: list[LiveSeries] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -125,7 +128,7 @@ class AlertService:
         """Build the evaluator from the enabled rules and their stored states."""
         await self.save()
         rules = await self.store.rules(enabled_only=True)
-        live = await self.store.live_series()
+        live = self._live = await self.store.live_series()
         targets: list[tuple[AlertRule, Target]] = []
         for rule in rules:
             target = await self._target(rule, live)
@@ -250,10 +253,14 @@ class AlertService:
     async def _every_second(self) -> None:
         loop = asyncio.get_running_loop()
         next_gaps = loop.time()
+        next_look = loop.time() + _LOOK_EVERY
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._reload.wait(), self.check_every)
             try:
+                if loop.time() >= next_look:  # now and then: what rules watch may have moved
+                    next_look = loop.time() + _LOOK_EVERY
+                    await self.look_around()
                 if self._reload.is_set():
                     self._reload.clear()
                     await self.reload()
@@ -264,6 +271,13 @@ class AlertService:
                 await self.save()
             except DB_ERRORS as exc:
                 log.info("alerts: database unavailable (will retry): %s", one_line(exc))
+
+    async def look_around(self) -> None:
+        """Reload when the live series changed (stale rules on all series, common symbols
+        now served by another feed), and keep the newest `HISTORY_KEPT` alerts."""
+        if await self.store.live_series() != self._live:
+            self.reload_soon()
+        await self.store.trim_history(HISTORY_KEPT)
 
     def check_silence(self) -> None:
         now = self.clock()
