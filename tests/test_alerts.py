@@ -413,8 +413,7 @@ async def test_stale_alerts_on_all_series_follow_new_subscriptions_and_history_i
 
     await SubscriptionStore(store.db).add("SIMULATED", ["ACME"], "1min", "live")
     await rig.service.look_around()  # what the engine does every half minute
-    assert rig.service._reload.is_set()  # the checks reload within a second
-    await rig.service.reload()
+    await until(lambda: rig.service.evaluator.stale, "the checks reloaded the rules")
     rig.service.check_silence()
     clock.step(61)
     rig.service.check_silence()
