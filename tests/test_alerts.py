@@ -20,6 +20,7 @@ from helpers import until, with_simulated
 
 from quasar_tui.engine.alerts import AlertService
 from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER
+from quasar_tui.engine.alerts.evaluator import Evaluator, Target
 from quasar_tui.engine.events import (
     AlertFired,
     BarsWritten,
@@ -30,7 +31,7 @@ from quasar_tui.engine.events import (
     TradesRead,
 )
 from quasar_tui.quality.calendars import Calendar, calendar
-from quasar_tui.registry.alerts import AlertStore, NewRule
+from quasar_tui.registry.alerts import AlertStore, NewRule, RuleState
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import Tick
@@ -424,3 +425,19 @@ async def test_stale_alerts_on_all_series_follow_new_subscriptions_and_history_i
         await store.record_event(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now)
     await store.trim_history(2)
     assert [e.message for e in await store.history()] == ["old 2", "old 1"]
+
+
+async def test_a_reload_takes_over_what_changed_while_it_read_the_states(
+    store: AlertStore, clock: Clock
+) -> None:
+    rule = await store.add(NewRule("above", "SIMULATED:A", level=100.0))
+    key = (rule.id, "SIMULATED:A")
+    fired: list[AlertFired] = []
+    old = Evaluator([(rule, Target("SIMULATED:A"))], {key: RuleState("below")}, clock, fired.append)
+    new = Evaluator([(rule, Target("SIMULATED:A"))], {key: RuleState("below")}, clock, fired.append)
+    ticks = [Tick("A", clock.now, price, 1.0) for price in (99.0, 101.0)]
+    old.on_trades(TradesRead("SIMULATED", ticks))  # crossed while the new one was loading
+    new.adopt(old.take_dirty())
+    new.on_trades(TradesRead("SIMULATED", [Tick("A", clock.now, 101.5, 1.0)]))
+    assert [a.details["price"] for a in fired] == [101.0]
+    assert new.take_dirty()[key].side == "above"

@@ -334,6 +334,18 @@ class Evaluator:
         ready = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
         self.sink(AlertFired(rule.id, rule.kind, key, message, now, ready))
 
+    def adopt(self, changed: dict[StateKey, RuleState]) -> None:
+        """States another evaluator changed after this one read them (a reload while trades
+        kept coming): taken over in place, since watches hold them, and written later."""
+        for key, state in changed.items():
+            mine = self.states.get(key)
+            if mine is not None:
+                mine.side, mine.last_fired, mine.mark = state.side, state.last_fired, state.mark
+                self.dirty.add(key)
+        for by_symbol in self._series.values():
+            for watch in by_symbol.values():
+                watch.rebound()
+
     def take_dirty(self) -> dict[StateKey, RuleState]:
         taken = {k: self.states[k] for k in self.dirty if k in self.states}
         self.dirty.clear()

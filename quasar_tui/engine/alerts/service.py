@@ -138,6 +138,7 @@ class AlertService:
         evaluator = Evaluator(targets, states, self.clock, self.deliverer.offer)
         await self._watch_silence(evaluator, {r.id: t for r, t in targets}, live)
         await self._mark_gaps(evaluator)
+        evaluator.adopt(self.evaluator.take_dirty())  # what changed while this was loading
         self.evaluator = evaluator
         self.deliverer.rules = evaluator.rules.get
         self._listen(evaluator)
