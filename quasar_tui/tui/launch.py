@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from quasar_tui import opening
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.store.database import Database
 from quasar_tui.store.server import open_server, resolve_data_dir, resolve_dsn
@@ -82,6 +83,7 @@ def main(args: argparse.Namespace) -> int:
         return 1
     dsn = None if args.demo else resolve_dsn(args.dsn)
     app = QuasarApp(lambda: console_services(dsn, data_dir, args.demo), options)
+    opening.handed_over()
     try:
         asyncio.run(app.run_async())
     except KeyboardInterrupt:
