@@ -23,6 +23,7 @@ from helpers import refresh_assets, until, with_simulated
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
+from quasar_tui.engine.lock import engine_running, engines_waiting, read_owner
 from quasar_tui.providers.simulated import SimulatedProvider
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -150,7 +151,66 @@ async def test_daemon_refuses_to_start_while_another_engine_runs(
     assert lines[-1]["level"] == "error"
     assert "already running" in lines[-1]["msg"]
     assert f"console on {socket.gethostname()}:{os.getpid()}" in lines[-1]["msg"]
+    assert "--standby" in lines[-1]["msg"]  # the way out of a service manager's restart loop
     assert [line for line in lines if line["level"] == "error"] == [lines[-1]]
+
+
+async def _no_waiters(db: Database) -> bool:
+    return await engines_waiting(db) == 0
+
+
+async def _owner_mode(db: Database) -> str | None:
+    if not await engine_running(db):
+        return None
+    owner = await read_owner(db)
+    return owner.mode if owner else None
+
+
+async def test_a_standby_daemon_waits_for_the_console_and_takes_over_when_it_quits(
+    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    console = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode="console")
+    await console.start()
+    try:
+        daemon = daemons("--standby")
+        await until(
+            lambda: "standby:" in daemon.stderr(), "the daemon on standby", give_up=daemon.exited
+        )
+        assert daemon.proc.poll() is None  # waiting, not refused
+        assert await _owner_mode(db) == "console"
+    finally:
+        await console.stop()  # the console quits
+
+    await until(
+        lambda: "engine started (daemon" in daemon.stderr(),
+        "the daemon's engine started",
+        give_up=daemon.exited,
+    )
+    assert await _owner_mode(db) == "daemon"
+    assert daemon.stop(signal.SIGTERM) == 0
+    log = daemon.stderr()
+    assert "console on" in log and "stopped cleanly" in log and "ERROR" not in log
+
+
+async def test_a_standby_daemon_stopped_while_waiting_exits_0_and_leaves_the_console_be(
+    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    console = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode="console")
+    await console.start()
+    try:
+        daemon = daemons("--standby")
+        await until(
+            lambda: "standby:" in daemon.stderr(), "the daemon on standby", give_up=daemon.exited
+        )
+        assert await engines_waiting(db) == 1
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert await _owner_mode(db) == "console"
+        assert console.running
+        # Its waiting session leaves the queue: it will never take the lock from a console.
+        await until(lambda: _no_waiters(db), "no session waiting for the lock")
+    finally:
+        await console.stop()
+    assert "stopped cleanly on standby" in daemon.stderr()
 
 
 def reference_bars(symbol: str, start: datetime, end: datetime) -> dict[datetime, tuple]:

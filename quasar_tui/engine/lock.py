@@ -23,6 +23,15 @@ LOCK_CLASS = 0x5153_4152
 LOCK_OBJECT = 1
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
+_WAIT_LOCK = "SELECT pg_advisory_lock($1, $2)"
+# A waiting session whose process is gone (SIGTERM, SIGKILL) must leave the lock's queue soon,
+# not take the lock when it frees and hold it until its write to the dead socket fails.
+_CHECK_CLIENT = "SET client_connection_check_interval = 1000"
+_WAITING = """
+    SELECT count(*) FROM pg_locks
+     WHERE locktype = 'advisory' AND NOT granted
+       AND classid = $1::oid AND objid = $2::oid AND objsubid = 2
+"""
 _HELD = """
     SELECT EXISTS (
         SELECT 1 FROM pg_locks
@@ -76,6 +85,11 @@ def owner_from(row: asyncpg.Record) -> EngineOwner:
     return EngineOwner(row["owner"], row["pid"], row["mode"], row["started_at"], row["heartbeat"])
 
 
+async def engines_waiting(conn: asyncpg.Connection | Database) -> int:
+    """How many sessions wait for the engine lock (daemons on standby)."""
+    return int(await conn.fetchval(_WAITING, LOCK_CLASS, LOCK_OBJECT))
+
+
 async def engine_running(conn: asyncpg.Connection | Database) -> bool:
     """Whether some session holds the engine lock right now."""
     return bool(await conn.fetchval(_HELD, LOCK_CLASS, LOCK_OBJECT))
@@ -93,15 +107,27 @@ class EngineLock:
         """False once the holding connection is gone (for example the server restarted)."""
         return self._conn is not None and not self._conn.is_closed()
 
-    async def acquire(self) -> None:
-        """Take the lock or raise `EngineLockedError` naming the engine that has it."""
+    async def acquire(self, *, wait: bool = False) -> None:
+        """Take the lock or raise `EngineLockedError` naming the engine that has it; with
+        `wait`, wait (in the server, no polling) until that engine stops and then take it.
+
+        Waiting ends with the connection (cancelling the caller terminates it)."""
         conn = await self._db.connect()
         try:
             got = await conn.fetchval(_TRY_LOCK, LOCK_CLASS, LOCK_OBJECT)
             if not got:
-                raise EngineLockedError(await read_owner(conn))
+                owner = await read_owner(conn)
+                if not wait:
+                    raise EngineLockedError(owner)
+                log.info(
+                    "standby: %s holds the engine lock; waiting to take over when it stops",
+                    owner.label if owner else "another engine (starting up)",
+                )
+                await conn.execute(_CHECK_CLIENT)
+                await conn.fetchval(_WAIT_LOCK, LOCK_CLASS, LOCK_OBJECT)
+                log.info("standby over: the engine lock is free, starting the engine here")
         except BaseException:
-            await conn.close()
+            conn.terminate()  # a wait cut short leaves a query running: no polite close
             raise
         await self._close()
         self._conn = conn
