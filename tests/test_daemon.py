@@ -94,11 +94,15 @@ async def count(db: Database, query: str, *args: Any) -> int:
 
 
 async def test_sigterm_flushes_everything_and_exits_0_without_textual(
-    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+    db: Database,
+    registry: ProviderRegistry,
+    daemons: Callable[..., Daemon],
+    tmp_path: Path,
+    run_quasar: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     await registry.set_secrets("SIMULATED", {"api_token": SECRET})
     store = SubscriptionStore(db)
-    await store.add("SIMULATED", ["SIM/BTC", "ACME"], "1min", "live")
+    [live, _] = await store.add("SIMULATED", ["SIM/BTC", "ACME"], "1min", "live")
     [hist] = await store.add("SIMULATED", ["SIM/ETH"], "1h", "historical", lookback_days=1)
     await registry.set_preferences("SIMULATED", {"ticks_per_second": "50"})
     modules = tmp_path / "modules.json"
@@ -109,8 +113,17 @@ async def test_sigterm_flushes_everything_and_exits_0_without_textual(
     )
     await until(lambda: _state(db, hist.id, "ok"), "historical run ok", give_up=daemon.exited)
     assert await count(db, "SELECT count(*) FROM historical_data") >= 23
+    await until(lambda: _state(db, live.id, "running"), "live running", give_up=daemon.exited)
 
     assert daemon.stop(signal.SIGTERM) == 0
+
+    # No engine runs now: what ran reads "stopped" in the CLI, not "running".
+    listed = json.loads(run_quasar("subscriptions", "--json", check=True).stdout)
+    assert {s["id"]: s["state"] for s in listed}[live.id] == "stopped"
+    status = json.loads(run_quasar("status", "--json", check=True).stdout)
+    assert status["engine"]["running"] is False
+    assert {s["id"]: s["state"] for s in status["subscriptions"]}[live.id] == "stopped"
+    assert "running" not in {s["state"] for s in status["subscriptions"]}
 
     stored = await count(db, "SELECT count(*) FROM live_ticks")
     received = await count(db, "SELECT sum(ticks) FROM live_quotes")

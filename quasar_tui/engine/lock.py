@@ -15,12 +15,9 @@ import asyncpg
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.store.database import Database
+from quasar_tui.store.engine_lock import ENGINE_HELD, LOCK_CLASS, LOCK_OBJECT
 
 log = logging.getLogger("quasar.engine")
-
-# Two-key advisory lock ("QSAR", 1): pg_locks shows it as classid/objid with objsubid 2.
-LOCK_CLASS = 0x5153_4152
-LOCK_OBJECT = 1
 
 _TRY_LOCK = "SELECT pg_try_advisory_lock($1, $2)"
 _WAIT_LOCK = "SELECT pg_advisory_lock($1, $2)"
@@ -30,15 +27,10 @@ _CHECK_CLIENT = "SET client_connection_check_interval = 1000"
 _WAITING = """
     SELECT count(*) FROM pg_locks
      WHERE locktype = 'advisory' AND NOT granted
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
        AND classid = $1::oid AND objid = $2::oid AND objsubid = 2
 """
-_HELD = """
-    SELECT EXISTS (
-        SELECT 1 FROM pg_locks
-         WHERE locktype = 'advisory' AND granted
-           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-           AND classid = $1::oid AND objid = $2::oid AND objsubid = 2)
-"""
+_HELD = f"SELECT {ENGINE_HELD}"
 _OWNER = "SELECT owner, pid, mode, started_at, heartbeat FROM engine_status WHERE id = 1"
 
 
@@ -92,7 +84,7 @@ async def engines_waiting(conn: asyncpg.Connection | Database) -> int:
 
 async def engine_running(conn: asyncpg.Connection | Database) -> bool:
     """Whether some session holds the engine lock right now."""
-    return bool(await conn.fetchval(_HELD, LOCK_CLASS, LOCK_OBJECT))
+    return bool(await conn.fetchval(_HELD))
 
 
 class EngineLock:

@@ -143,3 +143,18 @@ async def test_on_a_24_line_terminal_the_form_scrolls_and_its_buttons_stay_in_vi
         assert modal.focused is lookback and box.region.contains_region(lookback.region)
         inside = box.region.shrink((1, 1, 1, 1))  # within the border
         assert inside.contains_region(submit.region)
+
+
+async def test_with_no_engine_running_a_subscription_left_running_reads_stopped(make_console, db):
+    """The engine marks what it runs `running`; once it has stopped (or was killed) the row
+    must not go on saying so."""
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        [sub] = await app.services.subscriptions.add("EXCH", ["AAA"], "1d", "historical")
+        await app.services.subscriptions.set_state(sub.id, "running")
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 1)
+        column = [c.label.plain for c in screen.table.ordered_columns].index("State")
+        assert str(screen.table.get_cell_at((0, column))) == "stopped"
