@@ -59,7 +59,7 @@ def paint(argv: Sequence[str]) -> bool:
     stream = sys.stderr
     stream.write(f"{_ENTER}{OPENING}")
     stream.flush()
-    sys.stderr = _LeavingStderr(stream)  # type: ignore[assignment]
+    sys.stderr = _LeavingStderr(stream)
     return True
 
 

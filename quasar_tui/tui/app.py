@@ -9,7 +9,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from time import monotonic
 
 from textual import on, work
@@ -30,6 +32,7 @@ from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
+from quasar_tui.tui.screenshot import default_name, save_svg
 from quasar_tui.tui.services import ConsoleOptions, Services
 from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
 from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
@@ -270,6 +273,22 @@ class QuasarApp(App[int]):
             partial(self.publish_log, notify=False), asyncio.get_running_loop()
         )
         logging.getLogger().addHandler(self._bridge)
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save to Downloads or the current directory (or `path`), and say where or why not
+        (`time_format` is Textual's, unused: the name is `default_name`'s)."""
+        saved = save_svg(
+            self.export_screenshot(),
+            filename or default_name(datetime.now()),
+            Path(path) if path else None,
+        )
+        if saved.path is None:
+            self.notify(f"not saved: {saved.problem}", title="Screenshot", severity="error")
+        else:
+            self.notify(f"saved to {saved.path}", title="Screenshot")
+        return None
 
     def action_help(self) -> None:
         screen = self.screen
