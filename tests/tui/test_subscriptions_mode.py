@@ -8,6 +8,7 @@ from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, u
 from textual.widgets import Button, Input, Select
 from tui_helpers import started, wait_for
 
+from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.tui.modals.confirm import ConfirmModal
 from quasar_tui.tui.modals.subscribe import SubscribeModal
 from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
@@ -158,3 +159,31 @@ async def test_with_no_engine_running_a_subscription_left_running_reads_stopped(
         await wait_for(pilot, lambda: len(screen.records) == 1)
         column = [c.label.plain for c in screen.table.ordered_columns].index("State")
         assert str(screen.table.get_cell_at((0, column))) == "stopped"
+
+
+async def test_the_form_completes_symbols_and_points_to_the_assets_mode(make_console, db):
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB1", "CCC"])
+    await MappingStore(db).map("ALPHA", "EXCH", "AAA")
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mode(pilot, "5", SubscriptionsScreen)
+        await pilot.press("a")
+        modal = await until_screen(pilot, SubscribeModal)
+        symbols = modal.query_one("#symbols-input", Input)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: symbols._suggestion == "BBB1")
+        await pilot.press("right")  # accepts the completion, in the provider's spelling
+        assert symbols.value == "BBB1"
+        await pilot.press("space", "a", "l")  # a common symbol mapped to one of its assets
+        await wait_for(pilot, lambda: symbols._suggestion == "BBB1 ALPHA")
+        await pilot.press("right", "space", *"QQQ", "ctrl+s")
+        await wait_for(pilot, lambda: field_error(app, "sub-symbols") != "")
+        assert field_error(app, "sub-symbols") == (
+            "EXCH has no asset 'QQQ'; look for it in the Assets mode (key 3: / searches, "
+            "s subscribes)"
+        )
+        assert await stored(app.services) == []
+
+        await pilot.press(*["backspace"] * 4, "ctrl+s")
+        await until_screen(pilot, SubscriptionsScreen)
+        assert [s for s, *_ in await stored(app.services)] == ["AAA", "BBB1"]
