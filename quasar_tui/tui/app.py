@@ -32,8 +32,9 @@ from quasar_tui.tui.commands import ConsoleCommands, command
 from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
+from quasar_tui.tui.screens.stopping import StoppingScreen
 from quasar_tui.tui.screenshot import default_name, save_svg
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
 from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
 from quasar_tui.tui.terminal import TerminalDriver, exit_with_terminal
@@ -116,7 +117,7 @@ class QuasarApp(App[int]):
 
     def __init__(
         self,
-        open_services: Callable[[], AbstractAsyncContextManager[Services]],
+        open_services: Callable[[Say], AbstractAsyncContextManager[Services]],
         options: ConsoleOptions | None = None,
     ) -> None:
         super().__init__()
@@ -141,15 +142,20 @@ class QuasarApp(App[int]):
 
     async def on_mount(self) -> None:
         self._install_log_bridge()
-        await self.screen.mount(
-            Static("Opening the database and starting the engine...", id="starting")
-        )
+        await self.screen.mount(Static("Opening the database...", id="starting"))
         self._start()
+
+    def _say_starting(self, words: str) -> None:
+        """What the start does now, on the loading screen (attaching or starting)."""
+        for starting in self.screen.query("#starting").results(Static):
+            starting.update(words)
 
     @work(name=_START, group="start")
     async def _start(self) -> None:
         try:
-            self.services = await self._resources.enter_async_context(self._open_services())
+            self.services = await self._resources.enter_async_context(
+                self._open_services(self._say_starting)
+            )
         except QuasarError as exc:
             self.exit(None, 1, f"quasar: error: {exc}")
             return
@@ -177,6 +183,14 @@ class QuasarApp(App[int]):
     async def action_switch_mode(self, mode: str) -> None:
         if self._started:
             await super().action_switch_mode(mode)
+
+    async def action_quit(self) -> None:
+        """An engine running here stops first, its progress on the screen; then the exit."""
+        if not self._started or not self.services.engine_running_here:
+            self.exit()
+            return
+        self._started = False  # no mode switch, and no second stop, from here on
+        await self.push_screen(StoppingScreen(self.services))
 
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()
