@@ -145,16 +145,18 @@ class QuasarApp(App[int]):
         await self.screen.mount(Static("Opening the database...", id="starting"))
         self._start()
 
-    def _say_starting(self, words: str) -> None:
-        """What the start does now, on the loading screen (attaching or starting)."""
-        for starting in self.screen.query("#starting").results(Static):
-            starting.update(words)
+    def _say(self, words: str) -> None:
+        """What the start (attaching or starting) or the stop does now, on its screen."""
+        if not self.screen_stack:  # an exit (the terminal went) closed them: no one to tell
+            return
+        for shown in self.screen.query("#starting, #stopping").results(Static):
+            shown.update(words)
 
     @work(name=_START, group="start")
     async def _start(self) -> None:
         try:
             self.services = await self._resources.enter_async_context(
-                self._open_services(self._say_starting)
+                self._open_services(self._say)
             )
         except QuasarError as exc:
             self.exit(None, 1, f"quasar: error: {exc}")
@@ -190,7 +192,7 @@ class QuasarApp(App[int]):
             self.exit()
             return
         self._started = False  # no mode switch, and no second stop, from here on
-        await self.push_screen(StoppingScreen(self.services))
+        await self.push_screen(StoppingScreen(self.services, self.close_services))
 
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()
@@ -211,6 +213,11 @@ class QuasarApp(App[int]):
     def delay_update(self, delay: float = 0.05) -> None:
         if self._hold_frames:
             super().delay_update(delay)
+
+    async def close_services(self) -> None:
+        """Stop the engine (if it runs here), close the database, release the server: what the
+        exit does, for a quit to do while its screen shows it."""
+        await self._resources.aclose()
 
     async def on_unmount(self) -> None:
         if self._bridge is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from quasar_tui import opening
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.store.database import Database
-from quasar_tui.store.server import open_server, resolve_data_dir, resolve_dsn
+from quasar_tui.store.server import open_server, release_server, resolve_data_dir, resolve_dsn
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.demo import seed_demo
 from quasar_tui.tui.keymap import find_keymap, load_keymap
@@ -24,8 +24,9 @@ from quasar_tui.tui.services import ConsoleOptions, Say, Services
 
 
 def _demo_dir() -> Path:
-    """A throw-away data dir, removed at exit (after the embedded server it holds stops:
-    atexit runs in reverse order, and the server registers its stop later than this)."""
+    """A throw-away data dir, removed when the console closes its services, or else at exit
+    (after the embedded server it holds stops: atexit runs in reverse order, and the server
+    registers its stop later than this)."""
     path = Path(tempfile.mkdtemp(prefix="quasar-demo-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -73,6 +74,12 @@ async def console_services(
             yield services
     finally:
         await db.close()
+        if server.embedded:
+            say("Stopping the database server...")
+            await asyncio.to_thread(release_server, server)
+        if demo:  # seconds of file removal: on the screen, not after it
+            say("Removing the demo's throw-away database...")
+            await asyncio.to_thread(shutil.rmtree, data_dir, ignore_errors=True)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -29,7 +29,7 @@ from quasar_tui.tui.keymap import KeymapError, console_bindings, find_keymap, lo
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.modes.log import LogScreen
 from quasar_tui.tui.screens.help import HelpScreen
-from quasar_tui.tui.screens.stopping import StoppingScreen
+from quasar_tui.tui.screens.stopping import StoppingScreen, stopping_words
 from quasar_tui.tui.services import ConsoleOptions, Say, Services
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 from quasar_tui.tui.widgets.vim import VimLog
@@ -112,7 +112,7 @@ async def test_the_loading_screen_says_whether_it_attaches_or_starts_the_engine(
 
 
 async def test_quitting_shows_the_engine_flushing_until_it_has_stopped(
-    make_console, seeded
+    make_console, seeded, db: Database
 ) -> None:
     await seeded()
     app = make_console(run_engine=True)
@@ -121,12 +121,27 @@ async def test_quitting_shows_the_engine_flushing_until_it_has_stopped(
         engine = app.services.engine
         assert engine is not None
         await wait_for(pilot, lambda: engine.stats()["rows_written"] > 0, "rows written")
-        await pilot.press("q")
-        await wait_for(pilot, lambda: isinstance(app.screen, StoppingScreen))
-        text = str(app.screen.query_one("#stopping", Static).render())
-        assert re.fullmatch(r"Stopping the engine: flushing [\d,]+ rows?\.\.\.", text)
-        await pilot.press("1", "q")  # no mode switch nor second stop meanwhile
-        assert isinstance(app.screen, StoppingScreen)
+        blocker = await db.connect()
+        try:
+            # The ticks table locked: the flush cannot finish until the test lets it.
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE live_ticks IN ACCESS EXCLUSIVE MODE")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, StoppingScreen))
+            shown = app.screen.query_one("#stopping", Static)
+            await wait_for(pilot, lambda: app.services.rows_to_write() > 0, "rows waiting")
+            await wait_for(
+                pilot, lambda: str(shown.render()) == stopping_words(app.services.rows_to_write())
+            )
+            assert re.fullmatch(
+                r"Stopping the engine: flushing [\d,]+ rows?\.\.\.", str(shown.render())
+            )
+            await pilot.press("1", "q")  # no mode switch nor second stop meanwhile
+            assert app.screen is shown.screen
+            await transaction.rollback()
+        finally:
+            await blocker.close()
         await wait_for(pilot, lambda: not engine.running, "the engine stopped")
     assert app.services.rows_to_write() == 0
     assert app.return_code == 0

@@ -1,8 +1,10 @@
 """What a quit shows while the engine running in this console stops: the rows still to write,
-counted down, until the engine has stopped and the console exits. Without it the terminal went
-blank for seconds and a user could not tell a flush from a hang."""
+counted down, then the database closing and its server stopping, until the console exits.
+Without it the terminal went blank for seconds and a user could not tell a flush from a hang."""
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -21,15 +23,17 @@ def stopping_words(rows: int) -> str:
 class StoppingScreen(Screen[None]):
     """Stops the engine, shows its progress, then exits the app."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, close: Callable[[], Awaitable[None]]) -> None:
+        """`close` closes what the console holds (its words go to this screen's text)."""
         super().__init__()
         self.services = services
+        self.close = close
 
     def compose(self) -> ComposeResult:
         yield Static(stopping_words(self.services.rows_to_write()), id="stopping")
 
     def on_mount(self) -> None:
-        self.set_interval(REFRESH_SECONDS, self._show_rows)
+        self._rows = self.set_interval(REFRESH_SECONDS, self._show_rows)
         self._stop()
 
     def _show_rows(self) -> None:
@@ -39,5 +43,8 @@ class StoppingScreen(Screen[None]):
     async def _stop(self) -> None:
         try:
             await self.services.stop_engine()
+            self._rows.stop()
+            self.query_one("#stopping", Static).update("Closing the database...")
+            await self.close()
         finally:
             self.app.exit()

@@ -135,13 +135,11 @@ class Services:
         return self.engine is not None and self.engine.running
 
     def rows_to_write(self) -> int:
-        """Rows the engine here has queued or holds for a retry, not yet written."""
+        """Rows the engine here has queued and not yet written (the batch being written, or
+        held for a retry, included)."""
         if self.engine is None:
             return 0
-        return sum(
-            int(w.get("queue_depth", 0)) + int(w.get("pending_retry", 0))
-            for w in self.engine.writer.stats().values()
-        )
+        return sum(int(w.get("queue_depth", 0)) for w in self.engine.writer.stats().values())
 
     def record(self, entry: LogEntry) -> None:
         self.log.append(entry)
