@@ -91,14 +91,14 @@ class Console:
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUASAR_")}
         env["TERM"] = "xterm-256color"
-        if source is not None:
-            env["PYTHONPATH"] = str(source)
         where = ["--demo"] if data_dir is None else ["--data-dir", str(data_dir)]
         self.started = time.perf_counter()
-        # A source tree runs as `python -m quasar_tui` from it (its own entry point).
+        # A source tree runs as `python -m quasar_tui` from it (its own entry point; from its
+        # directory, which `-m` puts first on the path, ahead of the installed tree).
         command = quasar_command() if source is None else [sys.executable, "-m", "quasar_tui"]
         self.proc = subprocess.Popen(
             [*command, *where],
+            cwd=source,
             stdin=slave,
             stdout=slave,
             stderr=slave,

@@ -135,6 +135,7 @@ class QuasarApp(App[int]):
         self._early: list[LogEntry] | None = []
         self._unwatch_terminal: Callable[[], None] | None = None
         self._started = False
+        self._stopping = False
         self._shown_modes: set[str] = set()
         self._hold_frames = True
         self.chosen_provider: str | None = None
@@ -187,11 +188,14 @@ class QuasarApp(App[int]):
             await super().action_switch_mode(mode)
 
     async def action_quit(self) -> None:
-        """An engine running here stops first, its progress on the screen; then the exit."""
+        """An engine running here stops first, its progress on the screen; then the exit.
+        Quitting again meanwhile changes nothing (the stop must finish)."""
+        if self._stopping:
+            return
         if not self._started or not self.services.engine_running_here:
             self.exit()
             return
-        self._started = False  # no mode switch, and no second stop, from here on
+        self._started, self._stopping = False, True  # no mode switch from here on
         await self.push_screen(StoppingScreen(self.services, self.close_services))
 
     def get_driver_class(self) -> type[Driver]:

@@ -137,8 +137,9 @@ async def test_quitting_shows_the_engine_flushing_until_it_has_stopped(
             assert re.fullmatch(
                 r"Stopping the engine: flushing [\d,]+ rows?\.\.\.", str(shown.render())
             )
-            await pilot.press("1", "q")  # no mode switch nor second stop meanwhile
-            assert app.screen is shown.screen
+            await pilot.press("1", "q")  # no mode switch nor exit meanwhile
+            assert app.screen is shown.screen and app.is_running
+            assert engine.running
             await transaction.rollback()
         finally:
             await blocker.close()

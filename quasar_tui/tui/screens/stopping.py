@@ -11,6 +11,7 @@ from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Static
 
+from quasar_tui.core.messages import one_line
 from quasar_tui.tui.services import Services
 
 REFRESH_SECONDS = 0.2
@@ -41,10 +42,13 @@ class StoppingScreen(Screen[None]):
 
     @work(group="stop", exit_on_error=False)
     async def _stop(self) -> None:
+        """Exit when done; a failure is the exit's message, printed once the screen is back."""
         try:
             await self.services.stop_engine()
             self._rows.stop()
             self.query_one("#stopping", Static).update("Closing the database...")
             await self.close()
-        finally:
+        except Exception as exc:
+            self.app.exit(None, 1, f"quasar: error while stopping: {one_line(exc)}")
+        else:
             self.app.exit()
