@@ -75,7 +75,7 @@ async def console_services(
     finally:
         await db.close()
         if server.embedded:
-            say("Stopping the database server...")
+            say("Stopping the database server, unless another process uses it...")
             await asyncio.to_thread(release_server, server)
         if demo:  # seconds of file removal: on the screen, not after it
             say("Removing the demo's throw-away database...")
