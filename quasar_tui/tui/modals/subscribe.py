@@ -30,6 +30,7 @@ from quasar_tui.tui.services.reads import READ_ERRORS
 if TYPE_CHECKING:
     from quasar_tui.tui.app import QuasarApp
     from quasar_tui.tui.modes.base import ModeScreen
+    from quasar_tui.tui.services import Services
 
 DEFAULT_LOOKBACK = 365
 _SPLIT = re.compile(r"[\s,]+")
@@ -72,25 +73,27 @@ class SymbolSuggester(Suggester):
     """Completes the last symbol typed: from the chosen provider's assets (best matches of the
     asset search), then from the common symbols mapped to them (read once per provider)."""
 
-    def __init__(self, modal: SubscribeModal) -> None:
+    def __init__(self, services: Services, provider: Callable[[], str | None]) -> None:
+        """`provider` names the provider chosen in the form now; it is read without the DOM
+        (a suggestion may be computed after the form has gone)."""
         super().__init__(use_cache=False, case_sensitive=True)  # the provider can change
-        self.modal = modal
+        self.services = services
+        self.provider = provider
         self._commons: dict[str, list[str]] = {}
 
     async def get_suggestion(self, value: str) -> str | None:
-        provider = self.modal.chosen_provider()
+        provider = self.provider()
         word = _LAST_WORD.search(value)
         if provider is None or word is None or not word.group():
             return None
-        services = self.modal.services
         try:
-            assets = await services.assets.list(provider.name, word.group(), limit=_LOOKED_AT)
-            if provider.name not in self._commons:
-                mappings = await services.mappings.list(None, provider.name)
-                self._commons[provider.name] = sorted(m.common_symbol for m in mappings)
+            assets = await self.services.assets.list(provider, word.group(), limit=_LOOKED_AT)
+            if provider not in self._commons:
+                mappings = await self.services.mappings.list(None, provider)
+                self._commons[provider] = sorted(m.common_symbol for m in mappings)
         except READ_ERRORS:
             return None  # no completion; submitting says what is wrong
-        found = completion(word.group(), [a.symbol for a in assets], self._commons[provider.name])
+        found = completion(word.group(), [a.symbol for a in assets], self._commons[provider])
         return None if found is None else value[: word.start()] + found
 
 
@@ -109,6 +112,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         if provider not in self.providers:
             provider = next(iter(self.providers), None)
         self.initial_provider = provider
+        self.provider_name = provider
         self.initial_symbols = " ".join(symbols)
 
     def compose_fields(self) -> Iterator[Widget]:
@@ -128,7 +132,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
                 self.initial_symbols,
                 id="symbols-input",
                 placeholder="separate several with spaces or commas; right arrow completes",
-                suggester=SymbolSuggester(self),
+                suggester=SymbolSuggester(self.services, lambda: self.provider_name),
             ),
             "the provider's symbols, or common symbols mapped to them",
             id="sub-symbols",
@@ -167,6 +171,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         return self.query_one(f"#{select_id}", Select)
 
     def _provider_chosen(self, name: str | None) -> None:
+        self.provider_name = name if name in self.providers else None
         record = self.providers.get(name) if name else None
         modes = modes_of(record) if record else ["historical", "live"]
         mode_select = self._select("mode-select")
