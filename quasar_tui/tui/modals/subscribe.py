@@ -131,10 +131,10 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
             Input(
                 self.initial_symbols,
                 id="symbols-input",
-                placeholder="separate several with spaces or commas; right arrow completes",
+                placeholder="separate several with spaces or commas",
                 suggester=SymbolSuggester(self.services, lambda: self.provider_name),
             ),
-            "the provider's symbols, or common symbols mapped to them",
+            "the provider's symbols, or common symbols mapped to them; right arrow completes",
             id="sub-symbols",
         )
         yield Field(
