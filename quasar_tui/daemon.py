@@ -82,7 +82,11 @@ async def run(args: argparse.Namespace, beside: Beside | None = None) -> int:
     try:
         return await _serve(args, beside)
     except EngineLockedError as exc:
-        log.error("%s; or start the daemon with --standby to wait and take over when it stops", exc)
+        log.error(
+            "%s; stop it first, or start the daemon with --standby to wait for it and take "
+            "over when it stops",
+            exc.running,
+        )
         return 1
     except QuasarError as exc:
         log.error("%s", exc)

@@ -53,18 +53,23 @@ class EngineOwner:
 
 
 class EngineLockedError(QuasarError):
-    """Another engine holds the lock: the console attaches to it, the daemon exits 1."""
+    """Another engine holds the lock: the console attaches to it, the daemon exits 1 (or
+    waits, with --standby)."""
 
     def __init__(self, owner: EngineOwner | None) -> None:
         self.owner = owner
+        super().__init__(f"{self.running}; stop it first, or open the console to attach to it")
+
+    @property
+    def running(self) -> str:
+        """'an engine is already running on this database: <who>', for callers that say
+        their own way out."""
+        owner = self.owner
         if owner is None:
             who = "another engine (starting up)"
         else:
             who = f"{owner.label} (heartbeat {owner.heartbeat_age():.0f}s ago)"
-        super().__init__(
-            f"an engine is already running on this database: {who}; "
-            "stop it first, or open the console to attach to it"
-        )
+        return f"an engine is already running on this database: {who}"
 
 
 async def read_owner(conn: asyncpg.Connection | Database) -> EngineOwner | None:
