@@ -3,11 +3,12 @@ refused inline), pause and resume, delete after confirming, backfill now."""
 
 from __future__ import annotations
 
-from registry_rows import add_provider
+from registry_rows import StaticSymbols, add_provider
 from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, until_screen
 from textual.widgets import Button, Input, Select
 from tui_helpers import started, wait_for
 
+from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.tui.modals.confirm import ConfirmModal
 from quasar_tui.tui.modals.subscribe import SubscribeModal
@@ -163,6 +164,7 @@ async def test_with_no_engine_running_a_subscription_left_running_reads_stopped(
 
 async def test_the_form_completes_symbols_and_points_to_the_assets_mode(make_console, db):
     await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB1", "CCC"])
+    await AssetStore(db).refresh("EXCH", StaticSymbols(["AAA", "BBB1"]))  # CCC: delisted
     await MappingStore(db).map("ALPHA", "EXCH", "AAA")
     app = make_console(run_engine=False)
     async with app.run_test(size=SIZE) as pilot:
@@ -183,6 +185,12 @@ async def test_the_form_completes_symbols_and_points_to_the_assets_mode(make_con
             "s subscribes)"
         )
         assert await stored(app.services) == []
+
+        await pilot.press(*["backspace"] * 3, *"CCC", "ctrl+s")
+        await wait_for(pilot, lambda: "CCC" in field_error(app, "sub-symbols"))
+        assert field_error(app, "sub-symbols") == (
+            "EXCH no longer lists CCC; refresh its assets in the Providers mode (key 2, then r)"
+        )
 
         await pilot.press(*["backspace"] * 4, "ctrl+s")
         await until_screen(pilot, SubscriptionsScreen)

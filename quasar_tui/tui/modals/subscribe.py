@@ -19,7 +19,7 @@ from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Input, Select
 
-from quasar_tui.core.errors import NotFoundError, QuasarError
+from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.registry.assets import close_matches
 from quasar_tui.registry.records import ProviderRecord
@@ -93,7 +93,8 @@ class SymbolSuggester(Suggester):
                 self._commons[provider] = sorted(m.common_symbol for m in mappings)
         except READ_ERRORS:
             return None  # no completion; submitting says what is wrong
-        found = completion(word.group(), [a.symbol for a in assets], self._commons[provider])
+        listed = [a.symbol for a in assets if a.active]  # a delisted one cannot be subscribed
+        found = completion(word.group(), listed, self._commons[provider])
         return None if found is None else value[: word.start()] + found
 
 
@@ -229,25 +230,34 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
 
     async def _provider_symbols(self, provider: str, typed: list[str]) -> list[str]:
         """The provider's symbols for what was typed: its own, or common symbols mapped to
-        one of its assets. Raises `NotFoundError` for the first that is neither, saying where
-        to look (close matches, else the Assets mode)."""
+        one of its assets. Raises for the first that is neither (close matches, else the Assets
+        mode) or is no longer listed (the Providers mode refreshes), saying where to go."""
         mappings = await self.services.mappings.list(None, provider)
         mapped = {m.common_symbol.upper(): m.symbol for m in mappings}
         found = []
+        app = cast("QuasarApp", self.app)
         for symbol in typed:
             try:
-                found.append((await self.services.assets.get(provider, symbol)).symbol)
-                continue
+                asset = await self.services.assets.get(provider, symbol)
             except NotFoundError:
                 if symbol.upper() in mapped:
                     found.append(mapped[symbol.upper()])
                     continue
+            else:
+                if not asset.active:
+                    refresh = key_for(app, "providers.refresh_assets", "r")
+                    raise InvalidInputError(
+                        f"{provider} no longer lists {symbol}; refresh its assets in the "
+                        f"Providers mode (key {key_for(app, 'mode.providers')}, then {refresh})"
+                    )
+                found.append(asset.symbol)
+                continue
             matches = await close_matches(self.services.db, provider, symbol)
-            key = mode_key(cast("QuasarApp", self.app), "assets")
             hint = (
                 f"did you mean {', '.join(matches)}?"
                 if matches
-                else f"look for it in the Assets mode (key {key}: / searches, s subscribes)"
+                else f"look for it in the Assets mode (key {key_for(app, 'mode.assets')}: "
+                "/ searches, s subscribes)"
             )
             raise NotFoundError(f"{provider} has no asset {symbol!r}; {hint}")
         return found
@@ -264,13 +274,14 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         return int(text)
 
 
-def mode_key(app: QuasarApp, mode: str) -> str:
-    """The key that opens `mode`, as the user's keymap has it."""
-    binding_id = f"mode.{mode}"
+def key_for(app: QuasarApp, binding_id: str, default: str | None = None) -> str:
+    """The key of a binding as the user's keymap has it: remapped, else the app's own (the
+    modes' keys), else `default`."""
     remapped = app.options.keymap.get(binding_id)
     if remapped:
         return remapped.split(",")[0].strip()
-    return next(b.key for b in app.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+    own = (b.key for b in app.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+    return next(own, default or "?")
 
 
 async def open_subscribe(
