@@ -13,7 +13,13 @@ Cases:
 - `new`: a data dir that does not exist yet: initdb, server start, every migration, the bundled
   providers validated and registered, master key created;
 - `existing`: the data dir the last `new` run left, its server stopped (a console opened after
-  a reboot, with no daemon running).
+  a reboot, with no daemon running);
+- `demo`: `quasar --demo`, a throw-away data dir seeded with the simulated market (a new user's
+  first start).
+
+`--baseline SRC` runs the source tree at SRC (a checkout of an earlier commit) alternately with
+this one, run for run, and adds the ratios of the medians (this tree / SRC): on a busy machine
+only such ratios mean anything.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ COLUMNS, ROWS = 140, 45
 CONSOLE = "Quasar · Dashboard"
 PAINT_TIMEOUT = 120.0
 EXIT_TIMEOUT = 60.0
+CASES = ("new", "existing", "demo")
 _ESCAPES = re.compile(r"\x1b(\[[0-9;?<=>$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[@-Z\\-_])")
 
 
@@ -79,14 +86,19 @@ class Screen:
 class Console:
     """One `quasar` process on its own pseudo-terminal."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path | None, source: Path | None = None) -> None:
         self.master, slave = os.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLUMNS, 0, 0))
         env = {k: v for k, v in os.environ.items() if not k.startswith("QUASAR_")}
         env["TERM"] = "xterm-256color"
+        where = ["--demo"] if data_dir is None else ["--data-dir", str(data_dir)]
         self.started = time.perf_counter()
+        # A source tree runs as `python -m quasar_tui` from it (its own entry point; from its
+        # directory, which `-m` puts first on the path, ahead of the installed tree).
+        command = quasar_command() if source is None else [sys.executable, "-m", "quasar_tui"]
         self.proc = subprocess.Popen(
-            [*quasar_command(), "--data-dir", str(data_dir)],
+            [*command, *where],
+            cwd=source,
             stdin=slave,
             stdout=slave,
             stderr=slave,
@@ -145,8 +157,10 @@ def server_stopped(data_dir: Path, timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
-def one_run(data_dir: Path) -> dict[str, float]:
-    console = Console(data_dir)
+def one_run(data_dir: Path | None, source: Path | None = None) -> dict[str, float]:
+    """One start to the Dashboard and quit; `data_dir` None is `--demo` (the process removes
+    its own data dir, after its server has stopped)."""
+    console = Console(data_dir, source)
     try:
         first = console.wait_for(None)
         ready = console.wait_for(CONSOLE)
@@ -155,7 +169,8 @@ def one_run(data_dir: Path) -> dict[str, float]:
         console.proc.wait()
         raise
     console.quit()
-    server_stopped(data_dir)
+    if data_dir is not None:
+        server_stopped(data_dir)
     return {"first_frame": first, "console": ready}
 
 
@@ -169,20 +184,48 @@ def summary(runs: list[dict[str, float]]) -> dict[str, dict[str, float]]:
     }
 
 
-def main(runs: int) -> None:
+def ratios(runs: list[dict[str, float]], base: list[dict[str, float]]) -> dict[str, float]:
+    """Median of this tree over median of the baseline, per figure (below 1: faster)."""
+    return {
+        figure: round(
+            statistics.median(r[figure] for r in runs) / statistics.median(r[figure] for r in base),
+            3,
+        )
+        for figure in ("first_frame", "console")
+    }
+
+
+def run_case(
+    case: str, root: Path, runs: int, baseline: Path | None
+) -> dict[str, dict[str, float]]:
+    """`runs` runs of one case, alternating with the baseline's when there is one."""
+    mine: list[dict[str, float]] = []
+    base: list[dict[str, float]] = []
+    here = Path(__file__).resolve().parents[1] if baseline is not None else None
+    for i in range(runs):
+        for source, into, tag in ((baseline, base, "baseline"), (here, mine, "this tree")):
+            if tag == "baseline" and baseline is None:
+                continue
+            if case == "demo":
+                data_dir = None
+            elif case == "new":
+                data_dir = root / f"{tag.replace(' ', '-')}-new{i}"
+            else:
+                data_dir = root / f"{tag.replace(' ', '-')}-new{runs - 1}"
+            into.append(one_run(data_dir, source))
+            print(f"{case}, {tag}, run {i + 1}: {into[-1]}", flush=True)
+    figures = summary(mine)
+    if baseline is not None:
+        figures = {**figures, "baseline": summary(base), "ratio_to_baseline": ratios(mine, base)}
+    return figures
+
+
+def main(runs: int, cases: list[str], baseline: Path | None) -> None:
     load = round(os.getloadavg()[0], 2)
     root = Path(tempfile.mkdtemp(prefix="quasar-bench-startup-"))
     root.chmod(0o755)  # run as root, the server's own account must reach the data dirs in it
     try:
-        new = []
-        for i in range(runs):
-            new.append(one_run(root / f"new{i}"))
-            print(f"new data dir, run {i + 1}: {new[-1]}", flush=True)
-        existing_dir = root / f"new{runs - 1}"
-        existing = []
-        for i in range(runs):
-            existing.append(one_run(existing_dir))
-            print(f"existing data dir, run {i + 1}: {existing[-1]}", flush=True)
+        results = {case: run_case(case, root, runs, baseline) for case in cases}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     report(
@@ -191,8 +234,7 @@ def main(runs: int) -> None:
             "load_1m_at_start": load,
             "runs": runs,
             "terminal": f"{COLUMNS}x{ROWS}",
-            "existing_data_dir": summary(existing),
-            "new_data_dir": summary(new),
+            **{f"{case}_data_dir" if case != "demo" else case: results[case] for case in cases},
             "targets": {"existing_data_dir_s": 1.5, "new_data_dir_s": 6.0},
         }
     )
@@ -201,4 +243,17 @@ def main(runs: int) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs of each case")
-    main(parser.parse_args().runs)
+    parser.add_argument(
+        "--case",
+        choices=CASES,
+        action="append",
+        help="a case to run (repeat for several; default: new and existing)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="SRC",
+        help="a source tree to run alternately with this one, for ratios",
+    )
+    parsed = parser.parse_args()
+    main(parsed.runs, parsed.case or ["new", "existing"], parsed.baseline)

@@ -1,5 +1,5 @@
 import sys
 
-from quasar_tui.cli import main
+from quasar_tui.entry import main
 
 sys.exit(main())

@@ -1,7 +1,10 @@
 """`quasar --daemon`: the engine with no UI, for servers and containers.
 
 Logs go to stderr as text or JSON lines. SIGTERM and SIGINT stop the engine, which flushes the
-writer before the process exits 0. Nothing here (or below) imports Textual or rich.live.
+writer before the process exits 0. With `--standby` a daemon started while another engine (a
+console) holds the lock waits for it and takes over when it stops, rather than exiting 1 (which a
+service manager restarting on failure would turn into a restart loop). Nothing here (or below)
+imports Textual or rich.live.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import asyncpg
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
 from quasar_tui.engine.engine import Engine
+from quasar_tui.engine.lock import EngineLockedError
 from quasar_tui.store.database import open_database
 from quasar_tui.store.server import resolve_data_dir, resolve_dsn
 
@@ -77,6 +81,13 @@ async def run(args: argparse.Namespace, beside: Beside | None = None) -> int:
     configure_logging(args.log_format)
     try:
         return await _serve(args, beside)
+    except EngineLockedError as exc:
+        log.error(
+            "%s; stop it first, or start the daemon with --standby to wait for it and take "
+            "over when it stops",
+            exc.running,
+        )
+        return 1
     except QuasarError as exc:
         log.error("%s", exc)
         return 1
@@ -96,7 +107,11 @@ async def _serve(args: argparse.Namespace, beside: Beside | None) -> int:
         try:
             log.info("database: %s", db.server.describe())
             engine = Engine.create(db, data_dir=data_dir, mode="daemon")
-            await engine.start()
+            await _first(engine.start(wait=getattr(args, "standby", False)), stop.wait())
+            if not engine.running:  # a signal came first (on standby, or while starting)
+                when = "on standby" if engine.owner is None else "while the engine was starting"
+                log.info("stopped cleanly %s", when)
+                return 0
             waits = [stop.wait(), engine.wait_stopped()]
             if beside is not None:
                 waits.append(beside(engine))

@@ -107,6 +107,7 @@ def _cases(files: dict[str, Path]) -> list[Case]:
         ),
         failed("unsubscribe", "--id", "9223372036854775807", says="9223372036854775807"),
         usage("pause"),
+        usage("--standby", "status", says="goes with --daemon"),
         usage("unsubscribe", "SIMULATED", "SIM/BTC", "--id", "1", says="not both"),
         usage("unsubscribe", "SIMULATED", says="name the subscriptions"),
         # limits and scores

@@ -23,6 +23,7 @@ from helpers import refresh_assets, until, with_simulated
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.engine.engine import Engine
+from quasar_tui.engine.lock import engine_running, engines_waiting, read_owner
 from quasar_tui.providers.simulated import SimulatedProvider
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -93,11 +94,15 @@ async def count(db: Database, query: str, *args: Any) -> int:
 
 
 async def test_sigterm_flushes_everything_and_exits_0_without_textual(
-    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+    db: Database,
+    registry: ProviderRegistry,
+    daemons: Callable[..., Daemon],
+    tmp_path: Path,
+    run_quasar: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
     await registry.set_secrets("SIMULATED", {"api_token": SECRET})
     store = SubscriptionStore(db)
-    await store.add("SIMULATED", ["SIM/BTC", "ACME"], "1min", "live")
+    [live, _] = await store.add("SIMULATED", ["SIM/BTC", "ACME"], "1min", "live")
     [hist] = await store.add("SIMULATED", ["SIM/ETH"], "1h", "historical", lookback_days=1)
     await registry.set_preferences("SIMULATED", {"ticks_per_second": "50"})
     modules = tmp_path / "modules.json"
@@ -108,8 +113,17 @@ async def test_sigterm_flushes_everything_and_exits_0_without_textual(
     )
     await until(lambda: _state(db, hist.id, "ok"), "historical run ok", give_up=daemon.exited)
     assert await count(db, "SELECT count(*) FROM historical_data") >= 23
+    await until(lambda: _state(db, live.id, "running"), "live running", give_up=daemon.exited)
 
     assert daemon.stop(signal.SIGTERM) == 0
+
+    # No engine runs now: what ran reads "stopped" in the CLI, not "running".
+    listed = json.loads(run_quasar("subscriptions", "--json", check=True).stdout)
+    assert {s["id"]: s["state"] for s in listed}[live.id] == "stopped"
+    status = json.loads(run_quasar("status", "--json", check=True).stdout)
+    assert status["engine"]["running"] is False
+    assert {s["id"]: s["state"] for s in status["subscriptions"]}[live.id] == "stopped"
+    assert "running" not in {s["state"] for s in status["subscriptions"]}
 
     stored = await count(db, "SELECT count(*) FROM live_ticks")
     received = await count(db, "SELECT sum(ticks) FROM live_quotes")
@@ -150,7 +164,66 @@ async def test_daemon_refuses_to_start_while_another_engine_runs(
     assert lines[-1]["level"] == "error"
     assert "already running" in lines[-1]["msg"]
     assert f"console on {socket.gethostname()}:{os.getpid()}" in lines[-1]["msg"]
+    assert "--standby" in lines[-1]["msg"]  # the way out of a service manager's restart loop
     assert [line for line in lines if line["level"] == "error"] == [lines[-1]]
+
+
+async def _no_waiters(db: Database) -> bool:
+    return await engines_waiting(db) == 0
+
+
+async def _owner_mode(db: Database) -> str | None:
+    if not await engine_running(db):
+        return None
+    owner = await read_owner(db)
+    return owner.mode if owner else None
+
+
+async def test_a_standby_daemon_waits_for_the_console_and_takes_over_when_it_quits(
+    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    console = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode="console")
+    await console.start()
+    try:
+        daemon = daemons("--standby")
+        await until(
+            lambda: "standby:" in daemon.stderr(), "the daemon on standby", give_up=daemon.exited
+        )
+        assert daemon.proc.poll() is None  # waiting, not refused
+        assert await _owner_mode(db) == "console"
+    finally:
+        await console.stop()  # the console quits
+
+    await until(
+        lambda: "engine started (daemon" in daemon.stderr(),
+        "the daemon's engine started",
+        give_up=daemon.exited,
+    )
+    assert await _owner_mode(db) == "daemon"
+    assert daemon.stop(signal.SIGTERM) == 0
+    log = daemon.stderr()
+    assert "console on" in log and "stopped cleanly" in log and "ERROR" not in log
+
+
+async def test_a_standby_daemon_stopped_while_waiting_exits_0_and_leaves_the_console_be(
+    db: Database, registry: ProviderRegistry, daemons: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    console = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, mode="console")
+    await console.start()
+    try:
+        daemon = daemons("--standby")
+        await until(
+            lambda: "standby:" in daemon.stderr(), "the daemon on standby", give_up=daemon.exited
+        )
+        assert await engines_waiting(db) == 1
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert await _owner_mode(db) == "console"
+        assert console.running
+        # Its waiting session leaves the queue: it will never take the lock from a console.
+        await until(lambda: _no_waiters(db), "no session waiting for the lock")
+    finally:
+        await console.stop()
+    assert "stopped cleanly on standby" in daemon.stderr()
 
 
 def reference_bars(symbol: str, start: datetime, end: datetime) -> dict[datetime, tuple]:

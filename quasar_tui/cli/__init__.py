@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the collector engine headless (no console) until SIGTERM",
     )
     parser.add_argument(
+        "--standby",
+        action="store_true",
+        help="with --daemon: when another engine (a console) runs on the database, wait and "
+        "take over when it stops, rather than exit 1",
+    )
+    parser.add_argument(
         "--log-format",
         choices=("text", "json"),
         default="text",
@@ -160,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         handler = functools.partial(daemon.run, beside=beside)
     elif args.serve:
         parser.error("--serve goes with --daemon (or use `quasar serve`)")
+    elif args.standby:
+        parser.error("--standby goes with --daemon")
     elif handler is None:
         from quasar_tui.tui import run as run_console  # the only path that loads Textual
 

@@ -142,9 +142,10 @@ class Engine:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> None:
-        """Take the lock (or raise `EngineLockedError`), then start collecting."""
-        await self._lock.acquire()
+    async def start(self, *, wait: bool = False) -> None:
+        """Take the lock (or raise `EngineLockedError`; with `wait`, wait for it), then start
+        collecting."""
+        await self._lock.acquire(wait=wait)
         self._running = True
         self._done.clear()
         self.owner = EngineOwner(socket.gethostname(), os.getpid(), self.mode, utc_now(), utc_now())

@@ -19,13 +19,17 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.quality.calendars import calendar as trading_calendar
 from quasar_tui.registry.assets import provider_row, unknown_symbol_error
 from quasar_tui.store.database import Database
+from quasar_tui.store.engine_lock import ENGINE_HELD
 
 MODES = ("historical", "live")
 
 # The last stored bar comes from the table the mode writes to; each max(ts) is one backward
-# step on the (provider, symbol, interval, ts) primary key.
-_SELECT = """
-SELECT s.id, s.provider, s.symbol, s.interval, s.mode, s.enabled, s.lookback_days, s.state,
+# step on the (provider, symbol, interval, ts) primary key. A subscription the engine left
+# `running` reads `stopped` when no engine holds the lock (it stopped, or was killed).
+_SELECT = f"""
+SELECT s.id, s.provider, s.symbol, s.interval, s.mode, s.enabled, s.lookback_days,
+       CASE WHEN s.state = 'running' AND NOT {ENGINE_HELD} THEN 'stopped' ELSE s.state END
+           AS state,
        s.last_error, s.last_run_at, s.created_at, s.updated_at, s.calendar,
        CASE WHEN s.mode = 'historical'
             THEN (SELECT max(h.ts) FROM historical_data h

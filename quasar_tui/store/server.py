@@ -121,6 +121,15 @@ def start_embedded(data_dir: Path) -> ServerInfo:
 _SERVERS: dict[Path, EmbeddedServer] = {}
 
 
+def release_server(info: ServerInfo) -> None:
+    """This process is done with the server: the embedded one stops now if no other process
+    uses it (rather than at exit, unseen); an external one is not ours to stop."""
+    if info.embedded and info.data_dir is not None:
+        server = started_server(info.data_dir)
+        if server is not None:
+            server.release()
+
+
 def started_server(data_dir: Path) -> EmbeddedServer | None:
     """The handle on a server this process started or joined in `data_dir`, if any."""
     return _SERVERS.get(data_dir)

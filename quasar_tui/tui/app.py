@@ -9,7 +9,9 @@ import asyncio
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from datetime import datetime
 from functools import partial
+from pathlib import Path
 from time import monotonic
 
 from textual import on, work
@@ -33,7 +35,9 @@ from quasar_tui.tui.keymap import unknown_ids
 from quasar_tui.tui.modals.price_alert import PriceAlertModal, price_here
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.screens.stopping import StoppingScreen
+from quasar_tui.tui.screenshot import default_name, save_svg
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 from quasar_tui.tui.services.alerts import AlertInbox
 from quasar_tui.tui.services.feed import EngineFeed, EngineLogged, EngineNews, EngineTakenOver
 from quasar_tui.tui.services.log import LogEntry, LogRecordBridge
@@ -131,7 +135,7 @@ class QuasarApp(App[int]):
 
     def __init__(
         self,
-        open_services: Callable[[], AbstractAsyncContextManager[Services]],
+        open_services: Callable[[Say], AbstractAsyncContextManager[Services]],
         options: ConsoleOptions | None = None,
     ) -> None:
         super().__init__()
@@ -149,6 +153,7 @@ class QuasarApp(App[int]):
         self._early: list[LogEntry] | None = []
         self._unwatch_terminal: Callable[[], None] | None = None
         self._started = False
+        self._stopping = False
         self._shown_modes: set[str] = set()
         self._hold_frames = True
         self.chosen_provider: str | None = None
@@ -156,15 +161,22 @@ class QuasarApp(App[int]):
 
     async def on_mount(self) -> None:
         self._install_log_bridge()
-        await self.screen.mount(
-            Static("Opening the database and starting the engine...", id="starting")
-        )
+        await self.screen.mount(Static("Opening the database...", id="starting"))
         self._start()
+
+    def _say(self, words: str) -> None:
+        """What the start (attaching or starting) or the stop does now, on its screen."""
+        if not self.screen_stack:  # an exit (the terminal went) closed them: no one to tell
+            return
+        for shown in self.screen.query("#starting, #stopping").results(Static):
+            shown.update(words)
 
     @work(name=_START, group="start")
     async def _start(self) -> None:
         try:
-            self.services = await self._resources.enter_async_context(self._open_services())
+            self.services = await self._resources.enter_async_context(
+                self._open_services(self._say)
+            )
         except QuasarError as exc:
             self.exit(None, 1, f"quasar: error: {exc}")
             return
@@ -195,6 +207,17 @@ class QuasarApp(App[int]):
         if self._started:
             await super().action_switch_mode(mode)
 
+    async def action_quit(self) -> None:
+        """An engine running here stops first, its progress on the screen; then the exit.
+        Quitting again meanwhile changes nothing (the stop must finish)."""
+        if self._stopping:
+            return
+        if not self._started or not self.services.engine_running_here:
+            self.exit()
+            return
+        self._started, self._stopping = False, True  # no mode switch from here on
+        await self.push_screen(StoppingScreen(self.services, self.close_services))
+
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()
         return TerminalDriver if driver is LinuxDriver else driver
@@ -214,6 +237,11 @@ class QuasarApp(App[int]):
     def delay_update(self, delay: float = 0.05) -> None:
         if self._hold_frames:
             super().delay_update(delay)
+
+    async def close_services(self) -> None:
+        """Stop the engine (if it runs here), close the database, release the server: what the
+        exit does, for a quit to do while its screen shows it."""
+        await self._resources.aclose()
 
     async def on_unmount(self) -> None:
         if self._bridge is not None:
@@ -323,6 +351,22 @@ class QuasarApp(App[int]):
                 self.notify(f"alert rule {rule.id}: {rule.target} {rule.condition}", timeout=5)
 
         self.push_screen(PriceAlertModal(point), added)
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save to Downloads or the current directory (or `path`), and say where or why not
+        (`time_format` is Textual's, unused: the name is `default_name`'s)."""
+        saved = save_svg(
+            self.export_screenshot(),
+            filename or default_name(datetime.now()),
+            Path(path) if path else None,
+        )
+        if saved.path is None:
+            self.notify(f"not saved: {saved.problem}", title="Screenshot", severity="error")
+        else:
+            self.notify(f"saved to {saved.path}", title="Screenshot")
+        return None
 
     def action_help(self) -> None:
         screen = self.screen

@@ -10,20 +10,23 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
+from quasar_tui import opening
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.store.database import Database
-from quasar_tui.store.server import open_server, resolve_data_dir, resolve_dsn
+from quasar_tui.store.server import open_server, release_server, resolve_data_dir, resolve_dsn
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.demo import seed_demo
 from quasar_tui.tui.keymap import find_keymap, load_keymap
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 
 
 def _demo_dir() -> Path:
-    """A throw-away data dir, removed at exit (after the embedded server it holds stops:
-    atexit runs in reverse order, and the server registers its stop later than this)."""
+    """A throw-away data dir, removed when the console closes its services, or else at exit
+    (after the embedded server it holds stops: atexit runs in reverse order, and the server
+    registers its stop later than this)."""
     path = Path(tempfile.mkdtemp(prefix="quasar-demo-"))
     atexit.register(shutil.rmtree, path, ignore_errors=True)
     return path
@@ -58,16 +61,25 @@ def options_from(args: argparse.Namespace, data_dir: Path | None) -> ConsoleOpti
 
 
 @asynccontextmanager
-async def console_services(dsn: str | None, data_dir: Path, demo: bool) -> AsyncIterator[Services]:
+async def console_services(
+    dsn: str | None, data_dir: Path, demo: bool, say: Say
+) -> AsyncIterator[Services]:
     server = await asyncio.to_thread(open_server, dsn, data_dir)  # the loop keeps painting
     db = await Database.open(server)
     try:
         if demo:
+            say("Preparing the demo: the simulated market, mapped and subscribed...")
             await seed_demo(db, data_dir)
-        async with Services.running(db, data_dir) as services:
+        async with Services.running(db, data_dir, say=say) as services:
             yield services
     finally:
         await db.close()
+        if server.embedded:
+            say("Stopping the database server, unless another process uses it...")
+            await asyncio.to_thread(release_server, server)
+        if demo:  # seconds of file removal: on the screen, not after it
+            say("Removing the demo's throw-away database...")
+            await asyncio.to_thread(shutil.rmtree, data_dir, ignore_errors=True)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -81,7 +93,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"quasar: error: {exc}", file=sys.stderr)
         return 1
     dsn = None if args.demo else resolve_dsn(args.dsn)
-    app = QuasarApp(lambda: console_services(dsn, data_dir, args.demo), options)
+    app = QuasarApp(partial(console_services, dsn, data_dir, args.demo), options)
+    opening.handed_over()
     try:
         asyncio.run(app.run_async())
     except KeyboardInterrupt:

@@ -12,7 +12,7 @@ from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.database import Database
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.demo import seed_demo
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 
 QUIET = ConsoleOptions(animation=False, clock=False)
 
@@ -23,8 +23,8 @@ def make_console(db: Database, tmp_path: Path) -> Callable[..., QuasarApp]:
 
     def make(*, run_engine: bool = True, options: ConsoleOptions = QUIET) -> QuasarApp:
         @asynccontextmanager
-        async def open_services() -> AsyncIterator[Services]:
-            async with Services.running(db, tmp_path, run_engine=run_engine) as services:
+        async def open_services(say: Say) -> AsyncIterator[Services]:
+            async with Services.running(db, tmp_path, run_engine=run_engine, say=say) as services:
                 yield services
 
         return QuasarApp(open_services, options)

@@ -3,11 +3,13 @@ refused inline), pause and resume, delete after confirming, backfill now."""
 
 from __future__ import annotations
 
-from registry_rows import add_provider
+from registry_rows import StaticSymbols, add_provider
 from registry_ui import PROVIDER_FILES, SIZE, field_error, notices, open_mode, until_screen
 from textual.widgets import Button, Input, Select
 from tui_helpers import started, wait_for
 
+from quasar_tui.registry.assets import AssetStore
+from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.tui.modals.confirm import ConfirmModal
 from quasar_tui.tui.modals.subscribe import SubscribeModal
 from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
@@ -143,3 +145,53 @@ async def test_on_a_24_line_terminal_the_form_scrolls_and_its_buttons_stay_in_vi
         assert modal.focused is lookback and box.region.contains_region(lookback.region)
         inside = box.region.shrink((1, 1, 1, 1))  # within the border
         assert inside.contains_region(submit.region)
+
+
+async def test_with_no_engine_running_a_subscription_left_running_reads_stopped(make_console, db):
+    """The engine marks what it runs `running`; once it has stopped (or was killed) the row
+    must not go on saying so."""
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        [sub] = await app.services.subscriptions.add("EXCH", ["AAA"], "1d", "historical")
+        await app.services.subscriptions.set_state(sub.id, "running")
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 1)
+        column = [c.label.plain for c in screen.table.ordered_columns].index("State")
+        assert str(screen.table.get_cell_at((0, column))) == "stopped"
+
+
+async def test_the_form_completes_symbols_and_points_to_the_assets_mode(make_console, db):
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB1", "CCC"])
+    await AssetStore(db).refresh("EXCH", StaticSymbols(["AAA", "BBB1"]))  # CCC: delisted
+    await MappingStore(db).map("ALPHA", "EXCH", "AAA")
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await open_mode(pilot, "5", SubscriptionsScreen)
+        await pilot.press("a")
+        modal = await until_screen(pilot, SubscribeModal)
+        symbols = modal.query_one("#symbols-input", Input)
+        await pilot.press("b")
+        await wait_for(pilot, lambda: symbols._suggestion == "BBB1")
+        await pilot.press("right")  # accepts the completion, in the provider's spelling
+        assert symbols.value == "BBB1"
+        await pilot.press("space", "a", "l")  # a common symbol mapped to one of its assets
+        await wait_for(pilot, lambda: symbols._suggestion == "BBB1 ALPHA")
+        await pilot.press("right", "space", *"QQQ", "ctrl+s")
+        await wait_for(pilot, lambda: field_error(app, "sub-symbols") != "")
+        assert field_error(app, "sub-symbols") == (
+            "EXCH has no asset 'QQQ'; look for it in the Assets mode (key 3: / searches, "
+            "s subscribes)"
+        )
+        assert await stored(app.services) == []
+
+        await pilot.press(*["backspace"] * 3, *"CCC", "ctrl+s")
+        await wait_for(pilot, lambda: "CCC" in field_error(app, "sub-symbols"))
+        assert field_error(app, "sub-symbols") == (
+            "EXCH no longer lists CCC; refresh its assets in the Providers mode (key 2, then r)"
+        )
+
+        await pilot.press(*["backspace"] * 4, "ctrl+s")
+        await until_screen(pilot, SubscriptionsScreen)
+        assert [s for s, *_ in await stored(app.services)] == ["AAA", "BBB1"]

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import pty
+import re
 import select
 import signal
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +20,7 @@ from textual.command import CommandPalette
 from textual.widgets import Static
 from tui_helpers import wait_for
 
+from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import EngineError
 from quasar_tui.store.database import Database
 from quasar_tui.tui.app import QuasarApp
@@ -26,7 +29,8 @@ from quasar_tui.tui.keymap import KeymapError, console_bindings, find_keymap, lo
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.modes.log import LogScreen
 from quasar_tui.tui.screens.help import HelpScreen
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.screens.stopping import StoppingScreen, stopping_words
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 from quasar_tui.tui.widgets.vim import VimLog
 
@@ -52,9 +56,9 @@ async def test_start_screen_shows_and_keys_wait_while_services_open(
     opened = asyncio.Event()
 
     @asynccontextmanager
-    async def slow_services() -> AsyncIterator[Services]:
+    async def slow_services(say: Say) -> AsyncIterator[Services]:
         await opened.wait()
-        async with Services.running(db, tmp_path, run_engine=False) as services:
+        async with Services.running(db, tmp_path, run_engine=False, say=say) as services:
             yield services
 
     app = QuasarApp(slow_services, ConsoleOptions(animation=False, clock=False))
@@ -66,6 +70,81 @@ async def test_start_screen_shows_and_keys_wait_while_services_open(
         assert app.current_mode == "_default"
         opened.set()
         await wait_for(pilot, lambda: app.current_mode == "dashboard")
+
+
+def _gated(db: Database, data_dir: Path, opened: asyncio.Event):
+    """Services that stay on the loading screen, after saying what they do, until `opened`."""
+
+    @asynccontextmanager
+    async def gated(say: Say) -> AsyncIterator[Services]:
+        async with Services.running(db, data_dir, say=say) as services:
+            await opened.wait()
+            yield services
+
+    return gated
+
+
+def _starting_text(app: QuasarApp) -> str:
+    return "".join(str(s.render()) for s in app.screen.query("#starting").results(Static))
+
+
+@pytest.mark.parametrize("daemon_runs", [True, False])
+async def test_the_loading_screen_says_whether_it_attaches_or_starts_the_engine(
+    db: Database, tmp_path: Path, daemon_runs: bool
+) -> None:
+    daemon = Engine.create(db, data_dir=tmp_path, mode="daemon")
+    if daemon_runs:
+        await daemon.start()
+    opened = asyncio.Event()
+    app = QuasarApp(_gated(db, tmp_path, opened), ConsoleOptions(animation=False, clock=False))
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            if daemon_runs:
+                words = f"Attaching to the engine of the daemon on {socket.gethostname()}:"
+            else:
+                words = "Starting the engine"
+            await wait_for(pilot, lambda: words in _starting_text(app))
+            opened.set()
+            await wait_for(pilot, lambda: app.current_mode == "dashboard")
+            assert app.services.attached is daemon_runs
+    finally:
+        await daemon.stop()
+
+
+async def test_quitting_shows_the_engine_flushing_until_it_has_stopped(
+    make_console, seeded, db: Database
+) -> None:
+    await seeded()
+    app = make_console(run_engine=True)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "dashboard")
+        engine = app.services.engine
+        assert engine is not None
+        await wait_for(pilot, lambda: engine.stats()["rows_written"] > 0, "rows written")
+        blocker = await db.connect()
+        try:
+            # The ticks table locked: the flush cannot finish until the test lets it.
+            transaction = blocker.transaction()
+            await transaction.start()
+            await blocker.execute("LOCK TABLE live_ticks IN ACCESS EXCLUSIVE MODE")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, StoppingScreen))
+            shown = app.screen.query_one("#stopping", Static)
+            await wait_for(pilot, lambda: app.services.rows_to_write() > 0, "rows waiting")
+            await wait_for(
+                pilot, lambda: str(shown.render()) == stopping_words(app.services.rows_to_write())
+            )
+            assert re.fullmatch(
+                r"Stopping the engine: flushing [\d,]+ rows?\.\.\.", str(shown.render())
+            )
+            await pilot.press("1", "q")  # no mode switch nor exit meanwhile
+            assert app.screen is shown.screen and app.is_running
+            await transaction.rollback()
+        finally:
+            await blocker.close()
+        await wait_for(pilot, lambda: app.return_code is not None, "the exit, once stopped")
+    assert app.return_code == 0
+    assert app.services.rows_to_write() == 0
 
 
 def test_palette_lists_every_mode_and_action_by_name() -> None:

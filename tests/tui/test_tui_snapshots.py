@@ -21,7 +21,7 @@ from quasar_tui.store.server import ServerInfo
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.modals.subscribe import SubscribeModal
 from quasar_tui.tui.modes.mappings import MappingsScreen
-from quasar_tui.tui.services import ConsoleOptions, Services
+from quasar_tui.tui.services import ConsoleOptions, Say, Services
 
 SIZE = (110, 32)
 STILL = ConsoleOptions(animation=False, clock=False)
@@ -31,10 +31,10 @@ def console_without_engine(dsn: str, data_dir: Path) -> QuasarApp:
     """A console on an empty database where no engine runs (it does not start one)."""
 
     @asynccontextmanager
-    async def open_services() -> AsyncIterator[Services]:
+    async def open_services(say: Say) -> AsyncIterator[Services]:
         db = await Database.open(ServerInfo(dsn=dsn, embedded=False), migrate=False)
         try:
-            async with Services.running(db, data_dir, run_engine=False) as services:
+            async with Services.running(db, data_dir, run_engine=False, say=say) as services:
                 yield services
         finally:
             await db.close()

@@ -2,7 +2,9 @@
 
 The interval list shows every interval Quasar stores, marking the ones the provider does not
 offer; picking one of those is refused under the field. Mode choices follow the provider's
-kind. Symbols are checked by the store (unknown ones come back with close matches), all or
+kind. Symbols complete as they are typed (right arrow accepts), from the provider's assets and
+the common symbols mapped to them; a common symbol stands for the provider's symbol mapped to
+it. An unknown symbol is refused with close matches, or a pointer to the Assets mode, all or
 nothing.
 """
 
@@ -10,23 +12,30 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
+from textual.binding import Binding
+from textual.suggester import Suggester
 from textual.widget import Widget
 from textual.widgets import Input, Select
 
-from quasar_tui.core.errors import QuasarError
+from quasar_tui.core.errors import InvalidInputError, NotFoundError, QuasarError
 from quasar_tui.core.intervals import Interval
+from quasar_tui.registry.assets import close_matches
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.modals.form import Field, FormModal
 from quasar_tui.tui.services.reads import READ_ERRORS
 
 if TYPE_CHECKING:
+    from quasar_tui.tui.app import QuasarApp
     from quasar_tui.tui.modes.base import ModeScreen
+    from quasar_tui.tui.services import Services
 
 DEFAULT_LOOKBACK = 365
 _SPLIT = re.compile(r"[\s,]+")
+_LAST_WORD = re.compile(r"[^\s,]*$")
+_LOOKED_AT = 50
 
 
 def offered_intervals(record: ProviderRecord) -> list[str]:
@@ -50,6 +59,45 @@ def split_symbols(text: str) -> list[str]:
     return [s for s in _SPLIT.split(text.strip()) if s]
 
 
+def completion(word: str, *names: Sequence[str]) -> str | None:
+    """The first name, list by list, that `word` begins (any case) and is longer than it."""
+    wanted = word.upper()
+    for listed in names:
+        for name in listed:
+            if len(name) > len(word) and name.upper().startswith(wanted):
+                return name
+    return None
+
+
+class SymbolSuggester(Suggester):
+    """Completes the last symbol typed: from the chosen provider's assets (best matches of the
+    asset search), then from the common symbols mapped to them (read once per provider)."""
+
+    def __init__(self, services: Services, provider: Callable[[], str | None]) -> None:
+        """`provider` names the provider chosen in the form now; it is read without the DOM
+        (a suggestion may be computed after the form has gone)."""
+        super().__init__(use_cache=False, case_sensitive=True)  # the provider can change
+        self.services = services
+        self.provider = provider
+        self._commons: dict[str, list[str]] = {}
+
+    async def get_suggestion(self, value: str) -> str | None:
+        provider = self.provider()
+        word = _LAST_WORD.search(value)
+        if provider is None or word is None or not word.group():
+            return None
+        try:
+            assets = await self.services.assets.list(provider, word.group(), limit=_LOOKED_AT)
+            if provider not in self._commons:
+                mappings = await self.services.mappings.list(None, provider)
+                self._commons[provider] = sorted(m.common_symbol for m in mappings)
+        except READ_ERRORS:
+            return None  # no completion; submitting says what is wrong
+        listed = [a.symbol for a in assets if a.active]  # a delisted one cannot be subscribed
+        found = completion(word.group(), listed, self._commons[provider])
+        return None if found is None else value[: word.start()] + found
+
+
 class SubscribeModal(FormModal[list[SubscriptionRecord]]):
     FORM_TITLE = "Subscribe"
     SUBMIT_LABEL = "Subscribe (Enter)"
@@ -65,6 +113,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         if provider not in self.providers:
             provider = next(iter(self.providers), None)
         self.initial_provider = provider
+        self.provider_name = provider
         self.initial_symbols = " ".join(symbols)
 
     def compose_fields(self) -> Iterator[Widget]:
@@ -84,7 +133,9 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
                 self.initial_symbols,
                 id="symbols-input",
                 placeholder="separate several with spaces or commas",
+                suggester=SymbolSuggester(self.services, lambda: self.provider_name),
             ),
+            "the provider's symbols, or common symbols mapped to them; right arrow completes",
             id="sub-symbols",
         )
         yield Field(
@@ -113,10 +164,15 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         focus = "#symbols-input" if self.initial_provider else "#provider-select"
         self.query_one(focus).focus()
 
+    def chosen_provider(self) -> ProviderRecord | None:
+        value = self._select("provider-select").value
+        return self.providers.get(value) if isinstance(value, str) else None
+
     def _select(self, select_id: str) -> Select[str]:
         return self.query_one(f"#{select_id}", Select)
 
     def _provider_chosen(self, name: str | None) -> None:
+        self.provider_name = name if name in self.providers else None
         record = self.providers.get(name) if name else None
         modes = modes_of(record) if record else ["historical", "live"]
         mode_select = self._select("mode-select")
@@ -144,8 +200,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
                 break
 
     async def submit(self) -> None:
-        provider = self._select("provider-select").value
-        record = self.providers.get(provider) if isinstance(provider, str) else None
+        record = self.chosen_provider()
         if record is None:
             self.fail("sub-provider", "pick a provider (add one in the Providers mode)")
             return
@@ -164,6 +219,7 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
         if self.has_errors:
             return
         try:
+            symbols = await self._provider_symbols(record.name, symbols)
             added = await self.services.subscriptions.add(
                 record.name, symbols, interval, mode, lookback_days=lookback
             )
@@ -171,6 +227,40 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
             self.fail("sub-symbols", str(exc))
             return
         self.dismiss(added)
+
+    async def _provider_symbols(self, provider: str, typed: list[str]) -> list[str]:
+        """The provider's symbols for what was typed: its own, or common symbols mapped to
+        one of its assets. Raises for the first that is neither (close matches, else the Assets
+        mode) or is no longer listed (the Providers mode refreshes), saying where to go."""
+        mappings = await self.services.mappings.list(None, provider)
+        mapped = {m.common_symbol.upper(): m.symbol for m in mappings}
+        found = []
+        app = cast("QuasarApp", self.app)
+        for symbol in typed:
+            try:
+                asset = await self.services.assets.get(provider, symbol)
+            except NotFoundError:
+                if symbol.upper() in mapped:
+                    found.append(mapped[symbol.upper()])
+                    continue
+            else:
+                if not asset.active:
+                    refresh = key_for(app, "providers.refresh_assets", "r")
+                    raise InvalidInputError(
+                        f"{provider} no longer lists {symbol}; refresh its assets in the "
+                        f"Providers mode (key {key_for(app, 'mode.providers')}, then {refresh})"
+                    )
+                found.append(asset.symbol)
+                continue
+            matches = await close_matches(self.services.db, provider, symbol)
+            hint = (
+                f"did you mean {', '.join(matches)}?"
+                if matches
+                else f"look for it in the Assets mode (key {key_for(app, 'mode.assets')}: "
+                "/ searches, s subscribes)"
+            )
+            raise NotFoundError(f"{provider} has no asset {symbol!r}; {hint}")
+        return found
 
     def _lookback(self, mode: str) -> int:
         if mode == "live":
@@ -182,6 +272,16 @@ class SubscribeModal(FormModal[list[SubscriptionRecord]]):
             )
             return DEFAULT_LOOKBACK
         return int(text)
+
+
+def key_for(app: QuasarApp, binding_id: str, default: str | None = None) -> str:
+    """The key of a binding as the user's keymap has it: remapped, else the app's own (the
+    modes' keys), else `default`."""
+    remapped = app.options.keymap.get(binding_id)
+    if remapped:
+        return remapped.split(",")[0].strip()
+    own = (b.key for b in app.BINDINGS if isinstance(b, Binding) and b.id == binding_id)
+    return next(own, default or "?")
 
 
 async def open_subscribe(

@@ -36,7 +36,13 @@ COLUMNS = (
     "Freshness",
     "Error",
 )
-_STATE_STYLES = {"error": "bold red", "running": "yellow", "ok": "green", "paused": "dim"}
+_STATE_STYLES = {
+    "error": "bold red",
+    "running": "yellow",
+    "ok": "green",
+    "paused": "dim",
+    "stopped": "dim",
+}
 _LISTED = 5
 
 

@@ -7,7 +7,7 @@ The parts, by job: `feed` (the adapter from the engine, here or in a daemon, to 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +27,13 @@ from quasar_tui.tui.services.log import LogEntry
 from quasar_tui.tui.services.view import EngineView
 
 LOG_KEPT = 5000
+
+Say = Callable[[str], None]
+"""Where the start tells the user what it is doing (the console's loading screen)."""
+
+
+def _quiet(_: str) -> None:
+    """A `Say` for callers with no loading screen."""
 
 
 @dataclass(frozen=True)
@@ -74,13 +81,20 @@ class Services:
     @classmethod
     @asynccontextmanager
     async def running(
-        cls, db: Database, data_dir: Path, *, run_engine: bool = True
+        cls, db: Database, data_dir: Path, *, run_engine: bool = True, say: Say = _quiet
     ) -> AsyncIterator[Services]:
         """Start an engine here, or attach when a daemon (or another console) holds the lock;
         an engine started here (at once or later, see `start_engine`) stops and flushes on
-        exit. The database stays open: it is the caller's."""
+        exit. The database stays open: it is the caller's. `say` hears which of the two it
+        does, before it does it."""
         services = cls(db, data_dir, Keyring.load_or_create(data_dir), may_run_engine=run_engine)
         try:
+            status = await services.monitor.status()
+            if status.running:
+                who = status.owner.label if status.owner else "another engine"
+                say(f"Attaching to the engine of the {who}...")
+            elif run_engine:
+                say("Starting the engine: providers, writers, subscriptions...")
             if run_engine:
                 await services.start_engine()
             yield services
@@ -107,11 +121,25 @@ class Services:
         return True
 
     async def stop_engine(self) -> None:
+        """Stop the engine running here, writing everything queued; once (a quit stops it
+        while the screen shows progress, the exit then finds it stopped)."""
         engine, taps = self.engine, self.taps
         if engine is None or taps is None:
             return
+        self.taps = None
         taps.close(engine.bus)
         await engine.stop()
+
+    @property
+    def engine_running_here(self) -> bool:
+        return self.engine is not None and self.engine.running
+
+    def rows_to_write(self) -> int:
+        """Rows the engine here has queued and not yet written (the batch being written, or
+        held for a retry, included)."""
+        if self.engine is None:
+            return 0
+        return sum(int(w.get("queue_depth", 0)) for w in self.engine.writer.stats().values())
 
     def record(self, entry: LogEntry) -> None:
         self.log.append(entry)
