@@ -27,7 +27,7 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import ConsoleCommands, command
-from quasar_tui.tui.keymap import unknown_ids
+from quasar_tui.tui.keymap import conflicts, unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
 from quasar_tui.tui.services import ConsoleOptions, Services
@@ -162,6 +162,8 @@ class QuasarApp(App[int]):
                     severity="warning",
                     timeout=10,
                 )
+            for clash in conflicts(self.options.keymap):
+                self.notify(f"{self.options.keymap_path}: {clash}", severity="warning", timeout=15)
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
         feed = EngineFeed(self.services, self.post_message)

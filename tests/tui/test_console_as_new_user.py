@@ -3,11 +3,17 @@ palette targets and keys, mouse, narrow terminals, keymap conflicts, toasts."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
 from registry_ui import plain
 from tui_helpers import started, wait_for
 
+from quasar_tui.tui.modes import MODES
+from quasar_tui.tui.services import ConsoleOptions
 from quasar_tui.tui.services.view import LateTrades
 from quasar_tui.tui.widgets.health import EnginePanel
+from quasar_tui.tui.widgets.mode_bar import ModeBar
 
 
 async def test_trades_left_to_history_are_no_alarm_but_lost_ones_are(make_console) -> None:
@@ -27,3 +33,34 @@ async def test_trades_left_to_history_are_no_alarm_but_lost_ones_are(make_consol
         await pilot.press("r")
         await wait_for(pilot, lambda: "Late trades" in panel())
         assert "3 after their bar (1 bars rebuilt), 2 lost" in panel()
+
+
+@pytest.mark.parametrize("width", [140, 80, 60])
+async def test_the_mode_bar_names_every_mode_and_a_click_opens_one(make_console, width) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(width, 24)) as pilot:
+        await started(pilot)
+        bar = app.screen.query_one(ModeBar)
+        text = bar.render().plain
+        assert len(text) <= width
+        for mode in MODES:
+            assert f" {mode.slot} " in text, (mode.name, text)
+        live_at = text.index(" 6 ") + 1
+        await pilot.click(ModeBar, offset=(live_at, 0))
+        await wait_for(pilot, lambda: app.current_mode == "live")
+
+
+async def test_a_keymap_entry_taking_another_bindings_key_warns(make_console) -> None:
+    keymap = {"mode.chart": "1"}
+    options = ConsoleOptions(animation=False, keymap=keymap, keymap_path=Path("keymap.toml"))
+    app = make_console(run_engine=False, options=options)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot)
+        assert any(
+            "1 now runs mode.chart, so mode.dashboard (Dashboard) has no key" in n.message
+            for n in app._notifications
+        )
+        text = app.screen.query_one(ModeBar).render().plain
+        assert " · Dashboard " in text and " 1 Chart " in text
+        await pilot.press("1")
+        assert app.current_mode == "chart"
