@@ -1,9 +1,11 @@
-"""The footer of every mode: Textual's, rebuilt only when the keys it shows change."""
+"""The footer of every mode: Textual's, rebuilt only when the keys it shows change, and
+showing only the keys that fit whole (never "p P" cut mid-word)."""
 
 from __future__ import annotations
 
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
 
 Shown = tuple[tuple[str, str, str, bool, str | None], ...]
 
@@ -33,3 +35,22 @@ class ModeFooter(Footer):
         if screen.app.app_focus and self.is_attached and screen is self.screen:
             self._shown = shown
         super().bindings_changed(screen)
+
+    async def recompose(self) -> None:
+        await super().recompose()
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Hide the keys from the first one that does not fit whole (the help key comes
+        first, the palette key sits on the right)."""
+        keys = list(self.query(FooterKey))
+        palette = [k for k in keys if k.has_class("-command-palette")]
+        room = self.size.width - sum(k.render().cell_len + 1 for k in palette)
+        for key in keys:
+            if key in palette:
+                continue
+            room -= key.render().cell_len + 1
+            key.display = room >= 0
