@@ -6,13 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from registry_ui import plain
+from registry_rows import add_provider
+from registry_ui import open_mode, plain
+from rich.text import Text
 from tui_helpers import started, wait_for
 
 from quasar_tui.tui.modes import MODES
+from quasar_tui.tui.modes.subscriptions import COLUMNS as SUBSCRIPTION_COLUMNS
+from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.services import ConsoleOptions
 from quasar_tui.tui.services.view import LateTrades
 from quasar_tui.tui.widgets.health import EnginePanel
+from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 
 
@@ -64,3 +69,32 @@ async def test_a_keymap_entry_taking_another_bindings_key_warns(make_console) ->
         assert " · Dashboard " in text and " 1 Chart " in text
         await pilot.press("1")
         assert app.current_mode == "chart"
+
+
+def _cells_whole(table: MarkedTable) -> None:
+    """Every shown cell fits its column (DataTable cuts what does not)."""
+    for row in range(table.row_count):
+        for column, cell in zip(table.ordered_columns, table.get_row_at(row), strict=True):
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            assert len(text) <= column.content_width, (column.label.plain, text)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)])
+async def test_subscriptions_keep_freshness_and_error_on_a_small_terminal(
+    make_console, db, size
+) -> None:
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        await app.services.subscriptions.add("EXCH", ["AAA", "BBB"], "1d", "historical")
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 2)
+        await pilot.pause()
+        table = screen.table
+        shown = table.shown_columns
+        assert {"Symbol", "Interval", "State", "Freshness", "Error"} <= set(shown)
+        assert shown != SUBSCRIPTION_COLUMNS  # something had to go
+        width = sum(c.get_render_width(table) for c in table.ordered_columns)
+        assert width <= table.size.width
+        _cells_whole(table)

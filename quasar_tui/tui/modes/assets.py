@@ -87,6 +87,7 @@ class AssetsScreen(ProviderScreen):
         yield MarkedTable(
             COLUMNS,
             id="asset-table",
+            drop_first=("Class", "Exchange", "Base", "Quote"),
             enter="Subscribe",
             enter_help="Subscribe the marked or highlighted assets (a form)",
         )

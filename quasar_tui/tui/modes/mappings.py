@@ -160,7 +160,7 @@ class MappingsScreen(ProviderScreen):
             )
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
-                yield SuggestionTable(COLUMNS, id="unmapped-table")
+                yield SuggestionTable(COLUMNS, id="unmapped-table", drop_first=("Name",))
                 with Vertical(id="alternatives-pane"):
                     yield Static("Suggestions", id="alternatives-title")
                     yield AlternativeList(id="alternatives")

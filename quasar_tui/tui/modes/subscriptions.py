@@ -115,6 +115,7 @@ class SubscriptionsScreen(RegistryScreen):
         yield MarkedTable(
             COLUMNS,
             id="subscription-table",
+            drop_first=("Id", "Provider", "Mode", "Last bar (UTC)"),
             enter="Chart",
             enter_help="Chart the symbol (Chart mode)",
         )
