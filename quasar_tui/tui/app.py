@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from functools import partial
 from time import monotonic
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.widget import AwaitMount
 from textual.widgets import Static
@@ -26,7 +27,7 @@ from textual.worker import Worker, WorkerState
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
-from quasar_tui.tui.commands import ConsoleCommands, command
+from quasar_tui.tui.commands import ConsoleCommands, command, system_commands
 from quasar_tui.tui.keymap import conflicts, unknown_ids
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
@@ -176,6 +177,10 @@ class QuasarApp(App[int]):
     async def action_switch_mode(self, mode: str) -> None:
         if self._started:
             await super().action_switch_mode(mode)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's palette entries, named like the console's ("view: theme")."""
+        return system_commands(iter(super().get_system_commands(screen)))
 
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()

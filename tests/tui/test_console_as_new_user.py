@@ -4,19 +4,26 @@ palette targets and keys, mouse, narrow terminals, keymap conflicts, toasts."""
 from __future__ import annotations
 
 from pathlib import Path
+from time import monotonic
 
 import pytest
 from registry_rows import add_provider
-from registry_ui import open_mode, plain
+from registry_ui import notices, open_mode, plain
 from rich.text import Text
+from textual.command import CommandPalette
+from textual.widgets import OptionList, Static
 from tui_helpers import started, wait_for
 
+from quasar_tui.core.clock import utc_now
+from quasar_tui.tui.commands import commands, key_for
+from quasar_tui.tui.modals.confirm import ConfirmModal
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.modes.subscriptions import COLUMNS as SUBSCRIPTION_COLUMNS
 from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.services import ConsoleOptions
 from quasar_tui.tui.services.view import LateTrades
 from quasar_tui.tui.widgets.health import EnginePanel
+from quasar_tui.tui.widgets.live_table import LiveTable
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 from quasar_tui.tui.widgets.mode_bar import ModeBar
 
@@ -71,6 +78,10 @@ async def test_a_keymap_entry_taking_another_bindings_key_warns(make_console) ->
         assert app.current_mode == "chart"
 
 
+def plain_screen(app) -> str:
+    return "\n".join(plain(s) for s in app.screen.query(Static))
+
+
 def _cells_whole(table: MarkedTable) -> None:
     """Every shown cell fits its column (DataTable cuts what does not)."""
     for row in range(table.row_count):
@@ -98,3 +109,81 @@ async def test_subscriptions_keep_freshness_and_error_on_a_small_terminal(
         width = sum(c.get_render_width(table) for c in table.ordered_columns)
         assert width <= table.size.width
         _cells_whole(table)
+
+
+async def _palette(pilot, text: str) -> None:
+    await pilot.press("ctrl+p")
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, CommandPalette))
+    await pilot.press(*text)
+    options = pilot.app.screen.query_one(OptionList)
+    await wait_for(pilot, lambda: text in str(options.get_option_at_index(0).prompt))
+    await pilot.press("enter")
+
+
+async def _two_subscriptions_and_live_quotes(app, pilot, db) -> SubscriptionsScreen:
+    """AAA and BBB subscribed; the Subscriptions mode highlights AAA, the Live mode BBB."""
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB"])
+    await started(pilot)
+    await app.services.subscriptions.add("EXCH", ["AAA", "BBB"], "1d", "historical")
+    screen = await open_mode(pilot, "5", SubscriptionsScreen)
+    await wait_for(pilot, lambda: len(screen.records) == 2)
+    for symbol in ("AAA", "BBB"):
+        app.services.book.apply_tick("EXCH", symbol, utc_now(), 1.0, 1.0, None, None, monotonic())
+    await pilot.press("6")
+    live = app.screen.query_one(LiveTable)
+    await wait_for(pilot, lambda: len(live.order) == 2)
+    await pilot.press("j")
+    assert live.cursor_key == ("EXCH", "BBB")
+    return screen
+
+
+async def test_a_palette_row_action_acts_on_the_row_in_view_not_another_modes(
+    make_console, db
+) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        subs = await _two_subscriptions_and_live_quotes(app, pilot, db)
+        await _palette(pilot, "subscription: pause")
+        await wait_for(pilot, lambda: not subs.records[subs.table.keys[1]].enabled)
+        assert app.current_mode == "subscriptions"
+        assert [(s.symbol, s.enabled) for s in subs.records.values()] == [
+            ("AAA", True),
+            ("BBB", False),
+        ]
+        await pilot.press("6")
+        await _palette(pilot, "subscription: delete")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal))
+        assert "BBB" in plain_screen(app) and "AAA" not in plain_screen(app)
+        await pilot.press("n")
+
+
+async def test_a_palette_row_action_with_no_row_in_view_asks_which(make_console, db) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        subs = await _two_subscriptions_and_live_quotes(app, pilot, db)
+        await pilot.press("8")
+        await _palette(pilot, "subscription: pause")
+        await wait_for(pilot, lambda: any("which one?" in n for n in notices(app)))
+        assert app.current_mode == "subscriptions"
+        assert all(s.enabled for s in subs.records.values())
+        assert "press p" in notices(app)[-1]
+
+
+async def test_palette_entries_show_their_key_and_group_names(make_console) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot)
+        by_name = {c.name: c for c in commands()}
+        assert key_for(app, by_name["subscription: pause"]) == "p"
+        assert key_for(app, by_name["mode: live"]) == "6"
+        assert key_for(app, by_name["live: sort by next column"]) == "s"
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert "view: theme" in titles and "view: screenshot" in titles
+        assert all(": " in t for t in titles)
+        await pilot.press("ctrl+p")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*"subscription: pause")
+        options = app.screen.query_one(OptionList)
+        await wait_for(pilot, lambda: "pause" in str(options.get_option_at_index(0).prompt))
+        shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any("subscription: pause  p" in s for s in shown), shown

@@ -12,7 +12,7 @@ from textual.widgets import Static
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.text import printable
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.services.feed import EngineNews
@@ -195,6 +195,14 @@ class DashboardScreen(ModeScreen):
         rows.sort(key=lambda r: r[0])
         self.fresh_keys = [(row[0], row[1]) for _, row in rows]
         _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
+
+    def row_in_view(self) -> RowRef | None:
+        """The highlighted subscription (the table a palette command may act on)."""
+        table = self.query_one("#freshness", VimDataTable)
+        row = table.cursor_row
+        if not 0 <= row < len(self.fresh_keys):
+            return None
+        return RowRef(*self.fresh_keys[row], str(table.get_row_at(row)[2]))
 
     async def on_data_table_row_selected(self, event: VimDataTable.RowSelected) -> None:
         event.stop()

@@ -522,12 +522,19 @@ MODE = Mode(
     short="Maps",
 )
 
-command("mapping: accept", "Accept the highlighted symbol's proposal", "accept", mode="mappings")
+command(
+    "mapping: accept",
+    "Accept the highlighted symbol's proposal",
+    "accept",
+    mode="mappings",
+    on_row=True,
+)
 command(
     "mapping: accept marked",
     "Accept the proposals of every marked symbol",
     "accept_marked",
     mode="mappings",
+    on_row=True,
 )
 command(
     "mapping: mark obvious",
@@ -540,6 +547,7 @@ command(
     "Type the common symbol for the highlighted symbol",
     "edit",
     mode="mappings",
+    on_row=True,
 )
 command("mapping: filter", "Filter the symbols shown", "filter", mode="mappings")
 command(
@@ -553,8 +561,15 @@ command(
     "Rename the selected mapping's common symbol",
     "rename",
     mode="mappings",
+    on_row=True,
 )
-command("mapping: delete", "Delete the selected mapping (asks first)", "delete", mode="mappings")
+command(
+    "mapping: delete",
+    "Delete the selected mapping (asks first)",
+    "delete",
+    mode="mappings",
+    on_row=True,
+)
 command("mapping: reload", "Score the unmapped symbols again", "reload", mode="mappings")
 command(
     "mapping: pick provider",

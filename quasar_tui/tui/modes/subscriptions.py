@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.store.series import Series, common_symbols
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
@@ -178,6 +178,34 @@ class SubscriptionsScreen(RegistryScreen):
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
 
+    def row_in_view(self) -> RowRef | None:
+        record = self.records.get(self.table.cursor_key or "")
+        return RowRef(record.provider, record.symbol, record.interval) if record else None
+
+    async def select_rows(self, ref: RowRef) -> int:
+        """The subscription of `ref`'s series at its interval (else at any interval); one is
+        highlighted, unmarked the others; several are shown, filtered by the symbol."""
+        await self.load()
+        same = [
+            k
+            for k, s in self.records.items()
+            if s.provider == ref.provider and s.symbol == ref.symbol
+        ]
+        exact = [k for k in same if self.records[k].interval == ref.interval]
+        found = exact or same
+        if len(found) != 1:
+            if found and ref.symbol:
+                self.filter_box.value = ref.symbol
+                self.filter_box.add_class("-shown")
+            return len(found)
+        if found[0] not in self.table.keys:
+            self.action_clear_filter()
+            self.filter_text = ""
+            self._show_rows()
+        self.table.set_marks(())
+        self.table.move_cursor(row=self.table.keys.index(found[0]), animate=False)
+        return 1
+
     def _selected(self) -> list[SubscriptionRecord]:
         chosen = [self.records[k] for k in self.table.selected_keys() if k in self.records]
         if not chosen:
@@ -312,23 +340,27 @@ command(
     "Pause the marked (or selected) subscriptions",
     "pause",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: resume",
     "Resume the marked (or selected) subscriptions",
     "resume",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: delete",
     "Delete the marked (or selected) subscriptions (asks first)",
     "delete",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: backfill now",
     "Run the marked (or selected) historical jobs now",
     "backfill",
     mode="subscriptions",
+    on_row=True,
 )
 command("subscription: filter", "Filter the subscriptions shown", "filter", mode="subscriptions")
