@@ -15,6 +15,7 @@ from quasar_tui.core.text import printable
 from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.modes.subscriptions import shown_state
 from quasar_tui.tui.services.feed import EngineNews
 from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
@@ -186,7 +187,7 @@ class DashboardScreen(ModeScreen):
                         s.symbol,
                         s.interval,
                         s.mode,
-                        s.last_error or s.state,
+                        s.last_error or shown_state(s),
                         f"{last:%Y-%m-%d %H:%M}" if last else "-",
                         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
                     ),

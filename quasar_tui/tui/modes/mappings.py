@@ -437,7 +437,20 @@ class MappingsScreen(ProviderScreen):
             self.notify(f"not mapped: {skipped[0][1]}{more}", severity="warning", timeout=10)
         done = {s.symbol for s in chosen} - {s.symbol for s, _ in skipped}
         self.table.set_marks(self.table.marks - done)
+        self._drop_mapped(done)
         self.request_load()
+
+    def _drop_mapped(self, symbols: set[str]) -> None:
+        """The rows just mapped leave the list, and the pane moves to the row now under the
+        cursor, at once: the reload (scores of the others) comes later."""
+        for symbol in symbols:
+            self.unmapped.pop(symbol, None)
+        self._show_rows()
+        if self.alternatives_for in symbols:
+            self.alternatives, self.alternatives_for = [], None
+            self.query_one(AlternativeList).clear_options()
+            self.query_one("#alternatives-title", Static).update("Suggestions")
+            self._pane.request()
 
     def action_edit(self) -> None:
         symbol = self.table.cursor_key

@@ -3,6 +3,7 @@ resume, delete and backfill (on the marked rows, or the highlighted one)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from rich.text import Text
@@ -36,14 +37,30 @@ COLUMNS = (
     "Freshness",
     "Error",
 )
-_STATE_STYLES = {"error": "bold red", "running": "yellow", "ok": "green", "paused": "dim"}
+_STATE_STYLES = {
+    "error": "bold red",
+    "running": "yellow",
+    "ok": "green",
+    "paused": "dim",
+    "resuming": "yellow",
+}
 _LISTED = 5
+
+
+def shown_state(s: SubscriptionRecord) -> str:
+    """The state to show: "paused" as soon as it is paused, and "resuming" (not the engine's
+    "paused" of a moment ago) from its resume until the engine has taken it up."""
+    if not s.enabled:
+        return "paused"
+    if s.state == "paused" and not s.last_error:
+        return "resuming"
+    return s.state
 
 
 def subscription_cells(
     s: SubscriptionRecord, common: str | None, last: datetime | None, now: datetime
 ) -> tuple[object, ...]:
-    state = s.state if s.enabled else "paused"
+    state = shown_state(s)
     fresh = freshness(s.interval, s.enabled, last, now)
     return (
         str(s.id),
@@ -142,7 +159,7 @@ class SubscriptionsScreen(RegistryScreen):
         text = self.filter_text
         rows = []
         for key, s in self.records.items():
-            state = s.state if s.enabled else "paused"
+            state = shown_state(s)
             common = self.commons.get((s.provider, s.symbol))
             if text and not any(
                 text in v.lower()
@@ -245,6 +262,9 @@ class SubscriptionsScreen(RegistryScreen):
         )
         self.notify(f"{verb} {_plural(changed, 'subscription')}{extra}")
         self.table.set_marks(())
+        for s in chosen:
+            self.records[str(s.id)] = replace(s, enabled=enabled)
+        self._show_rows()
         self.request_load()
 
     def action_delete(self) -> None:
