@@ -12,6 +12,7 @@ from registry_ui import notices, open_mode, plain
 from rich.text import Text
 from textual.command import CommandPalette
 from textual.widgets import OptionList, Static
+from textual.widgets._toast import Toast
 from tui_helpers import started, wait_for
 
 from quasar_tui.core.clock import utc_now
@@ -187,3 +188,17 @@ async def test_palette_entries_show_their_key_and_group_names(make_console) -> N
         await wait_for(pilot, lambda: "pause" in str(options.get_option_at_index(0).prompt))
         shown = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
         assert any("subscription: pause  p" in s for s in shown), shown
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)])
+async def test_toasts_leave_the_status_line_and_footer_readable(make_console, size) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await started(pilot)
+        await pilot.press("5")
+        await wait_for(pilot, lambda: isinstance(app.screen, SubscriptionsScreen))
+        app.notify("a long message that a user must read while the status line stays " * 2)
+        [toast] = await wait_for(pilot, lambda: list(app.screen.query(Toast)))
+        await pilot.pause()
+        status = app.screen.query_one("#status")
+        assert toast.region.bottom <= status.region.y
