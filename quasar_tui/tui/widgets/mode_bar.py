@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from rich.style import Style
 from rich.text import Text
+from textual.events import Click
 from textual.widget import Widget
 
 if TYPE_CHECKING:
@@ -27,14 +27,25 @@ class ModeBar(Widget):
     """
     COMPONENT_CLASSES = {"mode-bar--key", "mode-bar--current"}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._spans: list[tuple[int, str]] = []
+        """(end column, mode name) of each mode as last drawn, for clicks."""
+
     def render(self) -> Text:
         """The widest naming that fits; the narrowest when none does."""
         keys = self._keys()
         for style in _STYLES:
-            bar = self._bar(style, keys)
+            bar, spans = self._bar(style, keys)
             if bar.cell_len <= self.size.width:
                 break
+        self._spans = spans
         return bar
+
+    async def on_click(self, event: Click) -> None:
+        name = next((mode for end, mode in self._spans if event.x < end), None)
+        if name is not None:
+            await self.app.run_action(f"app.switch_mode('{name}')")
 
     def _keys(self) -> dict[str, str]:
         """Binding id -> the key that runs it now, the keymap applied (it may have moved a
@@ -49,12 +60,13 @@ class ModeBar(Widget):
                     found.setdefault(binding.id, self.app.get_key_display(binding))
         return found
 
-    def _bar(self, style: str, keys: dict[str, str]) -> Text:
+    def _bar(self, style: str, keys: dict[str, str]) -> tuple[Text, list[tuple[int, str]]]:
         app = cast("QuasarApp", self.app)
         key_style = self.get_component_rich_style("mode-bar--key")
         current_style = self.get_component_rich_style("mode-bar--current")
         gap = " " if style in ("full", "short") else ""
         text = Text(no_wrap=True, overflow="ellipsis")
+        spans: list[tuple[int, str]] = []
         for mode in app.modes:
             current = mode.screen is type(self.screen)
             if current:
@@ -65,8 +77,8 @@ class ModeBar(Widget):
                 title = mode.short_title[:2]
             else:
                 title = mode.short_title
-            click = Style(meta={"@click": f"app.switch_mode('{mode.name}')"})
             key = keys.get(f"mode.{mode.name}", "·")
-            text.append(f" {key} ", (current_style if current else key_style) + click)
-            text.append(f"{title}{gap}", (current_style if current else Style()) + click)
-        return text
+            text.append(f" {key} ", current_style if current else key_style)
+            text.append(f"{title}{gap}", current_style if current else "")
+            spans.append((text.cell_len, mode.name))
+        return text, spans
