@@ -23,6 +23,7 @@ from quasar_tui.tui.modes.subscriptions import COLUMNS as SUBSCRIPTION_COLUMNS
 from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.services import ConsoleOptions
 from quasar_tui.tui.services.view import LateTrades
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 from quasar_tui.tui.widgets.health import EnginePanel
 from quasar_tui.tui.widgets.live_table import LiveTable
 from quasar_tui.tui.widgets.marked_table import MarkedTable
@@ -202,3 +203,21 @@ async def test_toasts_leave_the_status_line_and_footer_readable(make_console, si
         await pilot.pause()
         status = app.screen.query_one("#status")
         assert toast.region.bottom <= status.region.y
+
+
+async def test_the_dashboards_subscriptions_keep_freshness_at_80_columns(make_console, db) -> None:
+    await add_provider(db, "EXCHANGE-WITH-A-LONG-NAME", intervals=["1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await app.services.subscriptions.add(
+            "EXCHANGE-WITH-A-LONG-NAME", ["AAA"], "1d", "historical"
+        )
+        table = app.screen.query_one("#freshness", FittedTable)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.pause()
+        assert {"Symbol", "Interval", "Freshness", "State"} <= set(table.shown_columns)
+        assert "Provider" not in table.shown_columns
+        width = sum(c.get_render_width(table) for c in table.ordered_columns)
+        assert width <= table.scrollable_content_region.width

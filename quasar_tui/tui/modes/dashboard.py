@@ -18,6 +18,7 @@ from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.modes.subscriptions import shown_state
 from quasar_tui.tui.services.feed import EngineNews
 from quasar_tui.tui.services.reads import READ_ERRORS
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -26,6 +27,16 @@ NARROW = 100
 SHORT = 32
 RECENT_ERRORS = 6
 _LEVEL_RANK = {"stale": 0, "late": 1, "ok": 2, "idle": 3}
+FRESHNESS_COLUMNS = (
+    "Provider",
+    "Symbol",
+    "Interval",
+    "Mode",
+    "Last bar (UTC)",
+    "Freshness",
+    "State",
+)
+"""The subscriptions table's; State is last: it holds errors, which may be long."""
 
 
 def _fill(table: VimDataTable, rows: list[tuple[object, ...]]) -> None:
@@ -56,6 +67,7 @@ class DashboardScreen(ModeScreen):
         super().__init__()
         self.fresh_keys: list[tuple[str, str]] = []
         """(provider, symbol) of each row of the subscriptions table, in order."""
+        self.fresh_intervals: list[str] = []
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dashboard"):
@@ -63,7 +75,9 @@ class DashboardScreen(ModeScreen):
                 yield EnginePanel(id="engine-panel", classes="panel")
                 yield VimDataTable(id="writers", classes="panel")
             yield VimDataTable(id="providers", classes="panel")
-            yield VimDataTable(
+            yield FittedTable(
+                FRESHNESS_COLUMNS,
+                drop_first=("Mode", "Provider", "Last bar (UTC)"),
                 id="freshness",
                 classes="panel",
                 enter="Chart",
@@ -79,15 +93,12 @@ class DashboardScreen(ModeScreen):
                 "Providers",
                 ("Provider", "Kind", "Enabled", "Status", "Live", "Assets", "Detail"),
             ),
-            "freshness": (
-                "Subscriptions",
-                ("Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)", "Freshness"),
-            ),
         }
         for table_id, (title, columns) in titles.items():
             table = self.query_one(f"#{table_id}", VimDataTable)
             table.border_title = title
             table.add_columns(*columns)
+        self.query_one("#freshness").border_title = "Subscriptions"
         self.query_one("#errors").border_title = "Recent errors"
         self.query_one("#freshness", VimDataTable).focus()
         self.set_interval(1.0, self._refresh_live)
@@ -187,23 +198,27 @@ class DashboardScreen(ModeScreen):
                         s.symbol,
                         s.interval,
                         s.mode,
-                        s.last_error or shown_state(s),
                         f"{last:%Y-%m-%d %H:%M}" if last else "-",
                         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
+                        s.last_error or shown_state(s),
                     ),
                 )
             )
         rows.sort(key=lambda r: r[0])
         self.fresh_keys = [(row[0], row[1]) for _, row in rows]
-        _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
+        self.fresh_intervals = [row[2] for _, row in rows]
+        table = self.query_one("#freshness", FittedTable)
+        cursor = table.cursor_row
+        table.show_rows([(str(i), row) for i, (_, row) in enumerate(rows)])
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
 
     def row_in_view(self) -> RowRef | None:
         """The highlighted subscription (the table a palette command may act on)."""
-        table = self.query_one("#freshness", VimDataTable)
-        row = table.cursor_row
+        row = self.query_one("#freshness", FittedTable).cursor_row
         if not 0 <= row < len(self.fresh_keys):
             return None
-        return RowRef(*self.fresh_keys[row], str(table.get_row_at(row)[2]))
+        return RowRef(*self.fresh_keys[row], self.fresh_intervals[row])
 
     async def on_data_table_row_selected(self, event: VimDataTable.RowSelected) -> None:
         event.stop()

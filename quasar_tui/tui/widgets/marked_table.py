@@ -4,55 +4,27 @@ cursor follow each row's key when the rows are reloaded or filtered.
 Marks outlive a filter (a row hidden by it stays marked); `keep_marks` drops the marks of
 rows that are gone from the data itself.
 
-On a narrow terminal the columns named in `drop_first` go, the first ones first, until the
-others fit: the columns a user needs to act stay whole rather than scroll out of sight. The
-last column (free text: an error, a reason) counts as at most `TAIL` cells: it may be cut.
+Its columns fit the width (`FittedTable`: `drop_first` names the ones that go first).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from quasar_tui.tui.widgets.vim import VimDataTable
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 
 MARK = Text("●", style="bold magenta")
 MARK_COLUMN = "mark"
-
-TAIL = 20
-PADDING = 2  # a DataTable cell's padding, both sides
 
 Row = tuple[str, Sequence[object]]
 """(row key, cells after the mark column)"""
 
 
-def _width(cell: object) -> int:
-    return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
-
-
-def fitting(
-    titles: Sequence[str], rows: Sequence[Row], room: int, drop_first: Sequence[str]
-) -> tuple[str, ...]:
-    """The titles of the columns to show in `room` cells, in their order."""
-    widths = [_width(t) for t in titles]
-    for _, cells in rows:
-        widths = [max(w, _width(c)) for w, c in zip(widths, cells, strict=True)]
-    need = {t: w + PADDING for t, w in zip(titles, widths, strict=True)}
-    need[titles[-1]] = min(need[titles[-1]], TAIL)
-    shown = {t for t in titles if t not in drop_first}
-    used = sum(need[t] for t in shown)
-    for title in reversed(drop_first):
-        if used + need[title] <= room:
-            shown.add(title)
-            used += need[title]
-    return tuple(t for t in titles if t in shown)
-
-
-class MarkedTable(VimDataTable):
+class MarkedTable(FittedTable):
     HELP_GROUP = "Marked list"
     BINDINGS = [
         Binding(
@@ -83,6 +55,8 @@ class MarkedTable(VimDataTable):
         def control(self) -> MarkedTable:
             return self.table
 
+    LEAD_WIDTH = 1 + 2  # the mark column and its padding
+
     def __init__(
         self,
         columns: Sequence[str],
@@ -93,46 +67,25 @@ class MarkedTable(VimDataTable):
         classes: str | None = None,
         drop_first: Sequence[str] = (),
     ) -> None:
-        super().__init__(enter=enter, enter_help=enter_help, id=id, classes=classes)
-        self._titles = tuple(columns)
-        self._drop_first = tuple(drop_first)
-        self._shown = self._titles
-        self._rows: list[Row] = []
+        super().__init__(
+            columns,
+            drop_first=drop_first,
+            enter=enter,
+            enter_help=enter_help,
+            id=id,
+            classes=classes,
+        )
         self.keys: list[str] = []
         self.marks: set[str] = set()
 
-    def on_mount(self) -> None:
-        self._add_columns()
-
-    def _add_columns(self) -> None:
+    def add_lead_columns(self) -> None:
         self.add_column(" ", key=MARK_COLUMN, width=1)
-        for title in self._shown:
-            self.add_column(title, key=title.lower())
 
-    @property
-    def shown_columns(self) -> tuple[str, ...]:
-        return self._shown
+    def lead_cells(self, key: str) -> tuple[object, ...]:
+        return (MARK if key in self.marks else "",)
 
-    def on_resize(self) -> None:
-        if self._refit():
-            self.set_rows(self._rows)
-
-    def _refit(self) -> bool:
-        """Choose the columns for the current width; True when they changed (and the
-        table's columns were rebuilt, empty)."""
-        room = self.size.width - self.styles.scrollbar_size_vertical - 1 - PADDING
-        shown = fitting(self._titles, self._rows, room, self._drop_first) if room > 0 else ()
-        if not shown or shown == self._shown:
-            return False
-        self._shown = shown
-        self.clear(columns=True)
-        self._add_columns()
-        return True
-
-    def _visible(self, cells: Sequence[object]) -> list[object]:
-        if self._shown == self._titles:
-            return list(cells)
-        return [c for t, c in zip(self._titles, cells, strict=True) if t in self._shown]
+    def redraw_rows(self) -> None:
+        self.set_rows(self._rows)
 
     @property
     def cursor_key(self) -> str | None:
@@ -155,13 +108,8 @@ class MarkedTable(VimDataTable):
     def set_rows(self, rows: Iterable[Row]) -> None:
         """Replace the rows; the cursor stays on its row's key when it is still there."""
         current, row_index = self.cursor_key, self.cursor_row
-        self._rows = list(rows)
-        if not self._refit():
-            self.clear()
-        self.keys = []
-        for key, cells in self._rows:
-            self.add_row(MARK if key in self.marks else "", *self._visible(cells), key=key)
-            self.keys.append(key)
+        self.show_rows(list(rows))
+        self.keys = [key for key, _ in self._rows]
         if self.keys:
             where = {k: i for i, k in enumerate(self.keys)}
             target = where.get(current, min(row_index, len(self.keys) - 1)) if current else 0
@@ -173,13 +121,6 @@ class MarkedTable(VimDataTable):
         if kept != self.marks:
             self.marks = kept
             self.post_message(self.MarksChanged(self))
-
-    def set_cells(self, key: str, cells: Sequence[object]) -> None:
-        """Redraw one row's cells (after the mark column) in place."""
-        self._rows = [(k, cells if k == key else old) for k, old in self._rows]
-        for column, value in zip(self._titles, cells, strict=True):
-            if column in self._shown:
-                self.update_cell(key, column.lower(), value)
 
     def set_marks(self, keys: Iterable[str]) -> None:
         wanted = set(keys)
