@@ -12,6 +12,7 @@ from registry_ui import notices, open_mode, plain
 from rich.text import Text
 from textual.command import CommandPalette
 from textual.widgets import OptionList, Static
+from textual.widgets._footer import FooterKey, FooterLabel
 from textual.widgets._toast import Toast
 from tui_helpers import started, wait_for
 
@@ -24,6 +25,7 @@ from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.services import ConsoleOptions
 from quasar_tui.tui.services.view import LateTrades
 from quasar_tui.tui.widgets.fitted_table import FittedTable
+from quasar_tui.tui.widgets.footer import ModeFooter
 from quasar_tui.tui.widgets.health import EnginePanel
 from quasar_tui.tui.widgets.live_table import LiveTable
 from quasar_tui.tui.widgets.marked_table import MarkedTable
@@ -221,3 +223,23 @@ async def test_the_dashboards_subscriptions_keep_freshness_at_80_columns(make_co
         assert "Provider" not in table.shown_columns
         width = sum(c.get_render_width(table) for c in table.ordered_columns)
         assert width <= table.scrollable_content_region.width
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)])
+async def test_the_footer_shows_only_keys_that_fit_whole(make_console, size) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        for key in ("5", "7", "1"):
+            await pilot.press(key)
+            await pilot.pause(0.3)
+            footer = app.screen.query_one(ModeFooter)
+            palette = next(k for k in footer.query(FooterKey) if k.has_class("-command-palette"))
+            shown = [c for c in footer.children if c.display and c is not palette]
+            assert shown, key
+            assert all(c.region.right <= palette.region.x for c in shown), key
+            labels = [c for c in shown if isinstance(c, FooterLabel)]
+            groups = [
+                c for c in shown if c.has_class("binding-group") or type(c).__name__ == "KeyGroup"
+            ]
+            assert len(labels) == len(groups), key  # no group without its label

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.screen import Screen
 from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
+from textual.widgets._footer import FooterKey, FooterLabel
 
 Shown = tuple[tuple[str, str, str, bool, str | None], ...]
 
@@ -44,13 +44,22 @@ class ModeFooter(Footer):
         self._fit()
 
     def _fit(self) -> None:
-        """Hide the keys from the first one that does not fit whole (the help key comes
-        first, the palette key sits on the right)."""
-        keys = list(self.query(FooterKey))
-        palette = [k for k in keys if k.has_class("-command-palette")]
-        room = self.size.width - sum(k.render().cell_len + 1 for k in palette)
-        for key in keys:
-            if key in palette:
-                continue
-            room -= key.render().cell_len + 1
-            key.display = room >= 0
+        """Show every key, then, once laid out, hide those that end past the palette key
+        (the help key comes first; a group of keys goes whole)."""
+        for child in self.children:
+            child.display = True
+        self.call_after_refresh(self._hide_overflow)
+
+    def _hide_overflow(self) -> None:
+        palette = [k for k in self.query(FooterKey) if k.has_class("-command-palette")]
+        room = self.size.width - sum(k.outer_size.width for k in palette)
+        shown = [child for child in self.children if child not in palette]
+        cut = next(
+            (i for i, c in enumerate(shown) if c.virtual_region_with_margin.right > room), None
+        )
+        if cut is None:
+            return
+        if isinstance(shown[cut], FooterLabel) and cut > 0:
+            cut -= 1  # a group's keys go with its label
+        for child in shown[cut:]:
+            child.display = False
