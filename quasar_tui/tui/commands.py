@@ -104,7 +104,7 @@ def system_commands(found: Iterator[SystemCommand]) -> Iterator[SystemCommand]:
 def _mode_screen(app: App[object], mode: str) -> type[Screen[object]] | None:
     for known in getattr(app, "modes", ()):
         if known.name == mode:
-            return known.screen  # type: ignore[no-any-return]
+            return known.screen
     return None
 
 
