@@ -243,3 +243,30 @@ async def test_the_footer_shows_only_keys_that_fit_whole(make_console, size) -> 
                 c for c in shown if c.has_class("binding-group") or type(c).__name__ == "KeyGroup"
             ]
             assert len(labels) == len(groups), key  # no group without its label
+
+
+async def test_clicking_a_column_title_sorts_the_subscriptions(make_console, db) -> None:
+    await add_provider(db, "EXCH", intervals=["1h", "1d"], assets=["AAA", "BBB", "CCC"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(140, 30)) as pilot:
+        await started(pilot)
+        store = app.services.subscriptions
+        await store.add("EXCH", ["BBB", "AAA"], "1d", "historical")
+        await store.add("EXCH", ["CCC"], "1h", "historical")
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 3)
+        table = screen.table
+
+        def symbols() -> list[str]:
+            return [screen.records[k].symbol for k in table.keys]
+
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:2]) + 1
+        await pilot.click(MarkedTable, offset=(x, 0))  # the Symbol title
+        assert symbols() == ["AAA", "BBB", "CCC"]
+        assert "Symbol ▲" in [c.label.plain for c in table.ordered_columns]
+        await pilot.click(MarkedTable, offset=(x, 0))
+        assert symbols() == ["CCC", "BBB", "AAA"]
+        await pilot.press("g", "p")  # the keys act on the row under the cursor, sorted or not
+        await wait_for(pilot, lambda: not screen.records[table.keys[0]].enabled)
+        assert [s.symbol for s in screen.records.values() if not s.enabled] == ["CCC"]
+        assert symbols() == ["CCC", "BBB", "AAA"]  # a reload keeps the order

@@ -7,6 +7,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.events import Resize
 from textual.widgets import Static
 
@@ -213,17 +214,25 @@ class DashboardScreen(ModeScreen):
         if rows:
             table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
 
+    def _fresh_index(self, row: int) -> int | None:
+        """The subscription shown in `row` of its table (a click on a title sorts it), as an
+        index into `fresh_keys`."""
+        table = self.query_one("#freshness", FittedTable)
+        if not 0 <= row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+        return int(key) if key is not None and int(key) < len(self.fresh_keys) else None
+
     def row_in_view(self) -> RowRef | None:
         """The highlighted subscription (the table a palette command may act on)."""
-        row = self.query_one("#freshness", FittedTable).cursor_row
-        if not 0 <= row < len(self.fresh_keys):
-            return None
-        return RowRef(*self.fresh_keys[row], self.fresh_intervals[row])
+        at = self._fresh_index(self.query_one("#freshness", FittedTable).cursor_row)
+        return None if at is None else RowRef(*self.fresh_keys[at], self.fresh_intervals[at])
 
     async def on_data_table_row_selected(self, event: VimDataTable.RowSelected) -> None:
         event.stop()
-        if event.data_table.id == "freshness" and event.cursor_row < len(self.fresh_keys):
-            await open_chart(self, *self.fresh_keys[event.cursor_row])
+        at = self._fresh_index(event.cursor_row) if event.data_table.id == "freshness" else None
+        if at is not None:
+            await open_chart(self, *self.fresh_keys[at])
 
 
 MODE = Mode(

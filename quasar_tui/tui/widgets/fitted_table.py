@@ -1,7 +1,10 @@
 """A table whose columns fit its width: on a narrow terminal the columns named in `drop_first`
 go, the first ones first, until the others fit, so the columns a user needs to act stay whole
 rather than scroll out of sight. The last column (free text: an error, a reason) counts as at
-most `TAIL` cells: it may be cut."""
+most `TAIL` cells: it may be cut.
+
+A click on a column title sorts the rows by it (numbers as numbers), a second click the other
+way, a third goes back to the rows' own order."""
 
 from __future__ import annotations
 
@@ -21,6 +24,17 @@ Row = tuple[str, Sequence[object]]
 
 def _width(cell: object) -> int:
     return cell_len(cell.plain if isinstance(cell, Text) else str(cell))
+
+
+def sort_value(cell: object) -> tuple[int, float, str]:
+    """Numbers ("1,234.5", "+0.3%") before text, each in its own order; "" and "-" last."""
+    text = (cell.plain if isinstance(cell, Text) else str(cell)).strip()
+    if text in ("", "-"):
+        return (2, 0.0, "")
+    try:
+        return (0, float(text.replace(",", "").rstrip("%")), "")
+    except ValueError:
+        return (1, 0.0, text.lower())
 
 
 def fitting(
@@ -62,6 +76,8 @@ class FittedTable(VimDataTable):
         self._drop_first = tuple(drop_first)
         self._shown = self._titles
         self._rows: list[Row] = []
+        self.sort_title: str | None = None
+        self.sort_reverse = False
 
     @property
     def shown_columns(self) -> tuple[str, ...]:
@@ -79,7 +95,24 @@ class FittedTable(VimDataTable):
     def _add_columns(self) -> None:
         self.add_lead_columns()
         for title in self._shown:
-            self.add_column(title, key=title.lower())
+            arrow = "" if title != self.sort_title else " ▼" if self.sort_reverse else " ▲"
+            self.add_column(title + arrow, key=title.lower())
+
+    def on_data_table_header_selected(self, event: VimDataTable.HeaderSelected) -> None:
+        """Sort by the clicked column; again: the other way; a third time: unsorted."""
+        event.stop()
+        title = next((t for t in self._titles if t.lower() == event.column_key.value), None)
+        if title is None:
+            return
+        if title != self.sort_title:
+            self.sort_title, self.sort_reverse = title, False
+        elif not self.sort_reverse:
+            self.sort_reverse = True
+        else:
+            self.sort_title, self.sort_reverse = None, False
+        self.clear(columns=True)
+        self._add_columns()
+        self.redraw_rows()
 
     def on_resize(self) -> None:
         if self._refit():
@@ -89,8 +122,15 @@ class FittedTable(VimDataTable):
         self.show_rows(self._rows)
 
     def show_rows(self, rows: Sequence[Row]) -> None:
-        """Replace the rows (the cursor is the caller's business)."""
+        """Replace the rows (the cursor is the caller's business), sorted when a column
+        title was clicked."""
         self._rows = list(rows)
+        if self.sort_title is not None:
+            at = self._titles.index(self.sort_title)
+            valued = [(sort_value(r[1][at]), r) for r in self._rows]
+            present = [pair for pair in valued if pair[0][0] < 2]
+            present.sort(key=lambda pair: pair[0], reverse=self.sort_reverse)
+            self._rows = [r for _, r in present] + [r for v, r in valued if v[0] == 2]
         if not self._refit():
             self.clear()
         for key, cells in self._rows:
