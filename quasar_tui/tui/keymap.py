@@ -101,6 +101,21 @@ def conflicts(keymap: dict[str, str]) -> list[str]:
         by_key = merged.key_to_bindings
         ids = {b.id for bs in by_key.values() for b in bs if b.id}
         taken = {k for i, keys in keymap.items() if i in ids for k in keys.split(",")}
+        givers: dict[str, list[str]] = {}
+        for binding_id, keys in keymap.items():
+            if binding_id in ids:
+                for key in keys.split(","):
+                    givers.setdefault(key, []).append(binding_id)
+        applied = merged.copy()
+        applied.apply_keymap(keymap)
+        for key, both in givers.items():
+            runs = next((b.id for b in applied.key_to_bindings.get(key, ()) if b.id), both[0])
+            idle = [i for i in both if i != runs]
+            if len(both) > 1 and idle[0] not in found:
+                found[idle[0]] = (
+                    f"{key} is given to {' and '.join(both)}: only {runs} runs; "
+                    f"give {', '.join(idle)} another key"
+                )
         for taker, keys in keymap.items():
             if taker not in ids:
                 continue

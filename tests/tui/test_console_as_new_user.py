@@ -270,3 +270,15 @@ async def test_clicking_a_column_title_sorts_the_subscriptions(make_console, db)
         await wait_for(pilot, lambda: not screen.records[table.keys[0]].enabled)
         assert [s.symbol for s in screen.records.values() if not s.enabled] == ["CCC"]
         assert symbols() == ["CCC", "BBB", "AAA"]  # a reload keeps the order
+
+
+async def test_two_keymap_entries_on_one_key_warn_which_runs(make_console) -> None:
+    keymap = {"mode.chart": "f2", "mode.log": "f2"}
+    options = ConsoleOptions(animation=False, keymap=keymap, keymap_path=Path("keymap.toml"))
+    app = make_console(run_engine=False, options=options)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await started(pilot)
+        [warning] = [n.message for n in app._notifications if "f2 is given to" in n.message]
+        runs = warning.split("only ")[1].split(" runs")[0]
+        await pilot.press("f2")
+        assert f"mode.{app.current_mode}" == runs
