@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
+from textual.widgets.data_table import ColumnKey
 
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -37,14 +38,19 @@ def sort_value(cell: object) -> tuple[int, float, str]:
         return (1, 0.0, text.lower())
 
 
+def content_widths(titles: Sequence[str], rows: Sequence[Row]) -> dict[str, int]:
+    """Each column's widest cell (or title)."""
+    widths = [_width(t) for t in titles]
+    for _, cells in rows:
+        widths = [max(w, _width(c)) for w, c in zip(widths, cells, strict=True)]
+    return dict(zip(titles, widths, strict=True))
+
+
 def fitting(
     titles: Sequence[str], rows: Sequence[Row], room: int, drop_first: Sequence[str]
 ) -> tuple[str, ...]:
     """The titles of the columns to show in `room` cells, in their order."""
-    widths = [_width(t) for t in titles]
-    for _, cells in rows:
-        widths = [max(w, _width(c)) for w, c in zip(widths, cells, strict=True)]
-    need = {t: w + PADDING for t, w in zip(titles, widths, strict=True)}
+    need = {t: w + PADDING for t, w in content_widths(titles, rows).items()}
     need[titles[-1]] = min(need[titles[-1]], TAIL)
     shown = {t for t in titles if t not in drop_first}
     used = sum(need[t] for t in shown)
@@ -135,6 +141,17 @@ class FittedTable(VimDataTable):
             self.clear()
         for key, cells in self._rows:
             self.add_row(*self.lead_cells(key), *self._visible(cells), key=key)
+        self._widen()
+
+    def _widen(self) -> None:
+        """Make each shown column as wide as its widest cell now. DataTable measures new rows
+        later, and just after the columns were rebuilt it could measure with the cells of the
+        old ones (a State column cut to "runni")."""
+        widths = content_widths(self._titles, self._rows)
+        for title in self._shown:
+            column = self.columns.get(ColumnKey(title.lower()))
+            if column is not None and column.auto_width:
+                column.content_width = max(column.content_width, widths[title])
 
     def set_cells(self, key: str, cells: Sequence[object]) -> None:
         """Redraw one row's cells (after the lead columns) in place."""
