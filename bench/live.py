@@ -312,7 +312,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "bars_expected": len(expected),
         "bars_differing": differing,
         "late_trades": {
-            k: counters[k] for k in ("late_dropped", "late_corrected", "bars_corrected")
+            k: counters[k]
+            for k in ("late_dropped", "late_corrected", "bars_corrected", "history_filled")
         },
         "latency_after_close": latency_figures(mid_run + final, args.grace),
         "latency_after_close_mid_run": latency_figures(mid_run, args.grace),

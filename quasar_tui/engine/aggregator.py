@@ -15,8 +15,10 @@ Completeness rules, which the live session relies on:
   already or were only partly observed (the session connected, or reconnected, mid-bar).
   A tick below the floor in a bar this series observed completely (from `observe_from` on)
   is truly late: its bar was written without it, so the bar is listed by `take_corrections`
-  to be rebuilt from the stored ticks. Other ticks below the floor are counted as late and
-  dropped; the REST gap fill repairs those bars.
+  to be rebuilt from the stored ticks (without stored ticks it is counted as `late_dropped`:
+  a real loss). Ticks in bars this series never observed completely (the snapshot a stream
+  sends on subscribe, the bar joined mid-way) are counted as `history_filled` and left out:
+  the REST gap fill writes those bars, so nothing is lost.
 - `interrupt` (the connection dropped) discards bars that may have missed trades; `observe_from`
   (subscribed again) moves the floor to the first bar fully observed and reports the span in
   between as a gap for the session to fill from the provider's history.
@@ -49,8 +51,9 @@ class AggregatorStats:
     ticks: int = 0
     candles: int = 0
     bars_emitted: int = 0
-    late_dropped: int = 0
+    late_dropped: int = 0  # ticks that came after their bar was written, and are lost
     late_corrected: int = 0  # ticks that came after their bar was written: it is rebuilt
+    history_filled: int = 0  # ticks in bars never observed completely: REST history fills
     partial_dropped: int = 0
     unrouted: int = 0
 
@@ -243,7 +246,9 @@ class BarAggregator:
     def _tick_elsewhere(self, s: _Series, t: float, price: float, size: float) -> None:
         start = s.start_of(t)
         if start < s.floor:
-            if self.correct_late and start >= s.since:
+            if start < s.since:
+                self.stats.history_filled += 1
+            elif self.correct_late:
                 self.stats.late_corrected += 1
                 self._corrections[(s, start)] = None
             else:
@@ -278,7 +283,10 @@ class BarAggregator:
             self._rebuild_routes()
         start = int(bar.ts.timestamp())
         if start < s.floor:
-            self.stats.late_dropped += 1
+            if start < s.since:
+                self.stats.history_filled += 1
+            else:
+                self.stats.late_dropped += 1
             return
         values = [
             bar.open,

@@ -168,12 +168,13 @@ class LiveSession:
 
     def counters(self) -> dict[str, int]:
         """The session's counters with the bars' (late trades dropped or corrected, bars
-        rebuilt, partial bars dropped), for `Engine.stats()`."""
+        rebuilt, trades left to the history fill, partial bars dropped), for `Engine.stats()`."""
         agg = self.aggregator.stats
         return {
             **dataclasses.asdict(self.stats),
             "late_dropped": agg.late_dropped,
             "late_corrected": agg.late_corrected,
+            "history_filled": agg.history_filled,
             "bars_corrected": self.timer.bars_corrected,
             "partial_dropped": agg.partial_dropped,
         }

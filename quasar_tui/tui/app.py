@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from datetime import datetime
 from functools import partial
@@ -15,11 +15,12 @@ from pathlib import Path
 from time import monotonic
 
 from textual import on, work
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.driver import Driver
 from textual.drivers.linux_driver import LinuxDriver
 from textual.notifications import SeverityLevel
+from textual.screen import Screen
 from textual.signal import Signal
 from textual.widget import AwaitMount
 from textual.widgets import Static
@@ -30,8 +31,8 @@ from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.text import printable
 from quasar_tui.engine.states import DB_ERRORS
 from quasar_tui.registry.alerts import AlertRule, AlertStore
-from quasar_tui.tui.commands import ConsoleCommands, command
-from quasar_tui.tui.keymap import unknown_ids
+from quasar_tui.tui.commands import ConsoleCommands, command, system_commands
+from quasar_tui.tui.keymap import conflicts, unknown_ids
 from quasar_tui.tui.modals.price_alert import PriceAlertModal, price_here
 from quasar_tui.tui.modes import MODES
 from quasar_tui.tui.screens.help import HelpScreen, screen_bindings
@@ -192,6 +193,8 @@ class QuasarApp(App[int]):
                     severity="warning",
                     timeout=10,
                 )
+            for clash in conflicts(self.options.keymap):
+                self.notify(f"{self.options.keymap_path}: {clash}", severity="warning", timeout=15)
         self.alerts = AlertInbox(AlertStore(self.services.db, self.services.providers.keyring))
         self._update_engine_label()
         self.set_interval(1.0, self._update_engine_label)
@@ -217,6 +220,10 @@ class QuasarApp(App[int]):
             return
         self._started, self._stopping = False, True  # no mode switch from here on
         await self.push_screen(StoppingScreen(self.services, self.close_services))
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        """Textual's palette entries, named like the console's ("view: theme")."""
+        return system_commands(iter(super().get_system_commands(screen)))
 
     def get_driver_class(self) -> type[Driver]:
         driver = super().get_driver_class()

@@ -81,3 +81,57 @@ def console_bindings() -> dict[str, Binding]:
 def unknown_ids(keymap: dict[str, str]) -> list[str]:
     known = console_bindings()
     return sorted(binding_id for binding_id in keymap if binding_id not in known)
+
+
+def _console_classes() -> Iterator[type[DOMNode]]:
+    for cls in _subclasses(DOMNode):
+        if cls.__module__.startswith(_PACKAGE) and issubclass(cls, DOMNode):
+            yield cls
+
+
+def conflicts(keymap: dict[str, str]) -> list[str]:
+    """One sentence per binding whose key a keymap entry takes in the same place (the app, a
+    mode, a list), the binding itself not being moved: it has no key any more (Textual drops
+    it), and the user must hear which and how to give it one."""
+    found: dict[str, str] = {}
+    for cls in _console_classes():
+        merged = cls._merged_bindings
+        if merged is None:
+            continue
+        by_key = merged.key_to_bindings
+        ids = {b.id for bs in by_key.values() for b in bs if b.id}
+        taken = {k for i, keys in keymap.items() if i in ids for k in keys.split(",")}
+        givers: dict[str, list[str]] = {}
+        for binding_id, keys in keymap.items():
+            if binding_id in ids:
+                for key in keys.split(","):
+                    givers.setdefault(key, []).append(binding_id)
+        applied = merged.copy()
+        applied.apply_keymap(keymap)
+        for key, both in givers.items():
+            runs = next((b.id for b in applied.key_to_bindings.get(key, ()) if b.id), both[0])
+            idle = [i for i in both if i != runs]
+            if len(both) > 1 and idle[0] not in found:
+                found[idle[0]] = (
+                    f"{key} is given to {' and '.join(both)}: only {runs} runs; "
+                    f"give {', '.join(idle)} another key"
+                )
+        for taker, keys in keymap.items():
+            if taker not in ids:
+                continue
+            for key in keys.split(","):
+                for lost in by_key.get(key, ()):
+                    name = lost.id or lost.action
+                    if lost.id == taker or lost.id in keymap or name in found:
+                        continue
+                    left = [
+                        k
+                        for k, bs in by_key.items()
+                        if k not in taken and any((b.id or b.action) == name for b in bs)
+                    ]
+                    found[name] = f"{key} now runs {taker}, so {name} ({lost.description}) " + (
+                        f"keeps only {', '.join(left)}"
+                        if left
+                        else f'has no key: give it one, e.g. "{name}" = "f2"'
+                    )
+    return [found[name] for name in sorted(found)]

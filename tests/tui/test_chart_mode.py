@@ -16,10 +16,10 @@ from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.numbers import plain
 from quasar_tui.registry.subscriptions import SubscriptionStore
-from quasar_tui.store.read import Reader
+from quasar_tui.store.read import ReadBar, Reader
 from quasar_tui.tui.modals.periods import PeriodsModal
 from quasar_tui.tui.modes.chart import ChartScreen
-from quasar_tui.tui.widgets.candle_chart import CandleChart
+from quasar_tui.tui.widgets.candle_chart import VOLUME_MIN_HEIGHT, CandleChart, render_candles
 
 START = datetime(2026, 3, 2, tzinfo=UTC)
 
@@ -37,6 +37,19 @@ def test_moving_averages() -> None:
     upper, lower = bollinger([1.0, 3.0, 1.0, 3.0], 2, width=2.0)
     assert upper == [None, 4.0, 4.0, 4.0] and lower == [None, 0.0, 0.0, 0.0]
     assert vwap([10.0, 20.0, 40.0], [0.0, 1.0, 3.0]) == [None, 20.0, 35.0]
+
+
+@pytest.mark.parametrize("height", [6, 12, VOLUME_MIN_HEIGHT - 1, VOLUME_MIN_HEIGHT])
+def test_a_short_chart_draws_its_candles_without_the_volume_pane(height: int) -> None:
+    """A 60x15 terminal leaves the chart a few lines: it must draw, not crash the console."""
+    start = datetime(2024, 1, 1, tzinfo=UTC)
+    bars = [
+        ReadBar(start + timedelta(minutes=i), 10 + i, 12 + i, 9 + i, 11 + i, 5.0, 1, True)
+        for i in range(30)
+    ]
+    drawn = render_candles(bars, 40, height, intraday=True)
+    assert len(drawn.splitlines()) == height
+    assert "┤" in drawn  # the price axis
 
 
 async def test_intervals_cursor_overlays_and_time_zone(

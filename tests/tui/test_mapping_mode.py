@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from registry_rows import add_provider
 from registry_ui import SIZE, field_error, open_mode, until_screen
-from textual.widgets import Input
+from textual.widgets import Input, Static
 from tui_helpers import started, wait_for
 
 from quasar_tui.sdk.models import SymbolInfo
@@ -173,3 +173,22 @@ async def test_filter_mark_all_accept_then_rename_and_delete_mappings(make_conso
         await pilot.press("y")
         await wait_for(pilot, lambda: len(screen.mapped) == 2)
         assert "NEWCOIN1" not in await beta_mappings(app.services)
+
+
+async def test_after_accepting_the_pane_shows_the_next_rows_suggestions(make_console, db):
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        await mapped_pairs(db, app.services)
+        screen = await open_mode(pilot, "4", MappingsScreen)
+        await pick_beta(pilot, screen)
+        screen.table.focus()
+        first = screen.table.cursor_key
+        await wait_for(pilot, lambda: screen.alternatives_for == first)
+        title = screen.query_one("#alternatives-title", Static)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: first not in screen.unmapped)
+        assert screen.table.cursor_key != first
+        assert str(title.render()) != f"Suggestions for {first}"  # never the mapped row's
+        await wait_for(pilot, lambda: screen.alternatives_for == screen.table.cursor_key)
+        assert str(title.render()) == f"Suggestions for {screen.table.cursor_key}"

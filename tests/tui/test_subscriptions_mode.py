@@ -158,8 +158,33 @@ async def test_with_no_engine_running_a_subscription_left_running_reads_stopped(
         await app.services.subscriptions.set_state(sub.id, "running")
         screen = await open_mode(pilot, "5", SubscriptionsScreen)
         await wait_for(pilot, lambda: len(screen.records) == 1)
-        column = [c.label.plain for c in screen.table.ordered_columns].index("State")
-        assert str(screen.table.get_cell_at((0, column))) == "stopped"
+        state = screen.table.get_column_index("state")
+        assert str(screen.table.get_row_at(0)[state]) == "stopped"
+
+
+async def test_a_resumed_subscription_stops_reading_paused_at_once(make_console, db):
+    """The engine marks a paused subscription's state "paused"; until it takes the resumed
+    one up again, the row says "resuming", never "paused" beside its fresh bars."""
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot)
+        store = app.services.subscriptions
+        [added] = await store.add("EXCH", ["AAA"], "1d", "historical")
+        await store.set_enabled([added.id], False)
+        await store.set_state(added.id, "paused", None)
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await wait_for(pilot, lambda: len(screen.records) == 1)
+        state = screen.table.get_column_index("state")
+
+        def shown() -> str:
+            return str(screen.table.get_row_at(0)[state])
+
+        assert shown() == "paused"
+        await pilot.press("u")
+        await wait_for(pilot, lambda: shown() != "paused")
+        assert shown() == "resuming"
+        assert "0 paused" in str(screen.query_one("#status").render())
 
 
 async def test_the_form_completes_symbols_and_points_to_the_assets_mode(make_console, db):

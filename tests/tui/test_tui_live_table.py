@@ -188,3 +188,42 @@ async def test_changed_price_cells_flash(monkeypatch: pytest.MonkeyPatch) -> Non
 def _flashes(table: LiveTable, y: int, text: str, color: object) -> bool:
     """Line `y` shows `text` on the flash background `color`."""
     return any(s.style and s.style.bgcolor == color for s in table.render_line(y) if text in s.text)
+
+
+@pytest.mark.parametrize(
+    ("width", "shown"),
+    [
+        (140, [c.title for c in COLUMNS]),
+        (80, ["Symbol", "Last", "Change", "Chg %", "Bid", "Ask", "Age"]),
+        (60, ["Symbol", "Last", "Bid", "Ask", "Age"]),
+    ],
+)
+async def test_a_narrow_table_keeps_the_columns_a_trader_reads(width: int, shown: list) -> None:
+    app = TableApp(LiveBook())
+    async with app.run_test(size=(width, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        await pilot.pause()
+        assert line_text(table, 0).split() == [w for t in shown for w in t.split()]
+        table.focus()
+        await pilot.press(*"s" * (len(shown) + 1))
+        assert table.sort_column is None  # s cycled through the shown columns only
+
+
+async def test_clicking_a_column_title_sorts_by_it_and_again_reverses() -> None:
+    book = LiveBook()
+    app = TableApp(book)
+    async with app.run_test(size=(140, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        for symbol, price in (("BTC-USD", 30.0), ("ETH-USD", 10.0), ("ADA-EUR", 20.0)):
+            tick(book, symbol, price)
+        await wait_for(pilot, lambda: len(table.order) == 3)
+        last_x = line_text(table, 0).index("Last")
+        await pilot.click(LiveTable, offset=(last_x, 0))
+        assert [k[1] for k in table.order] == ["ETH-USD", "ADA-EUR", "BTC-USD"]
+        assert "Last ▲" in line_text(table, 0)
+        await pilot.click(LiveTable, offset=(last_x, 0))
+        assert [k[1] for k in table.order] == ["BTC-USD", "ADA-EUR", "ETH-USD"]
+        await pilot.click(LiveTable, offset=(1, 0))
+        assert table.sort_column == "symbol" and not table.sort_reverse
+        await pilot.click(LiveTable, offset=(1, 2))
+        assert table.cursor_key == ("SIM", "BTC-USD")

@@ -87,6 +87,7 @@ class AssetsScreen(ProviderScreen):
         yield MarkedTable(
             COLUMNS,
             id="asset-table",
+            drop_first=("Class", "Exchange", "Base", "Quote"),
             enter="Subscribe",
             enter_help="Subscribe the marked or highlighted assets (a form)",
         )
@@ -194,8 +195,16 @@ class AssetsScreen(ProviderScreen):
 MODE = Mode("assets", "Assets", 3, AssetsScreen, "a provider's instruments: search, map, subscribe")
 
 command("asset: search", "Search the provider's assets as you type", "filter", mode="assets")
-command("asset: map", "Map the selected asset to a common symbol", "map", mode="assets")
-command("asset: subscribe", "Subscribe the marked (or selected) assets", "subscribe", mode="assets")
+command(
+    "asset: map", "Map the selected asset to a common symbol", "map", mode="assets", on_row=True
+)
+command(
+    "asset: subscribe",
+    "Subscribe the marked (or selected) assets",
+    "subscribe",
+    mode="assets",
+    on_row=True,
+)
 command(
     "asset: pick provider", "Show the assets of another provider", "pick_provider", mode="assets"
 )

@@ -24,7 +24,7 @@ from quasar_tui.core.series import SeriesName
 from quasar_tui.core.text import printable
 from quasar_tui.store.read import ReadBar, Reader, source_interval
 from quasar_tui.store.series import Series, common_symbols, resolve
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.periods import Periods, PeriodsModal
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
@@ -228,6 +228,14 @@ class ChartScreen(ModeScreen):
             id="chart.reload",
         ),
     ]
+
+    def row_in_view(self) -> RowRef | None:
+        """The series shown, at the interval shown (a palette command acts on it)."""
+        current = self.current
+        if current is None:
+            return None
+        interval = self.interval.value if self.interval is not None else None
+        return RowRef(current.provider, current.symbol, interval)
 
     def __init__(self) -> None:
         super().__init__()

@@ -7,16 +7,19 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.coordinate import Coordinate
 from textual.events import Resize
 from textual.widgets import Static
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.text import printable
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
+from quasar_tui.tui.modes.subscriptions import shown_state
 from quasar_tui.tui.services.feed import EngineNews
 from quasar_tui.tui.services.reads import READ_ERRORS
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -25,6 +28,16 @@ NARROW = 100
 SHORT = 32
 RECENT_ERRORS = 6
 _LEVEL_RANK = {"stale": 0, "late": 1, "ok": 2, "idle": 3}
+FRESHNESS_COLUMNS = (
+    "Provider",
+    "Symbol",
+    "Interval",
+    "Mode",
+    "Last bar (UTC)",
+    "Freshness",
+    "State",
+)
+"""The subscriptions table's; State is last: it holds errors, which may be long."""
 
 
 def _fill(table: VimDataTable, rows: list[tuple[object, ...]]) -> None:
@@ -55,6 +68,7 @@ class DashboardScreen(ModeScreen):
         super().__init__()
         self.fresh_keys: list[tuple[str, str]] = []
         """(provider, symbol) of each row of the subscriptions table, in order."""
+        self.fresh_intervals: list[str] = []
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dashboard"):
@@ -62,7 +76,9 @@ class DashboardScreen(ModeScreen):
                 yield EnginePanel(id="engine-panel", classes="panel")
                 yield VimDataTable(id="writers", classes="panel")
             yield VimDataTable(id="providers", classes="panel")
-            yield VimDataTable(
+            yield FittedTable(
+                FRESHNESS_COLUMNS,
+                drop_first=("Mode", "Provider", "Last bar (UTC)"),
                 id="freshness",
                 classes="panel",
                 enter="Chart",
@@ -78,15 +94,12 @@ class DashboardScreen(ModeScreen):
                 "Providers",
                 ("Provider", "Kind", "Enabled", "Status", "Live", "Assets", "Detail"),
             ),
-            "freshness": (
-                "Subscriptions",
-                ("Provider", "Symbol", "Interval", "Mode", "State", "Last bar (UTC)", "Freshness"),
-            ),
         }
         for table_id, (title, columns) in titles.items():
             table = self.query_one(f"#{table_id}", VimDataTable)
             table.border_title = title
             table.add_columns(*columns)
+        self.query_one("#freshness").border_title = "Subscriptions"
         self.query_one("#errors").border_title = "Recent errors"
         self.query_one("#freshness", VimDataTable).focus()
         self.set_interval(1.0, self._refresh_live)
@@ -186,20 +199,40 @@ class DashboardScreen(ModeScreen):
                         s.symbol,
                         s.interval,
                         s.mode,
-                        s.last_error or s.state,
                         f"{last:%Y-%m-%d %H:%M}" if last else "-",
                         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
+                        s.last_error or shown_state(s),
                     ),
                 )
             )
         rows.sort(key=lambda r: r[0])
         self.fresh_keys = [(row[0], row[1]) for _, row in rows]
-        _fill(self.query_one("#freshness", VimDataTable), [row for _, row in rows])
+        self.fresh_intervals = [row[2] for _, row in rows]
+        table = self.query_one("#freshness", FittedTable)
+        cursor = table.cursor_row
+        table.show_rows([(str(i), row) for i, (_, row) in enumerate(rows)])
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1), animate=False)
+
+    def _fresh_index(self, row: int) -> int | None:
+        """The subscription shown in `row` of its table (a click on a title sorts it), as an
+        index into `fresh_keys`."""
+        table = self.query_one("#freshness", FittedTable)
+        if not 0 <= row < table.row_count:
+            return None
+        key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+        return int(key) if key is not None and int(key) < len(self.fresh_keys) else None
+
+    def row_in_view(self) -> RowRef | None:
+        """The highlighted subscription (the table a palette command may act on)."""
+        at = self._fresh_index(self.query_one("#freshness", FittedTable).cursor_row)
+        return None if at is None else RowRef(*self.fresh_keys[at], self.fresh_intervals[at])
 
     async def on_data_table_row_selected(self, event: VimDataTable.RowSelected) -> None:
         event.stop()
-        if event.data_table.id == "freshness" and event.cursor_row < len(self.fresh_keys):
-            await open_chart(self, *self.fresh_keys[event.cursor_row])
+        at = self._fresh_index(event.cursor_row) if event.data_table.id == "freshness" else None
+        if at is not None:
+            await open_chart(self, *self.fresh_keys[at])
 
 
 MODE = Mode(

@@ -7,7 +7,7 @@ from time import monotonic
 from textual.app import ComposeResult
 
 from quasar_tui.store.series import common_symbols
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modes.base import FilterableScreen, Mode
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.services.reads import READ_ERRORS
@@ -81,6 +81,21 @@ class LiveScreen(FilterableScreen):
         provider, symbol = message.key
         await open_chart(self, provider, symbol)
 
+    def row_in_view(self) -> RowRef | None:
+        key = self.query_one(LiveTable).cursor_key
+        return RowRef(*key) if key is not None else None
+
+    async def select_rows(self, ref: RowRef) -> int:
+        table = self.query_one(LiveTable)
+        key = (ref.provider, ref.symbol or "")
+        if key not in table.order and table.filter_text:
+            self.action_clear_filter()
+            table.set_filter("")
+        if key not in table.order:
+            return 0
+        table.cursor = table.order.index(key)
+        return 1
+
     def action_sort(self) -> None:
         self.query_one(LiveTable).action_cycle_sort()
 
@@ -97,7 +112,32 @@ class LiveScreen(FilterableScreen):
 MODE = Mode("live", "Live", 6, LiveScreen, "ticking quotes, conflated per symbol")
 
 command("live: filter", "Filter the live table by symbol or provider", "filter", mode="live")
-command("live: sort by next column", "Cycle the live table's sort column", "sort", mode="live")
-command("live: reverse sort", "Flip the live table's sort direction", "reverse", mode="live")
-command("live: my order", "Back to your own row order (J/K move rows)", "user_order", mode="live")
-command("live: chart symbol", "Open the chart of the selected symbol", "chart", mode="live")
+command(
+    "live: sort by next column",
+    "Cycle the live table's sort column",
+    "sort",
+    mode="live",
+    binding="live.sort",
+)
+command(
+    "live: reverse sort",
+    "Flip the live table's sort direction",
+    "reverse",
+    mode="live",
+    binding="live.sort_reverse",
+)
+command(
+    "live: my order",
+    "Back to your own row order (J/K move rows)",
+    "user_order",
+    mode="live",
+    binding="live.user_order",
+)
+command(
+    "live: chart symbol",
+    "Open the chart of the selected symbol",
+    "chart",
+    mode="live",
+    on_row=True,
+    binding="live.select",
+)

@@ -160,7 +160,7 @@ class MappingsScreen(ProviderScreen):
             )
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
-                yield SuggestionTable(COLUMNS, id="unmapped-table")
+                yield SuggestionTable(COLUMNS, id="unmapped-table", drop_first=("Name",))
                 with Vertical(id="alternatives-pane"):
                     yield Static("Suggestions", id="alternatives-title")
                     yield AlternativeList(id="alternatives")
@@ -437,7 +437,20 @@ class MappingsScreen(ProviderScreen):
             self.notify(f"not mapped: {skipped[0][1]}{more}", severity="warning", timeout=10)
         done = {s.symbol for s in chosen} - {s.symbol for s, _ in skipped}
         self.table.set_marks(self.table.marks - done)
+        self._drop_mapped(done)
         self.request_load()
+
+    def _drop_mapped(self, symbols: set[str]) -> None:
+        """The rows just mapped leave the list, and the pane moves to the row now under the
+        cursor, at once: the reload (scores of the others) comes later."""
+        for symbol in symbols:
+            self.unmapped.pop(symbol, None)
+        self._show_rows()
+        if self.alternatives_for in symbols:
+            self.alternatives, self.alternatives_for = [], None
+            self.query_one(AlternativeList).clear_options()
+            self.query_one("#alternatives-title", Static).update("Suggestions")
+            self._pane.request()
 
     def action_edit(self) -> None:
         symbol = self.table.cursor_key
@@ -522,12 +535,19 @@ MODE = Mode(
     short="Maps",
 )
 
-command("mapping: accept", "Accept the highlighted symbol's proposal", "accept", mode="mappings")
+command(
+    "mapping: accept",
+    "Accept the highlighted symbol's proposal",
+    "accept",
+    mode="mappings",
+    on_row=True,
+)
 command(
     "mapping: accept marked",
     "Accept the proposals of every marked symbol",
     "accept_marked",
     mode="mappings",
+    on_row=True,
 )
 command(
     "mapping: mark obvious",
@@ -540,6 +560,7 @@ command(
     "Type the common symbol for the highlighted symbol",
     "edit",
     mode="mappings",
+    on_row=True,
 )
 command("mapping: filter", "Filter the symbols shown", "filter", mode="mappings")
 command(
@@ -553,8 +574,15 @@ command(
     "Rename the selected mapping's common symbol",
     "rename",
     mode="mappings",
+    on_row=True,
 )
-command("mapping: delete", "Delete the selected mapping (asks first)", "delete", mode="mappings")
+command(
+    "mapping: delete",
+    "Delete the selected mapping (asks first)",
+    "delete",
+    mode="mappings",
+    on_row=True,
+)
 command("mapping: reload", "Score the unmapped symbols again", "reload", mode="mappings")
 command(
     "mapping: pick provider",

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, ProgressBar, Static
 from quasar_tui.core.messages import one_line
 from quasar_tui.registry.providers import REFRESH_FAILED
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.add_provider import AddProviderModal
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.preferences import PreferencesModal, schema_of
@@ -166,6 +166,20 @@ class ProvidersScreen(RegistryScreen):
         self._focus_next = None
         self.records = {r.name: r for r in records}
         self._show_rows(keep)
+
+    def row_in_view(self) -> RowRef | None:
+        record = self.selected
+        return RowRef(record.name) if record is not None else None
+
+    async def select_rows(self, ref: RowRef) -> int:
+        """The provider `ref` is about (from the Chart, the Live row...)."""
+        await self.load()
+        if ref.provider not in self.records:
+            return 0
+        self.action_clear_filter()
+        self.filter_text = ""
+        self._show_rows(ref.provider)
+        return 1
 
     def _show_rows(self, keep: str | None) -> None:
         text = self.filter_text
@@ -385,27 +399,41 @@ command(
     "Edit the selected provider's preferences",
     "preferences",
     mode="providers",
+    on_row=True,
 )
 command(
-    "provider: secrets", "Set the selected provider's secrets (masked)", "secrets", mode="providers"
+    "provider: secrets",
+    "Set the selected provider's secrets (masked)",
+    "secrets",
+    mode="providers",
+    on_row=True,
 )
 command(
     "provider: enable/disable",
     "Enable or disable the selected provider",
     "toggle_enabled",
     mode="providers",
+    on_row=True,
 )
 command(
     "provider: refresh assets",
     "List the selected provider's symbols again",
     "refresh_assets",
     mode="providers",
+    on_row=True,
 )
-command("provider: remove", "Remove the selected provider (asks first)", "remove", mode="providers")
+command(
+    "provider: remove",
+    "Remove the selected provider (asks first)",
+    "remove",
+    mode="providers",
+    on_row=True,
+)
 command("provider: filter", "Filter the providers shown", "filter", mode="providers")
 command(
     "provider: map symbols",
     "Map the selected provider's symbols (Mappings mode)",
     "map_symbols",
     mode="providers",
+    on_row=True,
 )

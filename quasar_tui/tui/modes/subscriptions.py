@@ -3,6 +3,7 @@ resume, delete and backfill (on the marked rows, or the highlighted one)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from rich.text import Text
@@ -13,7 +14,7 @@ from textual.widgets import DataTable
 from quasar_tui.core.clock import utc_now
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.store.series import Series, common_symbols
-from quasar_tui.tui.commands import command
+from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
 from quasar_tui.tui.modals.subscribe import open_subscribe
 from quasar_tui.tui.modes.base import Mode
@@ -42,14 +43,25 @@ _STATE_STYLES = {
     "ok": "green",
     "paused": "dim",
     "stopped": "dim",
+    "resuming": "yellow",
 }
 _LISTED = 5
+
+
+def shown_state(s: SubscriptionRecord) -> str:
+    """The state to show: "paused" as soon as it is paused, and "resuming" (not the engine's
+    "paused" of a moment ago) from its resume until the engine has taken it up."""
+    if not s.enabled:
+        return "paused"
+    if s.state == "paused" and not s.last_error:
+        return "resuming"
+    return s.state
 
 
 def subscription_cells(
     s: SubscriptionRecord, common: str | None, last: datetime | None, now: datetime
 ) -> tuple[object, ...]:
-    state = s.state if s.enabled else "paused"
+    state = shown_state(s)
     fresh = freshness(s.interval, s.enabled, last, now)
     return (
         str(s.id),
@@ -121,6 +133,7 @@ class SubscriptionsScreen(RegistryScreen):
         yield MarkedTable(
             COLUMNS,
             id="subscription-table",
+            drop_first=("Id", "Provider", "Mode", "Last bar (UTC)"),
             enter="Chart",
             enter_help="Chart the symbol (Chart mode)",
         )
@@ -147,7 +160,7 @@ class SubscriptionsScreen(RegistryScreen):
         text = self.filter_text
         rows = []
         for key, s in self.records.items():
-            state = s.state if s.enabled else "paused"
+            state = shown_state(s)
             common = self.commons.get((s.provider, s.symbol))
             if text and not any(
                 text in v.lower()
@@ -182,6 +195,34 @@ class SubscriptionsScreen(RegistryScreen):
 
     def on_marked_table_marks_changed(self, event: MarkedTable.MarksChanged) -> None:
         self._update_status()
+
+    def row_in_view(self) -> RowRef | None:
+        record = self.records.get(self.table.cursor_key or "")
+        return RowRef(record.provider, record.symbol, record.interval) if record else None
+
+    async def select_rows(self, ref: RowRef) -> int:
+        """The subscription of `ref`'s series at its interval (else at any interval); one is
+        highlighted, unmarked the others; several are shown, filtered by the symbol."""
+        await self.load()
+        same = [
+            k
+            for k, s in self.records.items()
+            if s.provider == ref.provider and s.symbol == ref.symbol
+        ]
+        exact = [k for k in same if self.records[k].interval == ref.interval]
+        found = exact or same
+        if len(found) != 1:
+            if found and ref.symbol:
+                self.filter_box.value = ref.symbol
+                self.filter_box.add_class("-shown")
+            return len(found)
+        if found[0] not in self.table.keys:
+            self.action_clear_filter()
+            self.filter_text = ""
+            self._show_rows()
+        self.table.set_marks(())
+        self.table.move_cursor(row=self.table.keys.index(found[0]), animate=False)
+        return 1
 
     def _selected(self) -> list[SubscriptionRecord]:
         chosen = [self.records[k] for k in self.table.selected_keys() if k in self.records]
@@ -222,6 +263,9 @@ class SubscriptionsScreen(RegistryScreen):
         )
         self.notify(f"{verb} {_plural(changed, 'subscription')}{extra}")
         self.table.set_marks(())
+        for s in chosen:
+            self.records[str(s.id)] = replace(s, enabled=enabled)
+        self._show_rows()
         self.request_load()
 
     def action_delete(self) -> None:
@@ -317,23 +361,27 @@ command(
     "Pause the marked (or selected) subscriptions",
     "pause",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: resume",
     "Resume the marked (or selected) subscriptions",
     "resume",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: delete",
     "Delete the marked (or selected) subscriptions (asks first)",
     "delete",
     mode="subscriptions",
+    on_row=True,
 )
 command(
     "subscription: backfill now",
     "Run the marked (or selected) historical jobs now",
     "backfill",
     mode="subscriptions",
+    on_row=True,
 )
 command("subscription: filter", "Filter the subscriptions shown", "filter", mode="subscriptions")

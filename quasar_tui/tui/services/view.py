@@ -22,18 +22,26 @@ log = logging.getLogger("quasar.tui")
 @dataclass(frozen=True)
 class LateTrades:
     """Trades that came after their bar was written, over every live session: `corrected`
-    ones rebuilt `bars` bars from the stored ticks; `dropped` ones fell where history fills."""
+    ones rebuilt `bars` bars from the stored ticks; `dropped` ones were lost (no stored ticks
+    to rebuild from). `history_filled` ones are expected, not late: they fell in bars the
+    session never saw whole (the snapshot a stream sends on subscribe), which REST fills."""
 
     corrected: int
     bars: int
     dropped: int
+    history_filled: int = 0
 
     @classmethod
     def total(cls, counters: dict[str, Any]) -> LateTrades:
         def sum_of(name: str) -> int:
             return sum(int(c.get(name) or 0) for c in counters.values() if isinstance(c, dict))
 
-        return cls(sum_of("late_corrected"), sum_of("bars_corrected"), sum_of("late_dropped"))
+        return cls(
+            sum_of("late_corrected"),
+            sum_of("bars_corrected"),
+            sum_of("late_dropped"),
+            sum_of("history_filled"),
+        )
 
 
 @dataclass

@@ -112,9 +112,11 @@ def render_candles(
     figure = plotext.figure
     figure.clear()
     figure.plot_size(width, height)
-    figure.subplots(2 if with_volume else 1, 1)
+    if with_volume:
+        figure.subplots(2, 1)
     figure.theme("dark")
-    price = figure.subplot(1, 1)
+    # plotext has no 1x1 grid of subplots (it fails): without volume, draw on the figure
+    price = figure.subplot(1, 1) if with_volume else figure
     data = {
         "date": x,
         "open": [b.open for b in bars],

@@ -1,9 +1,11 @@
-"""The footer of every mode: Textual's, rebuilt only when the keys it shows change."""
+"""The footer of every mode: Textual's, rebuilt only when the keys it shows change, and
+showing only the keys that fit whole (never "p P" cut mid-word)."""
 
 from __future__ import annotations
 
 from textual.screen import Screen
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey, FooterLabel
 
 Shown = tuple[tuple[str, str, str, bool, str | None], ...]
 
@@ -33,3 +35,31 @@ class ModeFooter(Footer):
         if screen.app.app_focus and self.is_attached and screen is self.screen:
             self._shown = shown
         super().bindings_changed(screen)
+
+    async def recompose(self) -> None:
+        await super().recompose()
+        self._fit()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Show every key, then, once laid out, hide those that end past the palette key
+        (the help key comes first; a group of keys goes whole)."""
+        for child in self.children:
+            child.display = True
+        self.call_after_refresh(self._hide_overflow)
+
+    def _hide_overflow(self) -> None:
+        palette = [k for k in self.query(FooterKey) if k.has_class("-command-palette")]
+        room = self.size.width - sum(k.outer_size.width for k in palette)
+        shown = [child for child in self.children if child not in palette]
+        cut = next(
+            (i for i, c in enumerate(shown) if c.virtual_region_with_margin.right > room), None
+        )
+        if cut is None:
+            return
+        if isinstance(shown[cut], FooterLabel) and cut > 0:
+            cut -= 1  # a group's keys go with its label
+        for child in shown[cut:]:
+            child.display = False

@@ -82,8 +82,19 @@ class EnginePanel(Static):
         if late.corrected or late.dropped:
             grid.add_row(
                 "Late trades",
-                f"{late.corrected:,} after their bar ({late.bars:,} bars rebuilt), "
-                f"{late.dropped:,} dropped where history fills",
+                Text(
+                    f"{late.corrected:,} after their bar ({late.bars:,} bars rebuilt), "
+                    f"{late.dropped:,} lost",
+                    style="yellow" if late.dropped else "",
+                ),
+            )
+        if late.history_filled:
+            grid.add_row(
+                "Catch-up",
+                Text(
+                    f"{late.history_filled:,} trades before the session, filled from history",
+                    style="dim",
+                ),
             )
         grid.add_row(
             "Providers",

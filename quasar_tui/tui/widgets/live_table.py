@@ -74,13 +74,15 @@ def fmt_age(age: float | None) -> str:
 @dataclass(frozen=True)
 class Column:
     """`sort_value` must return something comparable; None sorts last. `width` includes the
-    gap after the cell and leaves room for the title and its sort arrow (" ▲")."""
+    gap after the cell and leaves room for the title and its sort arrow (" ▲"). `rank` says
+    which columns stay on a narrow terminal: the lowest ranks, the ones a trader reads."""
 
     key: str
     title: str
     width: int
     text: Callable[[QuoteRow, float], str]
     sort_value: Callable[[QuoteRow, float], float | str | None]
+    rank: int
     right: bool = True
     signed: bool = False
 
@@ -89,7 +91,13 @@ class Column:
 # comes from, with the provider's symbol when that differs (KRAKEN:XBT/USD).
 COLUMNS: tuple[Column, ...] = (
     Column(
-        "symbol", "Symbol", 14, lambda r, _: printable(r.name), lambda r, _: r.name, right=False
+        "symbol",
+        "Symbol",
+        14,
+        lambda r, _: printable(r.name),
+        lambda r, _: r.name,
+        right=False,
+        rank=0,
     ),
     Column(
         "provider",
@@ -98,8 +106,9 @@ COLUMNS: tuple[Column, ...] = (
         lambda r, _: printable(r.source),
         lambda r, _: r.source,
         right=False,
+        rank=7,
     ),
-    Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last),
+    Column("last", "Last", 13, lambda r, _: fmt_price(r.last), lambda r, _: r.last, rank=1),
     Column(
         "change",
         "Change",
@@ -107,6 +116,7 @@ COLUMNS: tuple[Column, ...] = (
         lambda r, _: fmt_change(r.change),
         lambda r, _: r.change,
         signed=True,
+        rank=4,
     ),
     Column(
         "change_pct",
@@ -115,14 +125,38 @@ COLUMNS: tuple[Column, ...] = (
         lambda r, _: fmt_pct(r.change_pct),
         lambda r, _: r.change_pct,
         signed=True,
+        rank=6,
     ),
-    Column("bid", "Bid", 13, lambda r, _: fmt_price(r.bid), lambda r, _: r.bid),
-    Column("ask", "Ask", 13, lambda r, _: fmt_price(r.ask), lambda r, _: r.ask),
-    Column("volume", "Volume", 10, lambda r, _: fmt_volume(r.volume), lambda r, _: r.volume),
-    Column("rate", "Ticks/s", 10, lambda r, now: f"{r.rate(now):.1f}", lambda r, now: r.rate(now)),
-    Column("age", "Age", 6, lambda r, now: fmt_age(r.age(now)), lambda r, now: r.age(now)),
+    Column("bid", "Bid", 13, lambda r, _: fmt_price(r.bid), lambda r, _: r.bid, rank=2),
+    Column("ask", "Ask", 13, lambda r, _: fmt_price(r.ask), lambda r, _: r.ask, rank=3),
+    Column(
+        "volume", "Volume", 10, lambda r, _: fmt_volume(r.volume), lambda r, _: r.volume, rank=8
+    ),
+    Column(
+        "rate",
+        "Ticks/s",
+        10,
+        lambda r, now: f"{r.rate(now):.1f}",
+        lambda r, now: r.rate(now),
+        rank=9,
+    ),
+    Column("age", "Age", 6, lambda r, now: fmt_age(r.age(now)), lambda r, now: r.age(now), rank=5),
 )
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+
+
+def fitting_columns(width: int) -> tuple[Column, ...]:
+    """The columns a table `width` cells wide shows, in their usual order: by rank while they
+    fit (a wide one that does not fit lets a narrower one of a later rank in)."""
+    shown: set[str] = set()
+    used = 0
+    for column in sorted(COLUMNS, key=lambda c: c.rank):
+        if used + column.width <= width:
+            shown.add(column.key)
+            used += column.width
+    return tuple(c for c in COLUMNS if c.key in shown) or COLUMNS[:1]
+
+
 FLASH_FIELDS = ("last", "bid", "ask")
 """Columns whose cells flash when their value moves (column key = QuoteRow attribute)."""
 
@@ -240,6 +274,8 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._flashes: dict[Key, tuple[dict[str, int], float]] = {}
         self._last_full = 0.0
         self._away = False
+        self.columns: tuple[Column, ...] = COLUMNS
+        """The columns shown: those that fit the width, by rank (`fitting_columns`)."""
 
     def on_mount(self) -> None:
         self._sync(full=True)
@@ -279,8 +315,10 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
             self._user_order.sort(key=lambda k: (rows[k].name, k[0]))
 
     def action_cycle_sort(self) -> None:
-        keys = (None, *COLUMN_KEYS)
-        self.sort_by(keys[(keys.index(self.sort_column) + 1) % len(keys)], self.sort_reverse)
+        """The next column shown (those a narrow terminal hides are skipped)."""
+        keys = (None, *(c.key for c in self.columns))
+        at = keys.index(self.sort_column) if self.sort_column in keys else 0
+        self.sort_by(keys[(at + 1) % len(keys)], self.sort_reverse)
 
     def action_reverse_sort(self) -> None:
         self.sort_by(self.sort_column or COLUMN_KEYS[0], not self.sort_reverse)
@@ -326,9 +364,22 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
         self._scroll_to_cursor()
 
     def on_click(self, event: Click) -> None:
+        """A row: the cursor goes there. A column title: sort by it (again: the other way)."""
+        if event.y == 0:
+            self._sort_at(event.x)
+            return
         row = int(self.scroll_offset.y) + event.y - 1
         if 0 <= row < len(self._order):
             self.cursor = row
+
+    def _sort_at(self, x: int) -> None:
+        left = 0
+        for column in self.columns:
+            left += column.width
+            if x < left:
+                same = column.key == self.sort_column
+                self.sort_by(column.key, not self.sort_reverse if same else False)
+                return
 
     def _clamp(self, row: int) -> int:
         return max(0, min(row, len(self._order) - 1))
@@ -436,6 +487,7 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
             self.scroll_to(y=self.cursor - body + 1, animate=False)
 
     def on_resize(self) -> None:
+        self.columns = fitting_columns(self.scrollable_content_region.width)
         self.virtual_size = Size(self.size.width, len(self._order) + 1)
 
     def render_line(self, y: int) -> Strip:
@@ -458,7 +510,7 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
     def _header(self, width: int, base: Style) -> Strip:
         style = base + self.get_component_rich_style("live-table--header")
         segments = []
-        for column in COLUMNS:
+        for column in self.columns:
             title = column.title
             if column.key == self.sort_column:
                 title += " ▼" if self.sort_reverse else " ▲"
@@ -482,7 +534,7 @@ class LiveTable(ScrollView, can_focus=True, inherit_bindings=False):
                 "live-table--up" if change > 0 else "live-table--down"
             )
         segments = []
-        for column in COLUMNS:
+        for column in self.columns:
             cell_style = style
             if column.signed and signed_style is not None:
                 cell_style = style + signed_style

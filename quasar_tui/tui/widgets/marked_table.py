@@ -3,6 +3,8 @@ cursor follow each row's key when the rows are reloaded or filtered.
 
 Marks outlive a filter (a row hidden by it stays marked); `keep_marks` drops the marks of
 rows that are gone from the data itself.
+
+Its columns fit the width (`FittedTable`: `drop_first` names the ones that go first).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.message import Message
 
-from quasar_tui.tui.widgets.vim import VimDataTable
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 
 MARK = Text("●", style="bold magenta")
 MARK_COLUMN = "mark"
@@ -22,7 +24,7 @@ Row = tuple[str, Sequence[object]]
 """(row key, cells after the mark column)"""
 
 
-class MarkedTable(VimDataTable):
+class MarkedTable(FittedTable):
     HELP_GROUP = "Marked list"
     BINDINGS = [
         Binding(
@@ -53,6 +55,8 @@ class MarkedTable(VimDataTable):
         def control(self) -> MarkedTable:
             return self.table
 
+    LEAD_WIDTH = 1 + 2  # the mark column and its padding
+
     def __init__(
         self,
         columns: Sequence[str],
@@ -61,16 +65,27 @@ class MarkedTable(VimDataTable):
         enter_help: str = "",
         id: str | None = None,
         classes: str | None = None,
+        drop_first: Sequence[str] = (),
     ) -> None:
-        super().__init__(enter=enter, enter_help=enter_help, id=id, classes=classes)
-        self._titles = tuple(columns)
+        super().__init__(
+            columns,
+            drop_first=drop_first,
+            enter=enter,
+            enter_help=enter_help,
+            id=id,
+            classes=classes,
+        )
         self.keys: list[str] = []
         self.marks: set[str] = set()
 
-    def on_mount(self) -> None:
+    def add_lead_columns(self) -> None:
         self.add_column(" ", key=MARK_COLUMN, width=1)
-        for title in self._titles:
-            self.add_column(title, key=title.lower())
+
+    def lead_cells(self, key: str) -> tuple[object, ...]:
+        return (MARK if key in self.marks else "",)
+
+    def redraw_rows(self) -> None:
+        self.set_rows(self._rows)
 
     @property
     def cursor_key(self) -> str | None:
@@ -93,11 +108,8 @@ class MarkedTable(VimDataTable):
     def set_rows(self, rows: Iterable[Row]) -> None:
         """Replace the rows; the cursor stays on its row's key when it is still there."""
         current, row_index = self.cursor_key, self.cursor_row
-        self.clear()
-        self.keys = []
-        for key, cells in rows:
-            self.add_row(MARK if key in self.marks else "", *cells, key=key)
-            self.keys.append(key)
+        self.show_rows(list(rows))
+        self.keys = [key for key, _ in self._rows]
         if self.keys:
             where = {k: i for i, k in enumerate(self.keys)}
             target = where.get(current, min(row_index, len(self.keys) - 1)) if current else 0
@@ -109,11 +121,6 @@ class MarkedTable(VimDataTable):
         if kept != self.marks:
             self.marks = kept
             self.post_message(self.MarksChanged(self))
-
-    def set_cells(self, key: str, cells: Sequence[object]) -> None:
-        """Redraw one row's cells (after the mark column) in place."""
-        for column, value in zip(self._titles, cells, strict=True):
-            self.update_cell(key, column.lower(), value)
 
     def set_marks(self, keys: Iterable[str]) -> None:
         wanted = set(keys)
