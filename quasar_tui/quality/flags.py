@@ -7,32 +7,21 @@ one transaction, so running it again gives the same flags.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from enum import IntFlag
 
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS_FX
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
-from quasar_tui.store.read import MERGED_BARS
+from quasar_tui.store.read import MERGED_BARS, Reader
 from quasar_tui.store.series import Series
 
 SPIKE_K = 8.0  # a return beyond this many standard deviations of the recent ones
 SPIKE_WINDOW = 50  # recent returns the deviation is taken over
 SPIKE_MIN = 20  # fewer recent returns than this: no spike test yet
-
-
-class Flag(IntFlag):
-    OHLC = 1  # low above open/close, high below them, or low above high
-    NON_POSITIVE = 2
-    SPIKE = 4
-    ZERO_VOLUME = 8  # in a session of an exchange-traded asset
-    REPEATED = 16  # the same OHLCV as the bar before: a stale feed
-    OFF_GRID = 32  # not at the start of an interval
-
-    @property
-    def label(self) -> str:
-        return (self.name or "").lower().replace("_", " ")
 
 
 _GRID = {
@@ -91,6 +80,7 @@ _CLEAR = """
 _SAVE = """
     INSERT INTO bar_flags (provider, symbol, interval, ts, flags)
     SELECT $1, $2, $3, t, f FROM unnest($4::timestamptz[], $5::smallint[]) AS x(t, f)
+    ON CONFLICT (provider, symbol, interval, ts) DO UPDATE SET flags = excluded.flags
 """
 _MARK = """
     INSERT INTO quality_checks (provider, symbol, interval, checked_to) VALUES ($1, $2, $3, $4)
@@ -129,3 +119,15 @@ async def flag_series(
         if rows:
             await conn.execute(_MARK, *key, rows[-1]["ts"])
     return PassResult(checked=len(rows), flagged=len(flagged))
+
+
+async def flag_current(db: Database, series: Series, interval: Interval) -> PassResult:
+    """Bring a series' flags up to its newest stored bar, by the calendar it trades on: what a
+    reader that filters by quality needs first."""
+    found = await calendar_of(db, series.provider, series.symbol, interval.value)
+    return await flag_series(db, series, interval, found.name if found else ALWAYS)
+
+
+def judging_reader(db: Database, now: Clock = utc_now) -> Reader:
+    """The read layer with flags brought up to date before a read filtered by quality."""
+    return Reader(db, now, judge=functools.partial(flag_current, db))

@@ -2,7 +2,8 @@
 
 Coverage counts the bars the calendar expects between the first and last stored bar; flags
 come from a pass over what is stored (quality/flags.py), run here first so the report is
-current; a day's score is the share of its bars that carry no flag.
+current; a day's score is the mean of its bars' scores (core/bar_quality.py: 1 for a bar with
+no flag, the lowest of its flags' scores otherwise), the score `min_quality` filters bars by.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from quasar_tui.quality.flags import Flag, flag_series
+from quasar_tui.core.bar_quality import Flag, score_sql
+from quasar_tui.quality.flags import flag_series
 from quasar_tui.quality.holes import holes_of, tracked_series
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
@@ -23,12 +25,13 @@ _FLAG_COUNTS = """
         f"count(*) FILTER (WHERE flags & {int(f)} <> 0) AS {(f.name or '').lower()}" for f in Flag
     )
 )
-# Days with flagged bars, worst share first.
+# Days with flagged bars, lowest score first: the mean of the day's bar scores (1 unflagged).
 _WORST_DAYS = f"""
-    SELECT d.day, d.bars, f.flagged, 1 - f.flagged::float8 / d.bars AS score
+    SELECT d.day, d.bars, f.flagged, 1 - f.loss / d.bars AS score
       FROM (SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS bars
               FROM ({MERGED_BARS}) AS merged GROUP BY 1) AS d
-      JOIN (SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS flagged
+      JOIN (SELECT (ts AT TIME ZONE 'UTC')::date AS day, count(*) AS flagged,
+                   sum(1 - {score_sql("flags")})::float8 AS loss
               FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3
              GROUP BY 1) AS f USING (day)
      ORDER BY score, d.day
