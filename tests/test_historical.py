@@ -330,3 +330,21 @@ async def test_a_series_follows_its_assets_calendar_or_the_subscriptions(db: Dat
     assert await calendar_of(db, "EODHD", "UNKNOWN", "1d") is None
     await SubscriptionStore(db).add("EODHD", ["AAPL.US"], "1d", "historical", calendar="XLON")
     assert (await calendar_of(db, "EODHD", "AAPL.US", "1d")).name == "XLON"
+
+
+async def test_the_quality_pass_follows_each_audit(db: Database, eodhd: FakeEodhd) -> None:
+    sub = await subscribe(db, "EODHD", "AAPL.US", "1d", 200)
+    expected = truth(eodhd, sub)
+    bad = expected[60][0]
+    async with rig(db) as r:
+        await r.run(provider(eodhd), sub, NOW)
+        assert await db.fetchval("SELECT count(*) FROM quality_checks") == 0  # no audit yet
+        # A bad print stored: low above the close.
+        await db.execute(
+            "UPDATE historical_data SET low = greatest(open, close) + 1 WHERE ts = $1", bad
+        )
+        await r.run(provider(eodhd), sub, NOW, audit=True)
+    flagged = await db.fetch("SELECT ts, flags FROM bar_flags")
+    assert [(f["ts"], f["flags"]) for f in flagged] == [(bad, 1)]
+    checked = await db.fetchval("SELECT checked_to FROM quality_checks")
+    assert checked == expected[-1][0]

@@ -116,6 +116,7 @@ class SeriesGaps:
         self.db = db
         self.interval = interval
         self.key = (provider, symbol, interval.value)
+        self.audited = False  # whether `audit` scanned the stored bars through this object
 
     async def open(self) -> list[Gap]:
         return [_gap(r) for r in await self.db.fetch(_OPEN, *self.key)]
@@ -154,6 +155,7 @@ class SeriesGaps:
                 _RECORD_HOLES, *self.key, [h[0] for h in holes], [h[1] for h in holes], reasons
             )
             await conn.execute(_MARK_AUDITED, *self.key, now)
+        self.audited = True
         return [_gap(r) for r in rows]
 
     async def resolve(self, ids: list[int]) -> None:

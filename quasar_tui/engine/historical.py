@@ -19,12 +19,15 @@ from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import EventBus, JobRun, RunStatus
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
+from quasar_tui.engine.states import DB_ERRORS
 from quasar_tui.engine.writer import Writer
 from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS, Calendar, calendar
+from quasar_tui.quality.flags import flag_series
 from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
+from quasar_tui.store.series import Series
 from quasar_tui.store.tables import BarRow
 
 log = logging.getLogger("quasar.engine.historical")
@@ -150,7 +153,23 @@ class _Job:
                 failures.append((span, error))
         await self.writer.flush()
         await self._account(gaps, failures)
+        if self.gaps.audited:
+            await self._flag(market)
         return self._verdict(len(ranges), failures)
+
+    async def _flag(self, market: Calendar | None) -> None:
+        """The quality pass after an audit, once this run's bars are committed: it reads the
+        bars stored since the last pass, apart from the writer. A failure only delays flags."""
+        series = Series(self.sub.provider, self.sub.symbol)
+        try:
+            done = await flag_series(
+                self.db, series, self.interval, market.name if market else ALWAYS
+            )
+        except DB_ERRORS as exc:
+            log.warning("%s: quality pass failed: %s", self.label, one_line(exc))
+            return
+        if done.flagged:
+            log.info("%s: %d of %d bars checked flagged", self.label, done.flagged, done.checked)
 
     async def _calendar(self, last: datetime | None) -> Calendar | None:
         """When the market trades, so closed days are neither fetched nor holes. Without a
