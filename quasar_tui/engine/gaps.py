@@ -162,6 +162,12 @@ class SeriesGaps:
         """Close gaps whose span was fetched without error: 'filled' or 'empty'."""
         await resolve_gaps(self.db, ids)
 
+    async def mark(self, start: datetime, end: datetime, reason: str) -> bool:
+        """Record a span to fetch at the next run (a hole the user asked to backfill);
+        False when an open gap, or a span the provider had nothing for, covers it."""
+        rows = await self.db.fetch(_RECORD_HOLES, *self.key, [start], [end], [reason])
+        return bool(rows)
+
     async def record_failure(self, start: datetime, end: datetime, error: str) -> None:
         await self.db.execute(_RECORD_FAILURE, *self.key, start, end, error)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 
+from quasar_tui.core.bar_quality import Flag, score
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
 from quasar_tui.quality.assigned import calendar_of
@@ -82,6 +84,12 @@ _SAVE = """
     SELECT $1, $2, $3, t, f FROM unnest($4::timestamptz[], $5::smallint[]) AS x(t, f)
     ON CONFLICT (provider, symbol, interval, ts) DO UPDATE SET flags = excluded.flags
 """
+_FLAGGED = """
+    SELECT ts, flags FROM bar_flags
+     WHERE provider = $1 AND symbol = $2 AND interval = $3
+     ORDER BY ts DESC
+     LIMIT $4
+"""
 _MARK = """
     INSERT INTO quality_checks (provider, symbol, interval, checked_to) VALUES ($1, $2, $3, $4)
     ON CONFLICT (provider, symbol, interval)
@@ -93,6 +101,28 @@ _MARK = """
 class PassResult:
     checked: int
     flagged: int
+
+
+@dataclass(frozen=True)
+class FlaggedBar:
+    ts: datetime
+    flags: Flag
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(f.label for f in Flag if f in self.flags)
+
+    @property
+    def score(self) -> float:
+        return score(self.flags)
+
+
+async def flagged_bars(
+    db: Database, series: Series, interval: Interval, limit: int = 1000
+) -> list[FlaggedBar]:
+    """The newest `limit` flagged bars of a series, newest first."""
+    rows = await db.fetch(_FLAGGED, series.provider, series.symbol, interval.value, limit)
+    return [FlaggedBar(r["ts"], Flag(r["flags"])) for r in rows]
 
 
 async def flag_series(

@@ -13,7 +13,7 @@ from datetime import date
 
 from quasar_tui.core.bar_quality import Flag, score_sql
 from quasar_tui.quality.flags import flag_series
-from quasar_tui.quality.holes import holes_of, tracked_series
+from quasar_tui.quality.holes import Tracked, holes_of, tracked_series
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
 from quasar_tui.store.read import MERGED_BARS
@@ -63,26 +63,27 @@ class SeriesQuality:
 async def quality_report(
     db: Database, name: str | None = None, *, worst: int = 5
 ) -> list[SeriesQuality]:
-    report = []
-    for tracked in await tracked_series(db, name):
-        series, step = tracked.series, tracked.interval
-        await flag_series(db, series, step, tracked.calendar.name)
-        key = (series.provider, series.symbol, step.value)
-        select = (*key, FAR_PAST, FAR_FUTURE, True, True)
-        bars = int(await db.fetchval(_STORED_COUNT, *select))
-        missing = sum(h.missing for h in await holes_of(db, tracked, include_filled=False))
-        counts = await db.fetchrow(_FLAG_COUNTS, *key)
-        days = await db.fetch(_WORST_DAYS, *select, worst)
-        report.append(
-            SeriesQuality(
-                series=series.label,
-                interval=step.value,
-                calendar=tracked.calendar.name,
-                bars=bars,
-                missing=missing,
-                coverage=round(bars / (bars + missing), 6) if bars + missing else 0.0,
-                flags={Flag[k.upper()].label: v for k, v in dict(counts or {}).items() if v},
-                worst_days=[DayScore(d["day"], d["bars"], d["flagged"], d["score"]) for d in days],
-            )
-        )
-    return report
+    """Every subscribed series (or those `name` resolves to), at each subscribed interval."""
+    return [await series_quality(db, t, worst=worst) for t in await tracked_series(db, name)]
+
+
+async def series_quality(db: Database, tracked: Tracked, *, worst: int = 5) -> SeriesQuality:
+    """One series at one interval, its flags brought up to date first."""
+    series, step = tracked.series, tracked.interval
+    await flag_series(db, series, step, tracked.calendar.name)
+    key = (series.provider, series.symbol, step.value)
+    select = (*key, FAR_PAST, FAR_FUTURE, True, True)
+    bars = int(await db.fetchval(_STORED_COUNT, *select))
+    missing = sum(h.missing for h in await holes_of(db, tracked, include_filled=False))
+    counts = await db.fetchrow(_FLAG_COUNTS, *key)
+    days = await db.fetch(_WORST_DAYS, *select, worst)
+    return SeriesQuality(
+        series=series.label,
+        interval=step.value,
+        calendar=tracked.calendar.name,
+        bars=bars,
+        missing=missing,
+        coverage=round(bars / (bars + missing), 6) if bars + missing else 0.0,
+        flags={Flag[k.upper()].label: v for k, v in dict(counts or {}).items() if v},
+        worst_days=[DayScore(d["day"], d["bars"], d["flagged"], d["score"]) for d in days],
+    )

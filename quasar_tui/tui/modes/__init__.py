@@ -3,7 +3,7 @@
 A mode is one module exposing `MODE = Mode(name, title, slot, ScreenClass, help)`; listing it in
 `_REGISTERED` gives it its number key, a "mode: NAME" palette entry and a place in the help.
 Slots follow the design's order: 1 Dashboard, 2 Providers, 3 Assets, 4 Mappings,
-5 Subscriptions, 6 Live, 7 Chart, 8 Log.
+5 Subscriptions, 6 Live, 7 Chart, 8 Log, 9 Quality.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from quasar_tui.tui.modes import (
     log,
     mappings,
     providers,
+    quality,
     subscriptions,
 )
 from quasar_tui.tui.modes.base import Mode
@@ -29,6 +30,7 @@ _REGISTERED: tuple[Mode, ...] = (
     live.MODE,
     chart.MODE,
     log.MODE,
+    quality.MODE,
 )
 
 
