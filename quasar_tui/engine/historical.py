@@ -177,17 +177,22 @@ class _Job:
                 self.backfills.end(self.backfill)
         await self.writer.flush()
         await self._account(gaps, failures)
-        if self.gaps.audited:
-            await self._flag(market)
+        if self.gaps.audited or self.rows:
+            await self._flag(market, ranges)
         return self._verdict(len(ranges), failures)
 
-    async def _flag(self, market: Calendar | None) -> None:
-        """The quality pass after an audit, once this run's bars are committed: it reads the
-        bars stored since the last pass, apart from the writer. A failure only delays flags."""
+    async def _flag(self, market: Calendar | None, ranges: list[Span]) -> None:
+        """The quality pass after an audit or new bars, once this run's bars are committed:
+        it reads the bars stored since the last pass and the spans fetched behind it (holes
+        filled), apart from the writer. A failure only delays flags."""
         series = Series(self.sub.provider, self.sub.symbol)
         try:
             done = await flag_series(
-                self.db, series, self.interval, market.name if market else ALWAYS
+                self.db,
+                series,
+                self.interval,
+                market.name if market else ALWAYS,
+                rewritten=ranges,
             )
         except DB_ERRORS as exc:
             log.warning("%s: quality pass failed: %s", self.label, one_line(exc))

@@ -61,16 +61,20 @@ class SeriesQuality:
 
 
 async def quality_report(
-    db: Database, name: str | None = None, *, worst: int = 5
+    db: Database, name: str | None = None, *, worst: int = 5, full: bool = False
 ) -> list[SeriesQuality]:
     """Every subscribed series (or those `name` resolves to), at each subscribed interval."""
-    return [await series_quality(db, t, worst=worst) for t in await tracked_series(db, name)]
+    tracked = await tracked_series(db, name)
+    return [await series_quality(db, t, worst=worst, full=full) for t in tracked]
 
 
-async def series_quality(db: Database, tracked: Tracked, *, worst: int = 5) -> SeriesQuality:
-    """One series at one interval, its flags brought up to date first."""
+async def series_quality(
+    db: Database, tracked: Tracked, *, worst: int = 5, full: bool = False
+) -> SeriesQuality:
+    """One series at one interval, its flags brought up to date first (all of them checked
+    again with `full`)."""
     series, step = tracked.series, tracked.interval
-    await flag_series(db, series, step, tracked.calendar.name)
+    await flag_series(db, series, step, tracked.calendar.name, full=full)
     key = (series.provider, series.symbol, step.value)
     select = (*key, FAR_PAST, FAR_FUTURE, True, True)
     bars = int(await db.fetchval(_STORED_COUNT, *select))
