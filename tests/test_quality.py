@@ -177,3 +177,18 @@ async def test_the_python_and_http_apis_filter_as_the_read_layer(
         (b.high, b.volume) for b in want.bars
     ]
     assert bad.status_code == 422 and "min_quality" in bad.text
+
+
+async def test_recheck_finds_a_bar_changed_behind_the_last_pass(db: Database, run_quasar) -> None:
+    await add_provider(
+        db, "KRAKEN", assets=[SymbolInfo("XBT/USD", exchange="KRAKEN", asset_class="crypto")]
+    )
+    await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1h", "historical")
+    hours = random_bars(START, 48, timedelta(hours=1), 6)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1h", hours)
+    assert json.loads(run_quasar("quality", "--json").stdout)[0]["flags"] == {}
+    await db.execute("UPDATE historical_data SET low = high + 1 WHERE ts = $1", hours[5][0])
+    # The pass reads what was stored since the last one; a bar changed by hand needs --recheck.
+    assert json.loads(run_quasar("quality", "--json").stdout)[0]["flags"] == {}
+    again = json.loads(run_quasar("quality", "--recheck", "--json").stdout)
+    assert again[0]["flags"] == {"ohlc": 1}

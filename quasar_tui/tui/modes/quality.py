@@ -42,6 +42,7 @@ SERIES_COLUMNS = (
 HOLE_COLUMNS = ("First missing (UTC)", "Last missing (UTC)", "Bars", "State", "Detail")
 FLAG_COLUMNS = ("Bar (UTC)", "Flags", "Score")
 BAR_WIDTH = 10
+REFRESH_SECONDS = 30.0  # the report again while the mode is shown (holes fill, bars arrive)
 FLAGS_LISTED = 1000
 # Farthest back (in bars of the chart's interval) the Chart is panned to show a spot.
 CHART_REACH = 100_000
@@ -141,6 +142,11 @@ class QualityScreen(ModeScreen):
         self.series_table.focus()
         self.show_status("running the quality report...")
         self.run_worker(self.load(), exclusive=True, group="quality-load")
+        self.set_interval(REFRESH_SECONDS, self._refresh_shown)
+
+    def _refresh_shown(self) -> None:
+        if self.is_current:
+            self.run_worker(self.load(), exclusive=True, group="quality-load")
 
     async def action_refresh(self) -> None:
         self.show_status("running the quality report...")
