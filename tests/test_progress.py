@@ -146,7 +146,7 @@ async def test_progress_moves_within_a_long_chunk(db: Database) -> None:
             lambda: [p for p in backfills.snapshot() if p.rows], "progress within the chunk"
         )
         (start, end) = slow.asked[0]
-        assert midway.rows == 500  # counted every 500 bars, before any reached the writer
-        assert midway.done == round(500 / (end - start).days, 4)
+        assert midway.rows == 600  # counted every 100 bars, before any reached the writer
+        assert midway.done == round(600 / (end - start).days, 4)
         slow.gate.put_nowait(None)
         assert (await run).rows == (end - start).days

@@ -39,7 +39,7 @@ CHUNK_TIMEOUT = 900.0
 PUT_ROWS = 5_000
 #: The backfill's progress moves every this many valid bars, so a long chunk shows it moving
 #: (PUT_ROWS is a multiple of it).
-PROGRESS_ROWS = 500
+PROGRESS_ROWS = 100
 
 _LAST_BAR = """
     SELECT max(ts) FROM historical_data WHERE provider = $1 AND symbol = $2 AND interval = $3"""

@@ -54,6 +54,7 @@ from quasar_tui.sdk.http import HttpClient
 from quasar_tui.sdk.models import RateBudget
 
 BATCH = 500  # records per frame for history and trades
+BATCH_SECONDS = 0.25  # a slower provider's records go out at least this often (progress moves)
 PIPE_BUFFER = 4 * 1024 * 1024
 LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
 
@@ -208,11 +209,14 @@ class Host:
 
     async def _stream(self, message: Callable[[list[Any]], Msg], items: AsyncIterator) -> None:
         batch: list[Any] = []
+        loop = asyncio.get_running_loop()
+        due = loop.time() + BATCH_SECONDS
         async for item in items:
             batch.append(item)
-            if len(batch) >= BATCH:
+            if len(batch) >= BATCH or loop.time() >= due:
                 await self.send(message(batch))
                 batch = []
+                due = loop.time() + BATCH_SECONDS
         if batch:
             await self.send(message(batch))
 
