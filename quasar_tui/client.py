@@ -21,9 +21,10 @@ from typing import Any, TypeVar
 
 from quasar_tui.core.moments import Moment, moment
 from quasar_tui.frames import Shape, fields, table
+from quasar_tui.quality.flags import judging_reader
 from quasar_tui.registry.mappings import MappingRecord, MappingStore
 from quasar_tui.store.database import Database, open_database
-from quasar_tui.store.read import OpenGap, ReadBar, Reader, ReadTick, Source
+from quasar_tui.store.read import OpenGap, ReadBar, ReadTick, Source
 from quasar_tui.store.series import Series, all_series
 from quasar_tui.store.server import resolve_data_dir, resolve_dsn
 
@@ -38,7 +39,7 @@ class AsyncQuasar:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        self.reader = Reader(db)
+        self.reader = judging_reader(db)
 
     async def bars(
         self,
@@ -50,9 +51,13 @@ class AsyncQuasar:
         provider: str | None = None,
         source: Source = "both",
         limit: int = 1_000_000,
+        quality: float | None = None,
         as_: Shape = "pandas",
     ) -> Any:
-        """Bars with `start <= ts < end`, oldest first; intervals not collected are derived."""
+        """Bars with `start <= ts < end`, oldest first; intervals not collected are derived.
+
+        `quality` (0 to 1) leaves out bars whose quality flags score below it: 1 keeps
+        unflagged bars only (see `quasar quality`)."""
         read = await self.reader.bars(
             series,
             interval,
@@ -61,6 +66,7 @@ class AsyncQuasar:
             provider=provider,
             source=source,
             limit=limit,
+            min_quality=quality,
         )
         return table(
             read.bars,

@@ -330,3 +330,38 @@ async def test_a_series_follows_its_assets_calendar_or_the_subscriptions(db: Dat
     assert await calendar_of(db, "EODHD", "UNKNOWN", "1d") is None
     await SubscriptionStore(db).add("EODHD", ["AAPL.US"], "1d", "historical", calendar="XLON")
     assert (await calendar_of(db, "EODHD", "AAPL.US", "1d")).name == "XLON"
+
+
+class Patchy:
+    """Daily bars, but none for `missing` until `fixed`: then a bad one (low above the close)."""
+
+    def __init__(self, missing: datetime) -> None:
+        self.missing = missing
+        self.fixed = False
+
+    async def get_history(
+        self, sym: str, start: datetime, end: datetime, interval: Interval
+    ) -> AsyncIterator[Bar]:
+        for ts in interval.starts(start, end):
+            price = 10.0 + ts.day / 100  # no two neighbours alike
+            if ts != self.missing:
+                yield Bar(ts, price, price + 1, price - 1, price + 0.5, 100.0)
+            elif self.fixed:
+                yield Bar(ts, price, price + 2, price + 1, price + 0.5, 100.0)
+
+
+async def test_bars_are_flagged_after_each_run_holes_filled_behind_the_last_pass_too(
+    db: Database,
+) -> None:
+    sub = await subscribe(db, "PATCHY", "X", "1d", 30)
+    missing = Interval.D1.floor(NOW) - timedelta(days=10)
+    source = Patchy(missing)
+    async with rig(db) as r:
+        await r.run(source, sub, NOW)
+        checked = await db.fetchval("SELECT checked_to FROM quality_checks")
+        assert checked == Interval.D1.floor(NOW) - timedelta(days=1)  # the new bars: checked
+        source.fixed = True  # the provider has the missing day now, and it is a bad print
+        run = await r.run(source, sub, NOW, audit=True)
+    assert run.rows == 1
+    flagged = await db.fetch("SELECT ts, flags FROM bar_flags")
+    assert [(f["ts"], f["flags"]) for f in flagged] == [(missing, 1)]

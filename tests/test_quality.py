@@ -6,10 +6,13 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from registry_rows import add_provider
-from test_read import random_bars, store
+from serve_rig import running_api
+from test_read import mapped, random_bars, store
 
+import quasar_tui
+from quasar_tui.core.bar_quality import Flag, score
 from quasar_tui.core.intervals import Interval
-from quasar_tui.quality.flags import Flag, flag_series
+from quasar_tui.quality.flags import flag_series, judging_reader
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import SymbolInfo
 from quasar_tui.store.database import Database
@@ -91,3 +94,101 @@ async def test_quality_report_from_the_command_line(db: Database, run_quasar) ->
     )
     table = run_quasar("quality", "KRAKEN:XBT/USD")
     assert "95.83%" in table.stdout and "1 ohlc" in table.stdout
+
+
+def crafted_minutes() -> list[tuple]:
+    """Two hours of minutes with a low above the high, a spike and a repeated bar."""
+    bars = [list(b) for b in random_bars(START, 120, timedelta(minutes=1), 5)]
+    bars[10][3] = bars[10][2] + 1  # low above high
+    bars[70][2] = bars[70][1] * 3  # a spike of the high and close
+    bars[70][4] = bars[70][2]
+    bars[71][1] = bars[70][4]
+    bars[100] = [bars[100][0], *bars[99][1:]]  # repeated
+    return [tuple(b) for b in bars]
+
+
+async def test_readers_leave_out_bars_below_the_minimum_quality(db: Database) -> None:
+    rows = crafted_minutes()
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", rows)
+    reader = judging_reader(db)
+
+    everything = await reader.bars("KRAKEN:XBT/USD", "1min")
+    assert len(everything.bars) == 120  # no filter: no pass, nothing left out
+    clean = await reader.bars("KRAKEN:XBT/USD", "1min", min_quality=1)
+    flags = await flags_of(db)  # the filtered read ran the pass first
+    assert {rows[10][0], rows[70][0], rows[100][0]} <= set(flags)
+    assert [b.ts for b in clean.bars] == [r[0] for r in rows if r[0] not in flags]
+    # 0.5 drops the impossible and the spikes, keeps the stale feed's repeated bar.
+    lenient = await reader.bars("KRAKEN:XBT/USD", "1min", min_quality=0.5)
+    kept = {b.ts for b in lenient.bars}
+    assert rows[100][0] in kept and rows[10][0] not in kept and rows[70][0] not in kept
+    assert len(kept) == 120 - sum(1 for f in flags.values() if score(f) < 0.5)
+
+    # A derived hour is built from the source minutes that pass: the spike is not its high.
+    hours = await reader.bars("KRAKEN:XBT/USD", "1h", min_quality=0.5)
+    second = hours.bars[1]
+    assert second.high == max(r[2] for r in rows[60:] if r[0] in kept) < rows[70][2]
+    async with reader.stream("KRAKEN:XBT/USD", "1h", min_quality=0.5) as stream:
+        streamed = [bar async for batch in stream.batches for bar in batch]
+    assert streamed == hours.bars
+
+
+async def test_bars_and_export_take_min_quality(db: Database, run_quasar) -> None:
+    rows = crafted_minutes()
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", rows)
+    shown = run_quasar("bars", "KRAKEN:XBT/USD", "-i", "1min", "-n", "500", "--json")
+    assert len(json.loads(shown.stdout)["bars"]) == 120
+    shown = run_quasar(
+        "bars", "KRAKEN:XBT/USD", "-i", "1min", "-n", "500", "--min-quality", "1", "--json"
+    )
+    assert shown.returncode == 0, shown.stderr
+    got = json.loads(shown.stdout)
+    flags = await flags_of(db)
+    assert got["min_quality"] == 1 and len(got["bars"]) == 120 - len(flags)
+    exported = run_quasar("export", "KRAKEN:XBT/USD", "-i", "1min", "--min-quality", "0.5")
+    assert exported.returncode == 0, exported.stderr
+    lines = exported.stdout.strip().splitlines()
+    assert len(lines) - 1 == 120 - sum(1 for f in flags.values() if score(f) < 0.5)
+    assert rows[10][0].strftime("%Y-%m-%dT%H:%M") not in exported.stdout
+
+    bad = run_quasar("bars", "KRAKEN:XBT/USD", "-i", "1min", "--min-quality", "2")
+    assert bad.returncode == 2 and "quality from 0 to 1" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+async def test_the_python_and_http_apis_filter_as_the_read_layer(
+    db: Database, test_dsn: str
+) -> None:
+    rows = crafted_minutes()
+    await mapped(db, ("BTC/USD", "KRAKEN", "XBT/USD"))
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", rows)
+    want = await judging_reader(db).bars("BTC/USD", "5min", min_quality=0.5)
+    async with await quasar_tui.open_async(dsn=test_dsn) as q:
+        records = await q.bars("BTC/USD", "5min", quality=0.5, as_="records")
+        everything = await q.bars("BTC/USD", "5min", as_="records")
+    assert records == want.bars and records != everything
+    async with running_api(db) as api:
+        params = {"series": "BTC/USD", "interval": "5min", "min_quality": "0.5"}
+        got = (await api.http.get("/v1/bars", params=params, headers=api.auth())).json()
+        bad = await api.http.get(
+            "/v1/bars", params={**params, "min_quality": "2"}, headers=api.auth()
+        )
+    assert [(b["high"], b["volume"]) for b in got["bars"]] == [
+        (b.high, b.volume) for b in want.bars
+    ]
+    assert bad.status_code == 422 and "min_quality" in bad.text
+
+
+async def test_recheck_finds_a_bar_changed_behind_the_last_pass(db: Database, run_quasar) -> None:
+    await add_provider(
+        db, "KRAKEN", assets=[SymbolInfo("XBT/USD", exchange="KRAKEN", asset_class="crypto")]
+    )
+    await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1h", "historical")
+    hours = random_bars(START, 48, timedelta(hours=1), 6)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1h", hours)
+    assert json.loads(run_quasar("quality", "--json").stdout)[0]["flags"] == {}
+    await db.execute("UPDATE historical_data SET low = high + 1 WHERE ts = $1", hours[5][0])
+    # The pass reads what was stored since the last one; a bar changed by hand needs --recheck.
+    assert json.loads(run_quasar("quality", "--json").stdout)[0]["flags"] == {}
+    again = json.loads(run_quasar("quality", "--recheck", "--json").stdout)
+    assert again[0]["flags"] == {"ohlc": 1}

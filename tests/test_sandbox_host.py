@@ -28,6 +28,7 @@ from quasar_tui.sandbox.client import (
 )
 from quasar_tui.sandbox.protocol import State
 from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
+from quasar_tui.sdk.models import RateBudget
 
 FILES = Path(__file__).parent / "provider_files"
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -61,6 +62,8 @@ async def test_the_host_answers_like_the_provider_and_leaves_nothing() -> None:
     )
     bars = [b async for b in host.get_history("AAA", START, START.replace(hour=3), Interval.H1)]
     assert [(b.ts.hour, b.open) for b in bars] == [(0, 5.0), (1, 6.0), (2, 7.0)]
+    # The host says what the provider's rate limit (the SDK's default) still allows.
+    assert host.rate_budget() == RateBudget(calls=10, period=1.0, left=10)
     assert [s.symbol for s in await host.fetch_available_symbols()] == ["AAA", "BBB"]
     pid, private = host.pid, host._private
     assert pid is not None and private is not None

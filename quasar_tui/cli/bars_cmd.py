@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 
-from quasar_tui.cli.common import leaf, positive_int
+from quasar_tui.cli.common import add_min_quality, leaf, positive_int
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import print_json, print_table
 from quasar_tui.cli.times import bounds, moment
 from quasar_tui.core.errors import NotFoundError
 from quasar_tui.core.numbers import plain
-from quasar_tui.store.read import MAX_LIMIT, SOURCES, Reader
+from quasar_tui.quality.flags import judging_reader
+from quasar_tui.store.read import MAX_LIMIT, SOURCES
 
 _COLUMNS = ["ts", "open", "high", "low", "close", "volume", "trades", "complete"]
 
@@ -51,13 +52,14 @@ def register(sub: argparse._SubParsersAction) -> None:
         help=f"the newest N bars (default 50, at most {MAX_LIMIT:,})",
     )
     bars.add_argument("--json", action="store_true", help="print JSON")
+    add_min_quality(bars)
     bars.set_defaults(handler=show_bars)
 
 
 async def show_bars(args: argparse.Namespace) -> int:
     low, high = bounds(args.start, args.end)
     async with database_from_args(args) as db:
-        read = await Reader(db).bars(
+        read = await judging_reader(db).bars(
             args.series,
             args.interval,
             low,
@@ -65,6 +67,7 @@ async def show_bars(args: argparse.Namespace) -> int:
             provider=args.provider,
             source=args.source,
             limit=args.limit,
+            min_quality=args.min_quality,
         )
     if not read.bars:
         raise NotFoundError(
@@ -77,6 +80,7 @@ async def show_bars(args: argparse.Namespace) -> int:
                 "common": read.series.common,
                 "interval": read.interval.value,
                 "derived_from": read.source_interval.value if read.derived else None,
+                "min_quality": args.min_quality,
                 "bars": [dataclasses.asdict(b) for b in read.bars],
             }
         )

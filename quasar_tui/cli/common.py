@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,32 @@ positive_int = bounded_int(1, INT64_MAX)
 
 lookback_days = bounded_int(1, MAX_LOOKBACK_DAYS)
 """argparse type for days of history: at most a hundred years."""
+
+
+def min_quality(text: str) -> float:
+    """argparse type for a bar quality threshold, 0 to 1, so a bad one is a usage error."""
+    shown = printable(text if len(text) <= 40 else text[:40] + "...")
+    try:
+        value = float(text.strip()) if len(text) <= 40 else math.nan
+    except ValueError:
+        value = math.nan
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(
+            f"expected a quality from 0 to 1 (1 keeps unflagged bars only), not {shown!r}"
+        )
+    return value
+
+
+def add_min_quality(parser: argparse.ArgumentParser) -> None:
+    """`--min-quality Q`, as `quasar bars` and `quasar export` take it."""
+    parser.add_argument(
+        "--min-quality",
+        metavar="Q",
+        type=min_quality,
+        help="leave out bars whose quality flags score below Q (0 to 1): 1 keeps unflagged "
+        "bars only, 0.5 drops inconsistent, non-positive and spiking ones; derived bars are "
+        "built from the source bars left",
+    )
 
 
 def interval(text: str) -> Interval:

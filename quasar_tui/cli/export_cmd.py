@@ -13,13 +13,14 @@ import contextlib
 from pathlib import Path
 
 from quasar_tui.cli import bar_files
-from quasar_tui.cli.common import interval, leaf
+from quasar_tui.cli.common import add_min_quality, interval, leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.spinner import waiting
 from quasar_tui.cli.times import bounds, moment
 from quasar_tui.core.errors import NotFoundError, UsageError
 from quasar_tui.core.series import SeriesName
-from quasar_tui.store.read import SOURCES, Reader, Source
+from quasar_tui.quality.flags import judging_reader
+from quasar_tui.store.read import SOURCES, Source
 
 # What `export NAME SYMBOL` wrote before series names: one table's own columns.
 _OLD_COLUMNS = {"historical": bar_files.COLUMNS[:6], "live": bar_files.COLUMNS[:7]}
@@ -79,6 +80,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     export.add_argument(
         "-o", "--output", metavar="FILE", type=Path, help="write to FILE instead of stdout"
     )
+    add_min_quality(export)
     export.set_defaults(handler=export_series)
 
 
@@ -106,8 +108,14 @@ async def export_series(args: argparse.Namespace) -> int:
         db = await stack.enter_async_context(database_from_args(args))
         async with waiting(f"reading {name} {args.interval.value} bars"):
             stream = await stack.enter_async_context(
-                Reader(db).stream(
-                    name, args.interval, low, high, provider=args.provider, source=source
+                judging_reader(db).stream(
+                    name,
+                    args.interval,
+                    low,
+                    high,
+                    provider=args.provider,
+                    source=source,
+                    min_quality=args.min_quality,
                 )
             )
             batches = await stack.enter_async_context(contextlib.aclosing(stream.batches))

@@ -25,13 +25,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         "over the stored bars, run first; nothing is changed or deleted.",
     )
     quality.add_argument("series", metavar="SERIES", nargs="?", help="BTC/USD or PROVIDER:SYMBOL")
+    quality.add_argument(
+        "--recheck",
+        action="store_true",
+        help="check every stored bar again, not only those stored since the last pass (after "
+        "bars were changed by hand)",
+    )
     quality.add_argument("--json", action="store_true", help="print JSON")
     quality.set_defaults(handler=show_quality)
 
 
 async def show_quality(args: argparse.Namespace) -> int:
     async with database_from_args(args) as db:
-        report = await quality_report(db, args.series)
+        report = await quality_report(db, args.series, full=args.recheck)
     if args.json:
         print_json([dataclasses.asdict(q) for q in report])
         return 0

@@ -10,6 +10,7 @@ from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.core.clock import utc_now
+from quasar_tui.engine.progress import short_duration
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import report_dict, status_report
 from quasar_tui.store.timescale import PolicyJob
@@ -26,6 +27,7 @@ _COLUMNS = [
     "age",
     "freshness",
     "gaps",
+    "progress",
     "last_error",
 ]
 
@@ -37,8 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "engine owner and the freshness of every subscription",
         description="Show which process runs the collector engine on this database (or that "
         "none does), and for every subscription its common symbol (when mapped), last stored "
-        "bar, how long ago that bar closed (fresh or stale for its interval), open gaps and "
-        "the last error.",
+        "bar, how long ago that bar closed (fresh or stale for its interval), open gaps, "
+        "how far a running backfill is (share of its planned range, rows per second, time "
+        "left, the provider's remaining rate budget) and the last error.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=show_status)
@@ -46,19 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def format_age(seconds: float | None) -> str:
     """3s, 4m05s, 2h10m, 3d04h: short enough for a table column."""
-    if seconds is None:
-        return "-"
-    whole = int(max(0.0, seconds))
-    days, rest = divmod(whole, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours:02d}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+    return "-" if seconds is None else short_duration(seconds)
 
 
 def engine_line(engine: EngineStatus, now: datetime) -> str:
@@ -116,6 +107,7 @@ async def show_status(args: argparse.Namespace) -> int:
                 "last_bar": s.sub.last_bar_ts,
                 "age": format_age(s.age_seconds),
                 "gaps": s.open_gaps,
+                "progress": s.backfill.summary() if s.backfill else "-",
             }
             for s in report.series
         ],

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import msgspec
 
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
@@ -399,6 +400,7 @@ class Engine:
             "live_counters": self._sessions.counters(),
             "timescaledb_jobs": self._timescale_jobs,
             "alerts": self.alerts.stats(),
+            "backfills": msgspec.to_builtins(self._jobs.backfills.snapshot()),
         }
 
 

@@ -116,6 +116,7 @@ class SeriesGaps:
         self.db = db
         self.interval = interval
         self.key = (provider, symbol, interval.value)
+        self.audited = False  # whether `audit` scanned the stored bars through this object
 
     async def open(self) -> list[Gap]:
         return [_gap(r) for r in await self.db.fetch(_OPEN, *self.key)]
@@ -154,11 +155,18 @@ class SeriesGaps:
                 _RECORD_HOLES, *self.key, [h[0] for h in holes], [h[1] for h in holes], reasons
             )
             await conn.execute(_MARK_AUDITED, *self.key, now)
+        self.audited = True
         return [_gap(r) for r in rows]
 
     async def resolve(self, ids: list[int]) -> None:
         """Close gaps whose span was fetched without error: 'filled' or 'empty'."""
         await resolve_gaps(self.db, ids)
+
+    async def mark(self, start: datetime, end: datetime, reason: str) -> bool:
+        """Record a span to fetch at the next run (a hole the user asked to backfill);
+        False when an open gap, or a span the provider had nothing for, covers it."""
+        rows = await self.db.fetch(_RECORD_HOLES, *self.key, [start], [end], [reason])
+        return bool(rows)
 
     async def record_failure(self, start: datetime, end: datetime, error: str) -> None:
         await self.db.execute(_RECORD_FAILURE, *self.key, start, end, error)

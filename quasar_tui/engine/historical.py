@@ -19,12 +19,16 @@ from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import EventBus, JobRun, RunStatus
 from quasar_tui.engine.gaps import Gap, SeriesGaps
 from quasar_tui.engine.planner import Span, plan_ranges
+from quasar_tui.engine.progress import Backfill, Backfills
+from quasar_tui.engine.states import DB_ERRORS
 from quasar_tui.engine.writer import Writer
 from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS, Calendar, calendar
+from quasar_tui.quality.flags import flag_series
 from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.sdk.models import Bar
 from quasar_tui.store.database import Database
+from quasar_tui.store.series import Series
 from quasar_tui.store.tables import BarRow
 
 log = logging.getLogger("quasar.engine.historical")
@@ -33,6 +37,9 @@ log = logging.getLogger("quasar.engine.historical")
 CHUNK_TIMEOUT = 900.0
 #: Valid bars are handed to the writer in batches of this many while a chunk streams in.
 PUT_ROWS = 5_000
+#: The backfill's progress moves every this many valid bars, so a long chunk shows it moving
+#: (PUT_ROWS is a multiple of it).
+PROGRESS_ROWS = 100
 
 _LAST_BAR = """
     SELECT max(ts) FROM historical_data WHERE provider = $1 AND symbol = $2 AND interval = $3"""
@@ -68,13 +75,15 @@ async def run_historical(
     *,
     now: datetime | None = None,
     audit: bool | None = None,
+    backfills: Backfills | None = None,
 ) -> JobRun:
     """Collect what is missing for `sub` up to the last closed bar before `now`.
 
     `audit` forces (True) or skips (False) the scan for interior holes; by default it runs
-    when the series was not audited in the last `gaps.AUDIT_EVERY`.
+    when the series was not audited in the last `gaps.AUDIT_EVERY`. `backfills` hears how far
+    the run is while it runs.
     """
-    job = _Job(db, writer, provider, sub, now or utc_now())
+    job = _Job(db, writer, provider, sub, now or utc_now(), backfills)
     started = utc_now()
     run_id = await db.fetchval(
         _START_RUN, sub.id, sub.provider, sub.symbol, job.interval.value, started
@@ -104,8 +113,11 @@ class _Job:
         provider: HistorySource,
         sub: SubscriptionLike,
         now: datetime,
+        backfills: Backfills | None = None,
     ) -> None:
         self.db = db
+        self.backfills = backfills
+        self.backfill: Backfill | None = None
         self.writer = writer
         self.provider = provider
         self.sub = sub
@@ -143,14 +155,50 @@ class _Job:
             calendar=market,
         )
         failures: list[tuple[Span, str]] = []
-        for span in ranges:
-            error = await self._fetch(span)
-            if error is not None:
-                log.warning("%s: chunk %s..%s failed: %s", self.label, *span, error)
-                failures.append((span, error))
+        if ranges and self.backfills is not None and self.sub.id is not None:
+            self.backfill = self.backfills.begin(
+                self.sub.id,
+                self.sub.provider,
+                self.sub.symbol,
+                self.interval,
+                ranges,
+                self.provider,
+            )
+        try:
+            for span in ranges:
+                error = await self._fetch(span)
+                if error is not None:
+                    log.warning("%s: chunk %s..%s failed: %s", self.label, *span, error)
+                    failures.append((span, error))
+                if self.backfill is not None:
+                    self.backfill.span_done(span)
+        finally:
+            if self.backfill is not None and self.backfills is not None:
+                self.backfills.end(self.backfill)
         await self.writer.flush()
         await self._account(gaps, failures)
+        if self.gaps.audited or self.rows:
+            await self._flag(market, ranges)
         return self._verdict(len(ranges), failures)
+
+    async def _flag(self, market: Calendar | None, ranges: list[Span]) -> None:
+        """The quality pass after an audit or new bars, once this run's bars are committed:
+        it reads the bars stored since the last pass and the spans fetched behind it (holes
+        filled), apart from the writer. A failure only delays flags."""
+        series = Series(self.sub.provider, self.sub.symbol)
+        try:
+            done = await flag_series(
+                self.db,
+                series,
+                self.interval,
+                market.name if market else ALWAYS,
+                rewritten=ranges,
+            )
+        except DB_ERRORS as exc:
+            log.warning("%s: quality pass failed: %s", self.label, one_line(exc))
+            return
+        if done.flagged:
+            log.info("%s: %d of %d bars checked flagged", self.label, done.flagged, done.checked)
 
     async def _calendar(self, last: datetime | None) -> Calendar | None:
         """When the market trades, so closed days are neither fetched nor holes. Without a
@@ -197,12 +245,14 @@ class _Job:
                     continue
                 previous = row.ts
                 rows.append(row)
+                if self.backfill is not None and len(rows) % PROGRESS_ROWS == 0:
+                    self.backfill.fetched(span, PROGRESS_ROWS, row.ts)
                 if len(rows) >= PUT_ROWS:
-                    await self._put(rows)
+                    await self._put(rows, span)
                     rows = []
         finally:
             await _close(bars, self.label)
-        await self._put(rows)
+        await self._put(rows, span)
         return error
 
     def _row(
@@ -231,10 +281,12 @@ class _Job:
             self.first_invalid = f"{problem} at {ts.isoformat()}"
         return None
 
-    async def _put(self, rows: list[BarRow]) -> None:
+    async def _put(self, rows: list[BarRow], span: Span) -> None:
         if rows:
             await self.writer.put_bars("historical_data", rows)
             self.rows += len(rows)
+            if self.backfill is not None:  # the rows the loop has not counted yet
+                self.backfill.fetched(span, len(rows) % PROGRESS_ROWS, rows[-1].ts)
 
     async def _account(self, gaps: list[Gap], failures: list[tuple[Span, str]]) -> None:
         """Resolve the gaps fetched cleanly; record failed chunks as gaps for the next run."""

@@ -13,6 +13,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import EngineError
 from quasar_tui.engine.historical import run_historical
+from quasar_tui.engine.progress import Backfills
 from quasar_tui.engine.scheduler import HistoricalScheduler
 from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import SubState
@@ -32,6 +33,7 @@ class HistoricalJobs:
     def __init__(self, shared: Shared, *, bar_delay: float) -> None:
         self.shared = shared
         self.scheduler = HistoricalScheduler(self._run, delay=bar_delay)
+        self.backfills = Backfills()
         self._wanted: dict[int, SubscriptionRecord] = {}
         self._running: dict[int, asyncio.Task[Any]] = {}
         self._interrupted: set[int] = set()
@@ -99,7 +101,13 @@ class HistoricalJobs:
         try:
             await shared.states.set(sub, SubState("running"))
             run = await run_historical(
-                shared.db, shared.writer, shared.bus, instance, sub, now=shared.clock()
+                shared.db,
+                shared.writer,
+                shared.bus,
+                instance,
+                sub,
+                now=shared.clock(),
+                backfills=self.backfills,
             )
         except asyncio.CancelledError:
             if not self._stopping and sub_id not in self._interrupted:

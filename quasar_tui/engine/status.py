@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
+
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.engine.progress import BackfillProgress, progress_from
 from quasar_tui.engine.publisher import EngineMonitor, EngineStatus
 from quasar_tui.quality.assigned import subscribed_calendars
 from quasar_tui.quality.calendars import Calendar
@@ -94,6 +97,7 @@ class SeriesStatus:
     freshness: str
     open_gaps: int
     common: str | None = None  # the common symbol it is mapped to
+    backfill: BackfillProgress | None = None  # while a historical run is collecting
 
     def as_dict(self) -> dict[str, Any]:
         """The fields `quasar status` prints (and its JSON carries)."""
@@ -104,6 +108,7 @@ class SeriesStatus:
             "age_seconds": self.age_seconds,
             "freshness": self.freshness,
             "open_gaps": self.open_gaps,
+            "backfill": msgspec.to_builtins(self.backfill) if self.backfill else None,
         }
 
 
@@ -124,6 +129,7 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
     }
     calendars = await subscribed_calendars(db)
     commons = await common_symbols(db)
+    running = progress_from(engine.stats) if engine.running else {}
     series = []
     for s in subs:
         market = calendars.get((s.provider, s.symbol, s.interval))
@@ -135,6 +141,7 @@ async def status_report(db: Database, *, now: datetime | None = None) -> StatusR
                 label,
                 gaps.get((s.provider, s.symbol, s.interval, s.mode), 0),
                 commons.get((s.provider, s.symbol)),
+                running.get(s.id),
             )
         )
     return StatusReport(engine, series, await policy_jobs(db.pool))

@@ -27,14 +27,20 @@ _ALL_SUBSCRIBED = """
 SeriesKey = tuple[str, str, str]  # provider, symbol, interval
 
 
-async def subscribed_calendars(db: Database) -> dict[SeriesKey, Calendar]:
-    """The calendar of each subscribed series whose calendar is known."""
-    found: dict[SeriesKey, Calendar] = {}
+async def subscribed_calendar_names(db: Database) -> dict[SeriesKey, str]:
+    """The calendar name of each subscribed series whose calendar is known (no calendar is
+    loaded: an exchange's takes a moment the first time, which a console does off its loop)."""
+    found: dict[SeriesKey, str] = {}
     for r in await db.fetch(_ALL_SUBSCRIBED):
         name = r["chosen"] or calendar_name_for(r["exchange"], r["asset_class"])
         if name:
-            found[(r["provider"], r["symbol"], r["interval"])] = calendar(name)
+            found[(r["provider"], r["symbol"], r["interval"])] = name
     return found
+
+
+async def subscribed_calendars(db: Database) -> dict[SeriesKey, Calendar]:
+    """The calendar of each subscribed series whose calendar is known."""
+    return {key: calendar(name) for key, name in (await subscribed_calendar_names(db)).items()}
 
 
 async def calendar_of(db: Database, provider: str, symbol: str, interval: str) -> Calendar | None:

@@ -2,37 +2,31 @@
 
 Flags mark bars; nothing is changed or deleted for them. A pass reads a series from where the
 last one stopped (less a look-back for the spike test) and replaces the flags of that span in
-one transaction, so running it again gives the same flags.
+one transaction, so running it again gives the same flags. Spans written behind where the last
+pass stopped (a hole filled, a chunk fetched again) are checked again when the caller names
+them; `full` checks everything.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntFlag
+from datetime import datetime
 
+from quasar_tui.core.bar_quality import Flag, score
+from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS_FX
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
-from quasar_tui.store.read import MERGED_BARS
+from quasar_tui.store.read import MERGED_BARS, Reader
 from quasar_tui.store.series import Series
 
 SPIKE_K = 8.0  # a return beyond this many standard deviations of the recent ones
 SPIKE_WINDOW = 50  # recent returns the deviation is taken over
 SPIKE_MIN = 20  # fewer recent returns than this: no spike test yet
-
-
-class Flag(IntFlag):
-    OHLC = 1  # low above open/close, high below them, or low above high
-    NON_POSITIVE = 2
-    SPIKE = 4
-    ZERO_VOLUME = 8  # in a session of an exchange-traded asset
-    REPEATED = 16  # the same OHLCV as the bar before: a stale feed
-    OFF_GRID = 32  # not at the start of an interval
-
-    @property
-    def label(self) -> str:
-        return (self.name or "").lower().replace("_", " ")
 
 
 _GRID = {
@@ -86,11 +80,22 @@ _LOOK_BACK = f"""
     ) AS recent
 """
 _CLEAR = """
-    DELETE FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4
+    DELETE FROM bar_flags
+     WHERE provider = $1 AND symbol = $2 AND interval = $3 AND ts >= $4 AND ts < $5
 """
+# The first bar at or after $4: the spike and repeat tests of the bar after a span rewritten
+# depend on the span's last bar.
+_NEXT_BAR = f"SELECT min(ts) FROM ({MERGED_BARS}) AS merged"
 _SAVE = """
     INSERT INTO bar_flags (provider, symbol, interval, ts, flags)
     SELECT $1, $2, $3, t, f FROM unnest($4::timestamptz[], $5::smallint[]) AS x(t, f)
+    ON CONFLICT (provider, symbol, interval, ts) DO UPDATE SET flags = excluded.flags
+"""
+_FLAGGED = """
+    SELECT ts, flags FROM bar_flags
+     WHERE provider = $1 AND symbol = $2 AND interval = $3
+     ORDER BY ts DESC
+     LIMIT $4
 """
 _MARK = """
     INSERT INTO quality_checks (provider, symbol, interval, checked_to) VALUES ($1, $2, $3, $4)
@@ -105,27 +110,85 @@ class PassResult:
     flagged: int
 
 
+@dataclass(frozen=True)
+class FlaggedBar:
+    ts: datetime
+    flags: Flag
+
+    @property
+    def labels(self) -> str:
+        return ", ".join(f.label for f in Flag if f in self.flags)
+
+    @property
+    def score(self) -> float:
+        return score(self.flags)
+
+
+async def flagged_bars(
+    db: Database, series: Series, interval: Interval, limit: int = 1000
+) -> list[FlaggedBar]:
+    """The newest `limit` flagged bars of a series, newest first."""
+    rows = await db.fetch(_FLAGGED, series.provider, series.symbol, interval.value, limit)
+    return [FlaggedBar(r["ts"], Flag(r["flags"])) for r in rows]
+
+
 async def flag_series(
-    db: Database, series: Series, interval: Interval, calendar_name: str, *, full: bool = False
+    db: Database,
+    series: Series,
+    interval: Interval,
+    calendar_name: str,
+    *,
+    full: bool = False,
+    rewritten: Sequence[tuple[datetime, datetime]] = (),
 ) -> PassResult:
-    """Flag the bars stored since the last pass (all of them with `full`)."""
+    """Flag the bars stored since the last pass (all of them with `full`), and those of the
+    `rewritten` spans [start, end) that lie behind it."""
     key = (series.provider, series.symbol, interval.value)
-    select = [*key, FAR_PAST, FAR_FUTURE, True, True]
     since = None if full else await db.fetchval(_CHECKED_TO, *key)
+    checked = flagged = 0
+    for start, end in rewritten:
+        if since is not None and start < since:
+            after = await db.fetchval(_NEXT_BAR, *key, end, FAR_FUTURE, True, True)
+            upto = interval.next_start(after or since)
+            done = await _pass(db, key, interval, calendar_name, start, upto)
+            checked, flagged = checked + done.checked, flagged + done.flagged
+    done = await _pass(db, key, interval, calendar_name, since or FAR_PAST, FAR_FUTURE)
+    return PassResult(checked + done.checked, flagged + done.flagged)
+
+
+async def _pass(
+    db: Database,
+    key: tuple[str, str, str],
+    interval: Interval,
+    calendar_name: str,
+    first: datetime,
+    end: datetime,
+) -> PassResult:
+    """Replace the flags of the bars in [first, end), read with the look-back before them."""
     start = FAR_PAST
-    if since is not None:
-        # Re-read SPIKE_WINDOW bars before `since` so the spike test sees its history.
-        before = [*key, FAR_PAST, since, True, True]
-        start = await db.fetchval(_LOOK_BACK, *before) or FAR_PAST
+    if first > FAR_PAST:
+        # Re-read SPIKE_WINDOW bars before `first` so the spike test sees its history.
+        start = await db.fetchval(_LOOK_BACK, *key, FAR_PAST, first, True, True) or FAR_PAST
     session = calendar_name not in (ALWAYS, WEEKDAYS_FX)
     query = _PASSES["month" if interval is Interval.MO1 else "fixed"]
-    first = since or FAR_PAST
-    select[3] = start
+    select = [*key, start, end, True, True]
     rows = await db.fetch(query, *select, interval.delta, first, session, SPIKE_K)
     flagged = [(r["ts"], r["flags"]) for r in rows if r["flags"]]
     async with db.pool.acquire() as conn, conn.transaction():
-        await conn.execute(_CLEAR, *key, first)
+        await conn.execute(_CLEAR, *key, first, end)
         await conn.execute(_SAVE, *key, [ts for ts, _ in flagged], [flags for _, flags in flagged])
-        if rows:
+        if rows and end == FAR_FUTURE:
             await conn.execute(_MARK, *key, rows[-1]["ts"])
     return PassResult(checked=len(rows), flagged=len(flagged))
+
+
+async def flag_current(db: Database, series: Series, interval: Interval) -> PassResult:
+    """Bring a series' flags up to its newest stored bar, by the calendar it trades on: what a
+    reader that filters by quality needs first."""
+    found = await calendar_of(db, series.provider, series.symbol, interval.value)
+    return await flag_series(db, series, interval, found.name if found else ALWAYS)
+
+
+def judging_reader(db: Database, now: Clock = utc_now) -> Reader:
+    """The read layer with flags brought up to date before a read filtered by quality."""
+    return Reader(db, now, judge=functools.partial(flag_current, db))

@@ -55,7 +55,7 @@ from quasar_tui.sandbox.protocol import (
     frame,
     read_frame,
 )
-from quasar_tui.sdk.models import Bar, SymbolInfo, Tick
+from quasar_tui.sdk.models import Bar, RateBudget, SymbolInfo, Tick
 
 HOST_MODULE = "quasar_tui.sandbox.host"
 PRIVATE_PREFIX = "quasar-host-"
@@ -149,6 +149,7 @@ class ProviderHost:
         self._ready: asyncio.Future[Ready] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._exit_error: str | None = None
+        self._budget: RateBudget | None = None
 
     @property
     def pid(self) -> int | None:
@@ -277,6 +278,10 @@ class ProviderHost:
                 items.extend(answer.items)
         return items
 
+    def rate_budget(self) -> RateBudget | None:
+        """What the provider's rate limit still allowed when its host last answered."""
+        return self._budget
+
     async def get_history(
         self, sym: str, start: datetime, end: datetime, interval: Interval
     ) -> AsyncIterator[Bar]:
@@ -360,6 +365,8 @@ class ProviderHost:
             else:
                 self.log.warning("%s: %s", self.name, message.error)
         elif isinstance(message, Pong | Symbols | Bars | TickBatch | Done | Failed):
+            if isinstance(message, Bars | Done) and message.budget is not None:
+                self._budget = message.budget
             queue = self._answers.get(message.id)
             if queue is not None:
                 await queue.put(message)

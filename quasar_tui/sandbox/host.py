@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,10 @@ from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.base import DataProvider, LiveDataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
+from quasar_tui.sdk.models import RateBudget
 
 BATCH = 500  # records per frame for history and trades
+BATCH_SECONDS = 0.25  # a slower provider's records go out at least this often (progress moves)
 PIPE_BUFFER = 4 * 1024 * 1024
 LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
 
@@ -173,10 +175,12 @@ class Host:
                 items = await self.provider.fetch_available_symbols()  # type: ignore[union-attr]
                 await self.send(Symbols(request.id, list(items)))
             elif isinstance(request, History):
-                await self._stream(request.id, Bars, self._history(request))
+                await self._stream(self._bars(request.id), self._history(request))
             else:
-                await self._stream(request.id, TickBatch, self._trades(request))
-            await self.send(Done(request.id))
+                await self._stream(
+                    lambda batch: TickBatch(request.id, batch), self._trades(request)
+                )
+            await self.send(Done(request.id, self._budget()))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -196,15 +200,25 @@ class Host:
             raise NotImplementedError("this provider has no get_trades")
         return self.provider.get_trades(request.symbol, request.since)
 
-    async def _stream(self, rid: int, kind: type[Bars | TickBatch], items: AsyncIterator) -> None:
+    def _budget(self) -> RateBudget | None:
+        return self.provider.rate_budget() if self.provider is not None else None
+
+    def _bars(self, rid: int) -> Callable[[list[Any]], Msg]:
+        """Batches of bars, each with the rate budget left as it goes out."""
+        return lambda batch: Bars(rid, batch, self._budget())
+
+    async def _stream(self, message: Callable[[list[Any]], Msg], items: AsyncIterator) -> None:
         batch: list[Any] = []
+        loop = asyncio.get_running_loop()
+        due = loop.time() + BATCH_SECONDS
         async for item in items:
             batch.append(item)
-            if len(batch) >= BATCH:
-                await self.send(kind(rid, batch))
+            if len(batch) >= BATCH or loop.time() >= due:
+                await self.send(message(batch))
                 batch = []
+                due = loop.time() + BATCH_SECONDS
         if batch:
-            await self.send(kind(rid, batch))
+            await self.send(message(batch))
 
 
 async def _main(fd: int, isolation: str) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, SymbolInfo, Tick
+from quasar_tui.sdk.models import Bar, Quote, RateBudget, SubscriptionRefused, SymbolInfo, Tick
 
 MAX_FRAME = 64 * 1024 * 1024
 _HEADER = struct.Struct(">I")
@@ -92,6 +92,7 @@ class Symbols(Msg):
 class Bars(Msg):
     id: int
     items: list[Bar]
+    budget: RateBudget | None = None  # what the provider's rate limit still allows
 
 
 class TickBatch(Msg):
@@ -101,6 +102,7 @@ class TickBatch(Msg):
 
 class Done(Msg):
     id: int
+    budget: RateBudget | None = None
 
 
 class Failed(Msg):

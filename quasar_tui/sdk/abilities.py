@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.sdk.models import Bar, Tick
+from quasar_tui.sdk.models import Bar, RateBudget, Tick
 
 
 @runtime_checkable
@@ -32,3 +32,12 @@ class TradeSource(Protocol):
 
     def get_trades(self, symbol: str, since: datetime) -> AsyncGenerator[Tick, None]:
         """The trades from `since` on, oldest first."""
+
+
+@runtime_checkable
+class RateBudgeted(Protocol):
+    """Tells what its rate limit still allows: every provider (in process through its
+    context, in its host through the last answer the host sent)."""
+
+    def rate_budget(self) -> RateBudget | None:
+        """The limit and the calls left in its current period; None when not known yet."""

@@ -11,7 +11,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
-from quasar_tui.sdk.models import Bar, Quote, SymbolInfo, Tick
+from quasar_tui.sdk.models import Bar, Quote, RateBudget, SymbolInfo, Tick
 from quasar_tui.sdk.settings import Setting, normalise_schema
 
 ALL_INTERVALS: tuple[Interval, ...] = tuple(Interval)
@@ -50,6 +50,10 @@ class DataProvider(ABC):
     @property
     def http(self) -> HttpClient:
         return self.context.http
+
+    def rate_budget(self) -> RateBudget | None:
+        """What `RATE_LIMIT` still allows now, for the engine's backfill progress."""
+        return self.context.rate_budget()
 
     @abstractmethod
     async def fetch_available_symbols(self) -> list[SymbolInfo]:

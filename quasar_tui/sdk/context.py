@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from quasar_tui.sdk.http import HttpClient
+from quasar_tui.sdk.models import RateBudget
 
 
 class ProviderContext:
@@ -39,6 +40,10 @@ class ProviderContext:
         if self._http is None:
             self._http = HttpClient()
         return self._http
+
+    def rate_budget(self) -> RateBudget | None:
+        """What the rate limit still allows; None before the first request."""
+        return self._http.budget() if self._http is not None else None
 
     def __repr__(self) -> str:
         return f"ProviderContext(secrets={self.secret_names()}, preferences={self.preferences})"

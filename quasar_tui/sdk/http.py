@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
+from collections import deque
+from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -14,6 +17,7 @@ from aiolimiter import AsyncLimiter
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.messages import one_line
+from quasar_tui.sdk.models import RateBudget
 
 log = logging.getLogger("quasar.http")
 
@@ -61,9 +65,13 @@ class HttpClient:
         base_backoff: float = 0.5,
         max_backoff: float = 30.0,
         timeout: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         calls, period = rate_limit
-        self.limiter = AsyncLimiter(max(1, calls), max(0.001, period))
+        self.calls, self.period = max(1, calls), max(0.001, period)
+        self.limiter = AsyncLimiter(self.calls, self.period)
+        self.clock = clock
+        self._sent: deque[float] = deque(maxlen=self.calls)  # when the last requests went out
         self.semaphore = asyncio.Semaphore(max(1, concurrency))
         self.retries = retries
         self.base_backoff = base_backoff
@@ -87,6 +95,7 @@ class HttpClient:
             attempt += 1
             async with self.semaphore:
                 await self.limiter.acquire()
+                self._sent.append(self.clock())
                 try:
                     response = await self._client.request(method, url, **kwargs)
                 except httpx.TransportError as exc:
@@ -112,6 +121,12 @@ class HttpClient:
                 wait,
             )
             await asyncio.sleep(min(wait, self.max_backoff * 4))
+
+    def budget(self) -> RateBudget:
+        """The rate limit and the requests it still allows in the period ending now."""
+        since = self.clock() - self.period
+        used = sum(1 for sent in self._sent if sent > since)
+        return RateBudget(self.calls, self.period, self.calls - used)
 
     def _backoff(self, attempt: int) -> float:
         ceiling = min(self.max_backoff, self.base_backoff * 2 ** (attempt - 1))

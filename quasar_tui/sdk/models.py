@@ -27,6 +27,15 @@ class Bar(msgspec.Struct, frozen=True, gc=False):
     interval: Interval | None = None
 
 
+class RateBudget(msgspec.Struct, frozen=True):
+    """A provider's rate limit (`calls` per `period` seconds) and the calls `left` in the
+    current period, as its HTTP client counts them."""
+
+    calls: int
+    period: float
+    left: int
+
+
 class Tick(msgspec.Struct, frozen=True, gc=False):
     """One trade (or quote update) as it happened.
 

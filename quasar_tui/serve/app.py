@@ -30,6 +30,7 @@ from quasar_tui.engine.events import EventBus
 from quasar_tui.engine.publisher import EngineMonitor
 from quasar_tui.engine.status import report_dict, status_report
 from quasar_tui.frames import MissingExtraError
+from quasar_tui.quality.flags import judging_reader
 from quasar_tui.registry.apikeys import ApiKeyStore
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.serve import bodies, docs, metrics
@@ -122,6 +123,16 @@ TimeParam = Annotated[
 ProviderParam = Annotated[str | None, Query(description="read this provider's series only")]
 FormatParam = Annotated[Literal["json", "csv", "arrow"], Query(description="answer format")]
 SourceParam = Annotated[Literal["historical", "live", "both"], Query()]
+MinQualityParam = Annotated[
+    float | None,
+    Query(
+        ge=0,
+        le=1,
+        description="leave out bars whose quality flags score below this (0 to 1): 1 keeps "
+        "unflagged bars only, 0.5 drops inconsistent, non-positive and spiking ones; derived "
+        "bars are built from the source bars left",
+    ),
+]
 
 
 def _limit(default: int) -> Any:
@@ -186,7 +197,7 @@ def create_app(
     """The API on `db`; live data from `events` (the engine's bus) or, without it, the database."""
     options = options or ServeOptions()
     server_metrics = metrics.ServerMetrics()
-    reader = Reader(db)
+    reader = judging_reader(db)
     cache = AnswerCache(ttl=options.cache_ttl, max_bytes=options.cache_bytes)
     hub = Hub(server_metrics)
     guard = KeyGuard(ApiKeyStore(db, keyring))
@@ -311,6 +322,7 @@ def _routes(app: FastAPI) -> None:
         provider: ProviderParam = None,
         source: SourceParam = "both",
         limit: int = _limit(10_000),
+        min_quality: MinQualityParam = None,
         format: FormatParam = "json",  # noqa: A002 - FastAPI: the `?format=` query parameter
     ) -> Response:
         name, wanted = _series(series), _interval(interval)
@@ -318,11 +330,18 @@ def _routes(app: FastAPI) -> None:
 
         async def read() -> tuple[Answer, tuple[str, ...]]:
             got = await services.reader.bars(
-                name, wanted, low, high, provider=provider, source=source, limit=limit
+                name,
+                wanted,
+                low,
+                high,
+                provider=provider,
+                source=source,
+                limit=limit,
+                min_quality=min_quality,
             )
             return bodies.bars_answer(got, format), (got.series.key,)
 
-        key = ("bars", name, wanted, low, high, provider, source, limit, format)
+        key = ("bars", name, wanted, low, high, provider, source, limit, min_quality, format)
         return await _cached(services, key, read)
 
     @app.get(

@@ -15,7 +15,7 @@ what the gaps table records.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -23,6 +23,7 @@ from typing import Literal
 
 import asyncpg
 
+from quasar_tui.core.bar_quality import Flag, failing
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
@@ -37,7 +38,7 @@ SOURCES: tuple[Source, ...] = ("historical", "live", "both")
 # Bucket edges: weeks from a Monday 00:00 UTC, months by the calendar in UTC.
 _WEEK_ORIGIN = "2000-01-03 00:00+00"
 _BUCKETS = {
-    "fixed": f"date_bin($9::interval, ts, '{_WEEK_ORIGIN}'::timestamptz)",
+    "fixed": f"date_bin(${{step}}::interval, ts, '{_WEEK_ORIGIN}'::timestamptz)",
     "month": "date_trunc('month', ts, 'UTC')",
 }
 
@@ -59,12 +60,21 @@ MERGED_BARS = """
             WHERE l.provider = $1 AND l.symbol = $2 AND l.interval = $3 AND l.ts = h.ts))
 """
 
+# The merged bars less those carrying a flag of the mask $9 (a reader's `min_quality`).
+_CLEAN_BARS = f"""
+    SELECT * FROM ({MERGED_BARS}) AS unfiltered
+     WHERE NOT EXISTS (
+           SELECT 1 FROM bar_flags f
+            WHERE f.provider = $1 AND f.symbol = $2 AND f.interval = $3
+              AND f.ts = unfiltered.ts AND f.flags & $9::smallint <> 0)
+"""
+
 # {order} is DESC for the newest `limit` bars (a chart, `quasar bars`) or ASC for a stream of
 # every bar oldest first (an export; $8 is then NULL: no limit).
-_STORED = f"""
+_STORED = """
     SELECT ts, open, high, low, close, volume, trades
-      FROM ({MERGED_BARS}) AS merged
-     ORDER BY ts {{order}}
+      FROM ({merged}) AS merged
+     ORDER BY ts {order}
      LIMIT $8
 """
 
@@ -83,14 +93,22 @@ _DERIVED = """
      LIMIT $8
 """
 _ORDERS = {"newest": "DESC", "oldest": "ASC"}
+
+
+def _query(kind: str, order: str, clean: bool) -> str:
+    """One read's statement; a filtered one takes the mask as $9 and a fixed step after it."""
+    merged = _CLEAN_BARS if clean else MERGED_BARS
+    if kind == "stored":
+        return _STORED.format(merged=merged, order=order)
+    bucket = _BUCKETS[kind].format(step=10 if clean else 9)
+    return _DERIVED.format(bucket=bucket, merged=merged, order=order)
+
+
 _QUERIES = {
-    (kind, first): (
-        _STORED.format(order=order)
-        if kind == "stored"
-        else _DERIVED.format(bucket=_BUCKETS[kind], merged=MERGED_BARS, order=order)
-    )
+    (kind, first, clean): _query(kind, order, clean)
     for kind in ("stored", *_BUCKETS)
     for first, order in _ORDERS.items()
+    for clean in (False, True)
 }
 
 # $4 / $5: look in live_data / historical_data.
@@ -215,6 +233,7 @@ class _Plan:
     source: Source
     low: datetime
     high: datetime
+    failing: Flag
 
     def query(self, first: str, limit: int | None) -> tuple[str, list[object]]:
         """The statement and its arguments; `first` is "newest" or "oldest"."""
@@ -228,11 +247,14 @@ class _Plan:
             self.source != "live",
             limit,
         ]
+        clean = bool(self.failing)
+        if clean:
+            args.append(int(self.failing))
         if self.base is self.wanted:
-            return _QUERIES["stored", first], args
+            return _QUERIES["stored", first, clean], args
         if self.wanted is Interval.MO1:
-            return _QUERIES["month", first], args
-        return _QUERIES["fixed", first], [*args, self.wanted.delta]
+            return _QUERIES["month", first, clean], args
+        return _QUERIES["fixed", first, clean], [*args, self.wanted.delta]
 
     async def finality(self, conn: asyncpg.Pool | asyncpg.Connection, now: datetime) -> _Finality:
         key = (self.series.provider, self.series.symbol, self.base.value)
@@ -327,12 +349,23 @@ def source_interval(wanted: Interval, stored: set[Interval]) -> Interval | None:
     return min(finer, key=lambda i: i.seconds) if finer else None
 
 
-class Reader:
-    """Reads series by name; `now` decides which bars are still forming."""
+Judge = Callable[[Series, Interval], Awaitable[object]]
+"""Brings the quality flags of a series at a stored interval up to date (quality/flags.py)."""
 
-    def __init__(self, db: Database, now: Clock = utc_now) -> None:
+
+class Reader:
+    """Reads series by name; `now` decides which bars are still forming.
+
+    `min_quality` (0 to 1, core/bar_quality.py) leaves out the stored bars whose flags score
+    below it; a derived bar is built from the source bars that are left. With a `judge`, the
+    flags of the series read are brought up to date first; without one, bars no quality pass
+    has seen yet count as unflagged.
+    """
+
+    def __init__(self, db: Database, now: Clock = utc_now, judge: Judge | None = None) -> None:
         self.db = db
         self.now = now
+        self.judge = judge
 
     async def stored_intervals(self, series: Series, source: Source = "both") -> set[Interval]:
         """Intervals stored for `series` in the tables `source` reads."""
@@ -356,6 +389,7 @@ class Reader:
         provider: str | None = None,
         source: Source = "both",
         limit: int = 10_000,
+        min_quality: float | None = None,
     ) -> BarsRead:
         """The newest `limit` bars with `start <= ts < end`, oldest first.
 
@@ -364,7 +398,7 @@ class Reader:
         """
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
-        plan = await self._plan(name, interval, start, end, provider, source)
+        plan = await self._plan(name, interval, start, end, provider, source, min_quality)
         query, args = plan.query("newest", limit)
         rows = await self.db.fetch(query, *args)
         rows.reverse()
@@ -420,10 +454,11 @@ class Reader:
         provider: str | None = None,
         source: Source = "both",
         batch: int = STREAM_BATCH,
+        min_quality: float | None = None,
     ) -> AsyncIterator[BarStream]:
         """Every bar with `start <= ts < end`, oldest first, `batch` at a time: the series
         chosen as `bars` chooses it, read in one snapshot so an export is consistent."""
-        plan = await self._plan(name, interval, start, end, provider, source)
+        plan = await self._plan(name, interval, start, end, provider, source, min_quality)
         query, args = plan.query("oldest", None)
         async with (
             self.db.pool.acquire() as conn,
@@ -446,12 +481,14 @@ class Reader:
         end: datetime | None,
         provider: str | None,
         source: Source,
+        min_quality: float | None = None,
     ) -> _Plan:
         """The series (first in the name's provider order that can give `interval` from the
         tables `source` reads), the stored interval to read, and the range."""
         wanted = interval if isinstance(interval, Interval) else Interval.parse(interval)
         if source not in SOURCES:
             raise InvalidInputError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
+        mask = failing(min_quality) if min_quality is not None else Flag(0)
         # Open or far-off ends mean "everything": no bucket arithmetic near the calendar's end.
         low = wanted.floor(start) if start and start > FAR_PAST else FAR_PAST
         high = _ceil(wanted, end) if end and end < FAR_FUTURE else FAR_FUTURE
@@ -460,7 +497,9 @@ class Reader:
             stored = await self.stored_intervals(series, source)
             base = source_interval(wanted, stored)
             if base is not None:
-                return _Plan(series, wanted, base, source, low, high)
+                if mask and self.judge is not None:
+                    await self.judge(series, base)
+                return _Plan(series, wanted, base, source, low, high, mask)
             if stored:
                 offers.append(f"{series.key} has {' '.join(sorted(i.value for i in stored))}")
         what = "; ".join(offers) if offers else "nothing is stored for it yet"

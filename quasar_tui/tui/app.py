@@ -74,7 +74,7 @@ class QuasarApp(App[int]):
     BINDINGS = [
         *(
             Binding(
-                str(mode.slot),
+                mode.key,
                 f"app.switch_mode('{mode.name}')",
                 mode.title,
                 show=False,

@@ -56,7 +56,7 @@ async def test_a_new_alert_pops_up_counts_as_unread_and_shows_in_the_alerts_mode
         toasts = [n.message for n in app._notifications]
         assert "SIMULATED:SIM/BTC crossed above 100" in toasts
 
-        await pilot.press("9")
+        await pilot.press("0")
         await wait_for(pilot, lambda: app.current_mode == "alerts")
         screen = app.screen
         assert isinstance(screen, AlertsScreen)

@@ -60,7 +60,7 @@ async def test_the_mode_bar_names_every_mode_and_a_click_opens_one(make_console,
         text = bar.render().plain
         assert len(text) <= width
         for mode in MODES:
-            assert f" {mode.slot} " in text, (mode.name, text)
+            assert f" {mode.key} " in text, (mode.name, text)
         live_at = text.index(" 6 ") + 1
         await pilot.click(ModeBar, offset=(live_at, 0))
         await wait_for(pilot, lambda: app.current_mode == "live")

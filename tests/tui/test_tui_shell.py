@@ -41,7 +41,7 @@ async def test_number_keys_and_palette_switch_modes(make_console) -> None:
         await wait_for(pilot, lambda: app.current_mode == "dashboard")
         assert app.sub_title == f"engine runs here (pid {os.getpid()})"
         for mode in MODES:
-            await pilot.press(str(mode.slot))
+            await pilot.press(mode.key)
             assert app.current_mode == mode.name
             assert app.screen.title == f"Quasar · {mode.title}"
         await pilot.press("ctrl+p")

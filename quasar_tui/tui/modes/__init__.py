@@ -3,7 +3,7 @@
 A mode is one module exposing `MODE = Mode(name, title, slot, ScreenClass, help)`; listing it in
 `_REGISTERED` gives it its number key, a "mode: NAME" palette entry and a place in the help.
 Slots follow the design's order: 1 Dashboard, 2 Providers, 3 Assets, 4 Mappings,
-5 Subscriptions, 6 Live, 7 Chart, 8 Log, 9 Alerts.
+5 Subscriptions, 6 Live, 7 Chart, 8 Log, 9 Quality, 10 (key 0) Alerts.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from quasar_tui.tui.modes import (
     log,
     mappings,
     providers,
+    quality,
     subscriptions,
 )
 from quasar_tui.tui.modes.base import Mode
@@ -30,6 +31,7 @@ _REGISTERED: tuple[Mode, ...] = (
     live.MODE,
     chart.MODE,
     log.MODE,
+    quality.MODE,
     alerts.MODE,
 )
 

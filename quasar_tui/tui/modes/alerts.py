@@ -138,4 +138,6 @@ class AlertsScreen(ModeScreen):
         self.action_reload()
 
 
-MODE = Mode("alerts", "Alerts", 9, AlertsScreen, "alert rules, what fired, failed deliveries")
+MODE = Mode(
+    "alerts", "Alerts", 10, AlertsScreen, "alert rules, what fired, failed deliveries", short="Alrt"
+)

@@ -150,8 +150,8 @@ class FilterableScreen(ModeScreen):
 
 @dataclass(frozen=True)
 class Mode:
-    """`slot` is the number key that opens the mode (1..9), fixed so muscle memory holds;
-    `short` is its name in the mode bar when the terminal is narrow."""
+    """`slot` is the mode's place, 1..10, and its number key (10 is `0`, as on the keyboard's
+    row), fixed so muscle memory holds; `short` is its name in the mode bar when narrow."""
 
     name: str
     title: str
@@ -159,6 +159,10 @@ class Mode:
     screen: type[ModeScreen]
     help: str
     short: str = ""
+
+    @property
+    def key(self) -> str:
+        return str(self.slot % 10)
 
     @property
     def short_title(self) -> str:

@@ -13,6 +13,9 @@ from textual.widgets import Static
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.text import printable
+from quasar_tui.quality.assigned import SeriesKey
+from quasar_tui.quality.calendars import Calendar
+from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
@@ -20,7 +23,7 @@ from quasar_tui.tui.modes.subscriptions import shown_state
 from quasar_tui.tui.services.feed import EngineNews
 from quasar_tui.tui.services.reads import READ_ERRORS
 from quasar_tui.tui.widgets.fitted_table import FittedTable
-from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness
+from quasar_tui.tui.widgets.health import LEVEL_STYLES, EnginePanel, freshness, series_calendars
 from quasar_tui.tui.widgets.vim import VimDataTable
 
 DB_REFRESH_SECONDS = 5.0
@@ -69,6 +72,8 @@ class DashboardScreen(ModeScreen):
         self.fresh_keys: list[tuple[str, str]] = []
         """(provider, symbol) of each row of the subscriptions table, in order."""
         self.fresh_intervals: list[str] = []
+        self.subscriptions: list[SubscriptionRecord] = []
+        self.calendars: dict[SeriesKey, Calendar] = {}
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="dashboard"):
@@ -150,6 +155,8 @@ class DashboardScreen(ModeScreen):
             text.append(f"{printable(entry.source)}: ", style="bold")
             text.append(f"{printable(entry.message)}\n", style="red")
         self.query_one("#errors", Static).update(text if errors else Text("none", style="dim"))
+        if view.backfills:
+            self._show_subscriptions()  # their progress moves every second
 
     async def _refresh_db(self) -> None:
         """Registry reads: providers and subscriptions (every few seconds, on screen only)."""
@@ -158,7 +165,8 @@ class DashboardScreen(ModeScreen):
         services = self.services
         try:
             providers = await services.providers.list()
-            subscriptions = await services.subscriptions.list()
+            self.subscriptions = await services.subscriptions.list()
+            self.calendars = await series_calendars(services.db)
         except READ_ERRORS as exc:
             self.notify(str(exc), severity="error")
             return
@@ -178,10 +186,15 @@ class DashboardScreen(ModeScreen):
                 for p in providers
             ],
         )
+        self._show_subscriptions()
+
+    def _show_subscriptions(self) -> None:
+        """Stalest first; a running backfill says how far it is in the State column."""
         now = utc_now()
-        written = services.view.last_bars
+        view = self.services.view
+        written = view.last_bars
         rows = []
-        for s in subscriptions:
+        for s in self.subscriptions:
             last = max(
                 (
                     t
@@ -190,7 +203,10 @@ class DashboardScreen(ModeScreen):
                 ),
                 default=None,
             )
-            fresh = freshness(s.interval, s.enabled, last, now)
+            market = self.calendars.get((s.provider, s.symbol, s.interval))
+            fresh = freshness(s.interval, s.enabled, last, now, market)
+            backfill = view.backfills.get(s.id)
+            state = f"backfill {backfill.summary()}" if backfill else s.last_error or shown_state(s)
             rows.append(
                 (
                     _LEVEL_RANK[fresh.level],
@@ -201,7 +217,7 @@ class DashboardScreen(ModeScreen):
                         s.mode,
                         f"{last:%Y-%m-%d %H:%M}" if last else "-",
                         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
-                        s.last_error or shown_state(s),
+                        state,
                     ),
                 )
             )

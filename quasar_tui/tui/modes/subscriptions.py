@@ -12,6 +12,9 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from quasar_tui.core.clock import utc_now
+from quasar_tui.engine.progress import BackfillProgress
+from quasar_tui.quality.assigned import SeriesKey
+from quasar_tui.quality.calendars import Calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.store.series import Series, common_symbols
 from quasar_tui.tui.commands import RowRef, command
@@ -21,7 +24,7 @@ from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.modes.registry_base import RegistryScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
-from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness
+from quasar_tui.tui.widgets.health import LEVEL_STYLES, freshness, series_calendars
 from quasar_tui.tui.widgets.marked_table import MarkedTable
 
 # Symbol: the common symbol (the provider's own when unmapped); Provider: where it comes
@@ -59,17 +62,24 @@ def shown_state(s: SubscriptionRecord) -> str:
 
 
 def subscription_cells(
-    s: SubscriptionRecord, common: str | None, last: datetime | None, now: datetime
+    s: SubscriptionRecord,
+    common: str | None,
+    last: datetime | None,
+    now: datetime,
+    calendar: Calendar | None = None,
+    backfill: BackfillProgress | None = None,
 ) -> tuple[object, ...]:
     state = shown_state(s)
-    fresh = freshness(s.interval, s.enabled, last, now)
+    if backfill is not None:
+        state = f"backfill {backfill.summary()}"
+    fresh = freshness(s.interval, s.enabled, last, now, calendar)
     return (
         str(s.id),
         Text(common or s.symbol, style="bold"),
         Series(s.provider, s.symbol, common).source,
         s.interval,
         s.mode,
-        Text(state, style=_STATE_STYLES.get(state, "")),
+        Text(state, style=_STATE_STYLES.get("running" if backfill else state, "")),
         f"{last:%Y-%m-%d %H:%M}" if last else "-",
         Text(fresh.label, style=LEVEL_STYLES[fresh.level]),
         Text(s.last_error or "", style="red"),
@@ -125,6 +135,16 @@ class SubscriptionsScreen(RegistryScreen):
         super().__init__()
         self.records: dict[str, SubscriptionRecord] = {}
         self.commons: dict[tuple[str, str], str] = {}
+        self.calendars: dict[SeriesKey, Calendar] = {}
+        self._progress_shown: dict[int, BackfillProgress] = {}
+
+    def on_mount(self) -> None:
+        self.set_interval(1.0, self._follow_backfills)
+
+    def _follow_backfills(self) -> None:
+        """Backfill progress moves every second (the rows are redrawn when it changed)."""
+        if self.services.view.backfills != self._progress_shown:
+            self._show_rows()
 
     def compose_body(self) -> ComposeResult:
         yield self.filter_input(
@@ -147,6 +167,7 @@ class SubscriptionsScreen(RegistryScreen):
         try:
             records = await self.services.subscriptions.list()
             self.commons = await common_symbols(self.services.db)
+            self.calendars = await series_calendars(self.services.db)
         except READ_ERRORS as exc:
             self.show_status(f"cannot list subscriptions: {exc}")
             return
@@ -157,6 +178,7 @@ class SubscriptionsScreen(RegistryScreen):
     def _show_rows(self) -> None:
         now = utc_now()
         written = self.services.view.last_bars
+        running = self._progress_shown = dict(self.services.view.backfills)
         text = self.filter_text
         rows = []
         for key, s in self.records.items():
@@ -171,7 +193,9 @@ class SubscriptionsScreen(RegistryScreen):
                 (t for t in (s.last_bar_ts, written.get((s.provider, s.symbol, s.interval))) if t),
                 default=None,
             )
-            rows.append((key, subscription_cells(s, common, last, now)))
+            market = self.calendars.get((s.provider, s.symbol, s.interval))
+            cells = subscription_cells(s, common, last, now, market, running.get(s.id))
+            rows.append((key, cells))
         self.table.set_rows(rows)
         self._update_status()
 

@@ -37,4 +37,4 @@ class AlertInbox:
         """For the header: empty when nothing is unread."""
         if not self.unread:
             return ""
-        return f"{self.unread} unread alert{'s' if self.unread != 1 else ''} (9)"
+        return f"{self.unread} unread alert{'s' if self.unread != 1 else ''} (0)"

@@ -13,6 +13,7 @@ import msgspec
 
 from quasar_tui.engine.events import ProviderState, WriterStats
 from quasar_tui.engine.lock import EngineOwner
+from quasar_tui.engine.progress import BackfillProgress, progress_from
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.tui.services.log import LogEntry
 
@@ -58,6 +59,7 @@ class EngineView:
     rows_written: int = 0
     timescale_jobs: list[str] = field(default_factory=list)
     late: LateTrades = field(default_factory=lambda: LateTrades(0, 0, 0))
+    backfills: dict[int, BackfillProgress] = field(default_factory=dict)  # by subscription id
     errors: deque[LogEntry] = field(default_factory=lambda: deque(maxlen=50))
     took_over_from: EngineOwner | None = None
 
@@ -91,6 +93,7 @@ class EngineView:
         self.rows_written = int(stats.get("rows_written") or 0)
         self.timescale_jobs = [str(line) for line in stats.get("timescaledb_jobs") or []]
         self.late = LateTrades.total(stats.get("live_counters") or {})
+        self.backfills = progress_from(stats)
 
 
 def _convert(data: Any, kind: type[Any], **fixed: Any) -> Any:

@@ -1,7 +1,9 @@
-"""Engine health for the dashboard: a summary panel and the freshness rule for a series."""
+"""Engine health for the dashboard: a summary panel, and a series' freshness as the console
+shows it, by the engine's rule (engine/status.py: a closed market is never stale)."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from time import monotonic
@@ -12,11 +14,12 @@ from textual.widgets import Static
 
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.text import printable
+from quasar_tui.engine.status import freshness as engine_freshness
+from quasar_tui.quality.assigned import SeriesKey, subscribed_calendar_names
+from quasar_tui.quality.calendars import Calendar, calendar
+from quasar_tui.store.database import Database
 from quasar_tui.tui.livebook import LiveBook
 from quasar_tui.tui.services.view import EngineView
-
-GRACE = timedelta(minutes=2)
-CLOSED_MARKET = timedelta(days=3)
 
 
 @dataclass(frozen=True)
@@ -35,22 +38,28 @@ def humanize(delta: timedelta) -> str:
     return f"{seconds:.0f}s"
 
 
-def freshness(interval: str, enabled: bool, last_bar: datetime | None, now: datetime) -> Freshness:
-    """How far the newest stored bar is behind the newest bar that should have closed.
-
-    Daily and longer series get a few extra days so weekends and holidays are not alarms.
-    """
-    if not enabled:
+def freshness(
+    interval: str,
+    enabled: bool,
+    last_bar: datetime | None,
+    now: datetime,
+    calendar: Calendar | None = None,
+) -> Freshness:
+    """The engine's verdict (`quasar status` says the same), worded for a table cell."""
+    age, verdict = engine_freshness(Interval.parse(interval), last_bar, enabled, now, calendar)
+    if verdict == "paused":
         return Freshness("paused", "idle")
-    if last_bar is None:
+    if verdict == "no data" or age is None:
         return Freshness("no bars yet", "late")
-    iv = Interval.parse(interval)
-    behind = now - iv.next_start(last_bar)
-    allowance = iv.delta + (GRACE if iv.is_intraday else CLOSED_MARKET)
-    if behind <= allowance:
+    if verdict == "fresh":
         return Freshness("fresh", "ok")
-    level = "late" if behind <= 3 * allowance else "stale"
-    return Freshness(f"{humanize(behind)} behind", level)
+    return Freshness(f"{humanize(timedelta(seconds=age))} behind", "stale")
+
+
+async def series_calendars(db: Database) -> dict[SeriesKey, Calendar]:
+    """Each subscribed series' calendar, the exchanges' loaded off the console's loop."""
+    names = await subscribed_calendar_names(db)
+    return await asyncio.to_thread(lambda: {key: calendar(n) for key, n in names.items()})
 
 
 LEVEL_STYLES = {"ok": "green", "late": "yellow", "stale": "bold red", "idle": "dim"}
