@@ -73,6 +73,12 @@ def test_serve_needs_both_tls_files(run_quasar, tmp_path) -> None:
     assert answer.stderr.strip() == "quasar: error: give both --tls-cert and --tls-key, or neither"
 
 
+def test_serve_refuses_a_cors_origin_that_is_not_one(run_quasar) -> None:
+    answer = run_quasar("serve", "--cors-origin", "dash.example/app")
+    assert answer.returncode == 2 and "Traceback" not in answer.stderr
+    assert "'dash.example/app' is not a web origin" in answer.stderr.strip().splitlines()[-1]
+
+
 def test_serve_warns_on_an_open_address_answers_and_stops_on_sigterm(quasar_env) -> None:
     port = _free_port()
     proc = subprocess.Popen(

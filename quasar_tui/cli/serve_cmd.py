@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -17,6 +18,8 @@ from quasar_tui.store.server import resolve_data_dir
 
 if TYPE_CHECKING:
     from quasar_tui.engine.engine import Engine
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +60,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="require a key for /health, /ready and /metrics from loopback clients too",
     )
+    cmd.add_argument(
+        "--cors-origin",
+        type=_origin,
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (https://dash.example:3000) call the API; repeatable",
+    )
     cmd.set_defaults(handler=run_server)
+
+
+def _origin(text: str) -> str:
+    """argparse type for `--cors-origin`: a web origin as browsers send it, or `*`."""
+    origin = text.strip().rstrip("/")
+    if origin != "*" and not _ORIGIN.match(origin):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a web origin: give scheme://host[:port], e.g. https://dash.example"
+        )
+    return origin
 
 
 def _bind(args: argparse.Namespace) -> Bind:
@@ -123,6 +144,7 @@ async def run_server(args: argparse.Namespace) -> int:
         cache_ttl=args.cache_ttl,
         cache_bytes=args.cache_mb * 2**20,
         probes_need_key=args.probes_need_key,
+        cors_origins=tuple(args.cors_origin),
     )
     async with database_from_args(args, max_size=10) as db:
         await serve(create_app(db, keyring, options), bind)
