@@ -224,6 +224,36 @@ async def test_incomplete_buckets_are_flagged(db: Database) -> None:
     ]
 
 
+async def test_buckets_where_history_stops_short_of_live_bars_are_incomplete(
+    db: Database,
+) -> None:
+    # A backfill that reached 02:29 and live bars from the next day's 10:00: the hours between
+    # hold no bars yet, though they should.
+    start = datetime(2026, 3, 9, tzinfo=UTC)
+    history = random_bars(start, 150, timedelta(minutes=1), 12)
+    live = random_bars(start + timedelta(days=1, hours=10), 90, timedelta(minutes=1), 13)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", history)
+    await store(db, "live_data", "KRAKEN", "XBT/USD", "1min", live, trades=1)
+    reader = Reader(db, now=lambda: NOW)
+    hours = await reader.bars("KRAKEN:XBT/USD", "1h")
+    assert [(b.ts.hour, b.complete) for b in hours.bars] == [
+        (0, True),
+        (1, True),
+        (2, False),
+        (10, True),
+        (11, False),  # the live bars reach 11:30
+    ]
+    days = await reader.bars("KRAKEN:XBT/USD", "1d")
+    assert [b.complete for b in days.bars] == [False, False]
+    # Once the backfill reaches the live bars, the hours are whole.
+    rest = random_bars(
+        history[-1][0] + timedelta(minutes=1), 34 * 60 - 150, timedelta(minutes=1), 14
+    )
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", rest)
+    whole = (await reader.bars("KRAKEN:XBT/USD", "1h")).bars
+    assert len(whole) == 36 and all(b.complete for b in whole[:-1])
+
+
 async def test_limit_range_and_what_cannot_be_read(db: Database) -> None:
     await mapped(db, ("ACME", "EODHD", "ACME.US"))
     days = random_bars(datetime(2026, 1, 5, tzinfo=UTC), 30, timedelta(days=1), 4)

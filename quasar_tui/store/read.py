@@ -8,10 +8,11 @@ Historical and live bars of a series are merged; where both hold a timestamp, th
 wins, since it was built from every trade.
 
 `complete = False` marks a bar that cannot be trusted as final yet: it has not ended, the
-collected source bars do not reach its end yet, or it overlaps a gap the engine recorded and has
-not filled. A source bar that is simply absent is not held against a bucket: live bars exist
-only for minutes with trades, and markets close; spans that should hold bars and do not are
-what the gaps table records.
+collected source bars do not reach its end yet, it overlaps a gap the engine recorded and has
+not filled, or it overlaps the span between where historical bars stop and live bars begin.
+A source bar that is simply absent is not held against a bucket: live bars exist only for
+minutes with trades, and markets close; spans that should hold bars and do not are what the
+gaps table records.
 """
 
 from __future__ import annotations
@@ -49,13 +50,16 @@ _STORED_INTERVALS = """
                               WHERE provider = $1 AND symbol = $2 AND interval = i) IS NOT NULL)
 """
 
-# How far the collected source bars reach, whatever range was asked for.
-_NEWEST_SOURCE = """
-    SELECT greatest(
-           (SELECT max(ts) FROM live_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean),
+# How far the collected source bars reach, whatever range was asked for: the newest of each
+# table ($4 / $5: read live_data / historical_data), and where live bars begin.
+_SOURCE_EDGES = """
+    SELECT (SELECT max(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean) AS live_last,
+           (SELECT min(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean) AS live_first,
            (SELECT max(ts) FROM historical_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean))
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean)
+               AS historical_last
 """
 
 # How much of a range each of the intervals $3 covers: its first and last stored bar there
@@ -212,13 +216,22 @@ class _Plan:
 
     async def finality(self, conn: asyncpg.Pool | asyncpg.Connection, now: datetime) -> _Finality:
         key = (self.series.provider, self.series.symbol, self.base.value)
-        gaps = await conn.fetch(_OPEN_GAPS, *key, self.low, self.high)
-        newest = await conn.fetchval(
-            _NEWEST_SOURCE, *key, self.source != "historical", self.source != "live"
+        gaps = [
+            (g["start_ts"], g["end_ts"])
+            for g in await conn.fetch(_OPEN_GAPS, *key, self.low, self.high)
+        ]
+        edges = await conn.fetchrow(
+            _SOURCE_EDGES, *key, self.source != "historical", self.source != "live"
         )
+        assert edges is not None
+        newest = max((t for t in (edges["live_last"], edges["historical_last"]) if t), default=None)
+        # Historical bars that stop before live bars begin (a backfill still running, or
+        # stopped): the span between holds no bars yet, though it should.
+        historical_end = edges["historical_last"] and self.base.next_start(edges["historical_last"])
+        if historical_end and edges["live_first"] and historical_end < edges["live_first"]:
+            gaps.append((historical_end, edges["live_first"]))
         return _Finality(
-            reach=min(now, self.base.next_start(newest)) if newest else FAR_PAST,
-            gaps=[(g["start_ts"], g["end_ts"]) for g in gaps],
+            reach=min(now, self.base.next_start(newest)) if newest else FAR_PAST, gaps=gaps
         )
 
 
