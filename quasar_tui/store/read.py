@@ -242,20 +242,31 @@ class _Finality:
     reach: datetime
     gaps: list[tuple[datetime, datetime]]
 
-    def bar(self, row: asyncpg.Record, wanted: Interval) -> ReadBar:
-        start = row["ts"]
-        end = wanted.next_start(start)
-        return ReadBar(
-            ts=start,
-            open=row["open"],
-            high=row["high"],
-            low=row["low"],
-            close=row["close"],
-            volume=row["volume"],
-            trades=row["trades"],
-            complete=end <= self.reach
-            and not any(g_start < end and g_end > start for g_start, g_end in self.gaps),
-        )
+    def bars(self, rows: list[asyncpg.Record], wanted: Interval) -> list[ReadBar]:
+        """The rows as bars, each marked complete or not: a year of hours is 8,760 of them,
+        so the end of a fixed-length bar is its start plus the length, not calendar maths."""
+        step = None if wanted is Interval.MO1 else wanted.delta
+        reach, gaps = self.reach, self.gaps
+        bars = []
+        for row in rows:
+            start = row["ts"]
+            end = start + step if step is not None else wanted.next_start(start)
+            complete = end <= reach and not (
+                gaps and any(g_start < end and g_end > start for g_start, g_end in gaps)
+            )
+            bars.append(
+                ReadBar(
+                    start,
+                    row["open"],
+                    row["high"],
+                    row["low"],
+                    row["close"],
+                    row["volume"],
+                    row["trades"],
+                    complete,
+                )
+            )
+        return bars
 
 
 @dataclass(frozen=True)
@@ -350,7 +361,7 @@ class Reader:
         rows = await self.db.fetch(query, *args)
         rows.reverse()
         finality = await plan.finality(self.db.pool, self.now())
-        bars = [finality.bar(r, plan.wanted) for r in rows]
+        bars = finality.bars(rows, plan.wanted)
         return BarsRead(plan.series, plan.wanted, plan.base, bars, finality.reach)
 
     async def with_forming(self, read: BarsRead) -> BarsRead:
@@ -416,7 +427,7 @@ class Reader:
 
             async def batches() -> AsyncGenerator[list[ReadBar], None]:
                 while rows := await cursor.fetch(batch):
-                    yield [finality.bar(r, plan.wanted) for r in rows]
+                    yield finality.bars(rows, plan.wanted)
 
             yield BarStream(plan.series, plan.wanted, plan.base, batches())
 
