@@ -254,18 +254,7 @@ class _Finality:
             complete = end <= reach and not (
                 gaps and any(g_start < end and g_end > start for g_start, g_end in gaps)
             )
-            bars.append(
-                ReadBar(
-                    start,
-                    row["open"],
-                    row["high"],
-                    row["low"],
-                    row["close"],
-                    row["volume"],
-                    row["trades"],
-                    complete,
-                )
-            )
+            bars.append(_read_bar(start, row, complete))
         return bars
 
 
@@ -378,16 +367,7 @@ class Reader:
             return read
         last = read.bars[-1] if read.bars and read.bars[-1].ts == start else None
         if last is None:
-            bar = ReadBar(
-                start,
-                row["open"],
-                row["high"],
-                row["low"],
-                row["close"],
-                row["volume"],
-                row["trades"],
-                complete=False,
-            )
+            bar = _read_bar(start, row, complete=False)
             return dataclasses.replace(read, bars=[*read.bars, bar])
         merged = ReadBar(
             ts=start,
@@ -539,6 +519,20 @@ class Reader:
             rows = await self.db.fetch(_ALL_OPEN_GAPS, series.provider, series.symbol)
             found.extend(OpenGap(**dict(r)) for r in rows)
         return found
+
+
+def _read_bar(start: datetime, row: asyncpg.Record, complete: bool) -> ReadBar:
+    """A bar from a row with open, high, low, close, volume and trades."""
+    return ReadBar(
+        start,
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["trades"],
+        complete,
+    )
 
 
 def _ceil(interval: Interval, ts: datetime) -> datetime:
