@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument(
         "--cors-origin",
-        type=_origin,
+        type=web_origin,
         action="append",
         default=[],
         metavar="ORIGIN",
@@ -71,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=run_server)
 
 
-def _origin(text: str) -> str:
+def web_origin(text: str) -> str:
     """argparse type for `--cors-origin`: a web origin as browsers send it, or `*`."""
     origin = text.strip().rstrip("/")
     if origin != "*" and not _ORIGIN.match(origin):
@@ -111,7 +111,7 @@ def beside_engine(args: argparse.Namespace) -> Callable[[Engine], Coroutine[Any,
     """The API in the daemon's process (`quasar --daemon --serve`): live data straight from the
     engine's event bus, stored data through the engine's database pool."""
     from quasar_tui.serve.access import configure_logging
-    from quasar_tui.serve.app import create_app
+    from quasar_tui.serve.app import ServeOptions, create_app
     from quasar_tui.serve.server import serve
 
     bind: Bind = args.serve
@@ -120,9 +120,11 @@ def beside_engine(args: argparse.Namespace) -> Callable[[Engine], Coroutine[Any,
         print(warning, file=sys.stderr)
     keyring = Keyring.load_or_create(resolve_data_dir(args.data_dir))
 
+    options = ServeOptions(cors_origins=tuple(args.serve_cors_origin))
+
     async def run(engine: Engine) -> None:
         configure_logging()
-        app = create_app(engine.db, keyring, events=engine.bus)
+        app = create_app(engine.db, keyring, options, events=engine.bus)
         await serve(app, bind, handle_signals=False)
 
     return run
