@@ -17,35 +17,38 @@ CREATE TABLE bar_rollups (
     PRIMARY KEY (provider, symbol, base, interval, ts)
 );
 
--- The span of source bar starts written since a series' rollups were last brought up to date
--- (one row per stored series, widened by each write; `version` tells a reader that refreshed
--- an older span that more was written meanwhile). The reader refreshes the span and deletes
--- the row before it reads rollups.
+-- The span of source bar starts written to one bar table (`bars`) since a series' rollups
+-- were last brought up to date: one row per stored series and table, widened by each write, so
+-- the live and the historical writers never wait for each other here; `version` tells a reader
+-- that refreshed an older span that more was written meanwhile. The reader refreshes the spans
+-- and deletes the rows before it reads rollups.
 CREATE TABLE rollup_dirty (
     provider text NOT NULL,
     symbol   text NOT NULL,
     interval text NOT NULL,
+    bars     text NOT NULL,
     low      timestamptz NOT NULL,
     high     timestamptz NOT NULL,
     version  bigint NOT NULL DEFAULT 1,
-    PRIMARY KEY (provider, symbol, interval)
+    PRIMARY KEY (provider, symbol, interval, bars)
 );
 
 -- Called by statement triggers whose transition table is named `changed`.
 CREATE FUNCTION quasar_rollups_dirty() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO rollup_dirty AS d (provider, symbol, interval, low, high)
-    SELECT provider, symbol, interval, min(ts), max(ts) FROM changed GROUP BY 1, 2, 3
-    ON CONFLICT (provider, symbol, interval) DO UPDATE
+    INSERT INTO rollup_dirty AS d (provider, symbol, interval, bars, low, high)
+    SELECT provider, symbol, interval, TG_TABLE_NAME, min(ts), max(ts)
+      FROM changed GROUP BY 1, 2, 3
+    ON CONFLICT (provider, symbol, interval, bars) DO UPDATE
        SET low = least(d.low, excluded.low), high = greatest(d.high, excluded.high),
            version = d.version + 1;
     RETURN NULL;
 END $$;
 
 -- Bars stored before rollups existed: every series is dirty over all it holds.
-INSERT INTO rollup_dirty (provider, symbol, interval, low, high)
-SELECT provider, symbol, interval, min(ts), max(ts)
-  FROM (SELECT provider, symbol, interval, ts FROM historical_data
-        UNION ALL
-        SELECT provider, symbol, interval, ts FROM live_data) AS bars
- GROUP BY 1, 2, 3;
+INSERT INTO rollup_dirty (provider, symbol, interval, bars, low, high)
+SELECT provider, symbol, interval, 'historical_data', min(ts), max(ts)
+  FROM historical_data GROUP BY 1, 2, 3
+UNION ALL
+SELECT provider, symbol, interval, 'live_data', min(ts), max(ts)
+  FROM live_data GROUP BY 1, 2, 3;

@@ -8,9 +8,9 @@
 
 CREATE FUNCTION quasar_rollups_dirty_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO rollup_dirty AS d (provider, symbol, interval, low, high)
-    VALUES (NEW.provider, NEW.symbol, NEW.interval, NEW.ts, NEW.ts)
-    ON CONFLICT (provider, symbol, interval) DO UPDATE
+    INSERT INTO rollup_dirty AS d (provider, symbol, interval, bars, low, high)
+    VALUES (NEW.provider, NEW.symbol, NEW.interval, TG_TABLE_NAME, NEW.ts, NEW.ts)
+    ON CONFLICT (provider, symbol, interval, bars) DO UPDATE
        SET low = least(d.low, excluded.low), high = greatest(d.high, excluded.high),
            version = d.version + 1;
     RETURN NULL;

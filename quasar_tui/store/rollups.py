@@ -25,12 +25,15 @@ LEVELS = (Interval.H1, Interval.D1)
 # One refresh of a series' rollups at a time; a second reader waits and finds it done.
 _LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2 || ':' || $3, 0))"
 _DIRTY = """
-    SELECT low, high, version FROM rollup_dirty
+    SELECT bars, low, high, version FROM rollup_dirty
      WHERE provider = $1 AND symbol = $2 AND interval = $3
 """
+# The spans refreshed, each unless it was widened meanwhile ($4 / $5: tables and versions).
 _CLEAN = """
-    DELETE FROM rollup_dirty
-     WHERE provider = $1 AND symbol = $2 AND interval = $3 AND version = $4
+    DELETE FROM rollup_dirty d
+     USING unnest($4::text[], $5::bigint[]) AS done(bars, version)
+     WHERE d.provider = $1 AND d.symbol = $2 AND d.interval = $3
+       AND d.bars = done.bars AND d.version = done.version
 """
 _DROP = """
     DELETE FROM bar_rollups
@@ -61,7 +64,6 @@ def rollup_level(wanted: Interval, base: Interval) -> Interval | None:
 class _Span:
     low: datetime
     high: datetime
-    version: int
 
 
 async def refresh(db: Database, provider: str, symbol: str, base: Interval) -> bool:
@@ -69,14 +71,21 @@ async def refresh(db: Database, provider: str, symbol: str, base: Interval) -> b
     anything to do."""
     async with db.pool.acquire() as conn, conn.transaction():
         await conn.execute(_LOCK, provider, symbol, base.value)
-        row = await conn.fetchrow(_DIRTY, provider, symbol, base.value)
-        if row is None:
+        rows = await conn.fetch(_DIRTY, provider, symbol, base.value)
+        if not rows:
             return False
-        span = _Span(row["low"], row["high"], row["version"])
+        span = _Span(min(r["low"] for r in rows), max(r["high"] for r in rows))
         for level in LEVELS:
             if bar_sql.divides(base, level):
                 await _rebuild(conn, provider, symbol, base, level, span)
-        await conn.execute(_CLEAN, provider, symbol, base.value, span.version)
+        await conn.execute(
+            _CLEAN,
+            provider,
+            symbol,
+            base.value,
+            [r["bars"] for r in rows],
+            [r["version"] for r in rows],
+        )
     return True
 
 
