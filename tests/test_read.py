@@ -18,10 +18,14 @@ from registry_rows import add_provider
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.series import parse_series
+from quasar_tui.engine.events import EventBus
+from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.store.database import Database
+from quasar_tui.store.migrations import bundled_migrations
 from quasar_tui.store.read import ReadBar, Reader, divides, source_interval
 from quasar_tui.store.series import resolve
+from quasar_tui.store.tables import BarRow
 
 COLUMNS = ["provider", "symbol", "interval", "ts", "open", "high", "low", "close", "volume"]
 NOW = datetime(2030, 1, 1, tzinfo=UTC)  # every test bar has ended by then
@@ -220,6 +224,36 @@ async def test_incomplete_buckets_are_flagged(db: Database) -> None:
     ]
 
 
+async def test_buckets_where_history_stops_short_of_live_bars_are_incomplete(
+    db: Database,
+) -> None:
+    # A backfill that reached 02:29 and live bars from the next day's 10:00: the hours between
+    # hold no bars yet, though they should.
+    start = datetime(2026, 3, 9, tzinfo=UTC)
+    history = random_bars(start, 150, timedelta(minutes=1), 12)
+    live = random_bars(start + timedelta(days=1, hours=10), 90, timedelta(minutes=1), 13)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", history)
+    await store(db, "live_data", "KRAKEN", "XBT/USD", "1min", live, trades=1)
+    reader = Reader(db, now=lambda: NOW)
+    hours = await reader.bars("KRAKEN:XBT/USD", "1h")
+    assert [(b.ts.hour, b.complete) for b in hours.bars] == [
+        (0, True),
+        (1, True),
+        (2, False),
+        (10, True),
+        (11, False),  # the live bars reach 11:30
+    ]
+    days = await reader.bars("KRAKEN:XBT/USD", "1d")
+    assert [b.complete for b in days.bars] == [False, False]
+    # Once the backfill reaches the live bars, the hours are whole.
+    rest = random_bars(
+        history[-1][0] + timedelta(minutes=1), 34 * 60 - 150, timedelta(minutes=1), 14
+    )
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", rest)
+    whole = (await reader.bars("KRAKEN:XBT/USD", "1h")).bars
+    assert len(whole) == 36 and all(b.complete for b in whole[:-1])
+
+
 async def test_limit_range_and_what_cannot_be_read(db: Database) -> None:
     await mapped(db, ("ACME", "EODHD", "ACME.US"))
     days = random_bars(datetime(2026, 1, 5, tzinfo=UTC), 30, timedelta(days=1), 4)
@@ -313,3 +347,97 @@ async def test_bars_and_priority_from_the_command_line(db: Database, run_quasar)
         failed = run_quasar(*args)
         assert failed.returncode == 1, failed.stderr
         assert message in failed.stderr and len(failed.stderr.splitlines()) == 1
+
+
+def bar_row(symbol: str, bar: tuple) -> BarRow:
+    return BarRow("KRAKEN", symbol, "1min", *bar)
+
+
+TRIGGERS = [
+    f"{table}_rollups_{event}"
+    for table in ("historical", "live")
+    for event in ("insert", "update", "delete")
+]
+
+
+@pytest.fixture(params=["statement triggers", "row triggers"])
+async def rollup_triggers(request: pytest.FixtureRequest, db: Database) -> str:
+    """As migrated here, or the row triggers TimescaleDB before 2.18 gets: the timescale
+    variant of the migration, whose version check finds no TimescaleDB on this server."""
+    if request.param == "row triggers":
+        (variant,) = [
+            m for m in bundled_migrations() if m.version == 51 and m.variant == "timescale"
+        ]
+        for trigger in TRIGGERS:
+            table = trigger.split("_")[0] + "_data"
+            await db.execute(f"DROP TRIGGER {trigger} ON {table}")
+        await db.execute(variant.sql)
+    return request.param
+
+
+async def test_hours_and_days_follow_every_write_to_their_minutes(
+    db: Database, rollup_triggers: str
+) -> None:
+    # Read as 1h and 1d, the minutes are kept rolled up; every later write (the engine's
+    # writer re-fetching a window, a live bar, a deleted hour) shows in the next read.
+    minutes = random_bars(datetime(2026, 2, 27, tzinfo=UTC), 3 * 1440, timedelta(minutes=1), 7)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", minutes)
+    reader = Reader(db, now=lambda: NOW)
+
+    async def check(bars: list[tuple]) -> None:
+        for interval in (Interval.H1, Interval.H4, Interval.D1, Interval.W1, Interval.MO1):
+            read = await reader.bars("KRAKEN:XBT/USD", interval)
+            assert read.source_interval is Interval.M1
+            assert_same(as_tuples(read.bars), resample(bars, interval))
+
+    await check(minutes)
+    assert await db.fetchval("SELECT count(*) FROM bar_rollups") == 3 * 24 + 3
+    assert await db.fetchval("SELECT count(*) FROM rollup_dirty") == 0
+
+    revised = [(b[0], b[1], b[2] + 50.0, *b[3:]) for b in minutes[600:605]]
+    added = random_bars(minutes[-1][0] + timedelta(minutes=1), 90, timedelta(minutes=1), 8)
+    writer = Writer(db, EventBus())
+    await writer.start()
+    await writer.put_bars("historical_data", [bar_row("XBT/USD", b) for b in revised + added])
+    await writer.flush()
+    await writer.stop()
+    live = [(minutes[2000][0], 1.0, 900.0, 0.25, 2.0, 7.0)]
+    await store(db, "live_data", "KRAKEN", "XBT/USD", "1min", live, trades=3)
+    hour = (minutes[1500][0], minutes[1500][0] + timedelta(hours=1))
+    if rollup_triggers == "statement triggers":  # TimescaleDB variants take no DELETE trigger
+        await db.execute("DELETE FROM historical_data WHERE ts >= $1 AND ts < $2", *hour)
+    else:
+        hour = (hour[0], hour[0])
+
+    stored = {b[0]: b for b in [*minutes, *added, *revised]}
+    for ts in [ts for ts in stored if hour[0] <= ts < hour[1]]:
+        del stored[ts]
+    await check(sorted({**stored, live[0][0]: live[0]}.values()))
+    # A read of one source derives from its stored minutes, without the live bar.
+    historical = await reader.bars("KRAKEN:XBT/USD", "1h", source="historical")
+    assert_same(as_tuples(historical.bars), resample(sorted(stored.values()), Interval.H1))
+
+
+async def test_a_coarser_interval_that_covers_more_serves_the_read(db: Database) -> None:
+    # 4h wanted: five days of 1h bars, and 1min bars for only the last half hour.
+    start = datetime(2026, 3, 2, tzinfo=UTC)
+    hours = random_bars(start, 5 * 24, timedelta(hours=1), 9)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1h", hours)
+    recent = random_bars(start + timedelta(days=5), 30, timedelta(minutes=1), 10)
+    await store(db, "live_data", "KRAKEN", "XBT/USD", "1min", recent, trades=2)
+    reader = Reader(db, now=lambda: NOW)
+
+    read = await reader.bars("KRAKEN:XBT/USD", "4h")
+    assert read.source_interval is Interval.H1
+    assert_same(as_tuples(read.bars), resample(hours, Interval.H4))
+    # Within a range only the minutes reach, the minutes serve it.
+    late = await reader.bars("KRAKEN:XBT/USD", "4h", start=start + timedelta(days=5))
+    assert late.source_interval is Interval.M1
+    assert_same(as_tuples(late.bars), resample(recent, Interval.H4))
+    # A stored interval is read as stored, however little of it there is.
+    assert (await reader.bars("KRAKEN:XBT/USD", "1min")).source_interval is Interval.M1
+
+    # Once the minutes span as much as the hours, the finer bars win.
+    older = random_bars(start, 5 * 1440, timedelta(minutes=1), 11)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", older)
+    assert (await reader.bars("KRAKEN:XBT/USD", "4h")).source_interval is Interval.M1

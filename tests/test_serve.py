@@ -30,8 +30,10 @@ from quasar_tui.serve.app import ServeOptions, create_app
 from quasar_tui.serve.bind import Bind
 from quasar_tui.serve.cache import Answer, AnswerCache
 from quasar_tui.serve.metrics import ServerMetrics
+from quasar_tui.serve.problems import Problem
 from quasar_tui.serve.server import serve
 from quasar_tui.serve.stream import Hub, StreamClient
+from quasar_tui.serve.tickets import TICKET_SECONDS, Offered, TicketBook, offered
 from quasar_tui.store.announce import CHANNEL, Written, announce_written, decode
 from quasar_tui.store.database import Database
 from quasar_tui.store.read import Reader
@@ -330,6 +332,110 @@ async def test_the_stream_sends_a_bar_as_it_is_written_and_conflated_ticks(
 
         metrics = (await api.http.get("/metrics")).text
         assert "quasar_stream_clients 1" in metrics
+
+
+async def test_a_browser_opens_the_stream_with_a_ticket_never_a_key_in_the_url(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A browser cannot set headers on a WebSocket: it asks for a ticket with its key, then
+    # offers the ticket as a subprotocol.
+    assert (await api.http.post("/v1/stream/tickets")).status_code == 401
+    _, reader_key = await api.keys.create("notebook", ["read"])
+    refused = await api.http.post("/v1/stream/tickets", headers=api.auth(reader_key))
+    assert refused.status_code == 403 and "this needs stream" in refused.json()["detail"]
+
+    _, browser_key = await api.keys.create("dashboard", ["stream"])
+
+    async def ticket() -> str:
+        issued = await api.http.post("/v1/stream/tickets", headers=api.auth(browser_key))
+        assert issued.status_code == 201 and issued.headers["cache-control"] == "no-store"
+        assert issued.json()["expires_in"] == 30
+        return issued.json()["ticket"]
+
+    def browser(text: str) -> websockets.connect:
+        protocols = ["quasar.v1", f"quasar.ticket.{text}"]
+        return websockets.connect(f"{api.ws_url}?series=BTC/USD", subprotocols=protocols)
+
+    caplog.set_level(logging.INFO, logger="quasar.serve.access")
+    first = await ticket()
+    async with browser(first) as ws:
+        assert ws.subprotocol == "quasar.v1"
+        hello = json.loads(await ws.recv())
+        assert hello["type"] == "subscribed" and hello["series"][0]["series"] == "KRAKEN:XBT/USD"
+
+    def opened() -> list[dict]:
+        lines = [
+            json.loads(r.getMessage()) for r in caplog.records if r.name == "quasar.serve.access"
+        ]
+        return [line for line in lines if line["route"] == "/v1/stream" and line["status"] == 101]
+
+    for _ in range(100):  # the line is written when the server's side of the stream ends
+        if opened():
+            break
+        await asyncio.sleep(0.05)
+    assert [line["key"] for line in opened()] == ["dashboard"]
+    assert all(
+        first not in r.getMessage() and browser_key not in r.getMessage() for r in caplog.records
+    )
+
+    # A ticket opens one connection; a made-up one none.
+    for used in (first, "made-up"):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as denied:
+            async with browser(used):
+                pass
+        assert denied.value.response.status_code == 401
+    # A key revoked after its ticket was issued opens nothing.
+    late = await ticket()
+    await api.keys.revoke("dashboard")
+    for _ in range(100):  # the table's NOTIFY reaches the server
+        gone = await api.http.post("/v1/stream/tickets", headers=api.auth(browser_key))
+        if gone.status_code == 401:
+            break
+        await asyncio.sleep(0.05)
+    with pytest.raises(websockets.exceptions.InvalidStatus) as revoked:
+        async with browser(late):
+            pass
+    assert revoked.value.response.status_code == 401
+
+
+async def test_web_pages_of_the_allowed_origins_may_ask_for_tickets(collected: Database) -> None:
+    options = ServeOptions(cors_origins=("https://dash.example",))
+    async with running_api(collected, options) as api:
+
+        async def preflight(origin: str) -> httpx.Response:
+            return await api.http.options(
+                "/v1/stream/tickets",
+                headers={
+                    "Origin": origin,
+                    "Access-Control-Request-Method": "POST",
+                    "Access-Control-Request-Headers": "x-api-key",
+                },
+            )
+
+        allowed = await preflight("https://dash.example")
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://dash.example"
+        other = await preflight("https://evil.example")
+        assert "access-control-allow-origin" not in other.headers
+        issued = await api.http.post(
+            "/v1/stream/tickets", headers={**api.auth(), "Origin": "https://dash.example"}
+        )
+        assert issued.status_code == 201
+        assert issued.headers["access-control-allow-origin"] == "https://dash.example"
+
+
+def test_a_stream_ticket_expires_unused() -> None:
+    now = [100.0]
+    book = TicketBook(clock=lambda: now[0])
+    kept, stale = book.issue("a1"), book.issue("b2")
+    now[0] += TICKET_SECONDS - 1
+    assert book.redeem(kept) == "a1"
+    now[0] += 2
+    with pytest.raises(Problem, match="within 30s"):
+        book.redeem(stale)
+    assert offered(["quasar.ticket.xyz"]) == Offered("xyz", "quasar.ticket.xyz")
+    assert offered(["quasar.v1", "quasar.ticket.xyz"]) == Offered("xyz", "quasar.v1")
+    assert offered(["quasar.v1"]) is None
 
 
 async def test_in_process_the_stream_follows_the_engines_bus(collected: Database) -> None:

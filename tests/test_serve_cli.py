@@ -73,6 +73,15 @@ def test_serve_needs_both_tls_files(run_quasar, tmp_path) -> None:
     assert answer.stderr.strip() == "quasar: error: give both --tls-cert and --tls-key, or neither"
 
 
+def test_serve_refuses_a_cors_origin_that_is_not_one(run_quasar) -> None:
+    answer = run_quasar("serve", "--cors-origin", "dash.example/app")
+    assert answer.returncode == 2 and "Traceback" not in answer.stderr
+    assert "'dash.example/app' is not a web origin" in answer.stderr.strip().splitlines()[-1]
+    alone = run_quasar("--serve-cors-origin", "https://dash.example", "status")
+    assert alone.returncode == 2
+    assert "--serve-cors-origin goes with --daemon --serve" in alone.stderr
+
+
 def test_serve_warns_on_an_open_address_answers_and_stops_on_sigterm(quasar_env) -> None:
     port = _free_port()
     proc = subprocess.Popen(
@@ -106,9 +115,16 @@ def test_the_daemon_serves_the_api_from_its_own_process(quasar_env, run_quasar) 
     key = run_quasar("apikey", "create", "dashboard").stdout.strip()
     port = _free_port()
     command = [sys.executable, "-m", "quasar_tui", "--daemon", "--serve", f"127.0.0.1:{port}"]
+    command += ["--serve-cors-origin", "https://dash.example"]
     proc = subprocess.Popen(command, env=quasar_env, stderr=subprocess.PIPE, text=True)
     try:
         _healthy(proc, port)
+        ticket = httpx.post(
+            f"http://127.0.0.1:{port}/v1/stream/tickets",
+            headers={"X-API-Key": key, "Origin": "https://dash.example"},
+        )
+        assert ticket.status_code == 201
+        assert ticket.headers["access-control-allow-origin"] == "https://dash.example"
         deadline = time.monotonic() + 60
         while True:  # the engine publishes its status a moment after the API is up
             status = httpx.get(f"http://127.0.0.1:{port}/v1/status", headers={"X-API-Key": key})

@@ -117,6 +117,14 @@ def build_parser() -> argparse.ArgumentParser:
         "(default host 127.0.0.1)",
     )
     parser.add_argument(
+        "--serve-cors-origin",
+        metavar="ORIGIN",
+        type=serve_cmd.web_origin,
+        action="append",
+        default=[],
+        help="with --serve: let web pages from ORIGIN call the API; repeatable",
+    )
+    parser.add_argument(
         "--demo",
         action="store_true",
         help="console on a throw-away database with simulated live feeds",
@@ -157,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         check_owner(resolve_data_dir(args.data_dir))
     except QuasarError as exc:
         return _fail(exc, FAILED_STATUS)
+    if args.serve_cors_origin and not args.serve:
+        parser.error("--serve-cors-origin goes with --daemon --serve (or use `quasar serve`)")
     if args.daemon:
         if handler is not None:
             parser.error("--daemon runs on its own; drop the command")

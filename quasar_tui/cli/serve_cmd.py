@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -17,6 +18,8 @@ from quasar_tui.store.server import resolve_data_dir
 
 if TYPE_CHECKING:
     from quasar_tui.engine.engine import Engine
+
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +60,25 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="require a key for /health, /ready and /metrics from loopback clients too",
     )
+    cmd.add_argument(
+        "--cors-origin",
+        type=web_origin,
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="let web pages from ORIGIN (https://dash.example:3000) call the API; repeatable",
+    )
     cmd.set_defaults(handler=run_server)
+
+
+def web_origin(text: str) -> str:
+    """argparse type for `--cors-origin`: a web origin as browsers send it, or `*`."""
+    origin = text.strip().rstrip("/")
+    if origin != "*" and not _ORIGIN.match(origin):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a web origin: give scheme://host[:port], e.g. https://dash.example"
+        )
+    return origin
 
 
 def _bind(args: argparse.Namespace) -> Bind:
@@ -90,7 +111,7 @@ def beside_engine(args: argparse.Namespace) -> Callable[[Engine], Coroutine[Any,
     """The API in the daemon's process (`quasar --daemon --serve`): live data straight from the
     engine's event bus, stored data through the engine's database pool."""
     from quasar_tui.serve.access import configure_logging
-    from quasar_tui.serve.app import create_app
+    from quasar_tui.serve.app import ServeOptions, create_app
     from quasar_tui.serve.server import serve
 
     bind: Bind = args.serve
@@ -99,9 +120,11 @@ def beside_engine(args: argparse.Namespace) -> Callable[[Engine], Coroutine[Any,
         print(warning, file=sys.stderr)
     keyring = Keyring.load_or_create(resolve_data_dir(args.data_dir))
 
+    options = ServeOptions(cors_origins=tuple(args.serve_cors_origin))
+
     async def run(engine: Engine) -> None:
         configure_logging()
-        app = create_app(engine.db, keyring, events=engine.bus)
+        app = create_app(engine.db, keyring, options, events=engine.bus)
         await serve(app, bind, handle_signals=False)
 
     return run
@@ -123,6 +146,7 @@ async def run_server(args: argparse.Namespace) -> int:
         cache_ttl=args.cache_ttl,
         cache_bytes=args.cache_mb * 2**20,
         probes_need_key=args.probes_need_key,
+        cors_origins=tuple(args.cors_origin),
     )
     async with database_from_args(args, max_size=10) as db:
         await serve(create_app(db, keyring, options), bind)

@@ -19,9 +19,10 @@ from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
 from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import ALWAYS, WEEKDAYS_FX
+from quasar_tui.store.bar_sql import MERGED_BARS
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
-from quasar_tui.store.read import MERGED_BARS, Reader
+from quasar_tui.store.read import Reader
 from quasar_tui.store.series import Series
 
 SPIKE_K = 8.0  # a return beyond this many standard deviations of the recent ones

@@ -14,9 +14,9 @@ from datetime import date
 from quasar_tui.core.bar_quality import Flag, score_sql
 from quasar_tui.quality.flags import flag_series
 from quasar_tui.quality.holes import Tracked, holes_of, tracked_series
+from quasar_tui.store.bar_sql import MERGED_BARS
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
-from quasar_tui.store.read import MERGED_BARS
 
 _FLAG_COUNTS = """
     SELECT {columns} FROM bar_flags WHERE provider = $1 AND symbol = $2 AND interval = $3

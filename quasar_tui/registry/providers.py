@@ -98,6 +98,9 @@ _PURGE = {
     "live_quotes": "DELETE FROM live_quotes WHERE provider = $1",
     "gaps": "DELETE FROM gaps WHERE provider = $1",
     "collection_runs": "DELETE FROM collection_runs WHERE provider = $1",
+    # last: deleting bars marks their span dirty again (db/051_rollup_triggers.plain.sql)
+    "bar_rollups": "DELETE FROM bar_rollups WHERE provider = $1",
+    "rollup_dirty": "DELETE FROM rollup_dirty WHERE provider = $1",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import Depends, FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from quasar_tui import __version__
@@ -35,11 +36,12 @@ from quasar_tui.registry.apikeys import ApiKeyStore
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.serve import bodies, docs, metrics
 from quasar_tui.serve.access import KEY_NAME, AccessLog
-from quasar_tui.serve.auth import Caller, KeyGuard
+from quasar_tui.serve.auth import Caller, KeyGuard, presented_key
 from quasar_tui.serve.cache import Answer, AnswerCache
 from quasar_tui.serve.feeds import BusFeed, DatabaseFeed, WrittenBars
 from quasar_tui.serve.problems import HANDLERS, Problem, bad_param, problem_response
 from quasar_tui.serve.stream import KINDS, SLOW_CLOSE_CODE, Hub, Kind, StreamClient
+from quasar_tui.serve.tickets import TICKET_SECONDS, TicketBook, offered
 from quasar_tui.store import migrations
 from quasar_tui.store.database import Database
 from quasar_tui.store.read import MAX_LIMIT, Reader
@@ -53,7 +55,8 @@ _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 DESCRIPTION = """Read-only market data by series name: a common symbol (`BTC/USD`, served by its
 providers in priority order) or `PROVIDER:SYMBOL`. Send an API key as `X-API-Key` or
 `Authorization: Bearer`. Errors are RFC 9457 problem details naming the bad parameter.
-Live data: WebSocket `/v1/stream?series=BTC/USD,ETH/USD&kinds=ticks,bars` (scope `stream`)
+Live data: WebSocket `/v1/stream?series=BTC/USD,ETH/USD&kinds=ticks,bars` (scope `stream`;
+browsers, which cannot set headers, open it with a ticket from `POST /v1/stream/tickets`)
 sends `{"type":"ticks","ticks":[...]}` (the latest tick of each series, at most 10 times a
 second) and `{"type":"bar",...}` as bars are written."""
 
@@ -65,6 +68,8 @@ class ServeOptions:
     cache_ttl: float = 5.0
     cache_bytes: int = 64 * 2**20
     probes_need_key: bool = False
+    # Web pages from these origins may call the API (a browser dashboard on another host).
+    cors_origins: tuple[str, ...] = ()
 
 
 @dataclass
@@ -79,6 +84,7 @@ class Services:
     written: WrittenBars
     listener: DatabaseFeed
     bus_feed: BusFeed | None
+    tickets: TicketBook
 
 
 async def services_of(request: Request) -> Services:
@@ -205,7 +211,17 @@ def create_app(
     bus_feed = BusFeed(events, written, hub) if events is not None else None
     listener = DatabaseFeed(db, written, hub, guard.forget, follow_data=bus_feed is None)
     services = Services(
-        db, reader, cache, hub, guard, server_metrics, options, written, listener, bus_feed
+        db,
+        reader,
+        cache,
+        hub,
+        guard,
+        server_metrics,
+        options,
+        written,
+        listener,
+        bus_feed,
+        TicketBook(),
     )
 
     @asynccontextmanager
@@ -239,6 +255,14 @@ def create_app(
         exception_handlers=HANDLERS,
     )
     app.state.services = services
+    if options.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(options.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Authorization", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(AccessLog, metrics=server_metrics)
     _routes(app)
     return app
@@ -396,6 +420,23 @@ def _routes(app: FastAPI) -> None:
         report = await status_report(services.db, now=now)
         return _send(bodies.json_answer(report_dict(report, now)))
 
+    @app.post(
+        "/v1/stream/tickets",
+        status_code=201,
+        description="A ticket that opens one stream connection within "
+        f"{int(TICKET_SECONDS)}s as this key, for browsers (they cannot set headers on a "
+        'WebSocket): `new WebSocket(url, ["quasar.v1", "quasar.ticket." + ticket])`.',
+    )
+    async def stream_ticket(
+        services: Svc, caller: Annotated[Caller, Depends(needs("stream"))]
+    ) -> JSONResponse:
+        ticket = services.tickets.issue(caller.key.key_id)
+        return JSONResponse(
+            {"ticket": ticket, "expires_in": int(TICKET_SECONDS)},
+            status_code=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
     @app.websocket("/v1/stream")
     async def stream(websocket: WebSocket) -> None:
         await _stream(websocket)
@@ -410,10 +451,28 @@ async def _refuse(websocket: WebSocket, problem: Problem) -> None:
         await websocket.close(1008, problem.detail[:120])
 
 
-async def _subscribe(
-    websocket: WebSocket, services: Services
-) -> tuple[StreamClient, list[dict[str, Any]], dict[str, str | None]]:
-    caller = await services.guard.check(websocket.headers, "stream")
+async def _caller(websocket: WebSocket, services: Services) -> tuple[Caller, str | None]:
+    """Who opens the stream, and the subprotocol to select: a key in the headers, or a ticket
+    offered as a subprotocol (browsers)."""
+    ticket = offered(websocket.scope.get("subprotocols", []))
+    if ticket is None or presented_key(websocket.headers) is not None:
+        return await services.guard.check(websocket.headers, "stream"), None
+    key_id = services.tickets.redeem(ticket.ticket)
+    return await services.guard.check_ticket(key_id, "stream"), ticket.protocol
+
+
+@dataclass(frozen=True)
+class _Subscribed:
+    """A stream request checked: its client, what it follows, and the subprotocol to select."""
+
+    client: StreamClient
+    following: list[dict[str, Any]]
+    common: dict[str, str | None]
+    protocol: str | None
+
+
+async def _subscribe(websocket: WebSocket, services: Services) -> _Subscribed:
+    caller, protocol = await _caller(websocket, services)
     websocket.scope[KEY_NAME] = caller.key.name
     names = [n for n in (websocket.query_params.get("series") or "").split(",") if n.strip()]
     if not names:
@@ -434,13 +493,13 @@ async def _subscribe(
         best = (await resolve(services.db, _series(name)))[0]
         following.append({"name": name.strip(), "series": best.key, "common": best.common})
         common[best.key] = best.common
-    return StreamClient(set(common), kinds), following, common
+    return _Subscribed(StreamClient(set(common), kinds), following, common, protocol)
 
 
 async def _stream(websocket: WebSocket) -> None:
     services: Services = websocket.app.state.services
     try:
-        client, following, common = await _subscribe(websocket, services)
+        subscribed = await _subscribe(websocket, services)
     except Problem as problem:
         await _refuse(websocket, problem)
         return
@@ -450,11 +509,12 @@ async def _stream(websocket: WebSocket) -> None:
     except QuasarError as exc:
         await _refuse(websocket, Problem(400, str(exc)))
         return
-    await websocket.accept()
+    client = subscribed.client
+    await websocket.accept(subprotocol=subscribed.protocol)
     await websocket.send_json(
-        {"type": "subscribed", "series": following, "kinds": sorted(client.kinds)}
+        {"type": "subscribed", "series": subscribed.following, "kinds": sorted(client.kinds)}
     )
-    services.hub.add(client, common)
+    services.hub.add(client, subscribed.common)
 
     async def pump() -> None:
         while True:

@@ -86,7 +86,18 @@ class KeyGuard:
             if stored is None:  # the same work as a real comparison
                 hmac.compare_digest(self.store.digest(presented), _DUMMY)
             raise Problem(401, "the API key is not valid", headers={"WWW-Authenticate": "Bearer"})
-        key = stored.key
+        return await self._admit(stored.key, scope)
+
+    async def check_ticket(self, key_id: str, scope: str) -> Caller:
+        """The caller a stream ticket was issued to, checked again as when it was issued: a
+        key revoked or expired since opens nothing."""
+        stored = await self._lookup(key_id)
+        if stored is None:
+            raise Problem(401, "the API key this ticket was issued to has been revoked")
+        return await self._admit(stored.key, scope)
+
+    async def _admit(self, key: ApiKey, scope: str) -> Caller:
+        """Expiry, scope and rate of a key already proven; the use is counted."""
         now = datetime.now(UTC)
         if key.expired(now):
             raise Problem(

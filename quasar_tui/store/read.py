@@ -1,15 +1,18 @@
 """The read layer: bars of a series at any interval, and its ticks.
 
-An interval is read as stored when it was collected, otherwise derived in the database from the
-finest stored interval that divides it (first open, highest high, lowest low, last close, summed
-volume and trades). Historical and live bars of a series are merged; where both hold a
-timestamp, the live bar wins, since it was built from every trade.
+An interval is read as stored when it was collected, otherwise derived in the database from a
+stored interval that divides it (first open, highest high, lowest low, last close, summed
+volume and trades): the one whose bars span the most of the range, the finest among equals.
+1h and 1d, and what they tile, are read from rollups (rollups.py) when both sources are read.
+Historical and live bars of a series are merged; where both hold a timestamp, the live bar
+wins, since it was built from every trade.
 
 `complete = False` marks a bar that cannot be trusted as final yet: it has not ended, the
-collected source bars do not reach its end yet, or it overlaps a gap the engine recorded and has
-not filled. A source bar that is simply absent is not held against a bucket: live bars exist
-only for minutes with trades, and markets close; spans that should hold bars and do not are
-what the gaps table records.
+collected source bars do not reach its end yet, it overlaps a gap the engine recorded and has
+not filled, or it overlaps the span between where historical bars stop and live bars begin.
+A source bar that is simply absent is not held against a bucket: live bars exist only for
+minutes with trades, and markets close; spans that should hold bars and do not are what the
+gaps table records.
 """
 
 from __future__ import annotations
@@ -28,88 +31,14 @@ from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.errors import InvalidInputError, NotFoundError
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.series import SeriesName
+from quasar_tui.store import bar_sql, rollups
+from quasar_tui.store.bar_sql import MERGED_BARS, Order, RowSource, divides
 from quasar_tui.store.bars import FAR_FUTURE, FAR_PAST
 from quasar_tui.store.database import Database
 from quasar_tui.store.series import Series, resolve
 
 Source = Literal["historical", "live", "both"]
 SOURCES: tuple[Source, ...] = ("historical", "live", "both")
-
-# Bucket edges: weeks from a Monday 00:00 UTC, months by the calendar in UTC.
-_WEEK_ORIGIN = "2000-01-03 00:00+00"
-_BUCKETS = {
-    "fixed": f"date_bin(${{step}}::interval, ts, '{_WEEK_ORIGIN}'::timestamptz)",
-    "month": "date_trunc('month', ts, 'UTC')",
-}
-
-# One series' bars at one stored interval, live preferred over historical at the same ts
-# (also the input of the quality pass, quality/flags.py).
-# $6 / $7 switch the live and historical halves on or off. Historical bars that a live bar
-# replaces are skipped with a hashed look-up of the (few) live timestamps, so the merge needs
-# no sort of the whole range.
-MERGED_BARS = """
-    SELECT ts, open, high, low, close, volume, trades FROM live_data
-     WHERE provider = $1 AND symbol = $2 AND interval = $3
-       AND ts >= $4 AND ts < $5 AND $6::boolean
-    UNION ALL
-    SELECT h.ts, h.open, h.high, h.low, h.close, h.volume, h.trades FROM historical_data h
-     WHERE h.provider = $1 AND h.symbol = $2 AND h.interval = $3
-       AND h.ts >= $4 AND h.ts < $5 AND $7::boolean
-       AND NOT ($6::boolean AND EXISTS (
-           SELECT 1 FROM live_data l
-            WHERE l.provider = $1 AND l.symbol = $2 AND l.interval = $3 AND l.ts = h.ts))
-"""
-
-# The merged bars less those carrying a flag of the mask $9 (a reader's `min_quality`).
-_CLEAN_BARS = f"""
-    SELECT * FROM ({MERGED_BARS}) AS unfiltered
-     WHERE NOT EXISTS (
-           SELECT 1 FROM bar_flags f
-            WHERE f.provider = $1 AND f.symbol = $2 AND f.interval = $3
-              AND f.ts = unfiltered.ts AND f.flags & $9::smallint <> 0)
-"""
-
-# {order} is DESC for the newest `limit` bars (a chart, `quasar bars`) or ASC for a stream of
-# every bar oldest first (an export; $8 is then NULL: no limit).
-_STORED = """
-    SELECT ts, open, high, low, close, volume, trades
-      FROM ({merged}) AS merged
-     ORDER BY ts {order}
-     LIMIT $8
-"""
-
-_DERIVED = """
-    SELECT {bucket} AS ts,
-           (array_agg(open ORDER BY ts))[1] AS open,
-           max(high) AS high,
-           min(low) AS low,
-           (array_agg(close ORDER BY ts DESC))[1] AS close,
-           sum(volume) AS volume,
-           -- a count only where every source bar had one
-           CASE WHEN count(trades) = count(*) THEN sum(trades)::bigint END AS trades
-      FROM ({merged}) AS merged
-     GROUP BY 1
-     ORDER BY 1 {order}
-     LIMIT $8
-"""
-_ORDERS = {"newest": "DESC", "oldest": "ASC"}
-
-
-def _query(kind: str, order: str, clean: bool) -> str:
-    """One read's statement; a filtered one takes the mask as $9 and a fixed step after it."""
-    merged = _CLEAN_BARS if clean else MERGED_BARS
-    if kind == "stored":
-        return _STORED.format(merged=merged, order=order)
-    bucket = _BUCKETS[kind].format(step=10 if clean else 9)
-    return _DERIVED.format(bucket=bucket, merged=merged, order=order)
-
-
-_QUERIES = {
-    (kind, first, clean): _query(kind, order, clean)
-    for kind in ("stored", *_BUCKETS)
-    for first, order in _ORDERS.items()
-    for clean in (False, True)
-}
 
 # $4 / $5: look in live_data / historical_data.
 # One probe of the primary key per interval and table: min(ts) is read from the index's edge,
@@ -122,13 +51,31 @@ _STORED_INTERVALS = """
                               WHERE provider = $1 AND symbol = $2 AND interval = i) IS NOT NULL)
 """
 
-# How far the collected source bars reach, whatever range was asked for.
-_NEWEST_SOURCE = """
-    SELECT greatest(
-           (SELECT max(ts) FROM live_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean),
+# How far the collected source bars reach, whatever range was asked for: the newest of each
+# table ($4 / $5: read live_data / historical_data), and where live bars begin.
+_SOURCE_EDGES = """
+    SELECT (SELECT max(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean) AS live_last,
+           (SELECT min(ts) FROM live_data
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $4::boolean) AS live_first,
            (SELECT max(ts) FROM historical_data
-             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean))
+             WHERE provider = $1 AND symbol = $2 AND interval = $3 AND $5::boolean)
+               AS historical_last
+"""
+
+# How much of a range each of the intervals $3 covers: its first and last stored bar there
+# ($6 / $7: look in live_data / historical_data); four index probes per interval.
+_COVERAGE = """
+    SELECT i, least(lf, hf) AS first, greatest(ll, hl) AS last
+      FROM unnest($3::text[]) AS i, LATERAL (SELECT
+           (SELECT min(ts) FROM live_data WHERE provider = $1 AND symbol = $2 AND interval = i
+               AND ts >= $4 AND ts < $5 AND $6::boolean) AS lf,
+           (SELECT max(ts) FROM live_data WHERE provider = $1 AND symbol = $2 AND interval = i
+               AND ts >= $4 AND ts < $5 AND $6::boolean) AS ll,
+           (SELECT min(ts) FROM historical_data WHERE provider = $1 AND symbol = $2
+               AND interval = i AND ts >= $4 AND ts < $5 AND $7::boolean) AS hf,
+           (SELECT max(ts) FROM historical_data WHERE provider = $1 AND symbol = $2
+               AND interval = i AND ts >= $4 AND ts < $5 AND $7::boolean) AS hl) AS ends
 """
 
 _OPEN_GAPS = """
@@ -235,36 +182,61 @@ class _Plan:
     high: datetime
     failing: Flag
 
-    def query(self, first: str, limit: int | None) -> tuple[str, list[object]]:
-        """The statement and its arguments; `first` is "newest" or "oldest"."""
-        args: list[object] = [
+    @property
+    def rollup(self) -> Interval | None:
+        """The rollup read instead of the source bars (reads of both sources only, and not
+        filtered by quality: a rollup holds every bar)."""
+        if self.source != "both" or self.base is self.wanted or self.failing:
+            return None
+        return rollups.rollup_level(self.wanted, self.base)
+
+    def query(self, first: Order, limit: int | None) -> tuple[str, list[object]]:
+        """The statement and its arguments (see store/bar_sql.py for their order)."""
+        key: list[object] = [
             self.series.provider,
             self.series.symbol,
             self.base.value,
             self.low,
             self.high,
-            self.source != "historical",
-            self.source != "live",
-            limit,
         ]
-        clean = bool(self.failing)
-        if clean:
-            args.append(int(self.failing))
-        if self.base is self.wanted:
-            return _QUERIES["stored", first, clean], args
-        if self.wanted is Interval.MO1:
-            return _QUERIES["month", first, clean], args
-        return _QUERIES["fixed", first, clean], [*args, self.wanted.delta]
+        rows: RowSource
+        args: list[object]
+        if (level := self.rollup) is not None:
+            rows, args, have = "rollup", [*key, level.value, limit], level
+        else:
+            switches = [self.source != "historical", self.source != "live"]
+            rows, args, have = "merged", [*key, *switches, limit], self.base
+            if self.failing:
+                rows, args = "clean", [*args, int(self.failing)]
+        if have is self.wanted:
+            return bar_sql.stored(rows, first), args
+        if self.wanted is Interval.MO1:  # calendar months: no bucket length
+            return bar_sql.derived(rows, self.wanted, first), args
+        return bar_sql.derived(rows, self.wanted, first), [*args, self.wanted.delta]
+
+    async def prepare(self, db: Database) -> None:
+        """Bring the rollup this read uses up to date."""
+        if self.rollup is not None:
+            await rollups.refresh(db, self.series.provider, self.series.symbol, self.base)
 
     async def finality(self, conn: asyncpg.Pool | asyncpg.Connection, now: datetime) -> _Finality:
         key = (self.series.provider, self.series.symbol, self.base.value)
-        gaps = await conn.fetch(_OPEN_GAPS, *key, self.low, self.high)
-        newest = await conn.fetchval(
-            _NEWEST_SOURCE, *key, self.source != "historical", self.source != "live"
+        gaps = [
+            (g["start_ts"], g["end_ts"])
+            for g in await conn.fetch(_OPEN_GAPS, *key, self.low, self.high)
+        ]
+        edges = await conn.fetchrow(
+            _SOURCE_EDGES, *key, self.source != "historical", self.source != "live"
         )
+        assert edges is not None
+        newest = max((t for t in (edges["live_last"], edges["historical_last"]) if t), default=None)
+        # Historical bars that stop before live bars begin (a backfill still running, or
+        # stopped): the span between holds no bars yet, though it should.
+        historical_end = edges["historical_last"] and self.base.next_start(edges["historical_last"])
+        if historical_end and edges["live_first"] and historical_end < edges["live_first"]:
+            gaps.append((historical_end, edges["live_first"]))
         return _Finality(
-            reach=min(now, self.base.next_start(newest)) if newest else FAR_PAST,
-            gaps=[(g["start_ts"], g["end_ts"]) for g in gaps],
+            reach=min(now, self.base.next_start(newest)) if newest else FAR_PAST, gaps=gaps
         )
 
 
@@ -275,20 +247,20 @@ class _Finality:
     reach: datetime
     gaps: list[tuple[datetime, datetime]]
 
-    def bar(self, row: asyncpg.Record, wanted: Interval) -> ReadBar:
-        start = row["ts"]
-        end = wanted.next_start(start)
-        return ReadBar(
-            ts=start,
-            open=row["open"],
-            high=row["high"],
-            low=row["low"],
-            close=row["close"],
-            volume=row["volume"],
-            trades=row["trades"],
-            complete=end <= self.reach
-            and not any(g_start < end and g_end > start for g_start, g_end in self.gaps),
-        )
+    def bars(self, rows: list[asyncpg.Record], wanted: Interval) -> list[ReadBar]:
+        """The rows as bars, each marked complete or not: a year of hours is 8,760 of them,
+        so the end of a fixed-length bar is its start plus the length, not calendar maths."""
+        step = None if wanted is Interval.MO1 else wanted.delta
+        reach, gaps = self.reach, self.gaps
+        bars = []
+        for row in rows:
+            start = row["ts"]
+            end = start + step if step is not None else wanted.next_start(start)
+            complete = end <= reach and not (
+                gaps and any(g_start < end and g_end > start for g_start, g_end in gaps)
+            )
+            bars.append(_read_bar(start, row, complete))
+        return bars
 
 
 @dataclass(frozen=True)
@@ -330,15 +302,6 @@ class OpenGap:
     reason: str
     attempts: int
     last_error: str | None
-
-
-def divides(finer: Interval, coarser: Interval) -> bool:
-    """Whether bars of `finer` tile bars of `coarser` exactly (a week does not tile a month)."""
-    if finer.seconds >= coarser.seconds:
-        return False
-    if coarser is Interval.MO1:
-        return 86_400 % finer.seconds == 0
-    return coarser.seconds % finer.seconds == 0
 
 
 def source_interval(wanted: Interval, stored: set[Interval]) -> Interval | None:
@@ -399,11 +362,12 @@ class Reader:
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
         plan = await self._plan(name, interval, start, end, provider, source, min_quality)
+        await plan.prepare(self.db)
         query, args = plan.query("newest", limit)
         rows = await self.db.fetch(query, *args)
         rows.reverse()
         finality = await plan.finality(self.db.pool, self.now())
-        bars = [finality.bar(r, plan.wanted) for r in rows]
+        bars = finality.bars(rows, plan.wanted)
         return BarsRead(plan.series, plan.wanted, plan.base, bars, finality.reach)
 
     async def with_forming(self, read: BarsRead) -> BarsRead:
@@ -420,16 +384,7 @@ class Reader:
             return read
         last = read.bars[-1] if read.bars and read.bars[-1].ts == start else None
         if last is None:
-            bar = ReadBar(
-                start,
-                row["open"],
-                row["high"],
-                row["low"],
-                row["close"],
-                row["volume"],
-                row["trades"],
-                complete=False,
-            )
+            bar = _read_bar(start, row, complete=False)
             return dataclasses.replace(read, bars=[*read.bars, bar])
         merged = ReadBar(
             ts=start,
@@ -459,6 +414,7 @@ class Reader:
         """Every bar with `start <= ts < end`, oldest first, `batch` at a time: the series
         chosen as `bars` chooses it, read in one snapshot so an export is consistent."""
         plan = await self._plan(name, interval, start, end, provider, source, min_quality)
+        await plan.prepare(self.db)
         query, args = plan.query("oldest", None)
         async with (
             self.db.pool.acquire() as conn,
@@ -469,7 +425,7 @@ class Reader:
 
             async def batches() -> AsyncGenerator[list[ReadBar], None]:
                 while rows := await cursor.fetch(batch):
-                    yield [finality.bar(r, plan.wanted) for r in rows]
+                    yield finality.bars(rows, plan.wanted)
 
             yield BarStream(plan.series, plan.wanted, plan.base, batches())
 
@@ -495,7 +451,7 @@ class Reader:
         offers: list[str] = []
         for series in await resolve(self.db, name, provider):
             stored = await self.stored_intervals(series, source)
-            base = source_interval(wanted, stored)
+            base = await self._widest(series, wanted, stored, source, low, high)
             if base is not None:
                 if mask and self.judge is not None:
                     await self.judge(series, base)
@@ -505,6 +461,42 @@ class Reader:
         what = "; ".join(offers) if offers else "nothing is stored for it yet"
         kind = "" if source == "both" else f"{source} "
         raise NotFoundError(f"no {kind}{wanted.value} bars can be read for {name}: {what}")
+
+    async def _widest(
+        self,
+        series: Series,
+        wanted: Interval,
+        stored: set[Interval],
+        source: Source,
+        low: datetime,
+        high: datetime,
+    ) -> Interval | None:
+        """`wanted` itself when stored, else of the stored intervals that divide it the one
+        whose bars span the most of the range, the finest among equals: a few live 1min bars
+        do not hide days of 1h bars from a 4h read, and a read never mixes two intervals."""
+        if wanted in stored:
+            return wanted
+        finer = sorted((i for i in stored if divides(i, wanted)), key=lambda i: i.seconds)
+        if len(finer) < 2:
+            return finer[0] if finer else None
+        rows = await self.db.fetch(
+            _COVERAGE,
+            series.provider,
+            series.symbol,
+            [i.value for i in finer],
+            low,
+            high,
+            source != "historical",
+            source != "live",
+        )
+        spans = {
+            Interval(r["i"]): Interval(r["i"]).next_start(r["last"]) - r["first"]
+            for r in rows
+            if r["first"] is not None
+        }
+        if not spans:  # nothing in the range: the finest, as when reading everything
+            return finer[0]
+        return max(finer, key=lambda i: (spans.get(i, timedelta(0)), -i.seconds))
 
     async def ticks(
         self,
@@ -549,6 +541,20 @@ class Reader:
             rows = await self.db.fetch(_ALL_OPEN_GAPS, series.provider, series.symbol)
             found.extend(OpenGap(**dict(r)) for r in rows)
         return found
+
+
+def _read_bar(start: datetime, row: asyncpg.Record, complete: bool) -> ReadBar:
+    """A bar from a row with open, high, low, close, volume and trades."""
+    return ReadBar(
+        start,
+        row["open"],
+        row["high"],
+        row["low"],
+        row["close"],
+        row["volume"],
+        row["trades"],
+        complete,
+    )
 
 
 def _ceil(interval: Interval, ts: datetime) -> datetime:

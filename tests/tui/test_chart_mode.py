@@ -3,6 +3,7 @@ marked), a cursor with the OHLCV of its bar, moving averages, UTC or local time.
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -15,7 +16,9 @@ from tui_helpers import wait_for
 from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.numbers import plain
+from quasar_tui.engine.events import TickEvent
 from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sdk.models import Tick
 from quasar_tui.store.read import ReadBar, Reader
 from quasar_tui.tui.modals.periods import PeriodsModal
 from quasar_tui.tui.modes.chart import ChartScreen
@@ -165,3 +168,49 @@ async def test_compare_draws_the_other_providers_of_a_common_symbol(make_console
         assert "vs POLY:X:BTCUSD" in text(screen, "#chart-info")
         await pilot.press("c")
         assert screen.query_one(CandleChart).drawing.overlays == ()
+
+
+async def test_the_forming_candle_moves_with_each_trade(make_console, db, tmp_path) -> None:
+    await mapped(db, ("BTC/USD", "KRAKEN", "XBT/USD"))
+    (sub,) = await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1min", "historical")
+    await SubscriptionStore(db).set_enabled([sub.id], False)  # no exchange: the test trades
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    minutes = random_bars(now - timedelta(minutes=30), 31, timedelta(minutes=1), 31)
+    await store(db, "historical_data", "KRAKEN", "XBT/USD", "1min", minutes)
+    app = make_console()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "7", ChartScreen)
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: len(screen.bars) == 31)
+        engine = app.services.engine
+        assert engine is not None
+        forming = screen.bars[-1]
+
+        def trade(at: datetime, price: float) -> None:
+            engine.bus.publish(TickEvent("KRAKEN", Tick("XBT/USD", at, price, 0.5)))
+
+        trade(forming.ts + timedelta(seconds=10), forming.high + 7.0)
+        await wait_for(pilot, lambda: screen.bars[-1].close == forming.high + 7.0)
+        moved = screen.bars[-1]
+        assert (moved.ts, moved.open, moved.high, moved.low) == (
+            forming.ts,
+            forming.open,
+            forming.high + 7.0,
+            forming.low,
+        )
+        assert not moved.complete and f"C {plain(moved.close)}" in text(screen, "#chart-cursor")
+        # A trade in the next minute starts the next candle.
+        trade(forming.ts + timedelta(minutes=1, seconds=5), 42.5)
+        await wait_for(pilot, lambda: screen.bars[-1].ts == forming.ts + timedelta(minutes=1))
+        assert (screen.bars[-1].open, screen.bars[-1].close) == (42.5, 42.5)
+
+        # The time axis's zone is remembered by the next console.
+        assert not screen.local_time
+        await pilot.press("t")
+    assert json.loads((tmp_path / "console.json").read_text())["chart.local_time"] is True
+    assert (tmp_path / "console.json").stat().st_mode & 0o077 == 0
+    again = make_console(run_engine=False)
+    async with again.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "7", ChartScreen)
+        assert isinstance(screen, ChartScreen)
+        await wait_for(pilot, lambda: " local " in text(screen, "#chart-info"))

@@ -5,6 +5,7 @@ bars, toggle moving averages and the time zone of the axis."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, tzinfo
 
@@ -25,6 +26,7 @@ from quasar_tui.core.text import printable
 from quasar_tui.store.read import ReadBar, Reader, source_interval
 from quasar_tui.store.series import Series, common_symbols, resolve
 from quasar_tui.tui.commands import RowRef, command
+from quasar_tui.tui.console_state import ConsoleState
 from quasar_tui.tui.modals.periods import Periods, PeriodsModal
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
@@ -35,6 +37,8 @@ from quasar_tui.tui.widgets.vim import VimOptionList
 ZOOMS = (30, 60, 120, 240, 480)
 DEFAULT_ZOOM = 2
 RELOAD_SECONDS = 5.0
+TICK_SECONDS = 0.2  # how often the forming candle follows the trades the console sees
+LOCAL_TIME = "chart.local_time"  # remembered in console.json
 
 
 def _closes(bars: Sequence[ReadBar]) -> list[float]:
@@ -89,8 +93,8 @@ class ChartScreen(ModeScreen):
         "exponential moving averages (p sets their periods, 20 bars at first), b Bollinger "
         "bands, v the VWAP of "
         "the bars shown, c lines of the same common symbol from its other providers, t the "
-        "time axis between UTC and local time. Enter on a row in the "
-        "Live or Subscriptions mode opens its chart here."
+        "time axis between UTC and local time (remembered). The newest candle moves with "
+        "each trade. Enter on a row in the Live or Subscriptions mode opens its chart here."
     )
     BINDINGS = [
         Binding(
@@ -253,6 +257,7 @@ class ChartScreen(ModeScreen):
         self.compare = False
         self.compared: list[tuple[Series, list[float | None]]] = []
         self.local_time = False
+        self._tick_seq = 0
 
     @property
     def reader(self) -> Reader:
@@ -273,7 +278,10 @@ class ChartScreen(ModeScreen):
 
     async def on_mount(self) -> None:
         self.query_one(VimOptionList).focus()
+        self.state = ConsoleState(self.services.data_dir)
+        self.local_time = self.state.flag(LOCAL_TIME)
         self.set_interval(RELOAD_SECONDS, self._auto_reload)
+        self.set_interval(TICK_SECONDS, self._follow_ticks)
         await self.load_series()
 
     async def on_screen_resume(self) -> None:
@@ -389,6 +397,7 @@ class ChartScreen(ModeScreen):
         bars = read.bars[: len(read.bars) - self.bars_back] if self.bars_back else read.bars
         bars = bars[-count:]
         self.bars = bars
+        self._tick_seq = 0  # the latest trade again: it may not be stored yet
         self.derived_from = read.source_interval if read.derived else None
         if self.cursor is not None:
             self.cursor = min(self.cursor, len(bars) - 1) if bars else None
@@ -492,6 +501,26 @@ class ChartScreen(ModeScreen):
         if self.is_current and self.current is not None and self.bars_back == 0:
             await self.reload()
 
+    def _follow_ticks(self) -> None:
+        """The forming candle moves with each trade the console sees (the live book: the
+        engine's ticks, or the daemon's published quotes), between reads; the next read puts
+        its volume and trade count right from the stored ticks."""
+        series, interval = self.current, self.interval
+        if not self.is_current or series is None or interval is None or self.bars_back:
+            return
+        row = self.services.book.rows.get((series.provider, series.symbol))
+        if row is None or row.seq == self._tick_seq or row.last is None or row.ts is None:
+            return
+        self._tick_seq = row.seq
+        bars = with_trade(self.bars, interval, row.ts, row.last)
+        if bars is self.bars:
+            return
+        dropped = max(0, len(bars) - ZOOMS[self.zoom])
+        self.bars = bars[dropped:]
+        if self.cursor is not None:
+            self.cursor = max(0, self.cursor - dropped)
+        self._draw()
+
     async def on_option_list_option_highlighted(
         self, event: VimOptionList.OptionHighlighted
     ) -> None:
@@ -575,11 +604,31 @@ class ChartScreen(ModeScreen):
 
     def action_time_zone(self) -> None:
         self.local_time = not self.local_time
+        self.state.set(LOCAL_TIME, self.local_time)
         self._draw()
 
     async def action_reload(self) -> None:
         await self.load_series()
         await self.reload()
+
+
+def with_trade(
+    bars: list[ReadBar], interval: Interval, ts: datetime, price: float
+) -> list[ReadBar]:
+    """`bars` with a trade at `ts` in the forming bar: the last bar moved when the trade is in
+    it, a new bar when the trade starts the next one, `bars` itself when the trade is older
+    than the last bar or there are no bars to continue."""
+    if not bars:
+        return bars
+    start, last = interval.floor(ts), bars[-1]
+    if start < last.ts:
+        return bars
+    if start > last.ts:
+        return [*bars, ReadBar(start, price, price, price, price, 0.0, None, complete=False)]
+    moved = dataclasses.replace(
+        last, high=max(last.high, price), low=min(last.low, price), close=price, complete=False
+    )
+    return [*bars[:-1], moved]
 
 
 def _local_zone() -> tzinfo:

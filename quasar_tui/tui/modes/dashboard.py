@@ -17,6 +17,7 @@ from quasar_tui.quality.assigned import SeriesKey
 from quasar_tui.quality.calendars import Calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord
 from quasar_tui.tui.commands import RowRef, command
+from quasar_tui.tui.modals.api_keys import ApiKeysModal
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
 from quasar_tui.tui.modes.subscriptions import shown_state
@@ -59,12 +60,20 @@ class DashboardScreen(ModeScreen):
         "The engine at a glance: who runs it, what it writes, each provider's state and "
         "each subscription's freshness (stalest first), and the recent errors (all of them "
         "are in the Log mode, 8). Tab moves between the tables; Enter on a subscription "
-        "opens its chart. The number keys switch modes; the footer shows each mode's keys."
+        "opens its chart. K lists, creates and revokes the HTTP API's keys. The number keys "
+        "switch modes; the footer shows each mode's keys."
     )
     BINDINGS = [
         Binding(
             "r", "refresh", "Refresh", tooltip="Read everything again now", id="dashboard.refresh"
-        )
+        ),
+        Binding(
+            "K",
+            "api_keys",
+            "API keys",
+            tooltip="List, create and revoke the HTTP API's keys",
+            id="dashboard.api_keys",
+        ),
     ]
 
     def __init__(self) -> None:
@@ -119,6 +128,9 @@ class DashboardScreen(ModeScreen):
     async def action_refresh(self) -> None:
         self._refresh_live()
         await self._refresh_db()
+
+    def action_api_keys(self) -> None:
+        self.app.push_screen(ApiKeysModal())
 
     def on_screen_resume(self) -> None:
         self._refresh_live()
@@ -261,3 +273,9 @@ MODE = Mode(
 )
 
 command("dashboard: refresh", "Read providers and subscriptions again", "refresh", mode="dashboard")
+command(
+    "api keys: list, create, revoke",
+    "The HTTP API's keys (quasar serve)",
+    "api_keys",
+    mode="dashboard",
+)

@@ -15,6 +15,7 @@ from pathlib import Path
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.lock import EngineLockedError
 from quasar_tui.engine.publisher import EngineMonitor
+from quasar_tui.registry.apikeys import ApiKeyStore
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.providers import ProviderRegistry
@@ -64,6 +65,7 @@ class Services:
         self.data_dir = data_dir
         self.may_run_engine = may_run_engine
         self.providers = ProviderRegistry(db, keyring)
+        self.api_keys = ApiKeyStore(db, keyring)
         self.assets = AssetStore(db)
         self.mappings = MappingStore(db)
         self.subscriptions = SubscriptionStore(db)
