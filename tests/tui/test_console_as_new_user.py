@@ -70,6 +70,7 @@ async def test_the_mode_bar_names_every_mode_and_a_click_opens_one(make_console,
     async with app.run_test(size=(width, 24)) as pilot:
         await started(pilot)
         bar = app.screen.query_one(ModeBar)
+        await wait_for(pilot, lambda: bar.size.width == width)  # laid out: drawn as the user sees
         text = bar.render().plain
         assert len(text) <= width
         for mode in MODES:
@@ -89,7 +90,9 @@ async def test_a_keymap_entry_taking_another_bindings_key_warns(make_console) ->
             "1 now runs mode.chart, so mode.dashboard (Dashboard) has no key" in n.message
             for n in app._notifications
         )
-        text = app.screen.query_one(ModeBar).render().plain
+        bar = app.screen.query_one(ModeBar)
+        await wait_for(pilot, lambda: bar.size.width == 120)
+        text = bar.render().plain
         assert " · Dashboard " in text and " 1 Chart " in text
         await pilot.press("1")
         assert app.current_mode == "chart"
@@ -243,11 +246,13 @@ async def test_the_footer_shows_only_keys_that_fit_whole(make_console, size) -> 
     app = make_console(run_engine=False)
     async with app.run_test(size=size) as pilot:
         await started(pilot)
-        for key in ("5", "7", "1"):
+        for key, mode in (("5", "subscriptions"), ("7", "chart"), ("1", "dashboard")):
             await pilot.press(key)
-            await pilot.pause(0.3)
+            await wait_for(pilot, lambda: app.current_mode == mode)  # noqa: B023
             footer = app.screen.query_one(ModeFooter)
             palette = next(k for k in footer.query(FooterKey) if k.has_class("-command-palette"))
+            await wait_for(pilot, lambda: palette.region.width > 0)  # noqa: B023
+            await pilot.pause()
             shown = [c for c in footer.children if c.display and c is not palette]
             assert shown, key
             assert all(c.region.right <= palette.region.x for c in shown), key

@@ -34,6 +34,13 @@ def cells(table: DataTable, row: int) -> list[str]:
     return [str(getattr(c, "plain", c)) for c in table.get_row_at(row)]
 
 
+def state(table: DataTable) -> str:
+    """The first row's State cell, wherever the table puts that column (a narrow one moves
+    or drops columns)."""
+    labels = [c.label.plain for c in table.ordered_columns]
+    return cells(table, 0)[labels.index("State")]
+
+
 async def a_series_with_a_hole_and_a_bad_bar(db: Database) -> list[tuple]:
     await add_provider(
         db, "KRAKEN", assets=[SymbolInfo("XBT/USD", exchange="KRAKEN", asset_class="crypto")]
@@ -114,20 +121,20 @@ async def test_backfill_progress_shows_in_subscriptions_and_the_dashboard(
             dashboard = app.screen
             assert isinstance(dashboard, DashboardScreen)
             table = dashboard.query_one("#freshness", DataTable)
-            await wait_for(pilot, lambda: table.row_count == 1 and "42%" in cells(table, 0)[4])
-            shown = cells(table, 0)[4]
+            await wait_for(pilot, lambda: table.row_count == 1 and "42%" in state(table))
+            shown = state(table)
             assert shown == "backfill 42% 300 rows/s ETA 3m10s rate 940/1000 per 60s"
 
             screen = await open_mode(pilot, "5", SubscriptionsScreen)
             await wait_for(pilot, lambda: screen.table.row_count == 1)
-            await wait_for(pilot, lambda: cells(screen.table, 0)[6].startswith("backfill 42%"))
-            assert "ETA 3m10s" in cells(screen.table, 0)[6]  # after the mark column
+            await wait_for(pilot, lambda: state(screen.table).startswith("backfill 42%"))
+            assert "ETA 3m10s" in state(screen.table)
             # The series' calendar is its exchange's: the console judges freshness by it.
             assert screen.calendars[("EOD", "AAPL", "1d")].name == "XNYS"
 
             published = {"backfills": []}  # the backfill ended
             await publisher.heartbeat()
-            await wait_for(pilot, lambda: not cells(screen.table, 0)[6].startswith("backfill"))
+            await wait_for(pilot, lambda: not state(screen.table).startswith("backfill"))
     finally:
         await lock.release()
 
