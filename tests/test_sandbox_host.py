@@ -176,6 +176,8 @@ async def test_the_live_feed_runs_in_the_host() -> None:
             async for item in host.live():
                 if isinstance(item, State):
                     seen.append(item.state)
+                    if item.state == "connected":  # the engine marks where it observes from
+                        await host.observing()
                 else:
                     symbols.update(t.symbol for t in item.ticks)
                 if symbols == {"SIM/BTC", "ACME"}:

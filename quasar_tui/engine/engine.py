@@ -50,7 +50,6 @@ from quasar_tui.registry.subscriptions import (
     SubscriptionRecord,
     SubscriptionStore,
 )
-from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.store.database import Database
 from quasar_tui.store.timescale import policy_jobs, prune_expired_ticks
 
@@ -260,9 +259,13 @@ class Engine:
         if failure is not None:
             return SubState("error", f"provider {sub.provider} failed to load: {failure}")
         instance = self._providers.instance(sub.provider)
-        if sub.mode == "live" and not isinstance(instance, LiveDataProvider):
+        if instance is None:
+            return None  # not loaded: a provider with no enabled subscription
+        if instance.state.startswith("parked"):
+            return SubState("error", f"provider {sub.provider} is {instance.state}")
+        if sub.mode == "live" and instance.kind != "live":
             return SubState("error", f"{sub.provider} has no live feed")
-        if sub.mode == "historical" and not callable(getattr(instance, "get_history", None)):
+        if sub.mode == "historical" and not instance.has_history:
             return SubState("error", f"{sub.provider} has no history")
         return None
 

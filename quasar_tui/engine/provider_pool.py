@@ -1,8 +1,12 @@
-"""The provider instances the engine runs, and what it last saw of each.
+"""The providers the engine runs, each in its own sandboxed host, and what it last saw of each.
 
-An instance is built from one version of its registry row (code hash and last user edit); when
-the row changes the engine unloads it and loads it again. A load that failed is not retried for
-the same version: the user has to change the code or the settings first.
+The engine never instantiates provider code: each provider runs in a `HostedProvider` (a
+supervised host process, see sandbox/), given only its own preferences and decrypted secrets
+over its pipe. A host is started from one version of its registry row (code hash and last user
+edit); when the row changes the engine unloads it and loads it again. A load that failed is not
+retried for the same version: the user has to change the code or the settings first. A host
+that crashes after starting is restarted by its supervisor, and parked after too many crashes
+until the user changes or re-enables the provider.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from quasar_tui.engine.events import DOWN_STATES, EngineError, EventBus
 from quasar_tui.engine.states import guard
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.sdk.base import DataProvider
+from quasar_tui.sandbox.client import HostSpec, memory_mib
+from quasar_tui.sandbox.hosted import HostedProvider
 
 log = logging.getLogger("quasar.engine")
 
@@ -36,10 +41,10 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A provider instance and the registry row version it was built from."""
+    """A provider's host and the registry row version it was started from."""
 
     fingerprint: Fingerprint
-    instance: DataProvider
+    instance: HostedProvider
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class ProviderPool:
     def names(self) -> list[str]:
         return list(self._loaded)
 
-    def instance(self, name: str) -> DataProvider | None:
+    def instance(self, name: str) -> HostedProvider | None:
         loaded = self._loaded.get(name)
         return None if loaded is None else loaded.instance
 
@@ -94,9 +99,20 @@ class ProviderPool:
         if failed is not None and failed.fingerprint == fingerprint:
             return  # same code and settings failed before: wait for the user to change them
         try:
-            instance = await self.registry.load(record.name)
-        except Exception as exc:
-            detail = one_line(exc)
+            code = await self.registry.stored_code(record.name)
+            instance = HostedProvider(
+                HostSpec(
+                    name=code.name,
+                    source=code.source,
+                    filename=f"<provider {code.name}>",
+                    preferences=code.preferences,
+                    secrets=code.secrets,
+                    memory_mib=memory_mib(code.preferences),
+                )
+            )
+            await instance.start()
+        except Exception as exc:  # any failure to start: kept, shown, not retried
+            detail = one_line(exc).removeprefix(f"{record.name}: ")
             self._failed[record.name] = FailedLoad(fingerprint, detail)
             log.error("provider %s failed to load: %s", record.name, detail)
             self.bus.publish(EngineError(f"provider:{record.name}", f"failed to load: {detail}"))
@@ -105,10 +121,15 @@ class ProviderPool:
         self._failed.pop(record.name, None)
         self._loaded[record.name] = Loaded(fingerprint, instance)
         self._health[record.name] = ProviderHealth("idle")
-        log.info("provider %s loaded (%s)", record.name, record.kind)
+        log.info(
+            "provider %s started in its sandbox (%s, isolation: %s)",
+            record.name,
+            record.kind,
+            instance.health().isolation,
+        )
 
     async def close(self, name: str) -> None:
-        """Close the instance (what used it is stopped already)."""
+        """Stop the host (what used it is stopped already)."""
         loaded = self._loaded.pop(name, None)
         self._health.pop(name, None)
         if loaded is not None:

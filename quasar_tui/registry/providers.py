@@ -29,6 +29,7 @@ from quasar_tui.registry.validation import (
     validate_source,
 )
 from quasar_tui.sandbox import loader
+from quasar_tui.sandbox.client import SANDBOX_SETTINGS
 from quasar_tui.sandbox.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
@@ -194,7 +195,7 @@ class ProviderRegistry:
         capabilities = await self.db.fetchval(_SCHEMA, name)
         if capabilities is None:
             raise _not_found(name)
-        schema = normalise_schema(capabilities.get("configurable", {}))
+        schema = {**SANDBOX_SETTINGS, **normalise_schema(capabilities.get("configurable", {}))}
         try:
             coerced = validate_preferences(schema, values)
         except ValueError as exc:

@@ -41,6 +41,7 @@ from quasar_tui.sandbox.protocol import (
     Live,
     LogLine,
     Msg,
+    Observing,
     Ping,
     Pong,
     Ready,
@@ -56,6 +57,7 @@ from quasar_tui.sandbox.protocol import (
     read_frame,
 )
 from quasar_tui.sdk.models import Bar, SymbolInfo, Tick
+from quasar_tui.sdk.settings import Setting
 
 HOST_MODULE = "quasar_tui.sandbox.host"
 PRIVATE_PREFIX = "quasar-host-"
@@ -64,6 +66,24 @@ REQUEST_QUEUE = 64  # frames of one answer held before the host is made to wait
 LIVE_QUEUE = 256
 LINES_PER_WINDOW = 20  # stdout/stderr lines logged per provider per window
 LINE_WINDOW = 10.0
+
+
+MEMORY_PREFERENCE = "memory_mib"
+#: Preferences every provider has, whatever its own schema: they set up its sandbox.
+SANDBOX_SETTINGS = {
+    MEMORY_PREFERENCE: Setting(
+        "int",
+        1024,
+        "address-space limit of the provider's sandbox, in MiB (the host is restarted with it)",
+        min=256,
+        max=65536,
+    )
+}
+
+
+def memory_mib(preferences: Mapping[str, Any]) -> int:
+    """The address-space limit a provider's preferences ask for."""
+    return int(preferences.get(MEMORY_PREFERENCE, SANDBOX_SETTINGS[MEMORY_PREFERENCE].default))
 
 
 class HostError(QuasarError):
@@ -294,6 +314,10 @@ class ProviderHost:
     async def set_subscriptions(self, subs: Mapping[str, Iterable[Interval | str]]) -> None:
         """The whole live set (symbol -> intervals); the host's feed follows it."""
         await self._send(Subscribe({s: [Interval(i) for i in ivs] for s, ivs in subs.items()}))
+
+    async def observing(self) -> None:
+        """The engine marked where its series are observed from: the feed may subscribe."""
+        await self._send(Observing())
 
     async def live(self) -> AsyncIterator[Live | State]:
         """Live record batches and feed state changes, until the host exits."""

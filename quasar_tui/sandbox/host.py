@@ -20,6 +20,7 @@ from typing import Any
 
 import msgspec
 
+from quasar_tui.core.intervals import Interval
 from quasar_tui.sandbox import confine, loader
 from quasar_tui.sandbox.feed import LiveFeed
 from quasar_tui.sandbox.loader import InvalidProviderError
@@ -32,8 +33,10 @@ from quasar_tui.sandbox.protocol import (
     ListSymbols,
     LogLine,
     Msg,
+    Observing,
     Ping,
     Pong,
+    Profile,
     Ready,
     Start,
     Stop,
@@ -129,8 +132,16 @@ class Host:
             http=HttpClient(info.cls.RATE_LIMIT, info.cls.CONCURRENCY),
             logger=log,
         )
-        ready = Ready(info.name, info.kind, info.cls.__name__, isolation, info.capabilities)
-        return info.cls(context), ready
+        provider = info.cls(context)
+        ready = Ready(
+            info.name,
+            info.kind,
+            info.cls.__name__,
+            isolation,
+            info.capabilities,
+            profile_of(provider, info.kind),
+        )
+        return provider, ready
 
     async def serve(self) -> None:
         while True:
@@ -148,6 +159,9 @@ class Host:
                     task.cancel()
             elif isinstance(message, Subscribe):
                 await self._subscribe(message)
+            elif isinstance(message, Observing):
+                if self.feed is not None:
+                    self.feed.observing()
             elif isinstance(message, ListSymbols | History | Trades):
                 self._tasks[message.id] = asyncio.create_task(self._answer(message))
 
@@ -156,7 +170,7 @@ class Host:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self.feed is not None:
-            await self.feed.stop()
+            await self.feed.stop(report=False)
         if self.provider is not None:
             await self.provider.aclose()
 
@@ -205,6 +219,22 @@ class Host:
                 batch = []
         if batch:
             await self.send(kind(rid, batch))
+
+
+def profile_of(provider: DataProvider, kind: str) -> Profile:
+    """What the engine plans with, read from the instance it never sees."""
+    live = provider if isinstance(provider, LiveDataProvider) else None
+    intervals = getattr(provider, "INTERVALS", None)
+    max_range = getattr(provider, "MAX_RANGE", None) or {}
+    return Profile(
+        kind=kind,
+        has_history=isinstance(provider, HistorySource),
+        has_trades=isinstance(provider, TradeSource),
+        fills_trades=live is not None and live.fills_trades,
+        bars_have_close_flag=live is not None and bool(live.BARS_HAVE_CLOSE_FLAG),
+        intervals=None if intervals is None else [Interval(i) for i in intervals],
+        max_range={Interval(i): span.total_seconds() for i, span in max_range.items()},
+    )
 
 
 async def _main(fd: int, isolation: str) -> None:
