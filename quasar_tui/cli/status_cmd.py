@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import Any
 
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
@@ -38,7 +39,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Show which process runs the collector engine on this database (or that "
         "none does), and for every subscription its common symbol (when mapped), last stored "
         "bar, how long ago that bar closed (fresh or stale for its interval), open gaps and "
-        "the last error.",
+        "the last error. Each provider the engine runs is shown with its sandbox host: its "
+        "state (running, restarting, parked: <why>), isolation, restarts, memory and CPU.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=show_status)
@@ -76,6 +78,23 @@ def engine_line(engine: EngineStatus, now: datetime) -> str:
     return f"engine: {owner.label}, up {up}, heartbeat {format_age(owner.heartbeat_age(now))} ago"
 
 
+def provider_line(name: str, seen: dict[str, Any]) -> str:
+    """One provider as the engine sees it, with its sandbox host: state, isolation, restarts,
+    memory and CPU."""
+    detail = f" ({seen['detail']})" if seen.get("detail") else ""
+    line = f"provider {name}: {seen.get('state', '?')}{detail}"
+    host = seen.get("host")
+    if not isinstance(host, dict):
+        return line
+    rss, cpu = host.get("rss_bytes"), host.get("cpu_percent")
+    figures = [f"isolation: {host.get('isolation')}", f"restarts {host.get('restarts', 0)}"]
+    if rss is not None:
+        figures.append(f"memory {rss / 2**20:.0f} MiB")
+    if cpu is not None:
+        figures.append(f"cpu {cpu:.0f}%")
+    return f"{line}; host {host.get('state')}, {', '.join(figures)}"
+
+
 def job_line(job: PolicyJob, now: datetime) -> str:
     """One TimescaleDB policy job: its last run, its last success, and its failures."""
     started = job.last_run_started_at
@@ -103,6 +122,10 @@ async def show_status(args: argparse.Namespace) -> int:
         print_json(report_dict(report, now))
         return 0
     echo(engine_line(engine, now))
+    if engine.running:
+        for name, seen in sorted((engine.stats.get("providers") or {}).items()):
+            if isinstance(seen, dict):
+                echo(provider_line(name, seen))
     for job in report.jobs or []:
         echo(job_line(job, now))
     if not report.series:

@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import DOWN_STATES, EngineError, EventBus
@@ -22,7 +23,7 @@ from quasar_tui.engine.states import guard
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.sandbox.client import HostSpec, memory_mib
-from quasar_tui.sandbox.hosted import HostedProvider
+from quasar_tui.sandbox.hosted import HostedProvider, HostOptions
 
 log = logging.getLogger("quasar.engine")
 
@@ -66,9 +67,12 @@ class ProviderHealth:
 class ProviderPool:
     """Loads, tracks and closes provider instances; see the module docstring."""
 
-    def __init__(self, registry: ProviderRegistry, bus: EventBus) -> None:
+    def __init__(
+        self, registry: ProviderRegistry, bus: EventBus, host_options: HostOptions | None = None
+    ) -> None:
         self.registry = registry
         self.bus = bus
+        self.host_options = host_options or HostOptions()
         self._loaded: dict[str, Loaded] = {}
         self._failed: dict[str, FailedLoad] = {}
         self._health: dict[str, ProviderHealth] = {}
@@ -108,7 +112,8 @@ class ProviderPool:
                     preferences=code.preferences,
                     secrets=code.secrets,
                     memory_mib=memory_mib(code.preferences),
-                )
+                ),
+                self.host_options,
             )
             await instance.start()
         except Exception as exc:  # any failure to start: kept, shown, not retried
@@ -148,18 +153,35 @@ class ProviderPool:
         for name in [n for n in self._health if n not in names]:
             del self._health[name]
 
+    def _seen(self, name: str) -> ProviderHealth:
+        """What was seen of `name`; a parked host overrides what its feed last said."""
+        seen = self._health[name]
+        loaded = self._loaded.get(name)
+        if loaded is not None and loaded.instance.state.startswith("parked"):
+            return ProviderHealth("error", loaded.instance.state)
+        return seen
+
     async def sync_status(self, records: dict[str, ProviderRecord]) -> None:
         """The registry's status column follows what the engine saw, as of each reconcile
         (consoles get the live state from events or the published stats)."""
-        for name, seen in self._health.items():
+        for name in self._health:
             record = records.get(name)
             if record is None:
                 continue
+            seen = self._seen(name)
             status = seen.state if seen.state in DOWN_STATES else "ok"
             detail = seen.detail if status != "ok" else None
             if (record.status, record.status_detail) != (status, detail):
                 await guard(self.registry.set_status(name, status, detail))
 
-    def health(self) -> dict[str, dict[str, str | None]]:
-        """Per provider, {"state", "detail"}: what `Engine.stats()` publishes."""
-        return {name: dataclasses.asdict(seen) for name, seen in self._health.items()}
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per provider, {"state", "detail", "host"}: what `Engine.stats()` publishes; "host"
+        (when it runs) is its `HostHealth`: host state, isolation, restarts, memory, CPU."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self._health:
+            entry: dict[str, Any] = dataclasses.asdict(self._seen(name))
+            loaded = self._loaded.get(name)
+            if loaded is not None:
+                entry["host"] = dataclasses.asdict(loaded.instance.health())
+            out[name] = entry
+        return out

@@ -360,6 +360,8 @@ class ProviderHost:
         try:
             while (body := await read_frame(reader)) is not None:
                 await self._dispatch(decode.decode(body))
+        except ConnectionResetError:
+            self._kill_session()  # it exited mid-write: its exit, described below, says why
         except Exception as exc:
             # Provider code can write to the pipe too: one bad frame and the host is gone.
             self.log.warning("%s: unreadable output from the host, killing it: %s", self.name, exc)

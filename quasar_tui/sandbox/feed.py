@@ -35,6 +35,7 @@ HEALTHY_AFTER = 30.0  # seconds connected after which the backoff starts from it
 LOCAL_QUEUE = 256  # batches and states a `LocalFeed` holds before its feed waits
 
 Send = Callable[[Msg], Awaitable[None]]
+Fatal = Callable[[BaseException], None]
 
 
 def encode_frames(messages: Any) -> list[str | bytes]:
@@ -62,9 +63,13 @@ class LiveFeed:
         *,
         backoff: Backoff | None = None,
         healthy_after: float = HEALTHY_AFTER,
+        on_fatal: Fatal | None = None,
     ) -> None:
+        """`on_fatal` hears a MemoryError (the host ends itself to be restarted); without
+        it, one counts as a failed connection."""
         self.provider = provider
         self._send = send
+        self._on_fatal = on_fatal
         self._backoff = backoff or Backoff(base=0.5, cap=30.0)
         self._healthy_after = healthy_after
         self._subs: dict[str, list[Interval]] = {}
@@ -134,6 +139,7 @@ class LiveFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self._check_fatal(exc)
                 await self._lost(exc, connected)
             finally:
                 await self._close()
@@ -157,6 +163,10 @@ class LiveFeed:
 
             conn.data_received = data_received
         return conn
+
+    def _check_fatal(self, exc: Exception) -> None:
+        if isinstance(exc, MemoryError) and self._on_fatal is not None:
+            self._on_fatal(exc)
 
     async def _lost(self, exc: Exception, connected: bool) -> None:
         state = "disconnected" if connected else "error"
@@ -216,6 +226,7 @@ class LiveFeed:
             try:
                 records = await parse(message)
             except Exception as exc:
+                self._check_fatal(exc)
                 await self._state(State("bad-message", one_line(exc)))
                 continue
             if records:

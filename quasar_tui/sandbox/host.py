@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator
+import traceback
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,27 @@ class _PipeLog(logging.Handler):
         self._writer.write(frame(LogLine(record.levelno, self.format(record)[:2000])))
 
 
+def out_of_memory(memory_mib: int) -> Callable[[BaseException], None]:
+    """What the host does when provider code runs out of memory: its state is unknown, so it
+    says so on stderr (the engine's last line of it) and exits, to be restarted."""
+
+    def fatal(exc: BaseException) -> None:
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+        sys.stderr.write(f"ran out of its {memory_mib} MiB memory limit{at}; exiting\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    return fatal
+
+
 class Host:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, memory_mib: int
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self._fatal = out_of_memory(memory_mib)
         self.provider: DataProvider | None = None
         self.feed: LiveFeed | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -110,7 +128,7 @@ class Host:
             await self.send(Failed(0, f"failed to start: {one_line(exc)}"))
             return False
         if isinstance(self.provider, LiveDataProvider):
-            self.feed = LiveFeed(self.provider, self.send)
+            self.feed = LiveFeed(self.provider, self.send, on_fatal=self._fatal)
         await self.send(ready)
         return True
 
@@ -193,6 +211,8 @@ class Host:
             await self.send(Done(request.id))
         except asyncio.CancelledError:
             raise
+        except MemoryError as exc:
+            self._fatal(exc)
         except Exception as exc:
             await self.send(Failed(request.id, one_line(exc)))
         finally:
@@ -237,14 +257,14 @@ def profile_of(provider: DataProvider, kind: str) -> Profile:
     )
 
 
-async def _main(fd: int, isolation: str) -> None:
+async def _main(fd: int, isolation: str, memory_mib: int) -> None:
     sock = socket.socket(fileno=fd)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
     reader, writer = await asyncio.open_connection(sock=sock, limit=1024 * 1024)
     # Room for a few batches in flight, so the feed keeps parsing while the engine reads.
     writer.transport.set_write_buffer_limits(high=PIPE_BUFFER)
     StallWatch(asyncio.get_running_loop()).start()
-    host = Host(reader, writer)
+    host = Host(reader, writer, memory_mib)
     try:
         if await host.start(isolation):
             await host.serve()
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
         confine.Policy(private=args.private, network=args.network, memory_mib=args.memory_mib)
     )
     try:
-        asyncio.run(_main(args.fd, isolation))
+        asyncio.run(_main(args.fd, isolation, args.memory_mib))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -17,13 +17,40 @@ from datetime import datetime, timedelta
 
 import psutil
 
+from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
 from quasar_tui.sandbox.client import HostError, HostSpec, ProviderHost
 from quasar_tui.sandbox.protocol import Live, Profile, Ready, State
-from quasar_tui.sandbox.supervisor import CrashPolicy, HostSupervisor
+from quasar_tui.sandbox.supervisor import (
+    PING_EVERY,
+    UNRESPONSIVE_AFTER,
+    CrashPolicy,
+    HostSupervisor,
+    StartHook,
+)
 from quasar_tui.sdk.models import Bar, SymbolInfo, Tick
 
 RESTART_POLL = 0.1  # seconds between looks for the next host while one restarts
+
+
+@dataclass(frozen=True)
+class HostOptions:
+    """How a provider's host is supervised: restart backoff and the unresponsive limit
+    (tests make them short)."""
+
+    backoff_base: float = 1.0
+    backoff_cap: float = 60.0
+    unresponsive_after: float = UNRESPONSIVE_AFTER
+    ping_every: float = PING_EVERY
+
+    def supervisor(self, spec: HostSpec, on_start: StartHook) -> HostSupervisor:
+        return HostSupervisor(
+            spec,
+            policy=CrashPolicy(backoff=Backoff(self.backoff_base, self.backoff_cap)),
+            on_start=on_start,
+            unresponsive_after=self.unresponsive_after,
+            ping_every=self.ping_every,
+        )
 
 
 @dataclass(frozen=True)
@@ -42,9 +69,9 @@ class HostHealth:
 class HostedProvider:
     """A provider run in its sandbox; see the module docstring."""
 
-    def __init__(self, spec: HostSpec, *, policy: CrashPolicy | None = None) -> None:
+    def __init__(self, spec: HostSpec, options: HostOptions | None = None) -> None:
         self.name = spec.name
-        self.supervisor = HostSupervisor(spec, policy=policy, on_start=self._replay)
+        self.supervisor = (options or HostOptions()).supervisor(spec, self._replay)
         self.ready: Ready | None = None
         self._subs: dict[str, list[Interval]] = {}
         self._task: asyncio.Task[None] | None = None
