@@ -7,12 +7,15 @@ import argparse
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import report_dict, status_report
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.store.timescale import PolicyJob
 
 _COLUMNS = [
@@ -83,16 +86,11 @@ def provider_line(name: str, seen: dict[str, Any]) -> str:
     memory and CPU."""
     detail = f" ({seen['detail']})" if seen.get("detail") else ""
     line = f"provider {name}: {seen.get('state', '?')}{detail}"
-    host = seen.get("host")
-    if not isinstance(host, dict):
+    try:
+        host = msgspec.convert(seen.get("host"), HostHealth)
+    except (msgspec.ValidationError, TypeError):  # not running, or another version's stats
         return line
-    rss, cpu = host.get("rss_bytes"), host.get("cpu_percent")
-    figures = [f"isolation: {host.get('isolation')}", f"restarts {host.get('restarts', 0)}"]
-    if rss is not None:
-        figures.append(f"memory {rss / 2**20:.0f} MiB")
-    if cpu is not None:
-        figures.append(f"cpu {cpu:.0f}%")
-    return f"{line}; host {host.get('state')}, {', '.join(figures)}"
+    return f"{line}; {host.summary()}"
 
 
 def job_line(job: PolicyJob, now: datetime) -> str:

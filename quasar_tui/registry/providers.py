@@ -34,7 +34,7 @@ from quasar_tui.sandbox.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
-from quasar_tui.sdk.settings import normalise_schema, validate_preferences
+from quasar_tui.sdk.settings import Setting, normalise_schema, validate_preferences
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.registry")
@@ -126,6 +126,11 @@ def _not_found(name: str) -> NotFoundError:
     return NotFoundError(f"no provider named {name!r}; see `quasar provider list`")
 
 
+def preference_schema(capabilities: dict[str, Any]) -> dict[str, Setting]:
+    """The preferences a provider takes: its own schema, and its sandbox's (memory limit)."""
+    return {**SANDBOX_SETTINGS, **normalise_schema(capabilities.get("configurable") or {})}
+
+
 def bundled_dir() -> Traversable:
     """Where the provider files shipped with Quasar live: `providers/` at the repository's top
     level, installed as the package `quasar_tui.providers`."""
@@ -195,7 +200,7 @@ class ProviderRegistry:
         capabilities = await self.db.fetchval(_SCHEMA, name)
         if capabilities is None:
             raise _not_found(name)
-        schema = {**SANDBOX_SETTINGS, **normalise_schema(capabilities.get("configurable", {}))}
+        schema = preference_schema(capabilities)
         try:
             coerced = validate_preferences(schema, values)
         except ValueError as exc:

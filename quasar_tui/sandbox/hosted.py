@@ -65,6 +65,15 @@ class HostHealth:
     cpu_percent: float | None
     last_exit: str | None
 
+    def summary(self) -> str:
+        """One line for `quasar status`, the Dashboard and the Providers screen."""
+        figures = [f"isolation: {self.isolation}", f"restarts {self.restarts}"]
+        if self.rss_bytes is not None:
+            figures.append(f"memory {self.rss_bytes / 2**20:.0f} MiB")
+        if self.cpu_percent is not None:
+            figures.append(f"cpu {self.cpu_percent:.0f}%")
+        return f"host {self.state}, {', '.join(figures)}"
+
 
 class HostedProvider:
     """A provider run in its sandbox; see the module docstring."""

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.text import printable
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import open_chart
@@ -149,7 +150,7 @@ class DashboardScreen(ModeScreen):
         except READ_ERRORS as exc:
             self.notify(str(exc), severity="error")
             return
-        live = services.view.providers
+        live, hosts = services.view.providers, services.view.hosts
         _fill(
             self.query_one("#providers", VimDataTable),
             [
@@ -160,7 +161,10 @@ class DashboardScreen(ModeScreen):
                     p.status,
                     live[p.name].state if p.name in live else "-",
                     f"{p.asset_count:,}",
-                    (live[p.name].detail if p.name in live else None) or p.status_detail or "",
+                    _detail(
+                        (live[p.name].detail if p.name in live else None) or p.status_detail,
+                        hosts.get(p.name),
+                    ),
                 )
                 for p in providers
             ],
@@ -200,6 +204,12 @@ class DashboardScreen(ModeScreen):
         event.stop()
         if event.data_table.id == "freshness" and event.cursor_row < len(self.fresh_keys):
             await open_chart(self, *self.fresh_keys[event.cursor_row])
+
+
+def _detail(detail: str | None, host: HostHealth | None) -> str:
+    """The provider's last detail, then its sandbox host (state, isolation, restarts, memory,
+    CPU) while the engine runs it."""
+    return "; ".join(part for part in (detail, host.summary() if host else None) if part)
 
 
 MODE = Mode(
