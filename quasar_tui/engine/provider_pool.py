@@ -20,9 +20,8 @@ from typing import Any
 from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import DOWN_STATES, EngineError, EventBus
 from quasar_tui.engine.states import guard
-from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.providers import ProviderRegistry, host_spec
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.sandbox.client import HostSpec, memory_mib
 from quasar_tui.sandbox.hosted import HostedProvider, HostOptions
 
 log = logging.getLogger("quasar.engine")
@@ -104,17 +103,7 @@ class ProviderPool:
             return  # same code and settings failed before: wait for the user to change them
         try:
             code = await self.registry.stored_code(record.name)
-            instance = HostedProvider(
-                HostSpec(
-                    name=code.name,
-                    source=code.source,
-                    filename=f"<provider {code.name}>",
-                    preferences=code.preferences,
-                    secrets=code.secrets,
-                    memory_mib=memory_mib(code.preferences),
-                ),
-                self.host_options,
-            )
+            instance = HostedProvider(host_spec(code), self.host_options)
             await instance.start()
         except Exception as exc:  # any failure to start: kept, shown, not retried
             detail = one_line(exc).removeprefix(f"{record.name}: ")

@@ -29,7 +29,13 @@ from quasar_tui.registry.validation import (
     validate_source,
 )
 from quasar_tui.sandbox import loader
-from quasar_tui.sandbox.client import SANDBOX_SETTINGS
+from quasar_tui.sandbox.client import (
+    SANDBOX_SETTINGS,
+    HostError,
+    HostSpec,
+    ProviderHost,
+    memory_mib,
+)
 from quasar_tui.sandbox.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
@@ -124,6 +130,18 @@ def _record(row: asyncpg.Record, notices: list[str] | None = None) -> ProviderRe
 
 def _not_found(name: str) -> NotFoundError:
     return NotFoundError(f"no provider named {name!r}; see `quasar provider list`")
+
+
+def host_spec(code: StoredCode) -> HostSpec:
+    """What a provider's host is given: its code, preferences and secrets, its memory limit."""
+    return HostSpec(
+        name=code.name,
+        source=code.source,
+        filename=f"<provider {code.name}>",
+        preferences=code.preferences,
+        secrets=code.secrets,
+        memory_mib=memory_mib(code.preferences),
+    )
 
 
 def preference_schema(capabilities: dict[str, Any]) -> dict[str, Setting]:
@@ -241,19 +259,22 @@ class ProviderRegistry:
             raise _not_found(name)
 
     async def refresh_assets(self, name: str) -> RefreshReport:
-        """Ask the provider for its symbols and store them. A failure is also kept as the
-        provider's status, so `provider list` and the Providers screen show it after the
-        message is gone; the next successful refresh clears it."""
+        """Ask the provider, in its sandbox, for its symbols and store them. A failure is also
+        kept as the provider's status, so `provider list` and the Providers screen show it
+        after the message is gone; the next successful refresh clears it."""
         try:
-            provider = await self.load(name)
+            host = ProviderHost(host_spec(await self.stored_code(name)))
             try:
-                report = await AssetStore(self.db).refresh(name, provider)
+                await host.start()
+                report = await AssetStore(self.db).refresh(name, host)
             finally:
-                await provider.aclose()
+                await host.stop()
         except NotFoundError:
             raise
         except QuasarError as exc:
-            await self.set_status(name, REFRESH_FAILED, one_line(exc.__cause__ or exc))
+            cause = exc.__cause__ or exc
+            reason = cause.reason if isinstance(cause, HostError) else one_line(cause)
+            await self.set_status(name, REFRESH_FAILED, reason)
             raise
         await self.db.execute(_CLEAR_REFRESH_FAILURE, name)
         return report

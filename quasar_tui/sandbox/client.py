@@ -87,7 +87,13 @@ def memory_mib(preferences: Mapping[str, Any]) -> int:
 
 
 class HostError(QuasarError):
-    """The host failed to start, exited, or a request failed in it; the message is one line."""
+    """The host failed to start, exited, or a request failed in it; the message is one line,
+    "NAME: reason". `reason` is the part without the provider's name, for callers that name
+    the provider themselves."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -347,7 +353,7 @@ class ProviderHost:
                     return
                 if isinstance(answer, Failed):
                     finished = True
-                    raise HostError(f"{self.name}: {answer.error}")
+                    raise HostError(f"{self.name}: {answer.error}", answer.error)
                 yield answer
         finally:
             self._answers.pop(rid, None)

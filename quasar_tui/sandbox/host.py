@@ -22,6 +22,7 @@ from typing import Any
 import msgspec
 
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.sandbox import confine, loader
 from quasar_tui.sandbox.feed import LiveFeed
 from quasar_tui.sandbox.loader import InvalidProviderError
@@ -59,11 +60,7 @@ from quasar_tui.sdk.http import HttpClient
 BATCH = 500  # records per frame for history and trades
 PIPE_BUFFER = 4 * 1024 * 1024
 LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
+HELD_AFTER_FAILURE = 0.75  # of the memory limit, still held after a MemoryError: a leak
 
 
 class _PipeLog(logging.Handler):
@@ -82,10 +79,13 @@ class _PipeLog(logging.Handler):
 
 
 def out_of_memory(memory_mib: int) -> Callable[[BaseException], None]:
-    """What the host does when provider code runs out of memory: its state is unknown, so it
-    says so on stderr (the engine's last line of it) and exits, to be restarted."""
+    """What the host does when provider code runs out of memory. One allocation too big fails
+    its call and nothing more; but when the memory is still held afterwards (a leak), the
+    host says so on stderr (the engine's last line of it) and exits, to be restarted."""
 
     def fatal(exc: BaseException) -> None:
+        if address_space() < HELD_AFTER_FAILURE * memory_mib * 2**20:
+            return
         where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
         at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
         sys.stderr.write(f"ran out of its {memory_mib} MiB memory limit{at}; exiting\n")
@@ -93,6 +93,12 @@ def out_of_memory(memory_mib: int) -> Callable[[BaseException], None]:
         os._exit(1)
 
     return fatal
+
+
+def address_space() -> int:
+    """Bytes of address space this process holds now (its own /proc entry stays readable)."""
+    with open(f"/proc/{os.getpid()}/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class Host:
@@ -213,6 +219,7 @@ class Host:
             raise
         except MemoryError as exc:
             self._fatal(exc)
+            await self.send(Failed(request.id, one_line(exc)))
         except Exception as exc:
             await self.send(Failed(request.id, one_line(exc)))
         finally:

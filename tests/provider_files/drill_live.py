@@ -1,6 +1,6 @@
 """A live provider that misbehaves as its `misbehave` preference says, the way careless code
 does: "block" calls sync code where the SDK wants async (`time.sleep`; a sync HTTP call does
-the same), "crash" ends its process, "leak" keeps 128 MiB more at every connection attempt.
+the same), "crash" ends its process, "leak" keeps 1 GiB more, 16 MiB at a time, at every connection attempt.
 The test writes one copy per name (`__NAME__`)."""
 
 import os
@@ -31,7 +31,8 @@ class Misbehaves(LiveDataProvider):
         elif misbehave == "crash":
             print("giving up on everything", file=sys.stderr, flush=True)
             os._exit(3)
-        HOARD.append(bytearray(128 * 2**20))
+        for _ in range(64):
+            HOARD.append(bytearray(16 * 2**20))
         raise ConnectionError("upstream refused")
 
     async def _subscribe(self, interval, symbols):
