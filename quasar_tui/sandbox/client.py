@@ -184,6 +184,12 @@ class ProviderHost:
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
 
+    @property
+    def backlogged(self) -> bool:
+        """Whether the engine is behind on the live feed: the host's frames (a pong among
+        them) then wait in the pipe, and a missed ping says nothing about the host."""
+        return self._live.full()
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, limit: float = START_TIMEOUT) -> Ready:

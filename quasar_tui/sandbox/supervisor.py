@@ -178,7 +178,7 @@ class HostSupervisor:
         """Kill a host whose event loop has not answered for `unresponsive_after` seconds."""
         while True:
             await asyncio.sleep(self.ping_every)
-            if not await host.ping(self.unresponsive_after):
+            if not await host.ping(self.unresponsive_after) and not host.backlogged:
                 host.log.warning(
                     "%s: the provider host did not answer for %g s; killing it",
                     self.spec.name,
