@@ -1,7 +1,7 @@
 """A live provider that misbehaves as its `misbehave` preference says, the way careless code
 does: "block" calls sync code where the SDK wants async (`time.sleep`; a sync HTTP call does
-the same), "crash" ends its process, "leak" keeps 1 GiB more, 16 MiB at a time, at every connection attempt.
-The test writes one copy per name (`__NAME__`)."""
+the same), "crash" ends its process, "leak" keeps 1 GiB more, 16 MiB at a time, at every
+connection attempt. The test writes one copy per name (`__NAME__`)."""
 
 import os
 import sys
