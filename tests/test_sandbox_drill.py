@@ -89,7 +89,7 @@ async def test_bad_providers_are_parked_while_simulated_loses_nothing(
         return lines if len(lines) == len(BAD) and all("parked: " in s for s in lines) else None
 
     lines = await until(parked_in_status, "the parked providers in `quasar status`")
-    assert all("host parked: " in line and "isolation: " in line for line in lines)
+    assert all("; host parked, isolation: " in line for line in lines)
 
     await engine.stop()
     low, high, count = await db.fetchrow(

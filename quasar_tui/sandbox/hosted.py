@@ -72,7 +72,8 @@ class HostHealth:
             figures.append(f"memory {self.rss_bytes / 2**20:.0f} MiB")
         if self.cpu_percent is not None:
             figures.append(f"cpu {self.cpu_percent:.0f}%")
-        return f"host {self.state}, {', '.join(figures)}"
+        state = self.state.split(":", 1)[0]  # why it is parked is the provider's detail
+        return f"host {state}, {', '.join(figures)}"
 
 
 class HostedProvider:
