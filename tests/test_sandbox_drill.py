@@ -4,6 +4,7 @@ SIMULATED feed in one engine. Each bad one is restarted, then parked with its la
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.publisher import EngineMonitor
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sandbox import confine
 from quasar_tui.sandbox.hosted import HostOptions
 from quasar_tui.store.database import Database
 
@@ -97,3 +99,11 @@ async def test_bad_providers_are_parked_while_simulated_loses_nothing(
         "WHERE provider = 'SIMULATED' AND symbol = 'SIM/BTC'"
     )
     assert count == high - low + 1  # every trade id from the first stored to the last
+
+
+def test_db_info_says_how_provider_code_is_isolated(run_quasar) -> None:
+    info = run_quasar("db", "info")
+    assert info.returncode == 0, info.stderr
+    assert f"providers:   isolation: {confine.isolation()}\n" in info.stdout
+    as_json = run_quasar("db", "info", "--json")
+    assert json.loads(as_json.stdout)["provider_isolation"] == confine.isolation()
