@@ -35,9 +35,14 @@ Figures (printed as one JSON object, the last line):
   sent to the bar being committed, less the time the bar was still open. It includes the
   grace; the p99 beyond the grace is printed too.
 - tick commit lag: send to commit in live_ticks, from each committed batch's newest tick.
-- cpu_cores: cores used during the run by the engine (this process), the feed, PostgreSQL
-  and the whole machine (other work on it included); engine CPU per tick is the efficiency
-  figure least disturbed by a busy machine.
+- cpu_cores: cores used during the run by the engine (this process), its provider hosts, the
+  feed, PostgreSQL and the whole machine (other work on it included); engine CPU per tick is
+  the efficiency figure least disturbed by a busy machine.
+
+`--way` says where the provider code runs: in its sandboxed host, as the engine runs it
+("host"), in the engine's process, the baseline from before the sandbox ("in-process"), or
+both, one after the other in this process tree ("both", the default), printing each run's
+figures and the host's ticks/s as a ratio of the in-process ones.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import math
 import shutil
 import sys
@@ -60,11 +66,18 @@ import psutil
 
 from bench.common import report, scratch_database
 from bench.kraken_feed import WINDOW_WAIT, FeedProcess, PumpReport, pair_symbol, trade_values
+from quasar_tui.engine import provider_pool
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import BarsWritten, Event, EventBus
 from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sandbox import loader
+from quasar_tui.sandbox.client import HostSpec
+from quasar_tui.sandbox.hosted import HostHealth, HostOptions
+from quasar_tui.sdk.base import DataProvider
+from quasar_tui.sdk.context import ProviderContext
+from quasar_tui.sdk.http import HttpClient
 
 PROVIDER = "KRAKEN"
 SUBSCRIBE_MARGIN = 1.0  # the session trusts a subscription this long after sending it
@@ -101,14 +114,66 @@ class CommitClock(EventBus):
         return next((at for at, last in self.bars.get(symbol, ()) if last >= ts), None)
 
 
+class InProcess:
+    """The baseline: the provider's instance made in the engine's process from the same spec
+    a host gets, standing where the engine keeps its `HostedProvider`. The engine's live
+    session sees a provider instance, not a host, and runs the feed loop here (`LocalFeed`)."""
+
+    def __init__(self, spec: HostSpec, options: HostOptions | None = None) -> None:
+        self.spec = spec
+        self.state = "running"
+        self._instance: DataProvider | None = None
+
+    async def start(self) -> None:
+        spec = self.spec
+        info = loader.load_class(
+            spec.source, loader.sha256_hex(spec.source.encode()), provider=spec.name
+        )
+        defaults = {key: s.default for key, s in info.cls.settings().items()}
+        context = ProviderContext(
+            secrets=spec.secrets,
+            preferences={**defaults, **spec.preferences},
+            http=HttpClient(info.cls.RATE_LIMIT, info.cls.CONCURRENCY),
+        )
+        self._instance = info.cls(context)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._instance, name)
+
+    def health(self) -> HostHealth:
+        return HostHealth("in process", "none", 0, None, None, None, None)
+
+
+@contextlib.contextmanager
+def provider_code_runs(way: str) -> Any:
+    """Providers run in their hosts ("host"), or in the engine's process ("in-process")."""
+    if way == "host":
+        yield
+        return
+    hosted = provider_pool.HostedProvider
+    provider_pool.HostedProvider = InProcess  # type: ignore[misc, assignment]
+    try:
+        yield
+    finally:
+        provider_pool.HostedProvider = hosted  # type: ignore[misc]
+
+
 class CpuMeter:
-    """CPU seconds used so far by this process (the engine), the feed process, the
-    PostgreSQL server (postmaster and its children) and the whole machine."""
+    """CPU seconds used so far by this process (the engine), its provider hosts, the feed
+    process, the PostgreSQL server (postmaster and its children) and the whole machine."""
 
     def __init__(self, feed_pid: int, backend_pid: int) -> None:
         self.engine = psutil.Process()
         self.feed = psutil.Process(feed_pid)
         self.postmaster = psutil.Process(psutil.Process(backend_pid).ppid())
+
+    def hosts(self) -> float:
+        used = 0.0
+        for proc in self.engine.children():
+            if proc.pid != self.feed.pid:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    used += sum(proc.cpu_times()[:2])
+        return used
 
     def sample(self) -> dict[str, float]:
         pg = 0.0
@@ -119,6 +184,7 @@ class CpuMeter:
         return {
             "wall": time.time(),
             "engine": sum(self.engine.cpu_times()[:2]),
+            "hosts": self.hosts(),
             "feed": sum(self.feed.cpu_times()[:2]),
             "postgres": pg,
             "machine": machine.user + machine.nice + machine.system + machine.irq + machine.softirq,
@@ -224,7 +290,7 @@ async def wait_committed(clock: CommitClock, bars: Bars, deadline: float) -> Non
         await asyncio.sleep(0.2)
 
 
-async def run(args: argparse.Namespace) -> dict[str, Any]:
+async def run(args: argparse.Namespace, way: str) -> dict[str, Any]:
     symbols = [pair_symbol(i) for i in range(args.symbols)]
     feed = FeedProcess(args.symbols)
     data_dir = Path(tempfile.mkdtemp(prefix="quasar-bench-live-"))
@@ -243,7 +309,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             await prepare(engine, feed, symbols)
             meter = CpuMeter(feed.pid, await db.fetchval("SELECT pg_backend_pid()"))
-            await engine.start()
+            with provider_code_runs(way):
+                await engine.start()
             try:
                 await feed.subscribed()
                 start = plan_start(time.time() + SUBSCRIBE_MARGIN, args.duration)
@@ -287,6 +354,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     lags = clock.tick_lags
     return {
         "bench": "live",
+        "provider_code": way,
         "pairs": args.symbols,
         "duration_s": round(sending, 2),
         "trades_per_message": args.batch,
@@ -307,6 +375,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "feed_window_full_s": round(sent.waits * WINDOW_WAIT, 1),
         "cpu_cores": cpu,
         "engine_cpu_us_per_tick": round(cpu["engine"] * sustained / stored * 1e6, 2)
+        if stored
+        else None,
+        "engine_and_hosts_cpu_us_per_tick": round(
+            (cpu["engine"] + cpu["hosts"]) * sustained / stored * 1e6, 2
+        )
         if stored
         else None,
         "bars_expected": len(expected),
@@ -344,7 +417,33 @@ def main() -> None:
         default=1.0,
         help="seconds a closed bar waits for late trades (default 1.0)",
     )
-    report(asyncio.run(run(parser.parse_args())))
+    parser.add_argument(
+        "--way",
+        choices=("both", "host", "in-process"),
+        default="both",
+        help="where provider code runs: its sandboxed host, the engine's process, or both "
+        "one after the other (default both)",
+    )
+    args = parser.parse_args()
+    if args.way != "both":
+        report(asyncio.run(run(args, args.way)))
+        return
+    runs = {}
+    for way in ("in-process", "host"):
+        runs[way] = asyncio.run(run(args, way))
+        print(json.dumps(runs[way], default=str), flush=True)
+    base = runs["in-process"]["ticks_per_s_sustained"]
+    ratio = runs["host"]["ticks_per_s_sustained"] / base if base else None
+    report(
+        {
+            "bench": "live both ways",
+            "ticks_per_s_sustained": {way: r["ticks_per_s_sustained"] for way, r in runs.items()},
+            "host_over_in_process": None if ratio is None else round(ratio, 3),
+            "ticks_lost": {way: r["ticks_lost"] for way, r in runs.items()},
+            "bars_differing": {way: r["bars_differing"] for way, r in runs.items()},
+            "target_host_over_in_process": 0.8,
+        }
+    )
 
 
 if __name__ == "__main__":

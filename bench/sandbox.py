@@ -26,7 +26,7 @@ from quasar_tui.core.intervals import Interval
 from quasar_tui.sandbox import loader
 from quasar_tui.sandbox.client import HostSpec, ProviderHost
 from quasar_tui.sandbox.feed import LiveFeed
-from quasar_tui.sandbox.protocol import Live, Msg
+from quasar_tui.sandbox.protocol import Live, Msg, State
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.context import ProviderContext
 
@@ -113,9 +113,12 @@ async def in_process(duration: float, batch: int) -> dict:
     provider = cls(ProviderContext(preferences={"batch": batch}))
     assert isinstance(provider, LiveDataProvider)
     count = _Count()
+    feed: LiveFeed
 
     async def send(message: Msg) -> None:
         count.add(message)
+        if isinstance(message, State) and message.state == "connected":
+            feed.observing()  # what the engine says once it marked where it observes from
 
     feed = LiveFeed(provider, send)
     await feed.set_subscriptions(SUBS)
@@ -134,6 +137,8 @@ async def through_host(duration: float, batch: int) -> dict:
     async def consume() -> None:
         async for message in host.live():
             count.add(message)
+            if isinstance(message, State) and message.state == "connected":
+                await host.observing()
 
     consumer = asyncio.create_task(consume())
     try:

@@ -199,8 +199,12 @@ async def test_failing_provider_does_not_stop_the_others(
     record = await registry.get("BROKEN")
     assert record.status == "error" and record.status_detail
     assert "\n" not in record.status_detail
-    events = await until(lambda: _error_events(db), "errors published for consoles")
-    assert any("BOOM" in e.source or "upstream exploded" in e.message for e in events)
+
+    async def boom_published() -> bool:
+        events = await _error_events(db)
+        return any("BOOM" in e.source or "upstream exploded" in e.message for e in events)
+
+    await until(boom_published, "the failing provider's error published for consoles")
     assert (await EngineMonitor(db).status()).running
 
 

@@ -403,6 +403,14 @@ async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:
     assert await settle(rig.db, expected) == expected
 
 
+async def test_server_ping_frames_keep_a_quiet_connection(rig: Rig) -> None:
+    await rig.start({"BTC/USD": {M1}}, IDLE_TIMEOUT=2.0, HEARTBEAT_INTERVAL=60.0)
+    rig.ws.silent = rig.ws.pinging = True  # no trades, heartbeats or pongs: only pings
+    await until(lambda: rig.ws.pings >= 100)  # 5 s of pings every 0.05 s: over twice the limit
+    assert rig.session.stats.idle_timeouts == 0 and rig.session.stats.connects == 1
+    assert rig.session.state == "connected"
+
+
 async def test_refused_symbol_is_reported_and_others_keep_streaming(rig: Rig) -> None:
     await rig.start({"BTC/USD": {M1}, "FOO/BAR": {M1}})
     await until(lambda: "FOO/BAR" in rig.session.refused)

@@ -179,6 +179,8 @@ async def test_the_live_feed_runs_in_the_host() -> None:
             async for item in host.live():
                 if isinstance(item, State):
                     seen.append(item.state)
+                    if item.state == "connected":  # the engine marks where it observes from
+                        await host.observing()
                 else:
                     symbols.update(t.symbol for t in item.ticks)
                 if symbols == {"SIM/BTC", "ACME"}:
@@ -343,3 +345,49 @@ async def test_memory_beyond_the_limit_fails_the_call_not_the_host() -> None:
         assert await host.ping(5.0)
     finally:
         await host.stop()
+
+
+async def test_a_host_is_not_killed_for_an_engine_behind_on_its_feed() -> None:
+    """While the engine does not read the live feed (its writer waiting on a slow database),
+    pongs wait behind the feed's frames: that is no reason to kill the host."""
+    source = (bundled_dir() / "simulated.py").read_text()
+    spec = HostSpec(
+        name="SIMULATED",
+        source=source,
+        filename="simulated.py",
+        preferences={"symbol_count": 200, "ticks_per_second": 50.0},
+    )
+    supervisor = HostSupervisor(spec, unresponsive_after=1.0, ping_every=0.2)
+    await supervisor.first_start()
+    host = supervisor.host
+    assert host is not None
+    pings: list[float] = []
+    ping = host.ping
+
+    async def counted(within: float) -> bool:
+        pings.append(within)
+        return await ping(within)
+
+    host.ping = counted  # type: ignore[method-assign]
+    task = asyncio.create_task(supervisor.run())
+    try:
+        await host.set_subscriptions({f"SIM{n:04d}": [Interval.M1] for n in range(1, 201)})
+        async for item in host.live():  # let the feed subscribe, then read no more
+            if isinstance(item, State) and item.state == "connected":
+                await host.observing()
+                break
+        for _ in range(600):
+            if host.backlogged:
+                break
+            await asyncio.sleep(0.1)
+        since = len(pings)
+        for _ in range(300):  # pings go on, each unanswered within its second
+            if len(pings) >= since + 3 or supervisor.host is not host:
+                break
+            await asyncio.sleep(0.1)
+        assert host.backlogged and len(pings) >= since + 3
+        assert supervisor.host is host and supervisor.status.restarts == 0
+        assert host.running
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

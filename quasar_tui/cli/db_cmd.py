@@ -7,6 +7,7 @@ import argparse
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
 from quasar_tui.cli.output import print_json
+from quasar_tui.sandbox.confine import isolation
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "info",
         "server, version, TimescaleDB and applied migrations",
         description="Show which PostgreSQL server Quasar uses, its version, whether "
-        "TimescaleDB is on, and the migrations applied.",
+        "TimescaleDB is on, the migrations applied, and how provider code is isolated.",
     )
     info.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=db_info)
@@ -34,6 +35,7 @@ async def db_info(args: argparse.Namespace) -> int:
                 "timescaledb": info.timescaledb,
                 "timescaledb_reason": info.timescaledb_reason,
                 "pg_trgm": info.pg_trgm,
+                "provider_isolation": isolation(),
                 "migrations": [
                     {
                         "version": m.version,
@@ -51,6 +53,7 @@ async def db_info(args: argparse.Namespace) -> int:
     print(f"timescaledb: {info.timescaledb or 'off (plain PostgreSQL tables)'}")
     print(f"             {info.timescaledb_reason}")
     print(f"pg_trgm:     {'on' if info.pg_trgm else 'off'}")
+    print(f"providers:   isolation: {isolation()}")
     print("migrations:")
     for m in info.migrations:
         print(f"  {m.version:03d} {m.name:<16} {m.variant:<9} {m.applied_at:%Y-%m-%d %H:%M:%S}")

@@ -17,7 +17,8 @@ from quasar_tui.cli.times import as_time, moment
 from quasar_tui.core.clock import utc_now
 from quasar_tui.core.errors import InvalidInputError
 from quasar_tui.core.intervals import Interval
-from quasar_tui.sandbox.client import HostSpec, ProviderHost
+from quasar_tui.registry.providers import host_spec
+from quasar_tui.sandbox.client import ProviderHost
 
 DEFAULT_BARS = 30  # bars asked for when --from is not given
 
@@ -88,14 +89,7 @@ async def run_provider(args: argparse.Namespace) -> int:
         call = _history_call(args.interval, args.start, args.end)
     async with registry_from_args(args) as registry:
         code = await registry.stored_code(args.provider_name)
-    spec = HostSpec(
-        name=code.name,
-        source=code.source,
-        filename=f"<quasar provider {code.name}>",
-        preferences=code.preferences,
-        secrets=code.secrets,
-    )
-    host = ProviderHost(spec)
+    host = ProviderHost(host_spec(code))
     try:
         ready = await host.start()
         print(f"{ready.name} runs in its sandbox (isolation: {ready.isolation})", file=sys.stderr)

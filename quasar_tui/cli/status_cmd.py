@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import argparse
 from datetime import datetime
+from typing import Any
+
+import msgspec
 
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import database_from_args
@@ -13,6 +16,7 @@ from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.progress import short_duration
 from quasar_tui.engine.publisher import EngineStatus
 from quasar_tui.engine.status import report_dict, status_report
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.store.timescale import PolicyJob
 
 _COLUMNS = [
@@ -41,7 +45,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "none does), and for every subscription its common symbol (when mapped), last stored "
         "bar, how long ago that bar closed (fresh or stale for its interval), open gaps, "
         "how far a running backfill is (share of its planned range, rows per second, time "
-        "left, the provider's remaining rate budget) and the last error.",
+        "left, the provider's remaining rate budget) and the last error. Each provider the "
+        "engine runs is shown with its sandbox host: its state (running, restarting, parked: "
+        "<why>), isolation, restarts, memory and CPU.",
     )
     status.add_argument("--json", action="store_true", help="print JSON")
     status.set_defaults(handler=show_status)
@@ -65,6 +71,18 @@ def engine_line(engine: EngineStatus, now: datetime) -> str:
         return "engine: running (starting up)"
     up = format_age((now - owner.started_at).total_seconds())
     return f"engine: {owner.label}, up {up}, heartbeat {format_age(owner.heartbeat_age(now))} ago"
+
+
+def provider_line(name: str, seen: dict[str, Any]) -> str:
+    """One provider as the engine sees it, with its sandbox host: state, isolation, restarts,
+    memory and CPU."""
+    detail = f" ({seen['detail']})" if seen.get("detail") else ""
+    line = f"provider {name}: {seen.get('state', '?')}{detail}"
+    try:
+        host = msgspec.convert(seen.get("host"), HostHealth)
+    except (msgspec.ValidationError, TypeError):  # not running, or another version's stats
+        return line
+    return f"{line}; {host.summary()}"
 
 
 def job_line(job: PolicyJob, now: datetime) -> str:
@@ -94,6 +112,10 @@ async def show_status(args: argparse.Namespace) -> int:
         print_json(report_dict(report, now))
         return 0
     echo(engine_line(engine, now))
+    if engine.running:
+        for name, seen in sorted((engine.stats.get("providers") or {}).items()):
+            if isinstance(seen, dict):
+                echo(provider_line(name, seen))
     for job in report.jobs or []:
         echo(job_line(job, now))
     if not report.series:

@@ -55,7 +55,7 @@ from quasar_tui.registry.subscriptions import (
     SubscriptionRecord,
     SubscriptionStore,
 )
-from quasar_tui.sdk.base import LiveDataProvider
+from quasar_tui.sandbox.hosted import HostOptions
 from quasar_tui.store.database import Database
 from quasar_tui.store.timescale import policy_jobs, prune_expired_ticks
 
@@ -94,10 +94,12 @@ class Engine:
         reconcile_every: float = 30.0,
         bar_delay: float = 10.0,
         live_options: dict[str, Any] | None = None,
+        host_options: HostOptions | None = None,
     ) -> None:
         """`data_dir` is published so an attached console can tell whose master key the
         engine uses. `clock` is market time for historical runs and live sessions (tests run
-        it fast); `live_options` go to every `LiveSession`."""
+        it fast); `live_options` go to every `LiveSession`, `host_options` to every provider's
+        host supervisor (restart backoff, unresponsive limit)."""
         if mode not in MODES:
             raise ValueError(f"engine mode must be one of {MODES}, not {mode!r}")
         self.db = db
@@ -114,7 +116,7 @@ class Engine:
         self._reconcile_every = reconcile_every
         self._lock = EngineLock(db)
         self._states = SubscriptionStates(subscriptions)
-        self._providers = ProviderPool(registry, self.bus)
+        self._providers = ProviderPool(registry, self.bus, host_options)
         shared = Shared(db, self.writer, self.bus, self._providers, self._states, self.clock)
         self._jobs = HistoricalJobs(shared, bar_delay=bar_delay)
         self._sessions = LiveSessions(shared, options=live_options or {})
@@ -270,9 +272,13 @@ class Engine:
         if failure is not None:
             return SubState("error", f"provider {sub.provider} failed to load: {failure}")
         instance = self._providers.instance(sub.provider)
-        if sub.mode == "live" and not isinstance(instance, LiveDataProvider):
+        if instance is None:
+            return None  # not loaded: a provider with no enabled subscription
+        if instance.state.startswith("parked"):
+            return SubState("error", f"provider {sub.provider} is {instance.state}")
+        if sub.mode == "live" and instance.kind != "live":
             return SubState("error", f"{sub.provider} has no live feed")
-        if sub.mode == "historical" and not callable(getattr(instance, "get_history", None)):
+        if sub.mode == "historical" and not instance.has_history:
             return SubState("error", f"{sub.provider} has no history")
         return None
 

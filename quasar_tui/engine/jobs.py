@@ -18,7 +18,6 @@ from quasar_tui.engine.scheduler import HistoricalScheduler
 from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import SubState
 from quasar_tui.registry.subscriptions import SubscriptionRecord
-from quasar_tui.sdk.abilities import HistorySource
 
 log = logging.getLogger("quasar.engine")
 
@@ -92,7 +91,7 @@ class HistoricalJobs:
         instance = shared.providers.instance(sub.provider) if sub is not None else None
         if sub is None or instance is None:
             return
-        if not isinstance(instance, HistorySource):
+        if not instance.has_history:
             await shared.states.set(sub, SubState("error", f"{sub.provider} serves no history"))
             return
         this = asyncio.current_task()

@@ -1,10 +1,11 @@
-"""One supervisor per live provider connection.
+"""One supervisor per live provider feed.
 
-The session connects through the provider's `_connect()`, sends what `_subscribe` returns for its
-subscription set (engine/live_subscriptions.py), reads messages and hands what
-`_parse_message` makes of them to its router (engine/live_router.py). It owns the heartbeat,
-an idle watchdog, reconnection forever with capped jittered backoff (reset once a connection
-has been healthy for a while) and the replay of subscriptions.
+The connection loop itself (connect, subscribe, read, heartbeat, idle watchdog, reconnect with
+capped jittered backoff, resubscribe) is `sandbox.feed.LiveFeed`, run in the provider's host
+(`sandbox.hosted.HostedProvider`), or in this process for an instance the caller made
+(`sandbox.feed.LocalFeed`: tests, the in-process side of bench.live). The session gives it the
+subscription set (engine/live_subscriptions.py) and hands the batches of records it sends back
+to its router (engine/live_router.py); its state changes say when each series is observed.
 
 Nothing partial reaches `live_data`: the bar timer (engine/bar_timer.py) writes only closed
 bars. A bar that was open when the feed stopped, or that began before the feed was subscribed,
@@ -19,19 +20,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Protocol
 
+from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
-from quasar_tui.core.messages import one_line
 from quasar_tui.engine.aggregator import BarAggregator, Gap
-from quasar_tui.engine.backoff import Backoff
 from quasar_tui.engine.bar_timer import BarTimer, FeedClock
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState, ProviderStateName
 from quasar_tui.engine.gap_filler import Backfill, GapFiller, rest_backfill
@@ -41,6 +40,9 @@ from quasar_tui.engine.live_subscriptions import SubscriptionSet
 from quasar_tui.engine.tick_holes import TickHoles
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import Writer
+from quasar_tui.sandbox.feed import HEALTHY_AFTER, LocalFeed
+from quasar_tui.sandbox.hosted import HostedProvider
+from quasar_tui.sandbox.protocol import Live, State
 from quasar_tui.sdk.abilities import HistorySource, TradeSource
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import SubscriptionRefused
@@ -49,24 +51,17 @@ __all__ = ["Backfill", "LiveSession", "rest_backfill"]
 
 log = logging.getLogger("quasar.engine.live")
 
-READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
-CONNECT_TIMEOUT = 15.0
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
+_DOWN = ("disconnected", "error", "exited", "parked")
 
 
-class IdleTimeout(ConnectionError):
-    """The feed said nothing, not even a heartbeat, for longer than the provider allows."""
+class LiveSource(Protocol):
+    """Where a session's records come from: a `HostedProvider` or a `LocalFeed`."""
 
-
-def _encode(messages: Any) -> list[str | bytes]:
-    """What `_subscribe` and friends return (dict, str, bytes or a list of them) as frames."""
-    if messages is None:
-        return []
-    if isinstance(messages, list | tuple):
-        return [frame for m in messages for frame in _encode(m)]
-    if isinstance(messages, str | bytes):
-        return [messages]
-    return [json.dumps(messages)]
+    async def set_subscriptions(self, subs: dict[str, list[Interval]]) -> None: ...
+    async def observing(self) -> None: ...
+    def events(self) -> AsyncIterator[Live | State]: ...
+    async def close(self) -> None: ...
 
 
 class LiveSession:
@@ -76,7 +71,7 @@ class LiveSession:
     def __init__(
         self,
         provider_name: str,
-        provider: LiveDataProvider,
+        provider: LiveDataProvider | HostedProvider,
         writer: Writer,
         bus: EventBus,
         *,
@@ -85,13 +80,15 @@ class LiveSession:
         clock: Clock = utc_now,
         grace: float = 1.0,
         subscribe_margin: float = 1.0,
-        healthy_after: float = 30.0,
+        healthy_after: float = HEALTHY_AFTER,
         backoff: Backoff | None = None,
         gap_log: LiveGaps | None = None,
     ) -> None:
         """`backfill` defaults to `rest_backfill` when the provider has `get_history`.
         `clock` is injectable so tests can run market time fast; `subscribe_margin` is how long
-        after sending a subscription its stream is trusted to be complete. With `gap_log`,
+        after sending a subscription its stream is trusted to be complete. `backoff` and
+        `healthy_after` are the reconnection's for a provider instance run here (a host
+        reconnects with its own). With `gap_log`,
         spans waiting for a fill are recorded before any later bar is written (see
         engine/live_gaps.py), so the next session can fill them if this one cannot."""
         self.name = provider_name
@@ -100,9 +97,12 @@ class LiveSession:
         self.bus = bus
         self.clock = clock
         self.subscribe_margin = subscribe_margin
-        self.healthy_after = healthy_after
-        self.backoff = backoff or Backoff(base=0.5, cap=30.0)
-        if backfill is None and isinstance(provider, HistorySource):
+        self.source: LiveSource = (
+            provider
+            if isinstance(provider, HostedProvider)
+            else LocalFeed(provider, backoff=backoff, healthy_after=healthy_after)
+        )
+        if backfill is None and isinstance(provider, HistorySource) and provider.has_history:
             backfill = partial(rest_backfill, provider, writer, provider_name)
         self.aggregator = BarAggregator(
             provider_name,
@@ -116,7 +116,7 @@ class LiveSession:
         self.subscriptions = SubscriptionSet()
         self.holes = (
             TickHoles(provider_name, provider, writer, bus)
-            if store_ticks and provider.fills_trades and isinstance(provider, TradeSource)
+            if store_ticks and isinstance(provider, TradeSource) and provider.fills_trades
             else None
         )
         self.filler = (
@@ -158,10 +158,8 @@ class LiveSession:
             holes=self.holes,
         )
         self._resume: dict[tuple[str, Interval], datetime] = {}
-        self._conn: Any = None
         self._observing = False
         self._last_message = clock()
-        self._last_message_mono = time.monotonic()
         self._last_bad_report = 0.0
         self._sub_lock = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
@@ -207,11 +205,10 @@ class LiveSession:
             if self.holes is not None:
                 self.holes.drop(change.gone)
             self._follow_active()
-            if self._conn is None or not self._observing:
-                return
-            if change.gone:
-                await self._send(await self.provider._unsubscribe(change.gone))
-            await self._subscribe(change.added)
+            active = self.subscriptions.active()
+            await self.source.set_subscriptions({s: sorted(ivs) for s, ivs in active.items()})
+            if self._observing:
+                self._observe(change.added)
 
     def _follow_active(self) -> None:
         """The aggregator and the gap filler keep only the active series."""
@@ -220,13 +217,8 @@ class LiveSession:
         if self.filler is not None:
             self.filler.keep(lambda key: key[1] in active.get(key[0], ()))
 
-    async def _subscribe(self, keys: list[tuple[str, Interval]]) -> None:
-        """Send subscriptions for these series (grouped by interval) and start observing them."""
-        by_interval: dict[Interval, list[str]] = {}
-        for sym, iv in keys:
-            by_interval.setdefault(iv, []).append(sym)
-        for iv, symbols in sorted(by_interval.items(), key=lambda kv: kv[0].seconds):
-            await self._send(await self.provider._subscribe(iv, symbols))
+    def _observe(self, keys: list[tuple[str, Interval]]) -> None:
+        """The feed has subscribed these series: observe them from a margin from now."""
         for key in keys:
             if key in self._resume:
                 self.aggregator.mark_missing(*key, self._resume.pop(key))
@@ -255,35 +247,18 @@ class LiveSession:
         log.warning("%s", message)
         self.bus.publish(EngineError(f"live:{self.name}:{refusal.symbol}", message))
 
-    async def _send(self, messages: Any) -> None:
-        conn = self._conn
-        if conn is None:
-            return
-        for frame in _encode(messages):
-            await conn.send(frame)
-
     # -- the supervisor --------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Connect, stream, reconnect; forever, until cancelled or `stop()`."""
+        """Follow the feed until cancelled or `stop()`."""
         self._task = asyncio.current_task()
         timer = asyncio.create_task(self.timer.run(), name=f"live:{self.name}:timer")
         try:
-            while True:
-                started = time.monotonic()
-                connected = False
-                try:
-                    connected = await self._connect()
-                    await self._stream()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    self._lost(exc, connected)
-                finally:
-                    await self._close()
-                if connected and time.monotonic() - started >= self.healthy_after:
-                    self.backoff.reset()
-                await asyncio.sleep(self.backoff.next())
+            async for event in self.source.events():
+                if type(event) is Live:
+                    await self._take(event)
+                elif isinstance(event, State):
+                    await self._follow(event)
         finally:
             timer.cancel()
             await asyncio.gather(timer, return_exceptions=True)
@@ -293,116 +268,76 @@ class LiveSession:
                 await self.holes.close()
             self._set_state("idle")
 
-    async def _connect(self) -> bool:
-        self._set_state("connecting")
-        self._conn = await asyncio.wait_for(self.provider._connect(), CONNECT_TIMEOUT)
-        self.stats.connects += 1
-        self._touch()
-        async with self._sub_lock:
-            await self._subscribe(self.subscriptions.series())
-            self._observing = True
-        self._set_state("connected")
-        return True
-
-    def _touch(self) -> None:
+    async def _take(self, batch: Live) -> None:
+        """One batch of what the feed parsed, in the order it was parsed within each kind."""
         self._last_message = self.clock()
-        self._last_message_mono = time.monotonic()
+        self.stats.messages += batch.messages
+        route = self.router.route
+        heard = await route(batch.ticks) if batch.ticks else False
+        for records in (batch.quotes, batch.bars, batch.refused):
+            if records:
+                heard = await route(records) or heard
+        if heard:
+            self.feed_clock.heard = self._last_message
 
-    async def _stream(self) -> None:
-        """Read until the connection fails; the watchdog and heartbeat run alongside."""
-        tasks = [
-            asyncio.create_task(self._read(), name=f"live:{self.name}:read"),
-            asyncio.create_task(self._watchdog(), name=f"live:{self.name}:watchdog"),
-            asyncio.create_task(self._heartbeat(), name=f"live:{self.name}:heartbeat"),
-        ]
-        heartbeat, pending = tasks[2], set(tasks)
-        try:
-            while True:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:
-                    task.result()  # raises what ended the reader, watchdog or heartbeat
-                    if task is not heartbeat:  # a provider without heartbeat returns at once
-                        raise ConnectionError("the feed closed the connection")
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+    async def _follow(self, event: State) -> None:
+        """A state change of the feed, or of the host running it."""
+        state = event.state
+        if state == "connecting":
+            self._set_state("connecting")
+        elif state == "connected":
+            self.stats.connects += 1
+            self._last_message = self.clock()
+            async with self._sub_lock:
+                self._observe(self.subscriptions.series())
+                self._observing = True
+            await self.source.observing()
+            self._set_state("connected")
+        elif state in _DOWN:
+            self.stats.idle_timeouts += event.idle_timeout
+            self._interrupt()
+            self._lost(state, event.detail or state)
+        elif state == "bad-message":
+            self._bad_message(event.detail or "")
+        elif state == "closing":
+            log.info("%s: %s", self.name, event.detail)
 
-    async def _read(self) -> None:
-        """Messages the socket already holds are handed over without a suspension, so on a
-        busy feed this would keep the loop for as long as data keeps coming: it lets the
-        writer, the bar timer and the rest run every READ_SLICE seconds."""
-        conn, parse, route = self._conn, self.provider._parse_message, self.router.route
-        feed_clock = self.feed_clock
-        pause_at = time.monotonic() + READ_SLICE
-        async for message in conn:
-            self._touch()
-            self.stats.messages += 1
-            try:
-                records = await parse(message)
-            except Exception as exc:
-                self._bad_message(exc)
-                continue
-            if records and await route(records):
-                feed_clock.heard = self._last_message
-            if self._last_message_mono >= pause_at:
-                await asyncio.sleep(0)
-                pause_at = time.monotonic() + READ_SLICE
-
-    async def _watchdog(self) -> None:
-        idle = float(self.provider.IDLE_TIMEOUT)
-        while True:
-            silent = time.monotonic() - self._last_message_mono
-            if silent > idle:
-                self.stats.idle_timeouts += 1
-                raise IdleTimeout(f"no message for {idle:g} s")
-            await asyncio.sleep(min(1.0, idle - silent + 0.01))
-
-    async def _heartbeat(self) -> None:
-        every = float(self.provider.HEARTBEAT_INTERVAL)
-        while True:
-            await asyncio.sleep(every)
-            message = await self.provider._heartbeat()
-            if message is None:
-                return
-            await self._send(message)
-
-    def _lost(self, exc: Exception, connected: bool) -> None:
-        reason = one_line(exc)
-        if connected:
+    def _lost(self, state: str, reason: str) -> None:
+        if state == "disconnected":
             message = f"{self.name} connection lost: {reason}; reconnecting"
             self._set_state("disconnected", reason)
-        else:
+        elif state == "error":
             message = f"{self.name} cannot connect: {reason}; retrying"
             self._set_state("error", reason)
+        elif state == "exited":
+            message = f"{reason}; restarting it"
+            self._set_state("error", reason)
+        else:
+            message = f"{self.name} is parked: {reason}"
+            self._set_state("error", f"parked: {reason}")
         log.warning("%s", message)
         self.bus.publish(EngineError(f"live:{self.name}", message))
 
-    async def _close(self) -> None:
-        conn, self._conn = self._conn, None
+    def _interrupt(self) -> None:
+        """The feed stopped: what was read, by the feed's time, is all the bars have (a
+        backlog never read is not in them)."""
         if self._observing:
             self._observing = False
-            # what was read, by the feed's time: a backlog never read is not in the bars
             self.aggregator.interrupt(min(self._last_message, self.feed_clock.now_datetime()))
-        if conn is not None:
-            try:
-                await asyncio.wait_for(conn.close(), 5.0)
-            except Exception as exc:  # the connection is gone either way; say why
-                log.info("%s: closing the connection failed: %s", self.name, one_line(exc))
 
     def _set_state(self, state: ProviderStateName, detail: str | None = None) -> None:
         if state != self.state or detail:
             self.state = state
             self.bus.publish(ProviderState(self.name, state, detail))
 
-    def _bad_message(self, exc: Exception) -> None:
+    def _bad_message(self, reason: str) -> None:
         self.stats.bad_messages += 1
         now = time.monotonic()
         if now - self._last_bad_report >= ERROR_THROTTLE:
             self._last_bad_report = now
             message = (
                 f"{self.name} sent a message that could not be read "
-                f"({self.stats.bad_messages} so far): {one_line(exc)}"
+                f"({self.stats.bad_messages} so far): {reason}"
             )
             log.warning("%s", message)
             self.bus.publish(EngineError(f"live:{self.name}", message))
@@ -410,9 +345,10 @@ class LiveSession:
     # -- shutdown --------------------------------------------------------------------------
 
     async def stop(self) -> None:
-        """Close the socket and write the bars that are due; open bars are dropped (partial)."""
+        """Stop the feed and write the bars that are due; open bars are dropped (partial)."""
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             task.cancel()
             await asyncio.wait([task])
+        await self.source.close()
         await self.timer.write_final()

@@ -1,8 +1,12 @@
-"""The provider instances the engine runs, and what it last saw of each.
+"""The providers the engine runs, each in its own sandboxed host, and what it last saw of each.
 
-An instance is built from one version of its registry row (code hash and last user edit); when
-the row changes the engine unloads it and loads it again. A load that failed is not retried for
-the same version: the user has to change the code or the settings first.
+The engine never instantiates provider code: each provider runs in a `HostedProvider` (a
+supervised host process, see sandbox/), given only its own preferences and decrypted secrets
+over its pipe. A host is started from one version of its registry row (code hash and last user
+edit); when the row changes the engine unloads it and loads it again. A load that failed is not
+retried for the same version: the user has to change the code or the settings first. A host
+that crashes after starting is restarted by its supervisor, and parked after too many crashes
+until the user changes or re-enables the provider.
 """
 
 from __future__ import annotations
@@ -11,13 +15,14 @@ import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from quasar_tui.core.messages import one_line
 from quasar_tui.engine.events import DOWN_STATES, EngineError, EventBus
 from quasar_tui.engine.states import guard
-from quasar_tui.registry.providers import ProviderRegistry
+from quasar_tui.registry.providers import ProviderRegistry, host_spec
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.sdk.base import DataProvider
+from quasar_tui.sandbox.hosted import HostedProvider, HostOptions
 
 log = logging.getLogger("quasar.engine")
 
@@ -36,10 +41,10 @@ class Fingerprint:
 
 @dataclass(frozen=True)
 class Loaded:
-    """A provider instance and the registry row version it was built from."""
+    """A provider's host and the registry row version it was started from."""
 
     fingerprint: Fingerprint
-    instance: DataProvider
+    instance: HostedProvider
 
 
 @dataclass(frozen=True)
@@ -61,9 +66,12 @@ class ProviderHealth:
 class ProviderPool:
     """Loads, tracks and closes provider instances; see the module docstring."""
 
-    def __init__(self, registry: ProviderRegistry, bus: EventBus) -> None:
+    def __init__(
+        self, registry: ProviderRegistry, bus: EventBus, host_options: HostOptions | None = None
+    ) -> None:
         self.registry = registry
         self.bus = bus
+        self.host_options = host_options or HostOptions()
         self._loaded: dict[str, Loaded] = {}
         self._failed: dict[str, FailedLoad] = {}
         self._health: dict[str, ProviderHealth] = {}
@@ -74,7 +82,7 @@ class ProviderPool:
     def names(self) -> list[str]:
         return list(self._loaded)
 
-    def instance(self, name: str) -> DataProvider | None:
+    def instance(self, name: str) -> HostedProvider | None:
         loaded = self._loaded.get(name)
         return None if loaded is None else loaded.instance
 
@@ -94,9 +102,11 @@ class ProviderPool:
         if failed is not None and failed.fingerprint == fingerprint:
             return  # same code and settings failed before: wait for the user to change them
         try:
-            instance = await self.registry.load(record.name)
-        except Exception as exc:
-            detail = one_line(exc)
+            code = await self.registry.stored_code(record.name)
+            instance = HostedProvider(host_spec(code), self.host_options)
+            await instance.start()
+        except Exception as exc:  # any failure to start: kept, shown, not retried
+            detail = one_line(exc).removeprefix(f"{record.name}: ")
             self._failed[record.name] = FailedLoad(fingerprint, detail)
             log.error("provider %s failed to load: %s", record.name, detail)
             self.bus.publish(EngineError(f"provider:{record.name}", f"failed to load: {detail}"))
@@ -105,10 +115,15 @@ class ProviderPool:
         self._failed.pop(record.name, None)
         self._loaded[record.name] = Loaded(fingerprint, instance)
         self._health[record.name] = ProviderHealth("idle")
-        log.info("provider %s loaded (%s)", record.name, record.kind)
+        log.info(
+            "provider %s started in its sandbox (%s, isolation: %s)",
+            record.name,
+            record.kind,
+            instance.health().isolation,
+        )
 
     async def close(self, name: str) -> None:
-        """Close the instance (what used it is stopped already)."""
+        """Stop the host (what used it is stopped already)."""
         loaded = self._loaded.pop(name, None)
         self._health.pop(name, None)
         if loaded is not None:
@@ -127,18 +142,35 @@ class ProviderPool:
         for name in [n for n in self._health if n not in names]:
             del self._health[name]
 
+    def _seen(self, name: str) -> ProviderHealth:
+        """What was seen of `name`; a parked host overrides what its feed last said."""
+        seen = self._health[name]
+        loaded = self._loaded.get(name)
+        if loaded is not None and loaded.instance.state.startswith("parked"):
+            return ProviderHealth("error", loaded.instance.state)
+        return seen
+
     async def sync_status(self, records: dict[str, ProviderRecord]) -> None:
         """The registry's status column follows what the engine saw, as of each reconcile
         (consoles get the live state from events or the published stats)."""
-        for name, seen in self._health.items():
+        for name in self._health:
             record = records.get(name)
             if record is None:
                 continue
+            seen = self._seen(name)
             status = seen.state if seen.state in DOWN_STATES else "ok"
             detail = seen.detail if status != "ok" else None
             if (record.status, record.status_detail) != (status, detail):
                 await guard(self.registry.set_status(name, status, detail))
 
-    def health(self) -> dict[str, dict[str, str | None]]:
-        """Per provider, {"state", "detail"}: what `Engine.stats()` publishes."""
-        return {name: dataclasses.asdict(seen) for name, seen in self._health.items()}
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Per provider, {"state", "detail", "host"}: what `Engine.stats()` publishes; "host"
+        (when it runs) is its `HostHealth`: host state, isolation, restarts, memory, CPU."""
+        out: dict[str, dict[str, Any]] = {}
+        for name in self._health:
+            entry: dict[str, Any] = dataclasses.asdict(self._seen(name))
+            loaded = self._loaded.get(name)
+            if loaded is not None:
+                entry["host"] = dataclasses.asdict(loaded.instance.health())
+            out[name] = entry
+        return out

@@ -17,7 +17,6 @@ from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import SubState
 from quasar_tui.engine.tick_holes import newest_stored, stored_holes
 from quasar_tui.registry.subscriptions import SubscriptionRecord
-from quasar_tui.sdk.base import LiveDataProvider
 
 log = logging.getLogger("quasar.engine")
 
@@ -81,7 +80,7 @@ class LiveSessions:
         span still waiting for a fill, whichever is older."""
         shared = self.shared
         instance = shared.providers.instance(name)
-        assert isinstance(instance, LiveDataProvider)
+        assert instance is not None and instance.kind == "live"
         gap_log = LiveGaps(shared.db, name)
         session = LiveSession(
             name,

@@ -19,6 +19,7 @@ import msgspec
 from quasar_tui.core import symbols
 from quasar_tui.core.errors import NotFoundError, QuasarError
 from quasar_tui.core.messages import one_line
+from quasar_tui.sandbox.client import HostError
 from quasar_tui.sdk.models import SymbolInfo
 from quasar_tui.store.database import Database
 
@@ -225,7 +226,7 @@ class AssetStore:
         try:
             listed = await provider.fetch_available_symbols()
         except Exception as exc:  # the provider's own code: any failure is the user's to see
-            reason = one_line(exc)
+            reason = exc.reason if isinstance(exc, HostError) else one_line(exc)
             raise QuasarError(
                 f"{provider_name}: fetching symbols failed ({reason}); stored assets unchanged"
             ) from exc

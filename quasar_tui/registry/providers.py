@@ -29,11 +29,18 @@ from quasar_tui.registry.validation import (
     validate_source,
 )
 from quasar_tui.sandbox import loader
+from quasar_tui.sandbox.client import (
+    SANDBOX_SETTINGS,
+    HostError,
+    HostSpec,
+    ProviderHost,
+    memory_mib,
+)
 from quasar_tui.sandbox.loader import SECRET_KEY_RE, InvalidProviderError
 from quasar_tui.sdk.base import DataProvider
 from quasar_tui.sdk.context import ProviderContext
 from quasar_tui.sdk.http import HttpClient
-from quasar_tui.sdk.settings import normalise_schema, validate_preferences
+from quasar_tui.sdk.settings import Setting, normalise_schema, validate_preferences
 from quasar_tui.store.database import Database
 
 log = logging.getLogger("quasar.registry")
@@ -128,6 +135,23 @@ def _not_found(name: str) -> NotFoundError:
     return NotFoundError(f"no provider named {name!r}; see `quasar provider list`")
 
 
+def host_spec(code: StoredCode) -> HostSpec:
+    """What a provider's host is given: its code, preferences and secrets, its memory limit."""
+    return HostSpec(
+        name=code.name,
+        source=code.source,
+        filename=f"<provider {code.name}>",
+        preferences=code.preferences,
+        secrets=code.secrets,
+        memory_mib=memory_mib(code.preferences),
+    )
+
+
+def preference_schema(capabilities: dict[str, Any]) -> dict[str, Setting]:
+    """The preferences a provider takes: its own schema, and its sandbox's (memory limit)."""
+    return {**SANDBOX_SETTINGS, **normalise_schema(capabilities.get("configurable") or {})}
+
+
 def bundled_dir() -> Traversable:
     """Where the provider files shipped with Quasar live: `providers/` at the repository's top
     level, installed as the package `quasar_tui.providers`."""
@@ -197,7 +221,7 @@ class ProviderRegistry:
         capabilities = await self.db.fetchval(_SCHEMA, name)
         if capabilities is None:
             raise _not_found(name)
-        schema = normalise_schema(capabilities.get("configurable", {}))
+        schema = preference_schema(capabilities)
         try:
             coerced = validate_preferences(schema, values)
         except ValueError as exc:
@@ -238,19 +262,22 @@ class ProviderRegistry:
             raise _not_found(name)
 
     async def refresh_assets(self, name: str) -> RefreshReport:
-        """Ask the provider for its symbols and store them. A failure is also kept as the
-        provider's status, so `provider list` and the Providers screen show it after the
-        message is gone; the next successful refresh clears it."""
+        """Ask the provider, in its sandbox, for its symbols and store them. A failure is also
+        kept as the provider's status, so `provider list` and the Providers screen show it
+        after the message is gone; the next successful refresh clears it."""
         try:
-            provider = await self.load(name)
+            host = ProviderHost(host_spec(await self.stored_code(name)))
             try:
-                report = await AssetStore(self.db).refresh(name, provider)
+                await host.start()
+                report = await AssetStore(self.db).refresh(name, host)
             finally:
-                await provider.aclose()
+                await host.stop()
         except NotFoundError:
             raise
         except QuasarError as exc:
-            await self.set_status(name, REFRESH_FAILED, one_line(exc.__cause__ or exc))
+            cause = exc.__cause__ or exc
+            reason = cause.reason if isinstance(cause, HostError) else one_line(cause)
+            await self.set_status(name, REFRESH_FAILED, reason)
             raise
         await self.db.execute(_CLEAR_REFRESH_FAILURE, name)
         return report

@@ -41,6 +41,7 @@ from quasar_tui.sandbox.protocol import (
     Live,
     LogLine,
     Msg,
+    Observing,
     Ping,
     Pong,
     Ready,
@@ -56,6 +57,7 @@ from quasar_tui.sandbox.protocol import (
     read_frame,
 )
 from quasar_tui.sdk.models import Bar, RateBudget, SymbolInfo, Tick
+from quasar_tui.sdk.settings import Setting
 
 HOST_MODULE = "quasar_tui.sandbox.host"
 PRIVATE_PREFIX = "quasar-host-"
@@ -66,8 +68,32 @@ LINES_PER_WINDOW = 20  # stdout/stderr lines logged per provider per window
 LINE_WINDOW = 10.0
 
 
+MEMORY_PREFERENCE = "memory_mib"
+#: Preferences every provider has, whatever its own schema: they set up its sandbox.
+SANDBOX_SETTINGS = {
+    MEMORY_PREFERENCE: Setting(
+        "int",
+        1024,
+        "address-space limit of the provider's sandbox, in MiB (the host is restarted with it)",
+        min=256,
+        max=65536,
+    )
+}
+
+
+def memory_mib(preferences: Mapping[str, Any]) -> int:
+    """The address-space limit a provider's preferences ask for."""
+    return int(preferences.get(MEMORY_PREFERENCE, SANDBOX_SETTINGS[MEMORY_PREFERENCE].default))
+
+
 class HostError(QuasarError):
-    """The host failed to start, exited, or a request failed in it; the message is one line."""
+    """The host failed to start, exited, or a request failed in it; the message is one line,
+    "NAME: reason". `reason` is the part without the provider's name, for callers that name
+    the provider themselves."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -158,6 +184,12 @@ class ProviderHost:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
+
+    @property
+    def backlogged(self) -> bool:
+        """Whether the engine is behind on the live feed: the host's frames (a pong among
+        them) then wait in the pipe, and a missed ping says nothing about the host."""
+        return self._live.full()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -300,6 +332,10 @@ class ProviderHost:
         """The whole live set (symbol -> intervals); the host's feed follows it."""
         await self._send(Subscribe({s: [Interval(i) for i in ivs] for s, ivs in subs.items()}))
 
+    async def observing(self) -> None:
+        """The engine marked where its series are observed from: the feed may subscribe."""
+        await self._send(Observing())
+
     async def live(self) -> AsyncIterator[Live | State]:
         """Live record batches and feed state changes, until the host exits."""
         while True:
@@ -328,7 +364,7 @@ class ProviderHost:
                     return
                 if isinstance(answer, Failed):
                     finished = True
-                    raise HostError(f"{self.name}: {answer.error}")
+                    raise HostError(f"{self.name}: {answer.error}", answer.error)
                 yield answer
         finally:
             self._answers.pop(rid, None)
@@ -341,6 +377,8 @@ class ProviderHost:
         try:
             while (body := await read_frame(reader)) is not None:
                 await self._dispatch(decode.decode(body))
+        except ConnectionResetError:
+            self._kill_session()  # it exited mid-write: its exit, described below, says why
         except Exception as exc:
             # Provider code can write to the pipe too: one bad frame and the host is gone.
             self.log.warning("%s: unreadable output from the host, killing it: %s", self.name, exc)

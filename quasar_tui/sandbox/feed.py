@@ -1,9 +1,16 @@
-"""The live connection loop, run inside the host: connect, subscribe, read, heartbeat, watch
-for silence, reconnect with backoff and subscribe again.
+"""The live connection loop, the one there is: connect, subscribe, read, heartbeat, watch for
+silence, reconnect with backoff and subscribe again. It runs inside the provider host; `LocalFeed`
+runs the same loop in the caller's process (tests and the in-process side of bench.live).
 
-Parsed records go to the engine in batches: while one batch is being written to the pipe the
-next accumulates, so a busy feed sends few large frames and a quiet one sends each record at
-once. Aggregation, gap filling and storage stay in the engine.
+Parsed records go to the engine in batches: while one batch is being handed on, the next
+accumulates, so a busy feed sends few large frames and a quiet one sends each record at once.
+State changes are handed on after the records read before them, so the engine never hears of a
+disconnect before the last trades of that connection. Aggregation, gap filling and storage stay
+in the engine.
+
+Anything the server sends counts as activity for `IDLE_TIMEOUT`, WebSocket ping frames
+included (they never reach `_parse_message`): a quiet pair on a healthy connection is not
+reconnected.
 """
 
 from __future__ import annotations
@@ -11,21 +18,24 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.sandbox.protocol import Live, Msg, State
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
 
 CONNECT_TIMEOUT = 15.0
-READ_SLICE = 0.005
-MAX_PENDING = 20_000  # records parsed but not yet written; the reader waits beyond this
-HEALTHY_AFTER = 30.0
+READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
+MAX_PENDING = 20_000  # records parsed but not yet handed on; the reader waits beyond this
+HEALTHY_AFTER = 30.0  # seconds connected after which the backoff starts from its base again
+LOCAL_QUEUE = 256  # batches and states a `LocalFeed` holds before its feed waits
 
 Send = Callable[[Msg], Awaitable[None]]
+Fatal = Callable[[BaseException], None]
 
 
 def encode_frames(messages: Any) -> list[str | bytes]:
@@ -44,13 +54,29 @@ class IdleTimeout(ConnectionError):
 
 
 class LiveFeed:
-    def __init__(self, provider: LiveDataProvider, send: Send) -> None:
+    """Streams one provider's subscription set to `send` as `Live` batches and `State`s."""
+
+    def __init__(
+        self,
+        provider: LiveDataProvider,
+        send: Send,
+        *,
+        backoff: Backoff | None = None,
+        healthy_after: float = HEALTHY_AFTER,
+        on_fatal: Fatal | None = None,
+    ) -> None:
+        """`on_fatal` hears a MemoryError (the host ends itself to be restarted); without
+        it, one counts as a failed connection."""
         self.provider = provider
         self._send = send
+        self._on_fatal = on_fatal
+        self._backoff = backoff or Backoff(base=0.5, cap=30.0)
+        self._healthy_after = healthy_after
         self._subs: dict[str, list[Interval]] = {}
         self._conn: Any = None
+        self._subscribed = False  # the set went out on this connection: changes go out too
+        self._go = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._backoff = Backoff(base=0.5, cap=30.0)
         self._last = time.monotonic()
         self._pending = Live()
         self._count = 0
@@ -58,20 +84,22 @@ class LiveFeed:
         self._room = asyncio.Event()
         self._room.set()
         self._lock = asyncio.Lock()
+        self._sending = asyncio.Lock()
         self._flusher: asyncio.Task[None] | None = None
 
     async def set_subscriptions(self, subs: dict[str, list[Interval]]) -> None:
+        """The whole set (symbol -> intervals); changes go out on the live connection."""
         async with self._lock:
             before, self._subs = self._subs, {s: ivs for s, ivs in subs.items() if ivs}
             if not self._subs:
                 await self.stop()
                 return
             if self._task is None:
-                self._task = asyncio.create_task(self._run(), name="host:live")
-                self._flusher = asyncio.create_task(self._flush_loop(), name="host:flush")
+                self._task = asyncio.create_task(self._run(), name="feed:live")
+                self._flusher = asyncio.create_task(self._flush_loop(), name="feed:flush")
                 return
-            if self._conn is None:
-                return
+            if not self._subscribed:
+                return  # the connection being made subscribes the whole set
             gone = sorted(s for s in before if s not in self._subs)
             if gone:
                 await self._write(await self.provider._unsubscribe(gone))
@@ -81,38 +109,69 @@ class LiveFeed:
             }
             await self._subscribe({s: ivs for s, ivs in added.items() if ivs})
 
-    async def stop(self) -> None:
+    async def stop(self, *, report: bool = True) -> None:
+        """Close the connection; `report` says "idle" to the engine afterwards."""
         for task in (self._task, self._flusher):
-            if task is not None:
+            if task is not None and task is not asyncio.current_task():
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         self._task = self._flusher = None
         await self._close()
-        await self._send(State("idle"))
+        if report:
+            await self._state(State("idle"))
 
     async def _run(self) -> None:
         while True:
             started = time.monotonic()
             connected = False
             try:
-                await self._send(State("connecting"))
-                self._conn = await asyncio.wait_for(self.provider._connect(), CONNECT_TIMEOUT)
+                await self._state(State("connecting"))
+                self._conn = await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
                 connected = True
+                self._go.clear()
+                await self._state(State("connected"))
+                await asyncio.wait_for(self._go.wait(), CONNECT_TIMEOUT)
                 self._last = time.monotonic()
                 async with self._lock:
                     await self._subscribe(self._subs)
-                await self._send(State("connected"))
+                    self._subscribed = True
                 await self._stream()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                state = "disconnected" if connected else "error"
-                await self._send(State(state, f"{type(exc).__name__}: {exc}"[:300]))
+                self._check_fatal(exc)
+                await self._lost(exc, connected)
             finally:
                 await self._close()
-            if connected and time.monotonic() - started >= HEALTHY_AFTER:
+            if connected and time.monotonic() - started >= self._healthy_after:
                 self._backoff.reset()
             await asyncio.sleep(self._backoff.next())
+
+    def observing(self) -> None:
+        """The engine heard "connected" and marked where it observes from: subscribe now."""
+        self._go.set()
+
+    async def _connect(self) -> Any:
+        """The provider's connection, with every chunk it receives counted as activity."""
+        conn = await self.provider._connect()
+        received = getattr(conn, "data_received", None)
+        if callable(received):  # an asyncio protocol (a websockets connection)
+
+            def data_received(data: bytes) -> None:
+                self._last = time.monotonic()
+                received(data)
+
+            conn.data_received = data_received
+        return conn
+
+    def _check_fatal(self, exc: Exception) -> None:
+        if isinstance(exc, MemoryError) and self._on_fatal is not None:
+            self._on_fatal(exc)
+
+    async def _lost(self, exc: Exception, connected: bool) -> None:
+        state = "disconnected" if connected else "error"
+        idle = isinstance(exc, IdleTimeout)
+        await self._state(State(state, one_line(exc), idle_timeout=idle))
 
     async def _subscribe(self, subs: dict[str, list[Interval]]) -> None:
         by_interval: dict[Interval, list[str]] = {}
@@ -129,11 +188,12 @@ class LiveFeed:
 
     async def _close(self) -> None:
         conn, self._conn = self._conn, None
+        self._subscribed = False
         if conn is not None:
             try:
                 await asyncio.wait_for(conn.close(), 5.0)
             except Exception as exc:  # gone either way; the engine hears why
-                await self._send(State("closing", f"close failed: {type(exc).__name__}: {exc}"))
+                await self._state(State("closing", f"close failed: {one_line(exc)}"))
 
     async def _stream(self) -> None:
         tasks = [
@@ -147,7 +207,7 @@ class LiveFeed:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for task in done:
                     task.result()
-                    if task is not heartbeat:
+                    if task is not heartbeat:  # a provider without heartbeat returns at once
                         raise ConnectionError("the feed closed the connection")
         finally:
             for task in tasks:
@@ -155,14 +215,19 @@ class LiveFeed:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _read(self) -> None:
+        """Messages the socket already holds are parsed without a suspension, so on a busy
+        feed this lets the rest of the loop run every READ_SLICE seconds."""
         parse = self.provider._parse_message
         pause_at = time.monotonic() + READ_SLICE
         async for message in self._conn:
             self._last = now = time.monotonic()
+            self._pending.messages += 1
+            self._wake.set()
             try:
                 records = await parse(message)
             except Exception as exc:
-                await self._send(State("bad-message", f"{type(exc).__name__}: {exc}"[:300]))
+                self._check_fatal(exc)
+                await self._state(State("bad-message", one_line(exc)))
                 continue
             if records:
                 self._add(records)
@@ -185,18 +250,29 @@ class LiveFeed:
                 pending.bars.append(r)
             elif kind is SubscriptionRefused:
                 pending.refused.append(r)
+                self._subs.pop(r.symbol, None)  # not asked for again until the engine adds it
             else:
                 continue
             self._count += 1
-        self._wake.set()
+
+    async def _state(self, state: State) -> None:
+        """Hand on what was read before this state change, then the change."""
+        async with self._sending:
+            await self._hand_on()
+            await self._send(state)
+
+    async def _hand_on(self) -> None:
+        batch, self._pending, self._count = self._pending, Live(), 0
+        self._room.set()
+        if batch.messages or batch.ticks or batch.quotes or batch.bars or batch.refused:
+            await self._send(batch)
 
     async def _flush_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            batch, self._pending, self._count = self._pending, Live(), 0
-            self._room.set()
-            await self._send(batch)
+            async with self._sending:
+                await self._hand_on()
 
     async def _watchdog(self) -> None:
         idle = float(self.provider.IDLE_TIMEOUT)
@@ -214,3 +290,35 @@ class LiveFeed:
             if message is None:
                 return
             await self._write(message)
+
+
+class LocalFeed:
+    """`LiveFeed` in this process, for a provider instance the caller made itself: the same
+    loop the host runs, with a bounded queue where the host has its pipe."""
+
+    def __init__(
+        self,
+        provider: LiveDataProvider,
+        *,
+        backoff: Backoff | None = None,
+        healthy_after: float = HEALTHY_AFTER,
+    ) -> None:
+        self._queue: asyncio.Queue[Msg] = asyncio.Queue(LOCAL_QUEUE)
+        self._feed = LiveFeed(
+            provider, self._queue.put, backoff=backoff, healthy_after=healthy_after
+        )
+
+    async def set_subscriptions(self, subs: dict[str, list[Interval]]) -> None:
+        await self._feed.set_subscriptions(subs)
+
+    async def events(self) -> AsyncIterator[Live | State]:
+        while True:
+            item = await self._queue.get()
+            assert isinstance(item, Live | State)  # all a feed sends
+            yield item
+
+    async def observing(self) -> None:
+        self._feed.observing()
+
+    async def close(self) -> None:
+        await self._feed.stop(report=False)

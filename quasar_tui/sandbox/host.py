@@ -14,12 +14,15 @@ import logging
 import os
 import socket
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from quasar_tui.core.intervals import Interval
+from quasar_tui.core.messages import one_line
 from quasar_tui.sandbox import confine, loader
 from quasar_tui.sandbox.feed import LiveFeed
 from quasar_tui.sandbox.loader import InvalidProviderError
@@ -32,8 +35,10 @@ from quasar_tui.sandbox.protocol import (
     ListSymbols,
     LogLine,
     Msg,
+    Observing,
     Ping,
     Pong,
+    Profile,
     Ready,
     Start,
     Stop,
@@ -57,11 +62,7 @@ BATCH = 500  # records per frame for history and trades
 BATCH_SECONDS = 0.25  # a slower provider's records go out at least this often (progress moves)
 PIPE_BUFFER = 4 * 1024 * 1024
 LOG_BUFFER_LIMIT = 1024 * 1024  # log lines are dropped while this much output waits
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")[:300]
+HELD_AFTER_FAILURE = 0.75  # of the memory limit, still held after a MemoryError: a leak
 
 
 class _PipeLog(logging.Handler):
@@ -79,10 +80,36 @@ class _PipeLog(logging.Handler):
         self._writer.write(frame(LogLine(record.levelno, self.format(record)[:2000])))
 
 
+def out_of_memory(memory_mib: int) -> Callable[[BaseException], None]:
+    """What the host does when provider code runs out of memory. One allocation too big fails
+    its call and nothing more; but when the memory is still held afterwards (a leak), the
+    host says so on stderr (the engine's last line of it) and exits, to be restarted."""
+
+    def fatal(exc: BaseException) -> None:
+        if address_space() < HELD_AFTER_FAILURE * memory_mib * 2**20:
+            return
+        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
+        at = f" at {where[0].filename}:{where[0].lineno}" if where else ""
+        sys.stderr.write(f"ran out of its {memory_mib} MiB memory limit{at}; exiting\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+    return fatal
+
+
+def address_space() -> int:
+    """Bytes of address space this process holds now (its own /proc entry stays readable)."""
+    with open(f"/proc/{os.getpid()}/statm") as statm:
+        return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
 class Host:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, memory_mib: int
+    ) -> None:
         self.reader = reader
         self.writer = writer
+        self._fatal = out_of_memory(memory_mib)
         self.provider: DataProvider | None = None
         self.feed: LiveFeed | None = None
         self._tasks: dict[int, asyncio.Task[None]] = {}
@@ -109,7 +136,7 @@ class Host:
             await self.send(Failed(0, f"failed to start: {one_line(exc)}"))
             return False
         if isinstance(self.provider, LiveDataProvider):
-            self.feed = LiveFeed(self.provider, self.send)
+            self.feed = LiveFeed(self.provider, self.send, on_fatal=self._fatal)
         await self.send(ready)
         return True
 
@@ -131,8 +158,16 @@ class Host:
             http=HttpClient(info.cls.RATE_LIMIT, info.cls.CONCURRENCY),
             logger=log,
         )
-        ready = Ready(info.name, info.kind, info.cls.__name__, isolation, info.capabilities)
-        return info.cls(context), ready
+        provider = info.cls(context)
+        ready = Ready(
+            info.name,
+            info.kind,
+            info.cls.__name__,
+            isolation,
+            info.capabilities,
+            profile_of(provider, info.kind),
+        )
+        return provider, ready
 
     async def serve(self) -> None:
         while True:
@@ -150,6 +185,9 @@ class Host:
                     task.cancel()
             elif isinstance(message, Subscribe):
                 await self._subscribe(message)
+            elif isinstance(message, Observing):
+                if self.feed is not None:
+                    self.feed.observing()
             elif isinstance(message, ListSymbols | History | Trades):
                 self._tasks[message.id] = asyncio.create_task(self._answer(message))
 
@@ -158,7 +196,7 @@ class Host:
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self.feed is not None:
-            await self.feed.stop()
+            await self.feed.stop(report=False)
         if self.provider is not None:
             await self.provider.aclose()
 
@@ -183,6 +221,9 @@ class Host:
             await self.send(Done(request.id, self._budget()))
         except asyncio.CancelledError:
             raise
+        except MemoryError as exc:
+            self._fatal(exc)
+            await self.send(Failed(request.id, one_line(exc)))
         except Exception as exc:
             await self.send(Failed(request.id, one_line(exc)))
         finally:
@@ -221,14 +262,30 @@ class Host:
             await self.send(message(batch))
 
 
-async def _main(fd: int, isolation: str) -> None:
+def profile_of(provider: DataProvider, kind: str) -> Profile:
+    """What the engine plans with, read from the instance it never sees."""
+    live = provider if isinstance(provider, LiveDataProvider) else None
+    intervals = getattr(provider, "INTERVALS", None)
+    max_range = getattr(provider, "MAX_RANGE", None) or {}
+    return Profile(
+        kind=kind,
+        has_history=isinstance(provider, HistorySource),
+        has_trades=isinstance(provider, TradeSource),
+        fills_trades=live is not None and live.fills_trades,
+        bars_have_close_flag=live is not None and bool(live.BARS_HAVE_CLOSE_FLAG),
+        intervals=None if intervals is None else [Interval(i) for i in intervals],
+        max_range={Interval(i): span.total_seconds() for i, span in max_range.items()},
+    )
+
+
+async def _main(fd: int, isolation: str, memory_mib: int) -> None:
     sock = socket.socket(fileno=fd)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, PIPE_BUFFER)
     reader, writer = await asyncio.open_connection(sock=sock, limit=1024 * 1024)
     # Room for a few batches in flight, so the feed keeps parsing while the engine reads.
     writer.transport.set_write_buffer_limits(high=PIPE_BUFFER)
     StallWatch(asyncio.get_running_loop()).start()
-    host = Host(reader, writer)
+    host = Host(reader, writer, memory_mib)
     try:
         if await host.start(isolation):
             await host.serve()
@@ -251,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         confine.Policy(private=args.private, network=args.network, memory_mib=args.memory_mib)
     )
     try:
-        asyncio.run(_main(args.fd, isolation))
+        asyncio.run(_main(args.fd, isolation, args.memory_mib))
     finally:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -61,6 +61,10 @@ class Subscribe(Msg):
     subs: dict[str, list[Interval]]
 
 
+class Observing(Msg):
+    """The engine has marked where its series are observed from: the feed may subscribe."""
+
+
 class Cancel(Msg):
     id: int
 
@@ -76,12 +80,26 @@ class Stop(Msg):
 # -- host to engine ----------------------------------------------------------------------------
 
 
+class Profile(msgspec.Struct, array_like=True, omit_defaults=True):
+    """What the engine needs to know of the running instance to plan for it (class
+    attributes and which optional methods it has), since it never sees the instance."""
+
+    kind: str
+    has_history: bool = False
+    has_trades: bool = False
+    fills_trades: bool = False
+    bars_have_close_flag: bool = False
+    intervals: list[Interval] | None = None
+    max_range: dict[Interval, float] = {}  # interval -> seconds
+
+
 class Ready(Msg):
     name: str
     kind: str
     class_name: str
     isolation: str
     capabilities: dict[str, Any]
+    profile: Profile
 
 
 class Symbols(Msg):
@@ -117,8 +135,10 @@ class Pong(Msg):
 
 
 class Live(Msg):
-    """Records of the live feed, each kind in the order it was parsed."""
+    """Records of the live feed, each kind in the order it was parsed, and how many messages
+    the feed read since the last batch (heartbeats and acks included)."""
 
+    messages: int = 0
     ticks: list[Tick] = []
     quotes: list[Quote] = []
     bars: list[Bar] = []
@@ -126,8 +146,13 @@ class Live(Msg):
 
 
 class State(Msg):
+    """The live feed's state: connecting, connected, disconnected (`idle_timeout` when the
+    feed went silent), error (could not connect), bad-message, idle (stopped); "exited" and
+    "parked" come from the engine's side when the host is gone."""
+
     state: str
     detail: str | None = None
+    idle_timeout: bool = False
 
 
 class LogLine(Msg):
@@ -135,7 +160,7 @@ class LogLine(Msg):
     line: str
 
 
-ToHost = Start | ListSymbols | History | Trades | Subscribe | Cancel | Ping | Stop
+ToHost = Start | ListSymbols | History | Trades | Subscribe | Observing | Cancel | Ping | Stop
 FromHost = Ready | Symbols | Bars | TickBatch | Done | Failed | Pong | Live | State | LogLine
 
 _encoder = msgspec.msgpack.Encoder()

@@ -99,8 +99,20 @@ class HostSupervisor:
         self.started = asyncio.Event()
         self._hung = False
 
+    async def first_start(self) -> None:
+        """Start the first host; a HostError says why it cannot (the code or its settings are
+        at fault, so there is nothing to restart). `run()` then watches it."""
+        host = self._new_host()
+        try:
+            await self._start(host)
+        except HostError as exc:
+            self.status.state = "stopped"
+            self.status.last_exit = str(exc)
+            raise
+
     async def run(self) -> None:
-        """Start, watch, restart; returns when parked. Cancel it to stop the host."""
+        """Start (unless `first_start` did), watch, restart; returns when parked. Cancel it
+        to stop the host."""
         try:
             while True:
                 error = await self._run_once()
@@ -109,6 +121,7 @@ class HostSupervisor:
                 if delay is None:
                     line = error.removeprefix(f"{self.spec.name}: ")
                     self.status.state = f"parked: {line}"
+                    self.started.clear()
                     return
                 self.status.state = "restarting"
                 await asyncio.sleep(delay)
@@ -119,19 +132,31 @@ class HostSupervisor:
             if not self.status.state.startswith("parked"):
                 self.status.state = "stopped"
 
-    async def _run_once(self) -> str:
+    def _new_host(self) -> ProviderHost:
         self.started.clear()
-        self.host = host = ProviderHost(self.spec)
+        self.host = ProviderHost(self.spec)
         self.status.state = "starting"
+        return self.host
+
+    async def _start(self, host: ProviderHost) -> None:
         try:
             await host.start()
             if self.on_start is not None:
                 await self.on_start(host)
-        except HostError as exc:
+        except HostError:
             await host.kill()
-            return str(exc)
+            raise
         self.status.state, self.status.pid = "running", host.pid
         self.started.set()
+
+    async def _run_once(self) -> str:
+        host = self.host
+        if host is None or not self.started.is_set():
+            host = self._new_host()
+            try:
+                await self._start(host)
+            except HostError as exc:
+                return str(exc)
         began = time.monotonic()
         self._hung = False
         watch = asyncio.create_task(self._watch(host))
@@ -142,6 +167,7 @@ class HostSupervisor:
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
             await host.kill()
+        self.started.clear()
         if self._hung:
             error = f"{self.spec.name}: did not answer for {self.unresponsive_after:g} s; killed"
         if time.monotonic() - began >= self.healthy_after:
@@ -152,7 +178,7 @@ class HostSupervisor:
         """Kill a host whose event loop has not answered for `unresponsive_after` seconds."""
         while True:
             await asyncio.sleep(self.ping_every)
-            if not await host.ping(self.unresponsive_after):
+            if not await host.ping(self.unresponsive_after) and not host.backlogged:
                 host.log.warning(
                     "%s: the provider host did not answer for %g s; killing it",
                     self.spec.name,

@@ -140,6 +140,8 @@ class KrakenWSFake:
         self.heartbeat_interval = heartbeat_interval
         self.refusing = False
         self.silent = False
+        self.pinging = False  # while silent, WebSocket ping frames still go out
+        self.pings = 0
         self.served: list[tuple[int, dict[str, Any]]] = []
         self.received: list[tuple[int, dict[str, Any]]] = []
         self.delivered_trades = 0
@@ -334,6 +336,9 @@ class KrakenWSFake:
             idle = time.monotonic() - client.last_sent >= self.heartbeat_interval
             if idle and not self.silent:
                 await self._send(client, {"channel": "heartbeat"})
+            elif self.silent and self.pinging:
+                await client.conn.ping()
+                self.pings += 1
 
     def _subscribers(self, channel: str, symbol: str) -> list[_Client]:
         return [c for c in self._clients.values() if (channel, symbol) in c.subscriptions]

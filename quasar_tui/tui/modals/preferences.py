@@ -13,15 +13,16 @@ from textual.widget import Widget
 from textual.widgets import Checkbox, Input, Select
 
 from quasar_tui.core.errors import QuasarError
+from quasar_tui.registry.providers import preference_schema
 from quasar_tui.registry.records import ProviderRecord
-from quasar_tui.sdk.settings import Setting, normalise_schema
+from quasar_tui.sdk.settings import Setting
 from quasar_tui.tui.modals.form import Field, FormModal
 
 
 def schema_of(record: ProviderRecord) -> dict[str, Setting]:
-    """The schema by key name (the stored JSON does not keep the declared order)."""
-    schema = normalise_schema(record.capabilities.get("configurable") or {})
-    return dict(sorted(schema.items()))
+    """The schema by key name (the stored JSON does not keep the declared order), the
+    sandbox's memory limit included."""
+    return dict(sorted(preference_schema(record.capabilities).items()))
 
 
 def _control(setting: Setting, value: Any, control_id: str) -> Widget:

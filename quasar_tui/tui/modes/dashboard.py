@@ -16,6 +16,7 @@ from quasar_tui.core.text import printable
 from quasar_tui.quality.assigned import SeriesKey
 from quasar_tui.quality.calendars import Calendar
 from quasar_tui.registry.subscriptions import SubscriptionRecord
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.api_keys import ApiKeysModal
 from quasar_tui.tui.modes.base import Mode, ModeScreen
@@ -182,7 +183,7 @@ class DashboardScreen(ModeScreen):
         except READ_ERRORS as exc:
             self.notify(str(exc), severity="error")
             return
-        live = services.view.providers
+        live, hosts = services.view.providers, services.view.hosts
         _fill(
             self.query_one("#providers", VimDataTable),
             [
@@ -193,7 +194,10 @@ class DashboardScreen(ModeScreen):
                     p.status,
                     live[p.name].state if p.name in live else "-",
                     f"{p.asset_count:,}",
-                    (live[p.name].detail if p.name in live else None) or p.status_detail or "",
+                    _detail(
+                        (live[p.name].detail if p.name in live else None) or p.status_detail,
+                        hosts.get(p.name),
+                    ),
                 )
                 for p in providers
             ],
@@ -261,6 +265,12 @@ class DashboardScreen(ModeScreen):
         at = self._fresh_index(event.cursor_row) if event.data_table.id == "freshness" else None
         if at is not None:
             await open_chart(self, *self.fresh_keys[at])
+
+
+def _detail(detail: str | None, host: HostHealth | None) -> str:
+    """The provider's last detail, then its sandbox host (state, isolation, restarts, memory,
+    CPU) while the engine runs it."""
+    return "; ".join(part for part in (detail, host.summary() if host else None) if part)
 
 
 MODE = Mode(

@@ -12,6 +12,8 @@ from textual.widgets import DataTable, ProgressBar, Static
 from quasar_tui.core.messages import one_line
 from quasar_tui.registry.providers import REFRESH_FAILED
 from quasar_tui.registry.records import ProviderRecord
+from quasar_tui.sandbox.confine import isolation
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.tui.commands import RowRef, command
 from quasar_tui.tui.modals.add_provider import AddProviderModal
 from quasar_tui.tui.modals.confirm import Confirmed, ConfirmModal
@@ -31,6 +33,7 @@ COLUMNS = (
     "Intervals",
     "Secrets",
     "Source",
+    "Host",
     "Detail",
 )
 _STATUS_STYLES = {
@@ -56,7 +59,10 @@ def secrets_cell(record: ProviderRecord) -> Text:
     return text if text else Text("-", style="dim")
 
 
-def row_cells(record: ProviderRecord, refreshing: bool) -> tuple[object, ...]:
+def row_cells(
+    record: ProviderRecord, refreshing: bool, host: HostHealth | None = None
+) -> tuple[object, ...]:
+    """`host` is the provider's sandbox host while the engine runs it."""
     intervals = record.capabilities.get("intervals")
     return (
         Text(record.name, style="bold"),
@@ -67,6 +73,9 @@ def row_cells(record: ProviderRecord, refreshing: bool) -> tuple[object, ...]:
         " ".join(intervals) if intervals is not None else "all",
         secrets_cell(record),
         "bundled" if record.bundled else "user",
+        Text(host.summary(), style="red" if host.state.startswith("parked") else "")
+        if host
+        else Text("-", style="dim"),
         record.status_detail or "",
     )
 
@@ -190,8 +199,10 @@ class ProvidersScreen(RegistryScreen):
             for r in self.records.values()
             if not text or any(text in v.lower() for v in (r.name, r.kind, r.status))
         ]
+        hosts = self.services.view.hosts
         for record in shown:
-            table.add_row(*row_cells(record, record.name in self.refreshing), key=record.name)
+            cells = row_cells(record, record.name in self.refreshing, hosts.get(record.name))
+            table.add_row(*cells, key=record.name)
         names = [r.name for r in shown]
         if keep in names:
             table.move_cursor(row=names.index(keep), animate=False)
@@ -215,6 +226,7 @@ class ProvidersScreen(RegistryScreen):
         self.show_status(
             count
             + (f", {missing} missing secrets (s sets them)" if missing else "")
+            + f" · provider code isolation: {isolation()}"
             + " · ⏎ shows the assets, m maps the symbols"
         )
 

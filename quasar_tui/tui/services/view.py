@@ -15,6 +15,7 @@ from quasar_tui.engine.events import ProviderState, WriterStats
 from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.progress import BackfillProgress, progress_from
 from quasar_tui.engine.publisher import EngineStatus
+from quasar_tui.sandbox.hosted import HostHealth
 from quasar_tui.tui.services.log import LogEntry
 
 log = logging.getLogger("quasar.tui")
@@ -54,6 +55,7 @@ class EngineView:
     attached: bool
     running: bool = True
     providers: dict[str, ProviderState] = field(default_factory=dict)
+    hosts: dict[str, HostHealth] = field(default_factory=dict)  # each provider's sandbox host
     writers: dict[str, WriterStats] = field(default_factory=dict)
     last_bars: dict[tuple[str, str, str], datetime] = field(default_factory=dict)
     rows_written: int = 0
@@ -84,9 +86,13 @@ class EngineView:
 
     def apply_stats(self, stats: dict[str, Any]) -> None:
         """`Engine.stats()`, read in-process or as the daemon published it."""
+        self.hosts = {}
         for name, state in (stats.get("providers") or {}).items():
             if (converted := _convert(state, ProviderState, provider=name)) is not None:
                 self.providers[name] = converted
+            host = state.get("host") if isinstance(state, dict) else None
+            if host is not None and (seen := _convert(host, HostHealth)) is not None:
+                self.hosts[name] = seen
         for table, writer in (stats.get("writers") or {}).items():
             if (converted := _convert(writer, WriterStats, table=table)) is not None:
                 self.writers[table] = converted
