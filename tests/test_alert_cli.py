@@ -83,17 +83,18 @@ async def test_rules_are_added_listed_paused_resumed_and_removed_without_showing
 
 
 def plan_level(symbol: str, now: float) -> tuple[str, float, float]:
-    """A level no trade reaches until a few seconds from now and one reaches within two
-    minutes, from the simulated market's own prices: (kind, level, first crossing price)."""
+    """A level no trade reaches until a few seconds from now and the first trade after that
+    leaving the range reaches (within two minutes, usually seconds), from the simulated
+    market's own prices: (kind, level, first crossing price)."""
     market = SimulatedProvider(ProviderContext(preferences={"ticks_per_second": RATE}))
     soon = [t.price for t in market.trades(symbol, now - 5, now + 12)]
-    later = [t.price for t in market.trades(symbol, now + 12, now + 132)]
-    rise, fall = max(later) - max(soon), min(soon) - min(later)
-    if rise >= fall:
-        level = (max(soon) + max(later)) / 2
-        return "above", level, next(p for p in later if p >= level)
-    level = (min(soon) + min(later)) / 2
-    return "below", level, next(p for p in later if p <= level)
+    low, high = min(soon), max(soon)
+    for trade in market.trades(symbol, now + 12, now + 132):
+        if trade.price > high:
+            return "above", (high + trade.price) / 2, trade.price
+        if trade.price < low:
+            return "below", (low + trade.price) / 2, trade.price
+    raise AssertionError("the simulated market stayed in its range for two minutes")
 
 
 async def test_a_level_crossed_on_the_simulated_feed_reaches_the_webhook_once_across_a_restart(

@@ -78,5 +78,13 @@ def test_the_console_options_known_before_parsing_are_the_parsers() -> None:
     """Every option of the bare command is either known to open the console or to not."""
     parser = build_parser()
     options = {o for action in parser._actions for o in action.option_strings}
-    not_console = {"-h", "--help", "--version", "--daemon", "--standby", "--serve"}
+    not_console = {
+        "-h",
+        "--help",
+        "--version",
+        "--daemon",
+        "--standby",
+        "--serve",
+        "--serve-cors-origin",
+    }
     assert options - not_console == CONSOLE_FLAGS | CONSOLE_OPTIONS

@@ -12,6 +12,7 @@ from registry_ui import notices, open_mode, plain
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.command import CommandPalette
+from textual.widget import Widget
 from textual.widgets import OptionList, Static
 from textual.widgets._footer import FooterKey, FooterLabel
 from textual.widgets._toast import Toast
@@ -252,10 +253,17 @@ async def test_the_footer_shows_only_keys_that_fit_whole(make_console, size) -> 
             footer = app.screen.query_one(ModeFooter)
             palette = next(k for k in footer.query(FooterKey) if k.has_class("-command-palette"))
             await wait_for(pilot, lambda: palette.region.width > 0)  # noqa: B023
-            await pilot.pause()
-            shown = [c for c in footer.children if c.display and c is not palette]
+
+            def visible() -> list[Widget]:
+                return [c for c in footer.children if c.display and c is not palette]  # noqa: B023
+
+            # The footer fits itself to the width once laid out (a refresh after the switch).
+            await wait_for(
+                pilot,
+                lambda: all(c.region.right <= palette.region.x for c in visible()),  # noqa: B023
+            )
+            shown = visible()
             assert shown, key
-            assert all(c.region.right <= palette.region.x for c in shown), key
             labels = [c for c in shown if isinstance(c, FooterLabel)]
             groups = [
                 c for c in shown if c.has_class("binding-group") or type(c).__name__ == "KeyGroup"
