@@ -156,10 +156,12 @@ class Subscription:
         """Queue an event the subscription wants; the oldest one goes when full."""
         if self._closed or (self.kinds is not None and not isinstance(event, self.kinds)):
             return
-        if len(self._queue) == self._queue.maxlen:
+        queue = self._queue
+        if not queue:
+            self._ready.set()  # a waiting consumer only ever waits on an empty queue
+        elif len(queue) == queue.maxlen:
             self.dropped += 1
-        self._queue.append(event)
-        self._ready.set()
+        queue.append(event)
 
     def drain(self) -> list[Event]:
         """Everything queued now, without waiting (a console repainting a few times a second)."""

@@ -104,7 +104,7 @@ class RecordRouter:
         publish(TradesRead(name, ticks))
         self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
-        if self.store_ticks:
+        if self.store_ticks and not self.writer.offer_ticks(rows):
             self.waiting_for_room = True
             try:
                 await self.writer.put_ticks(rows)
