@@ -36,7 +36,7 @@ from quasar_tui.engine.events import (
 from quasar_tui.engine.jobs import HistoricalJobs
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.provider_pool import ProviderPool
-from quasar_tui.engine.publisher import Publisher
+from quasar_tui.engine.publisher import PublishedQuote, Publisher
 from quasar_tui.engine.sessions import LiveSessions
 from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import DB_ERRORS, SubscriptionStates, SubState, guard
@@ -371,6 +371,13 @@ class Engine:
                     self._providers.note(event.provider, event.state, event.detail)
                 line = log_line(event)
                 publisher.note_event(line.level, line.source, line.message)
+
+    def quotes_changed(self, since: int) -> tuple[list[PublishedQuote], int]:
+        """The quotes this engine publishes that changed after change number `since`, and the
+        number to pass next time (see `Publisher.quotes_changed`); none while stopped."""
+        if self._publisher is None:
+            return [], 0
+        return self._publisher.quotes_changed(since)
 
     def stats(self) -> dict[str, Any]:
         """What `engine_status.stats` carries for attached consoles and `quasar status`."""
