@@ -28,8 +28,9 @@ class TickEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class TradesRead(msgspec.Struct, frozen=True, gc=False):
-    """The new trades of one message a live session read: one event per message, not per
-    trade, for what only needs the latest figures (the engine's published quotes)."""
+    """The new trades a live session read in one burst of messages (until the event loop
+    turned), in order: one event per burst, not per trade or message, for what only needs
+    the latest figures (the engine's published quotes)."""
 
     provider: str
     ticks: list[Tick]

@@ -129,7 +129,7 @@ class Publisher:
         self._failing = False
 
     def note_ticks(self, provider: str, ticks: list[Tick]) -> None:
-        """One message's trades: only the latest figures per symbol are kept."""
+        """Trades a session read, in order: only the latest figures per symbol are kept."""
         quotes = self._quotes.get(provider) or self._quotes.setdefault(provider, {})
         quote: PublishedQuote | None = None
         for tick in ticks:
