@@ -197,11 +197,7 @@ class _Feed:
             if self._clock() - self._cursor < _MAX_CATCH_UP:  # else catching up: no pause
                 await asyncio.sleep(self._provider.BATCH_SECONDS)
             end = min(self._clock(), self._cursor + _MAX_CATCH_UP)
-            trades = [
-                trade
-                for symbol in sorted(self._subscribed)
-                for trade in self._provider.wire_trades(symbol, self._cursor, end)
-            ]
+            trades = self._provider.wire_trades(sorted(self._subscribed), self._cursor, end)
             self._cursor = max(self._cursor, end)
             now = time.monotonic()
             if trades or now - self._last_sent >= 1.0:
@@ -274,10 +270,16 @@ class SimulatedProvider(LiveDataProvider):
         path, rate = self._path(symbol), self.rate
         return [path.trade(symbol, k, rate) for k in path.trade_range(start, end, rate)]
 
-    def wire_trades(self, symbol: str, start: float, end: float) -> list[_WireTrade]:
-        """`trades` as the simulated feed sends them."""
-        path, rate = self._path(symbol), self.rate
-        return [path.wire_trade(symbol, k, rate) for k in path.trade_range(start, end, rate)]
+    def wire_trades(self, symbols: list[str], start: float, end: float) -> list[_WireTrade]:
+        """The trades of `symbols` in [start, end), symbol after symbol, as the simulated feed
+        sends them."""
+        rate = self.rate
+        return [
+            path.wire_trade(symbol, k, rate)
+            for symbol in symbols
+            for path in (self._path(symbol),)
+            for k in path.trade_range(start, end, rate)
+        ]
 
     async def fetch_available_symbols(self) -> list[SymbolInfo]:
         return [
