@@ -218,7 +218,7 @@ class BinanceFake:
                         )
                         await follower.conn.send(text)
                 report.messages += 1
-            second = int(elapsed)
+            second = int(time.monotonic() - began)  # when this round's sends got through
             while len(report.per_second) <= second:
                 report.per_second.append(0)
             report.per_second[second] += due
