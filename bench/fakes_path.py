@@ -13,6 +13,6 @@ _TESTS = str(Path(__file__).resolve().parent.parent / "tests")
 if _TESTS not in sys.path:
     sys.path.insert(0, _TESTS)
 
-from fakes import kraken_rest, kraken_ws, launcher  # noqa: E402  (needs the path set above)
+from fakes import binance, kraken_rest, kraken_ws, launcher  # noqa: E402  (path set above)
 
-__all__ = ["kraken_rest", "kraken_ws", "launcher"]
+__all__ = ["binance", "kraken_rest", "kraken_ws", "launcher"]

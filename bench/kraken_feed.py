@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
-from typing import Any
 
 from bench.fakes_path import kraken_rest, kraken_ws
+from bench.feed_process import FeedChild
 
 PATTERN = 256  # trade id n uses entry n % PATTERN of its pair's prices and sizes
 _MINUTE_US = 60_000_000
@@ -183,43 +183,19 @@ def _child(conn: Connection, count: int, committed: Synchronized) -> None:
     asyncio.run(_serve(conn, count, committed))
 
 
-class FeedProcess:
+class FeedProcess(FeedChild):
     """The parent's handle on the feed process; every call is awaitable from the engine's loop.
     Add the trades committed to live_ticks to `committed.value` as they are committed."""
 
     def __init__(self, count: int) -> None:
-        context = multiprocessing.get_context("spawn")
-        self.ws_url = ""
-        self.rest_url = ""
-        self.committed: Synchronized = context.Value("q", 0, lock=False)
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_child, args=(child, count, self.committed), name="kraken-feed", daemon=True
+        self.committed: Synchronized = multiprocessing.get_context("spawn").Value(
+            "q", 0, lock=False
         )
-
-    @property
-    def pid(self) -> int:
-        assert self._process.pid is not None, "start() the feed first"
-        return self._process.pid
-
-    async def _ask(self, *message: Any) -> Any:
-        self._conn.send(message)
-        return await asyncio.to_thread(self._conn.recv)
-
-    async def start(self) -> None:
-        self._process.start()
-        self.ws_url, self.rest_url = await asyncio.to_thread(self._conn.recv)
+        super().__init__(_child, (count, self.committed), "kraken-feed")
 
     async def subscribed(self) -> None:
         """Until the client is subscribed to the trades of every pair."""
-        await self._ask("subscribed")
+        await self.ask("subscribed")
 
     async def pump(self, start: float, duration: float, batch: int, window: int) -> PumpReport:
-        return await self._ask("pump", start, duration, batch, window)
-
-    async def stop(self) -> None:
-        if self._process.is_alive():
-            self._conn.send(("stop",))
-            await asyncio.to_thread(self._process.join, 10)
-        if self._process.is_alive():
-            self._process.kill()
+        return await self.ask("pump", start, duration, batch, window)

@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import msgspec
+
 from quasar_tui.sdk import (
     Bar,
     Interval,
@@ -36,6 +38,7 @@ _DEPTH = _TOP + 5  # halve down to 1/32 s
 _VOL = 0.8 / math.sqrt(365.25 * 86_400)  # 80 % a year, per sqrt(second), on the log-price
 _ANCHOR = 0.25  # spread of the log-price at segment ends around the symbol's base price
 _SAMPLES = 32  # a history bar with more ticks than this is sampled at this many
+_LENGTHS = [float(1 << _TOP) / (1 << level) for level in range(_DEPTH + 1)]  # seconds a segment
 _MAX_CATCH_UP = 5.0  # seconds of market time one message may cover
 _SLICE_SECONDS = 0.002  # longest stretch of history computing between turns of the event loop
 
@@ -73,31 +76,31 @@ class _Path:
         return _gauss(_mix(self.key ^ _mix((level << 48) ^ index)))
 
     def price(self, t: float) -> float:
+        """The descent is cached: only the levels whose segment `t` left are computed again,
+        found from the finest level up (a tick 0.1 s after the last one redoes about 5 of 27)."""
         idx, lo, hi = self._idx, self._lo, self._hi
-        length = float(1 << _TOP)
-        top = math.floor(t / length)
-        if idx[0] != top:
+        level = _DEPTH
+        while level >= 0 and idx[level] != math.floor(t / _LENGTHS[level]):
+            level -= 1
+        if level < 0:
+            top = math.floor(t / _LENGTHS[0])
             idx[0] = top
             lo[0] = _ANCHOR * self._noise(63, top)
             hi[0] = _ANCHOR * self._noise(63, top + 1)
-            idx[1] = None
-        for level in range(1, _DEPTH + 1):
-            half = length / 2
-            child = math.floor(t / half)
-            if idx[level] != child:
-                parent = idx[level - 1]
-                mid = (lo[level - 1] + hi[level - 1]) / 2 + _VOL * math.sqrt(
-                    length
-                ) / 2 * self._noise(level - 1, parent)
-                if child == 2 * parent:
-                    lo[level], hi[level] = lo[level - 1], mid
-                else:
-                    lo[level], hi[level] = mid, hi[level - 1]
-                idx[level] = child
-                if level < _DEPTH:
-                    idx[level + 1] = None
-            length = half
-        frac = t / length - idx[_DEPTH]
+            level = 0
+        for child_level in range(level + 1, _DEPTH + 1):
+            up = child_level - 1
+            parent = idx[up]
+            child = math.floor(t / _LENGTHS[child_level])
+            mid = (lo[up] + hi[up]) / 2 + _VOL * math.sqrt(_LENGTHS[up]) / 2 * self._noise(
+                up, parent
+            )
+            if child == 2 * parent:
+                lo[child_level], hi[child_level] = lo[up], mid
+            else:
+                lo[child_level], hi[child_level] = mid, hi[up]
+            idx[child_level] = child
+        frac = t / _LENGTHS[_DEPTH] - idx[_DEPTH]
         x = lo[_DEPTH] + (hi[_DEPTH] - lo[_DEPTH]) * frac
         return _round(self.base * math.exp(x))
 
@@ -105,18 +108,19 @@ class _Path:
         return _mix(self.key ^ 0x7AD3 ^ _mix(k))
 
     def trade_size(self, k: int) -> float:
-        return round(max(1e-6, -math.log(_uniform(self._trade_hash(k))) * self.size), 6)
+        return self._size(self._trade_hash(k))
+
+    def _size(self, h: int) -> float:
+        return round(max(1e-6, -math.log(_uniform(h)) * self.size), 6)
 
     def trade(self, symbol: str, k: int, rate: float) -> Tick:
+        w = self.wire_trade(symbol, k, rate)
+        return Tick(w.symbol, datetime.fromtimestamp(w.t, UTC), w.price, w.size, w.side, k)
+
+    def wire_trade(self, symbol: str, k: int, rate: float) -> _WireTrade:
         t = (k + self.phase) / rate
-        return Tick(
-            symbol=symbol,
-            ts=datetime.fromtimestamp(t, UTC),
-            price=self.price(t),
-            size=self.trade_size(k),
-            side="buy" if self._trade_hash(k) & 1 else "sell",
-            trade_id=k,
-        )
+        h = self._trade_hash(k)
+        return _WireTrade(symbol, t, self.price(t), self._size(h), "buy" if h & 1 else "sell", k)
 
     def trade_range(self, start: float, end: float, rate: float) -> range:
         """Trade numbers k with start <= t_k < end."""
@@ -127,6 +131,39 @@ def _round(price: float) -> float:
     return round(price, 2) if price >= 1 else round(price, 6)
 
 
+class _WireTrade(msgspec.Struct, array_like=True, gc=False):
+    """A trade on the simulated wire: [symbol, epoch seconds, price, size, side, trade id]."""
+
+    symbol: str
+    t: float
+    price: float
+    size: float
+    side: str
+    k: int
+
+
+class _Trades(msgspec.Struct, tag_field="type", tag="trades", gc=False):
+    data: list[_WireTrade]
+
+
+class _Refused(msgspec.Struct, tag_field="type", tag="error", gc=False):
+    symbol: str
+    reason: str
+
+
+class _Subscribed(msgspec.Struct, tag_field="type", tag="subscribed", gc=False):
+    symbol: str
+
+
+class _Heartbeat(msgspec.Struct, tag_field="type", tag="heartbeat", gc=False):
+    pass
+
+
+_Message = _Trades | _Refused | _Subscribed | _Heartbeat
+_ENCODE = msgspec.json.Encoder().encode
+_DECODE = msgspec.json.Decoder(_Message).decode
+
+
 class _Feed:
     """The in-process stand-in for a WebSocket: `send`, `recv`, async iteration, `close`."""
 
@@ -134,7 +171,7 @@ class _Feed:
         self._provider = provider
         self._clock = provider.clock
         self._subscribed: set[str] = set()
-        self._outbox: deque[str] = deque()
+        self._outbox: deque[bytes] = deque()
         self._cursor = self._clock()
         self._last_sent = time.monotonic()
         self._closed = False
@@ -147,15 +184,11 @@ class _Feed:
                 self._subscribed.discard(symbol)
             elif symbol in known:
                 self._subscribed.add(symbol)
-                self._outbox.append(json.dumps({"type": "subscribed", "symbol": symbol}))
+                self._outbox.append(_ENCODE(_Subscribed(symbol)))
             else:
-                self._outbox.append(
-                    json.dumps(
-                        {"type": "error", "symbol": symbol, "reason": f"unknown symbol {symbol}"}
-                    )
-                )
+                self._outbox.append(_ENCODE(_Refused(symbol, f"unknown symbol {symbol}")))
 
-    async def recv(self) -> str:
+    async def recv(self) -> bytes:
         while True:
             if self._closed:
                 raise ConnectionError("simulated feed closed")
@@ -164,23 +197,17 @@ class _Feed:
             if self._clock() - self._cursor < _MAX_CATCH_UP:  # else catching up: no pause
                 await asyncio.sleep(self._provider.BATCH_SECONDS)
             end = min(self._clock(), self._cursor + _MAX_CATCH_UP)
-            trades = [
-                [t.symbol, t.ts.timestamp(), t.price, t.size, t.side, t.trade_id]
-                for symbol in sorted(self._subscribed)
-                for t in self._provider.trades(symbol, self._cursor, end)
-            ]
+            trades = self._provider.wire_trades(sorted(self._subscribed), self._cursor, end)
             self._cursor = max(self._cursor, end)
             now = time.monotonic()
             if trades or now - self._last_sent >= 1.0:
                 self._last_sent = now
-                return json.dumps(
-                    {"type": "trades", "data": trades} if trades else {"type": "heartbeat"}
-                )
+                return _ENCODE(_Trades(trades) if trades else _Heartbeat())
 
     def __aiter__(self) -> _Feed:
         return self
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> bytes:
         return await self.recv()
 
     async def close(self) -> None:
@@ -242,6 +269,17 @@ class SimulatedProvider(LiveDataProvider):
         """The trades of `symbol` at epoch seconds in [start, end), oldest first."""
         path, rate = self._path(symbol), self.rate
         return [path.trade(symbol, k, rate) for k in path.trade_range(start, end, rate)]
+
+    def wire_trades(self, symbols: list[str], start: float, end: float) -> list[_WireTrade]:
+        """The trades of `symbols` in [start, end), symbol after symbol, as the simulated feed
+        sends them."""
+        rate = self.rate
+        return [
+            path.wire_trade(symbol, k, rate)
+            for symbol in symbols
+            for path in (self._path(symbol),)
+            for k in path.trade_range(start, end, rate)
+        ]
 
     async def fetch_available_symbols(self) -> list[SymbolInfo]:
         return [
@@ -327,20 +365,12 @@ class SimulatedProvider(LiveDataProvider):
         return {"op": "unsubscribe", "symbols": symbols}
 
     async def _parse_message(self, message: str | bytes) -> list[Tick | SubscriptionRefused]:
-        data = json.loads(message)
-        kind = data.get("type")
-        if kind == "trades":
+        decoded = _DECODE(message)
+        if type(decoded) is _Trades:
             return [
-                Tick(
-                    symbol=s,
-                    ts=datetime.fromtimestamp(ts, UTC),
-                    price=price,
-                    size=size,
-                    side=side,
-                    trade_id=k,
-                )
-                for s, ts, price, size, side, k in data["data"]
+                Tick(w.symbol, datetime.fromtimestamp(w.t, UTC), w.price, w.size, w.side, w.k)
+                for w in decoded.data
             ]
-        if kind == "error":
-            return [SubscriptionRefused(symbol=data["symbol"], reason=data["reason"])]
+        if type(decoded) is _Refused:
+            return [SubscriptionRefused(symbol=decoded.symbol, reason=decoded.reason)]
         return []

@@ -232,3 +232,51 @@ async def test_candles_and_housekeeping_messages_parse() -> None:
         {"method": "subscribe", "success": True, "result": {"channel": "trade"}},
     ):
         assert await provider._parse_message(json.dumps(quiet)) == []
+
+
+async def test_busy_channels_read_strings_stamps_and_refuse_malformed_messages() -> None:
+    """Trades and tickers are decoded in one pass: numbers sent as strings still read, a
+    ticker's own timestamp is kept, and a malformed trade message is an error (counted as a
+    bad message by the session), not a silently empty one."""
+    provider = KrakenProvider()
+    trade = {
+        "channel": "trade",
+        "type": "update",
+        "data": [
+            {
+                "symbol": "BTC/USD",
+                "side": "sell",
+                "price": "64000.5",
+                "qty": "0.25",
+                "ord_type": "market",
+                "trade_id": 77,
+                "timestamp": "2026-03-02T12:00:30.250000Z",
+            }
+        ],
+    }
+    assert await provider._parse_message(json.dumps(trade).encode()) == [
+        Tick("BTC/USD", NOW + timedelta(milliseconds=250), 64000.5, 0.25, "sell", 77)
+    ]
+    ticker = {
+        "channel": "ticker",
+        "type": "snapshot",
+        "data": [
+            {
+                "symbol": "ETH/USD",
+                "bid": 2000.0,
+                "bid_qty": 3.0,
+                "ask": 2000.5,
+                "ask_qty": 1.0,
+                "last": 2000.2,
+                "volume": 812.5,
+                "change_pct": -1.5,
+                "timestamp": "2026-03-02T12:00:30Z",
+            }
+        ],
+    }
+    assert await provider._parse_message(json.dumps(ticker)) == [
+        Quote("ETH/USD", NOW, bid=2000.0, ask=2000.5, last=2000.2, volume=812.5, change_pct=-1.5)
+    ]
+    del trade["data"][0]["price"]
+    with pytest.raises(ValueError, match="price"):
+        await provider._parse_message(json.dumps(trade))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from helpers import until
 
+from quasar_tui.core.clock import utc_now
 from quasar_tui.engine.lock import EngineOwner
 from quasar_tui.engine.publisher import Publisher
 from quasar_tui.sdk.models import Tick
@@ -51,3 +52,25 @@ async def test_a_stop_landing_on_a_periodic_quote_write_still_publishes_the_quot
 
 async def _another_write_waits(db: Database, periodic: str) -> bool:
     return any(w != periodic for w in await db.fetchval(WAITING_WRITES) or [])
+
+
+def test_a_console_in_the_engines_process_reads_only_the_quotes_that_changed() -> None:
+    """The console follows its own engine's quotes from memory: each read brings the symbols
+    that traded since the last one, with every trade counted, and nothing that did not move."""
+    owner = EngineOwner("host", 1, "console", utc_now(), utc_now())
+    publisher = Publisher(None, owner, dict)  # no database: nothing is written
+    at = utc_now()
+    publisher.note_ticks("SIM", [Tick("A", at, 10.0, 1.0), Tick("A", at, 11.0, 2.0)])
+    publisher.note_ticks("SIM", [Tick("B", at, 5.0, 1.0)])
+    first, since = publisher.quotes_changed(0)
+    assert [(q.symbol, q.last, q.volume, q.open, q.ticks) for q in first] == [
+        ("A", 11.0, 3.0, 10.0, 2),
+        ("B", 5.0, 1.0, 5.0, 1),
+    ]
+    assert publisher.quotes_changed(since) == ([], since)
+    publisher.note_ticks("SIM", [Tick("B", at, 6.0, 1.0)])
+    changed, _ = publisher.quotes_changed(since)
+    assert [(q.symbol, q.last, q.ticks) for q in changed] == [("B", 6.0, 2)]
+    restarted = Publisher(None, owner, dict)
+    restarted.note_ticks("SIM", [Tick("A", at, 12.0, 1.0)])
+    assert [q.last for q in restarted.quotes_changed(since)[0]] == [12.0]

@@ -1,6 +1,8 @@
 """The bounded queue in front of one table's committer, and how it cuts batches.
 
-Counted in rows: producers wait while it is full. A batch is due when the queue holds
+Counted in rows: producers wait while it is full. Rows put while earlier ones still wait join
+their part (a part is at most `flush_rows` rows, timed by its oldest), so a feed putting one row
+a message costs a list append, not a part of its own. A batch is due when the queue holds
 `flush_rows` rows, its oldest row is `flush_seconds` old, someone waits in `flush()`, or the
 queue is closing. When rows pile up behind a commit, the next batch takes up to
 `max_batch_rows` of them at once: each commit waits for a WAL flush, so fewer, larger commits
@@ -39,7 +41,7 @@ class BatchQueue:
         self.flush_seconds = flush_seconds
         self.max_batch_rows = max(flush_rows, max_batch_rows)
         self.depth = 0  # rows put and not yet committed, including the batch in flight
-        self._pending: deque[tuple[float, Sequence[Any]]] = deque()
+        self._pending: deque[tuple[float, list[Any]]] = deque()  # (time of oldest, rows)
         self._pending_rows = 0
         self._put_total = 0
         self._taken_total = 0
@@ -57,6 +59,17 @@ class BatchQueue:
     def accepting(self) -> bool:
         return self._consuming and not self._closing
 
+    def offer(self, rows: Sequence[Any]) -> bool:
+        """Queue rows (at most `flush_rows`) at once if they fit; False when they do not and the
+        caller must `put` them (and wait)."""
+        if not self.accepting:
+            raise WriterStopped(f"the {self.name} writer is not running")
+        size = len(rows)
+        if size > self.flush_rows or (self.depth and self.depth + size > self.capacity):
+            return False
+        self._append(rows, size)
+        return True
+
     async def put(self, rows: Sequence[Any]) -> None:
         """Queue rows in parts of `flush_rows`, each waiting while the queue is full."""
         if not self.accepting:
@@ -70,11 +83,20 @@ class BatchQueue:
                     await self._changed.wait_for(partial(self._has_room, size))
                 if not self.accepting:
                     raise WriterStopped(f"the {self.name} writer stopped")
-            self._pending.append((time.monotonic(), part))
-            self._pending_rows += size
-            self.depth += size
-            self._put_total += size
-            self._wake.set()
+            self._append(part, size)
+
+    def _append(self, rows: Sequence[Any], size: int) -> None:
+        pending = self._pending
+        was_empty = not pending
+        if not was_empty and len(pending[-1][1]) + size <= self.flush_rows:
+            pending[-1][1].extend(rows)
+        else:
+            pending.append((time.monotonic(), list(rows)))
+        self._pending_rows += size
+        self.depth += size
+        self._put_total += size
+        if was_empty or self._pending_rows >= self.flush_rows:
+            self._wake.set()  # otherwise the consumer is already timing the oldest part
 
     def _has_room(self, size: int) -> bool:
         """Whether `size` more rows fit (an empty queue takes any part), or waiting is over."""
@@ -141,7 +163,7 @@ class BatchQueue:
 
     def _take(self) -> list[Any]:
         self._inflight_since = self._pending[0][0]
-        rows = list(self._pending.popleft()[1])
+        rows = self._pending.popleft()[1]
         limit = self.max_batch_rows
         while self._pending and len(rows) + len(self._pending[0][1]) <= limit:
             rows.extend(self._pending.popleft()[1])

@@ -39,7 +39,7 @@ from quasar_tui.engine.events import (
 from quasar_tui.engine.jobs import HistoricalJobs
 from quasar_tui.engine.lock import EngineLock, EngineLockedError, EngineOwner
 from quasar_tui.engine.provider_pool import ProviderPool
-from quasar_tui.engine.publisher import Publisher
+from quasar_tui.engine.publisher import PublishedQuote, Publisher
 from quasar_tui.engine.sessions import LiveSessions
 from quasar_tui.engine.shared import Shared
 from quasar_tui.engine.states import DB_ERRORS, SubscriptionStates, SubState, guard
@@ -391,6 +391,13 @@ class Engine:
                 publisher.note_event(line.level, line.source, line.message)
             case AlertFired():  # attached consoles read it from the published events
                 publisher.note_event("warning", ALERT_SOURCE, event.message)
+
+    def quotes_changed(self, since: int) -> tuple[list[PublishedQuote], int]:
+        """The quotes this engine publishes that changed after change number `since`, and the
+        number to pass next time (see `Publisher.quotes_changed`); none while stopped."""
+        if self._publisher is None:
+            return [], 0
+        return self._publisher.quotes_changed(since)
 
     def stats(self) -> dict[str, Any]:
         """What `engine_status.stats` carries for attached consoles and `quasar status`."""

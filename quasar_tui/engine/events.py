@@ -29,8 +29,9 @@ class TickEvent(msgspec.Struct, frozen=True, gc=False):
 
 
 class TradesRead(msgspec.Struct, frozen=True, gc=False):
-    """The new trades of one message a live session read: one event per message, not per
-    trade, for what only needs the latest figures (the engine's published quotes)."""
+    """The new trades a live session read in one burst of messages (until the event loop
+    turned), in order: one event per burst, not per trade or message, for what only needs
+    the latest figures (the engine's published quotes)."""
 
     provider: str
     ticks: list[Tick]
@@ -170,10 +171,12 @@ class Subscription:
         """Queue an event the subscription wants; the oldest one goes when full."""
         if self._closed or (self.kinds is not None and not isinstance(event, self.kinds)):
             return
-        if len(self._queue) == self._queue.maxlen:
+        queue = self._queue
+        if not queue:
+            self._ready.set()  # a waiting consumer only ever waits on an empty queue
+        elif len(queue) == queue.maxlen:
             self.dropped += 1
-        self._queue.append(event)
-        self._ready.set()
+        queue.append(event)
 
     def drain(self) -> list[Event]:
         """Everything queued now, without waiting (a console repainting a few times a second)."""

@@ -1,7 +1,9 @@
 """Where a live session sends what its provider's `_parse_message` returns: ticks to
-`live_ticks`, the aggregator and the bus (a `TradesRead` per message; a `TickEvent` per trade
-only while someone subscribes to them); quotes to the bus only; candles to the aggregator;
-refusals back to the session.
+`live_ticks`, the aggregator and the bus (a `TickEvent` per trade only while someone subscribes
+to them, and a `TradesRead` per burst of messages: the session reads what its socket holds
+without a turn of the event loop, and the trades read meanwhile go out together once it turns,
+so a feed of one trade a message does not pay for an event each); quotes to the bus only;
+candles to the aggregator; refusals back to the session.
 
 Ticks re-delivered after a reconnect are recognised by trade id and not counted twice
 (engine/trade_ids.py). `live_ticks.seq` is the provider's trade id when it has one; otherwise a
@@ -11,6 +13,7 @@ restarts.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -68,6 +71,7 @@ class RecordRouter:
         self.on_refused = on_refused
         self.waiting_for_room = False  # in put_ticks: the session reads nothing meanwhile
         self._seq = time.time_ns()
+        self._read: list[Tick] = []  # trades read since the last TradesRead
 
     async def route(self, records: Iterable[Record]) -> bool:
         """Whether there were new trades among them."""
@@ -101,13 +105,19 @@ class RecordRouter:
                 self.on_refused(r)
         if not ticks:
             return False
-        publish(TradesRead(name, ticks))
+        if not self._read:
+            asyncio.get_running_loop().call_soon(self._publish_read)
+        self._read += ticks
         self.aggregator.add_ticks(ticks)  # candles (add_bar) never feed the series ticks do
         self.stats.ticks += len(rows)
-        if self.store_ticks:
+        if self.store_ticks and not self.writer.offer_ticks(rows):
             self.waiting_for_room = True
             try:
                 await self.writer.put_ticks(rows)
             finally:
                 self.waiting_for_room = False
         return True
+
+    def _publish_read(self) -> None:
+        ticks, self._read = self._read, []
+        self.bus.publish(TradesRead(self.name, ticks))

@@ -69,7 +69,9 @@ _DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 @dataclass
 class PublishedQuote:
-    """Latest known figures for one provider symbol; `open` is the first price this run saw."""
+    """Latest known figures for one provider symbol; `open` is the first price this run saw.
+    `change` numbers the engine's last update of it (in memory only, for a console in the
+    engine's process)."""
 
     provider: str
     symbol: str
@@ -81,6 +83,7 @@ class PublishedQuote:
     open: float | None = None
     ticks: int = 0
     updated_at: datetime | None = None
+    change: int = 0
 
 
 @dataclass(frozen=True)
@@ -118,19 +121,22 @@ class Publisher:
         self._stats = stats
         self._quote_interval = quote_interval
         self._heartbeat_interval = heartbeat_interval
-        self._quotes: dict[tuple[str, str], PublishedQuote] = {}
-        self._dirty: set[tuple[str, str]] = set()
+        self._quotes: dict[str, dict[str, PublishedQuote]] = {}  # provider -> symbol -> quote
+        self._dirty: dict[int, PublishedQuote] = {}  # id -> quote changed since the last write
+        self._changes = 0
         self._events: deque[tuple[datetime, str, str, str]] = deque(maxlen=EVENT_BUFFER)
         self._task: asyncio.Task[None] | None = None
         self._failing = False
 
     def note_ticks(self, provider: str, ticks: list[Tick]) -> None:
-        """One message's trades: only the latest figures per symbol are kept."""
+        """Trades a session read, in order: only the latest figures per symbol are kept."""
+        quotes = self._quotes.get(provider) or self._quotes.setdefault(provider, {})
         quote: PublishedQuote | None = None
         for tick in ticks:
             if quote is None or quote.symbol != tick.symbol:
-                quote = self._quote(provider, tick.symbol, tick.ts)
-            elif tick.ts > quote.ts:
+                quote = quotes.get(tick.symbol) or self._new_quote(provider, tick.symbol, tick.ts)
+                self._changed(quote)
+            if tick.ts > quote.ts:
                 quote.ts = tick.ts
             quote.last = tick.price
             quote.volume = (quote.volume or 0.0) + tick.size
@@ -144,7 +150,13 @@ class Publisher:
 
     def note_quote(self, event: QuoteEvent) -> None:
         update = event.quote
-        quote = self._quote(event.provider, update.symbol, update.ts)
+        quotes = self._quotes.get(event.provider, {})
+        quote = quotes.get(update.symbol) or self._new_quote(
+            event.provider, update.symbol, update.ts
+        )
+        self._changed(quote)
+        if update.ts > quote.ts:
+            quote.ts = update.ts
         for name in ("bid", "ask", "last", "volume"):
             value = getattr(update, name)
             if value is not None:
@@ -155,15 +167,26 @@ class Publisher:
     def note_event(self, level: str, source: str, message: str) -> None:
         self._events.append((utc_now(), level, source, message))
 
-    def _quote(self, provider: str, symbol: str, ts: datetime) -> PublishedQuote:
-        key = (provider, symbol)
-        quote = self._quotes.get(key)
-        if quote is None:
-            quote = self._quotes[key] = PublishedQuote(provider, symbol, ts)
-        elif ts > quote.ts:
-            quote.ts = ts
-        self._dirty.add(key)
+    def quotes_changed(self, since: int) -> tuple[list[PublishedQuote], int]:
+        """The quotes changed after change number `since` (0: all of them), and the number to
+        pass next time: what a console in the engine's process shows. A `since` from before
+        this publisher (an engine started again) reads all of them."""
+        if since > self._changes:
+            since = 0
+        changed = [
+            q for quotes in self._quotes.values() for q in quotes.values() if q.change > since
+        ]
+        return changed, self._changes
+
+    def _new_quote(self, provider: str, symbol: str, ts: datetime) -> PublishedQuote:
+        quote = PublishedQuote(provider, symbol, ts)
+        self._quotes.setdefault(provider, {})[symbol] = quote
         return quote
+
+    def _changed(self, quote: PublishedQuote) -> None:
+        self._changes += 1
+        quote.change = self._changes
+        self._dirty[id(quote)] = quote
 
     async def start(self) -> None:
         await self.heartbeat()
@@ -206,7 +229,7 @@ class Publisher:
     async def flush_quotes(self) -> None:
         if not self._dirty:
             return
-        rows = [self._quotes[key] for key in sorted(self._dirty)]
+        rows = sorted(self._dirty.values(), key=lambda q: (q.provider, q.symbol))
         self._dirty.clear()
         columns = (
             [q.provider for q in rows],
@@ -224,7 +247,7 @@ class Publisher:
             written = await self._guard(self._db.execute(_UPSERT_QUOTES, *columns), "quotes")
         finally:  # failed, or cancelled mid-write by `stop`: the next (or final) flush retries
             if not written:
-                self._dirty.update((q.provider, q.symbol) for q in rows)
+                self._dirty.update((id(q), q) for q in rows)
 
     async def flush_events(self) -> None:
         if not self._events:

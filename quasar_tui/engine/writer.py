@@ -440,6 +440,11 @@ class Writer:
         """Queue `live_ticks` rows; waits while the queue is full."""
         await self._tables[TICKS.name].queue.put(rows)
 
+    def offer_ticks(self, rows: Sequence[TickRow]) -> bool:
+        """Queue one message's `live_ticks` rows at once if there is room; False when there
+        is not (then `put_ticks` waits for it)."""
+        return self._tables[TICKS.name].queue.offer(rows)
+
     async def rebuild_live_bars(
         self,
         provider: str,

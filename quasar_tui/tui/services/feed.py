@@ -1,9 +1,11 @@
 """The one adapter from the engine to the screens.
 
-With its own engine the console follows the in-process event bus; attached to a daemon it
-polls what the daemon publishes in the database until that engine stops, then runs one here
-(when it may) and follows that. Either way screens get the same things: a conflated `LiveBook`,
-the `EngineView` for the dashboard, and `LogEntry` lines (errors also notify).
+Attached to a daemon it polls what the daemon publishes in the database until that engine
+stops, then runs one here (when it may) and follows that; with its own engine it reads the same
+conflated quotes from the engine's memory and its news from the in-process event bus. Either way
+quotes reach the `LiveBook` by one path (`_apply_quotes`), at a rate that does not grow with the
+ticks', and screens get the same things: the book, the `EngineView` for the dashboard, and
+`LogEntry` lines (errors also notify).
 """
 
 from __future__ import annotations
@@ -26,9 +28,7 @@ from quasar_tui.engine.events import (
     EventBus,
     JobRun,
     ProviderState,
-    QuoteEvent,
     Subscription,
-    TickEvent,
     log_line,
 )
 from quasar_tui.engine.lock import EngineOwner
@@ -40,34 +40,30 @@ from quasar_tui.tui.services.reads import READ_ERRORS
 if TYPE_CHECKING:
     from quasar_tui.tui.services import Services
 
-HOT_QUEUE = 50_000
-COLD_QUEUE = 1000
-HOT_HZ = 10.0
+EVENT_QUEUE = 1000
+QUOTES_HZ = 10.0
 POLL_SECONDS = 0.5
 STATUS_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class BusTaps:
-    """The console's two subscriptions on the engine's bus, taken before the engine starts so
-    nothing it says while starting is lost: ticks (many, conflated, dropping the oldest is
-    harmless) apart from everything else (few, all of them shown)."""
+    """The console's subscription on the engine's bus, taken before the engine starts so
+    nothing it says while starting is lost: the few events that are all shown (ticks are read
+    conflated, as quotes)."""
 
-    hot: Subscription
-    cold: Subscription
+    events: Subscription
 
     @classmethod
     def on(cls, bus: EventBus) -> BusTaps:
         return cls(
-            bus.subscribe(maxsize=HOT_QUEUE, kinds=(TickEvent, QuoteEvent)),
             bus.subscribe(
-                maxsize=COLD_QUEUE, kinds=(BarsWritten, JobRun, ProviderState, EngineError)
-            ),
+                maxsize=EVENT_QUEUE, kinds=(BarsWritten, JobRun, ProviderState, EngineError)
+            )
         )
 
     def close(self, bus: EventBus) -> None:
-        bus.unsubscribe(self.hot)
-        bus.unsubscribe(self.cold)
+        bus.unsubscribe(self.events)
 
 
 class EngineLogged(Message):
@@ -126,35 +122,18 @@ class EngineFeed:
 
     async def _follow(self, engine: Engine, taps: BusTaps) -> None:
         async with asyncio.TaskGroup() as tasks:
-            tasks.create_task(self._drain_ticks(taps.hot))
-            tasks.create_task(self._follow_events(taps.cold))
+            tasks.create_task(self._follow_quotes(engine))
+            tasks.create_task(self._follow_events(taps.events))
             tasks.create_task(self._sample(engine))
 
-    async def _drain_ticks(self, hot: Subscription) -> None:
-        """Ticks are batched: a few drains a second cost the same at 10 or 10,000 ticks/s."""
-        book = self.services.book
+    async def _follow_quotes(self, engine: Engine) -> None:
+        """The quotes the engine publishes, as a daemon's are read, from memory: a few reads a
+        second cost the same at 10 or 10,000 ticks/s. Every tick of this engine counts."""
+        since = 0
         while True:
-            now = monotonic()
-            for event in hot.drain():
-                if isinstance(event, TickEvent):
-                    t = event.tick
-                    book.apply_tick(
-                        event.provider, t.symbol, t.ts, t.price, t.size, t.bid, t.ask, now
-                    )
-                elif isinstance(event, QuoteEvent):
-                    q = event.quote
-                    book.apply_quote(
-                        event.provider,
-                        q.symbol,
-                        q.ts,
-                        last=q.last,
-                        bid=q.bid,
-                        ask=q.ask,
-                        volume=q.volume,
-                        change_pct=q.change_pct,
-                        now=now,
-                    )
-            await asyncio.sleep(1 / HOT_HZ)
+            quotes, since = engine.quotes_changed(since)
+            self._apply_quotes(quotes, first_ticks_known=True)
+            await asyncio.sleep(1 / QUOTES_HZ)
 
     async def _sample(self, engine: Engine) -> None:
         """The same figures an attached console reads from the daemon's published stats."""
@@ -230,13 +209,19 @@ class EngineFeed:
         )
         self.post(EngineTakenOver(gone))
 
-    def _apply_quotes(self, quotes: list[PublishedQuote]) -> datetime | None:
+    def _apply_quotes(
+        self, quotes: list[PublishedQuote], *, first_ticks_known: bool = False
+    ) -> datetime | None:
+        """Quotes into the book; returns the newest `updated_at` among them. A quote's ticks
+        count from its previous reading; at its first, all of them when `first_ticks_known`
+        (this process's engine), else none (a daemon's, running since before)."""
         book = self.services.book
+        unknown = 0 if first_ticks_known else None
         now = monotonic()
         newest: datetime | None = None
         for q in quotes:
             key = (q.provider, q.symbol)
-            previous = self._quote_ticks.get(key)
+            previous = self._quote_ticks.get(key, unknown)
             self._quote_ticks[key] = q.ticks
             book.apply_quote(
                 q.provider,
