@@ -16,7 +16,7 @@ from tui_helpers import wait_for
 from quasar_tui.core.indicators import bollinger, ema, sma, vwap
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.numbers import plain
-from quasar_tui.engine.events import TickEvent
+from quasar_tui.engine.events import TradesRead
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import Tick
 from quasar_tui.store.read import ReadBar, Reader
@@ -187,7 +187,8 @@ async def test_the_forming_candle_moves_with_each_trade(make_console, db, tmp_pa
         forming = screen.bars[-1]
 
         def trade(at: datetime, price: float) -> None:
-            engine.bus.publish(TickEvent("KRAKEN", Tick("XBT/USD", at, price, 0.5)))
+            """As a live session publishes what it read (engine/live_router.py)."""
+            engine.bus.publish(TradesRead("KRAKEN", [Tick("XBT/USD", at, price, 0.5)]))
 
         trade(forming.ts + timedelta(seconds=10), forming.high + 7.0)
         await wait_for(pilot, lambda: screen.bars[-1].close == forming.high + 7.0)
