@@ -23,11 +23,7 @@ async def seed_demo(db: Database, data_dir: Path) -> list[str]:
     symbol suggested, and subscribe all of them live and historical; returns the symbols."""
     registry = ProviderRegistry(db, Keyring.load_or_create(data_dir))
     await registry.ensure_bundled()
-    provider = await registry.load(PROVIDER)
-    try:
-        await AssetStore(db).refresh(PROVIDER, provider)
-    finally:
-        await provider.aclose()
+    await registry.refresh_assets(PROVIDER)  # in its sandbox host, as every provider runs
     symbols = [a.symbol for a in await AssetStore(db).list(PROVIDER)]
     suggester = MappingSuggester(db)
     await suggester.accept(await suggester.suggest(PROVIDER))
