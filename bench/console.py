@@ -67,7 +67,7 @@ from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.database import Database
 from quasar_tui.tui.app import QuasarApp
 from quasar_tui.tui.modes.live import LiveScreen
-from quasar_tui.tui.services import Services
+from quasar_tui.tui.services import Say, Services
 from quasar_tui.tui.widgets.live_table import COLUMN_KEYS, COLUMNS, LiveTable, _cell
 
 PROVIDER = "SIMULATED"
@@ -338,8 +338,8 @@ async def run_variant(
             await asyncio.sleep(0.2)
 
     @asynccontextmanager
-    async def open_services() -> AsyncIterator[Services]:
-        async with Services.running(db, data_dir) as services:
+    async def open_services(say: Say) -> AsyncIterator[Services]:
+        async with Services.running(db, data_dir, say=say) as services:
             yield services
 
     app = BenchConsole(open_services)
