@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import certifi
 import psutil
 import pytest
 
@@ -277,6 +279,30 @@ async def test_long_answers_arrive_whole_and_in_order() -> None:
     assert [t.trade_id for t in ticks] == list(range(1200))
     assert ticks[0].ts == START and ticks[0].side == "buy"
     assert feed_states == ["connecting", "error"]
+
+
+async def test_the_users_certificate_trust_reaches_the_host_and_nothing_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CA named by SSL_CERT_FILE (a TLS-inspecting proxy's, a private feed's) is what the
+    provider must verify its connections with; the file beside it stays out of reach."""
+    ca = tmp_path / "ca.pem"
+    shutil.copyfile(certifi.where(), ca)  # a real bundle: the host's HTTP client loads it
+    beside = tmp_path / "master.key"
+    beside.write_bytes(b"k" * 32)
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    host = ProviderHost(_spec("snoop.py", target=str(ca), nearby=str(beside)))
+    await host.start()
+    try:
+        assert host.pid is not None
+        environ = psutil.Process(host.pid).environ()
+        probes = {s.symbol: s.name for s in await host.fetch_available_symbols()}
+    finally:
+        await host.stop()
+    assert environ["SSL_CERT_FILE"] == str(ca)
+    assert probes["read_target"].startswith("allowed: b'")
+    if confine.landlock_abi() > 0:
+        assert probes["read_nearby"] == "refused: PermissionError"
 
 
 async def test_secrets_are_in_neither_argv_nor_environment() -> None:

@@ -142,6 +142,15 @@ def _unique_existing(candidates: list[Path]) -> list[Path]:
     return roots
 
 
+TRUST_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+"""The user's certificate trust (a TLS-inspecting proxy's CA, a private feed's): kept in a
+confined process's environment and readable there, since providers verify what they reach."""
+
+
+def trusted_certificates() -> list[Path]:
+    return [Path(os.environ[name]) for name in TRUST_VARIABLES if os.environ.get(name)]
+
+
 def read_roots(extra: tuple[Path, ...] = ()) -> list[Path]:
     """What the process may read: the Python installation (with its site-packages), Quasar's
     packages, system libraries, certificates and resolver files. Import path entries outside
@@ -156,6 +165,7 @@ def read_roots(extra: tuple[Path, ...] = ()) -> list[Path]:
     ]
     candidates += _package_dirs()
     candidates += [Path(p) for p in _SYSTEM_READ]
+    candidates += trusted_certificates()
     candidates += list(extra)
     return _unique_existing(candidates)
 
@@ -355,9 +365,11 @@ def _seccomp(network: bool) -> None:
 
 def scrubbed_env(private: Path) -> dict[str, str]:
     """The whole environment of a confined process: nothing of its parent's (no DSN, no
-    master key path), only what Python needs to find Quasar."""
+    master key path), only what Python needs to find Quasar and the user's certificate trust."""
     root = str(Path(__file__).resolve().parents[2])
+    trust = {name: os.environ[name] for name in TRUST_VARIABLES if os.environ.get(name)}
     return {
+        **trust,
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "HOME": str(private),
