@@ -127,10 +127,12 @@ async def test_quitting_shows_the_engine_flushing_until_it_has_stopped(
             transaction = blocker.transaction()
             await transaction.start()
             await blocker.execute("LOCK TABLE live_ticks IN ACCESS EXCLUSIVE MODE")
+            # Trades keep arriving behind the lock: some must wait before the quit, or the
+            # stop could find nothing to flush and end before the test looks.
+            await wait_for(pilot, lambda: app.services.rows_to_write() > 0, "rows waiting")
             await pilot.press("q")
             await wait_for(pilot, lambda: isinstance(app.screen, StoppingScreen))
             shown = app.screen.query_one("#stopping", Static)
-            await wait_for(pilot, lambda: app.services.rows_to_write() > 0, "rows waiting")
             await wait_for(
                 pilot, lambda: str(shown.render()) == stopping_words(app.services.rows_to_write())
             )
