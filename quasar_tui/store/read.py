@@ -362,7 +362,6 @@ class Reader:
         if not 1 <= limit <= MAX_LIMIT:
             raise InvalidInputError(f"limit {limit} is out of range: use 1 to {MAX_LIMIT:,}")
         plan = await self._plan(name, interval, start, end, provider, source, min_quality)
-        await plan.prepare(self.db)
         query, args = plan.query("newest", limit)
         rows = await self.db.fetch(query, *args)
         rows.reverse()
@@ -414,7 +413,6 @@ class Reader:
         """Every bar with `start <= ts < end`, oldest first, `batch` at a time: the series
         chosen as `bars` chooses it, read in one snapshot so an export is consistent."""
         plan = await self._plan(name, interval, start, end, provider, source, min_quality)
-        await plan.prepare(self.db)
         query, args = plan.query("oldest", None)
         async with (
             self.db.pool.acquire() as conn,
@@ -440,7 +438,8 @@ class Reader:
         min_quality: float | None = None,
     ) -> _Plan:
         """The series (first in the name's provider order that can give `interval` from the
-        tables `source` reads), the stored interval to read, and the range."""
+        tables `source` reads), the stored interval to read, and the range; its rollup (if
+        it reads one) brought up to date."""
         wanted = interval if isinstance(interval, Interval) else Interval.parse(interval)
         if source not in SOURCES:
             raise InvalidInputError(f"unknown source {source!r}: use one of {', '.join(SOURCES)}")
@@ -455,7 +454,9 @@ class Reader:
             if base is not None:
                 if mask and self.judge is not None:
                     await self.judge(series, base)
-                return _Plan(series, wanted, base, source, low, high, mask)
+                plan = _Plan(series, wanted, base, source, low, high, mask)
+                await plan.prepare(self.db)
+                return plan
             if stored:
                 offers.append(f"{series.key} has {' '.join(sorted(i.value for i in stored))}")
         what = "; ".join(offers) if offers else "nothing is stored for it yet"
