@@ -50,8 +50,13 @@ class ModeFooter(Footer):
             child.display = True
         self.call_after_refresh(self._hide_overflow)
 
-    def _hide_overflow(self) -> None:
+    def _hide_overflow(self, tries: int = 10) -> None:
+        """`tries`: refreshes to wait for the keys' layout (a busy machine may paint the
+        footer before its keys have places; judged then, nothing would be cut)."""
         palette = [k for k in self.query(FooterKey) if k.has_class("-command-palette")]
+        if tries and (not self.size.width or any(k.region.width == 0 for k in palette)):
+            self.call_after_refresh(self._hide_overflow, tries - 1)
+            return
         room = self.size.width - sum(k.outer_size.width for k in palette)
         shown = [child for child in self.children if child not in palette]
         cut = next(
