@@ -376,7 +376,9 @@ async def test_memory_beyond_the_limit_fails_the_call_not_the_host() -> None:
 async def test_a_host_is_not_killed_for_an_engine_behind_on_its_feed() -> None:
     """While the engine does not read the live feed (its writer waiting on a slow database),
     pongs wait behind the feed's frames: that is no reason to kill the host."""
-    source = (bundled_dir() / "simulated.py").read_text()
+    # The feed batching every 5 ms instead of 50 fills the host's queue in a second, not 13.
+    fast = "\nSimulatedProvider.BATCH_SECONDS = 0.005\n"
+    source = (bundled_dir() / "simulated.py").read_text() + fast
     spec = HostSpec(
         name="SIMULATED",
         source=source,
