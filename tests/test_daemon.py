@@ -32,7 +32,7 @@ from quasar_tui.store.database import Database
 
 SECRET = "s3cr3t-token-never-logged"
 SLOW_TICKS = 0.4  # trades per second: at most 32 a minute, so REST history bars are exact
-SPEED = 15.0  # market seconds per real second in the accelerated daemon
+SPEED = 30.0  # market seconds per real second in the accelerated daemon
 
 
 class Daemon:
