@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import uuid
+from collections import deque
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -119,11 +122,49 @@ async def drop_test_database(server: ServerInfo, dsn: str) -> None:
     await _admin_execute(server.dsn, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+class Clones:
+    """Test databases cloned ahead and dropped behind, in one worker thread: a test takes a
+    database that is ready while the next one is copied, and does not wait for its drop."""
+
+    AHEAD = 2
+
+    def __init__(self, server: ServerInfo) -> None:
+        self._server = server
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix="test-databases")
+        self._next = deque(self._clone() for _ in range(self.AHEAD))
+
+    def _clone(self) -> Future[str]:
+        return self._worker.submit(asyncio.run, create_test_database(self._server))
+
+    def take(self) -> str:
+        """A fresh migrated database's DSN (blocks until one is ready)."""
+        ready = self._next.popleft()
+        self._next.append(self._clone())
+        return ready.result()
+
+    def discard(self, dsn: str) -> None:
+        self._worker.submit(asyncio.run, drop_test_database(self._server, dsn))
+
+    def close(self) -> None:
+        """Drop the databases no test took, and wait for every drop."""
+        for ready in self._next:
+            with contextlib.suppress(Exception):
+                self.discard(ready.result())
+        self._worker.shutdown(wait=True)
+
+
+@pytest.fixture(scope="session")
+def clones(pg_server: ServerInfo) -> Iterator[Clones]:
+    ahead = Clones(pg_server)
+    yield ahead
+    ahead.close()
+
+
 @pytest.fixture
-async def test_dsn(pg_server: ServerInfo) -> AsyncIterator[str]:
-    dsn = await create_test_database(pg_server)
+async def test_dsn(clones: Clones) -> AsyncIterator[str]:
+    dsn = await asyncio.to_thread(clones.take)
     yield dsn
-    await drop_test_database(pg_server, dsn)
+    clones.discard(dsn)
 
 
 @pytest.fixture
