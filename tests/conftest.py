@@ -1,8 +1,9 @@
 """One embedded PostgreSQL per test session; each test gets its own migrated database.
 
-Databases are cloned from a migrated template, which takes a few milliseconds: the session's
-own server runs without fsync and clones by file copy (what makes cloning and dropping cheap;
-a crash of the machine, the only thing fsync guards against, ends the session anyway).
+Databases are cloned from a migrated template, ahead of the tests that take them (`Clones`);
+the session's own server runs without fsync and clones by file copy, which makes cloning and
+dropping cheap (a crash of the machine, the only thing fsync guards against, ends the session
+anyway).
 `QUASAR_TEST_DSN=postgresql://...` runs the suite on that server instead (for instance one with
 TimescaleDB): the session makes its own template and test databases there and drops them.
 """
