@@ -55,14 +55,20 @@ class ErrorToasts:
     """Errors as toasts, at most one per `gap` seconds: the ones held meanwhile are counted
     in the next ("+3 more in the Log"), so a burst never buries the screen."""
 
-    def __init__(self, toast: Callable[[str, str], None], gap: float = NOTIFY_GAP) -> None:
+    def __init__(
+        self,
+        toast: Callable[[str, str], None],
+        gap: float = NOTIFY_GAP,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
         self._toast = toast
         self._gap = gap
+        self._clock = clock
         self._last = -gap
         self._held = 0
 
     def __call__(self, entry: LogEntry) -> None:
-        now = monotonic()
+        now = self._clock()
         if now - self._last < self._gap:
             self._held += 1
             return
