@@ -34,6 +34,7 @@ from quasar_tui.engine.events import EventBus, TickEvent
 from quasar_tui.registry.apikeys import ApiKeyStore
 from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.secrets import Keyring
+from quasar_tui.sdk.models import Tick
 from quasar_tui.serve.app import ServeOptions, create_app
 from quasar_tui.serve.bind import Bind
 from quasar_tui.serve.server import start_server
@@ -225,7 +226,9 @@ async def _stream_run(args: argparse.Namespace, port: int, key: str, bus: EventB
     while proc.returncode is None and time.perf_counter() - t0 < args.seconds + 2:
         due = int((time.perf_counter() - t0) / period)
         for n in range(published, due):
-            bus.publish(TickEvent("BENCH", _symbol(n % args.series), datetime.now(UTC), 100.0 + n))
+            bus.publish(
+                TickEvent("BENCH", Tick(_symbol(n % args.series), datetime.now(UTC), 100.0 + n))
+            )
         published = max(published, due)
         await asyncio.sleep(0.005)
     out, _ = await asyncio.wait_for(proc.communicate(), 60)

@@ -113,7 +113,7 @@ class Press:
 class BenchConsole(QuasarApp):
     """The console, completing each frame as a terminal driver would and timing presses."""
 
-    CSS_PATH = Path(inspect.getfile(QuasarApp)).with_name(str(QuasarApp.CSS_PATH))
+    CSS_PATH = str(Path(inspect.getfile(QuasarApp)).with_name(str(QuasarApp.CSS_PATH)))
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

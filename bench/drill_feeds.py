@@ -20,6 +20,7 @@ import asyncio
 import random
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 
 from bench.daemon import Daemon, MarketClock, Site, until
 from bench.fakes_path import kraken_rest, kraken_ws
@@ -131,7 +132,7 @@ class KrakenTrader:
         await until(lambda: self.ws.connects > connects_before, "a Kraken connection", 120, daemon)
         for symbol in self.subs:
             await until(
-                lambda symbol=symbol: self._subscribed(symbol),
+                partial(self._subscribed, symbol),
                 f"a subscription to {symbol}",
                 60,
                 daemon,

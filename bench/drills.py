@@ -51,6 +51,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -310,7 +311,7 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                     # dead for is still being filled from REST (one call a second per series).
                     kinds.append("gap fills pending")
                     await until(
-                        lambda first_live=first_live: _live_since(site, first_live),
+                        partial(_live_since, site, first_live),
                         "a live bar after the restart",
                         120,
                         daemon,
@@ -318,7 +319,7 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                 else:
                     kinds.append("streaming")
                     await until(
-                        lambda began=began: ran_ok_since(site, hist.id, began),
+                        partial(ran_ok_since, site, hist.id, began),
                         "the resumed historical run",
                         300,
                         daemon,
@@ -373,6 +374,9 @@ class Storm:
     def answered(self) -> int:
         return sum(1 for r in self.server.requests if r.status == 429)
 
+    def answered_at_least(self, count: int) -> bool:
+        return self.answered() >= count
+
     async def run(self) -> None:
         for _ in range(self.bursts):
             burst = (self.rng.randint(2, 8), self.rng.choice((0.2, 0.5, 1.0, 1.5)))
@@ -380,7 +384,7 @@ class Storm:
             self.queued.append(burst)
             target = sum(count for count, _ in self.queued)
             if not await until(
-                lambda target=target: self.answered() >= target,
+                partial(self.answered_at_least, target),
                 "the burst answered",
                 30,
                 required=False,

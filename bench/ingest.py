@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 from bench.common import report, scratch_database
 from quasar_tui.engine.events import EventBus
 from quasar_tui.engine.writer import Writer
 from quasar_tui.store.database import Database
+from quasar_tui.store.tables import BarRow
 
 START = datetime(2020, 1, 1, tzinfo=UTC)
 INSERT = """INSERT INTO historical_data
@@ -30,7 +32,7 @@ INSERT = """INSERT INTO historical_data
     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING"""
 
 
-def make_rows(provider: str, symbols: int, per_symbol: int) -> list[tuple]:
+def make_rows(provider: str, symbols: int, per_symbol: int) -> list[BarRow]:
     """Minute bars for `symbols` series, oldest first within each series."""
     rows = []
     for s in range(symbols):
@@ -38,7 +40,7 @@ def make_rows(provider: str, symbols: int, per_symbol: int) -> list[tuple]:
         for i in range(per_symbol):
             price = 100.0 + (i % 50) * 0.1 + s
             rows.append(
-                (
+                BarRow(
                     provider,
                     symbol,
                     "1min",
@@ -53,13 +55,13 @@ def make_rows(provider: str, symbols: int, per_symbol: int) -> list[tuple]:
     return rows
 
 
-async def timed(coro) -> float:  # type: ignore[no-untyped-def]
+async def timed(coro: Awaitable[None]) -> float:
     began = time.perf_counter()
     await coro
     return time.perf_counter() - began
 
 
-async def raw_copy(db: Database, rows: list[tuple]) -> None:
+async def raw_copy(db: Database, rows: list[BarRow]) -> None:
     async with db.pool.acquire() as conn:
         await conn.copy_records_to_table(
             "historical_data",
@@ -78,12 +80,12 @@ async def raw_copy(db: Database, rows: list[tuple]) -> None:
         )
 
 
-async def executemany(db: Database, rows: list[tuple]) -> None:
+async def executemany(db: Database, rows: list[BarRow]) -> None:
     async with db.pool.acquire() as conn:
         await conn.executemany(INSERT, rows)
 
 
-async def through_writer(writer: Writer, rows: list[tuple], batch: int) -> None:
+async def through_writer(writer: Writer, rows: list[BarRow], batch: int) -> None:
     """Chunks of `batch` rows, as a historical job hands them over, then wait for the commit."""
     for i in range(0, len(rows), batch):
         await writer.put_bars("historical_data", rows[i : i + batch])
@@ -117,16 +119,16 @@ async def main(symbols: int, per_symbol: int, batch: int, rounds: int) -> None:
             if stored != n:
                 raise SystemExit(f"writer stored {stored} rows, expected {n}")
         await writer.stop()
-    raw = best["raw_copy"]
+    raw_rate = best["raw_copy"]
     report(
         {
             "bench": "ingest",
             "rows": n,
             "rounds": rounds,
             "rows_per_s": {k: round(v) for k, v in best.items()},
-            "fast_vs_raw_copy": round(best["writer_fast"] / raw, 3),
+            "fast_vs_raw_copy": round(best["writer_fast"] / raw_rate, 3),
             "fast_vs_executemany": round(best["writer_fast"] / best["executemany"], 2),
-            "overlap_vs_raw_copy": round(best["writer_overlap"] / raw, 3),
+            "overlap_vs_raw_copy": round(best["writer_overlap"] / raw_rate, 3),
             "overlap_vs_executemany": round(best["writer_overlap"] / best["executemany"], 2),
             "targets": {
                 "fast_vs_raw_copy": 0.7,

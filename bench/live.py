@@ -343,7 +343,8 @@ async def run(args: argparse.Namespace, way: str) -> dict[str, Any]:
     differing = sum(
         1 for key in expected.keys() | bars.keys() if expected.get(key) != bars.get(key)
     )
-    mid_run, final = [], []
+    mid_run: list[float] = []
+    final: list[float] = []
     for symbol, ts in expected:
         end = ts.timestamp() + BAR
         at = clock.committed_at(symbol, ts)

@@ -40,6 +40,7 @@ import termios
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.common import report
 
@@ -195,9 +196,7 @@ def ratios(runs: list[dict[str, float]], base: list[dict[str, float]]) -> dict[s
     }
 
 
-def run_case(
-    case: str, root: Path, runs: int, baseline: Path | None
-) -> dict[str, dict[str, float]]:
+def run_case(case: str, root: Path, runs: int, baseline: Path | None) -> dict[str, Any]:
     """`runs` runs of one case, alternating with the baseline's when there is one."""
     mine: list[dict[str, float]] = []
     base: list[dict[str, float]] = []
@@ -214,7 +213,7 @@ def run_case(
                 data_dir = root / f"{tag.replace(' ', '-')}-new{runs - 1}"
             into.append(one_run(data_dir, source))
             print(f"{case}, {tag}, run {i + 1}: {into[-1]}", flush=True)
-    figures = summary(mine)
+    figures: dict[str, Any] = summary(mine)
     if baseline is not None:
         figures = {**figures, "baseline": summary(base), "ratio_to_baseline": ratios(mine, base)}
     return figures

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import psutil
 import pytest
+from helpers import until
 
 from quasar_tui.store.server import ServerInfo, redact_dsn
 
@@ -54,3 +61,41 @@ def test_a_query_password_is_masked_in_the_error(run_quasar) -> None:
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "password=***" in result.stderr and "hunter2" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "command", [("--daemon",), ("provider", "secret", "EODHD", "api_token=hunter2")]
+)
+async def test_a_password_given_as_an_argument_is_hidden_from_ps(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """Every user of the machine reads a process's arguments (`ps`, /proc/PID/cmdline): the
+    password in --dsn, and a provider secret given as KEY=VALUE, show as asterisks while the
+    command runs (here: waiting on a server that takes the connection and never answers)."""
+    accepted = asyncio.Event()
+
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.set()
+        await reader.read()
+
+    server = await asyncio.start_server(hold, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QUASAR_")}
+    dsn = f"postgresql://u:hunter2@127.0.0.1:{port}/x"
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "quasar_tui", "--dsn", dsn, *command),
+        env={**env, "QUASAR_DATA_DIR": str(tmp_path / "data")},
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await until(accepted.is_set, "the command connecting to the server")
+        shown = psutil.Process(proc.pid).cmdline()  # what `ps` shows every user
+    finally:
+        proc.kill()
+        await proc.wait()
+        server.close()
+    assert not any("hunter2" in argument for argument in shown), shown
+    assert dsn.replace("hunter2", "*******") in shown
+    assert ("api_token=*******" in shown) == ("secret" in command)

@@ -36,7 +36,7 @@ class BinanceAggTrades(LiveDataProvider):
     RATE_LIMIT = (10, 1.0)
     IDLE_TIMEOUT = 30.0
     HEARTBEAT_INTERVAL = 60.0
-    CONFIGURABLE: ClassVar[dict[str, Setting]] = {
+    CONFIGURABLE: ClassVar[dict[str, Setting | dict[str, Any]]] = {
         "ws_url": Setting("str", "wss://stream.binance.com:9443", "stream base URL"),
         "rest_url": Setting("str", "https://api.binance.com", "REST base URL"),
     }

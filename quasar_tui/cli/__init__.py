@@ -33,11 +33,12 @@ from quasar_tui.cli import (
 )
 from quasar_tui.cli.common import bounded_int, non_empty_path
 from quasar_tui.cli.data_dir import check_owner
+from quasar_tui.cli.hidden_args import hide_in_arguments
 from quasar_tui.cli.output import GuardedStdout, silence_stdout
 from quasar_tui.core.errors import QuasarError, UsageError
 from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
-from quasar_tui.store.server import dsn_problem, resolve_data_dir, resolve_dsn
+from quasar_tui.store.server import dsn_passwords, dsn_problem, resolve_data_dir, resolve_dsn
 
 COMMAND_MODULES = [
     db_cmd,
@@ -160,6 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     dsn = args.dsn if args.dsn is not None else resolve_dsn(None)  # --dsn "" is a mistake
     if dsn is not None and (problem := dsn_problem(dsn)):
         return _fail(UsageError(problem), USAGE_STATUS)
+    if args.dsn:
+        hide_in_arguments(args.dsn, dsn_passwords(args.dsn))
     handler = getattr(args, "handler", None)
     try:
         check_owner(resolve_data_dir(args.data_dir))

@@ -12,6 +12,7 @@ from typing import Any
 from quasar_tui.cli import provider_run
 from quasar_tui.cli.common import leaf
 from quasar_tui.cli.context import registry_from_args
+from quasar_tui.cli.hidden_args import hide_in_arguments
 from quasar_tui.cli.output import echo, print_json, print_table
 from quasar_tui.cli.spinner import waiting
 from quasar_tui.core.errors import InvalidInputError, QuasarError
@@ -232,6 +233,8 @@ async def set_preferences(args: argparse.Namespace) -> int:
 
 
 async def set_secrets(args: argparse.Namespace) -> int:
+    for key, value in args.pairs:
+        hide_in_arguments(f"{key}={value}", [value])
     async with registry_from_args(args) as registry:
         if args.pairs:
             pairs = dict(args.pairs)

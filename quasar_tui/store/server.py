@@ -80,6 +80,22 @@ def redact_dsn(dsn: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
+def dsn_passwords(dsn: str) -> list[str]:
+    """The passwords in a DSN as written in it (userinfo, `password=` query): what
+    `redact_dsn` masks."""
+    try:
+        parts = urlsplit(dsn)
+        has_password = parts.password is not None
+    except ValueError:
+        return []
+    found = [parts.netloc.rpartition("@")[0].split(":", 1)[1]] if has_password else []
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key).lower() == "password" and value:
+            found.append(value)
+    return found
+
+
 def dsn_problem(dsn: str) -> str | None:
     """Why a DSN cannot be used (one line, no secret of it repeated), or None."""
     if not dsn.strip():

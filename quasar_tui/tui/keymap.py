@@ -135,3 +135,15 @@ def conflicts(keymap: dict[str, str]) -> list[str]:
                         else f'has no key: give it one, e.g. "{name}" = "f2"'
                     )
     return [found[name] for name in sorted(found)]
+
+
+def keymap_warnings(keymap: dict[str, str], path: Path | None) -> list[tuple[str, float]]:
+    """What the console says about a keymap once its bindings are known: unknown ids, then
+    bindings a key was taken from; each with how long its toast stays."""
+    warnings = []
+    if unknown := unknown_ids(keymap):
+        warnings.append(
+            (f"{path}: no binding with id {', '.join(unknown)}; press ? to see the ids", 10.0)
+        )
+    warnings.extend((f"{path}: {clash}", 15.0) for clash in conflicts(keymap))
+    return warnings

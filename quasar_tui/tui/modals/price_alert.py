@@ -11,7 +11,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
+from textual.app import App
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Input
@@ -127,3 +129,23 @@ class PriceAlertModal(FormModal[AlertRule]):
             self.fail_form(str(exc))
             return
         self.dismiss(added)
+
+
+def alert_here(app: App[Any]) -> None:
+    """The form for the price under the cursor of the screen shown, or why there is none;
+    the new rule is confirmed in a toast."""
+    point = price_here(app.screen)
+    if point is None:
+        app.notify(
+            "put the cursor on a series in Live or on a bar in Chart first",
+            title="alert at this price",
+            severity="warning",
+            timeout=5,
+        )
+        return
+
+    def added(rule: AlertRule | None) -> None:
+        if rule is not None:
+            app.notify(f"alert rule {rule.id}: {rule.target} {rule.condition}", timeout=5)
+
+    app.push_screen(PriceAlertModal(point), added)

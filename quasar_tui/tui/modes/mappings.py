@@ -428,7 +428,7 @@ class MappingsScreen(ProviderScreen):
             )
             self.notify(f"mapped {what}")
         for _skipped, why in skipped:
-            self.quasar.publish_log(
+            self.quasar.log_entries.add(
                 LogEntry(utc_now(), "warning", "mappings", f"not mapped: {why}"),
                 notify=False,
             )

@@ -113,7 +113,7 @@ class RegistryScreen(FilterableScreen):
     def report_error(self, message: str, what: str | None = None) -> None:
         """A failure the user must see: a notification now and a line in the Log mode."""
         source = f"{self.MODE_TITLE.lower()}: {what}" if what else self.MODE_TITLE.lower()
-        self.quasar.publish_log(LogEntry(utc_now(), "error", source, message), notify=False)
+        self.quasar.log_entries.add(LogEntry(utc_now(), "error", source, message), notify=False)
         self.notify(message, title=what or "", severity="error", timeout=10)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

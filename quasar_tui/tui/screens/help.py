@@ -9,6 +9,7 @@ the short one).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -131,6 +132,16 @@ class HelpScreen(ModalScreen[None]):
     def action_page(self, direction: int) -> None:
         scroll = self._scroll
         scroll.scroll_relative(y=direction * max(1, scroll.size.height - 1), animate=False)
+
+
+def show_help(app: App[Any]) -> None:
+    """The help of the screen shown (not of the help itself)."""
+    screen = app.screen
+    if isinstance(screen, HelpScreen):
+        return
+    app.push_screen(
+        HelpScreen(screen_bindings(screen), screen.title or "Quasar", getattr(screen, "HELP", ""))
+    )
 
 
 def keys_table(rows: list[HelpRow]) -> Table:

@@ -1,7 +1,8 @@
 """What the console holds: the database, the registry stores, and an engine it runs or watches.
 
 The parts, by job: `feed` (the adapter from the engine, here or in a daemon, to the screens),
-`view` (the engine as the dashboard shows it), `log` (Log entries and the logging bridge).
+`view` (the engine as the dashboard shows it), `log` (Log entries, where they go, the logging
+bridge and error toasts), `alerts` (the alert inbox and its toasts).
 """
 
 from __future__ import annotations

@@ -3,9 +3,17 @@ entries of the alert history are read once a second, so attached consoles get th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
+from textual.app import App
+
+from quasar_tui.engine.states import DB_ERRORS
 from quasar_tui.registry.alerts import AlertStore, HistoryEntry
 
 _READ = 50  # at most this many new alerts are read (and toasted) per poll
+_TOASTED = 3  # of those, the newest this many pop up
+POLL_SECONDS = 1.0
 
 
 class AlertInbox:
@@ -38,3 +46,26 @@ class AlertInbox:
         if not self.unread:
             return ""
         return f"{self.unread} unread alert{'s' if self.unread != 1 else ''} (0)"
+
+
+def toast_new_alerts(app: App[Any], inbox: AlertInbox, changed: Callable[[], None]) -> None:
+    """Every second, new alerts pop up with the terminal bell (`changed` then updates the
+    count shown); they are read at once while the Alerts mode shows."""
+
+    async def check() -> None:
+        try:
+            fresh = await inbox.poll()
+        except DB_ERRORS:
+            return  # the engine feed reports a database that is away
+        if app.current_mode == "alerts":
+            inbox.mark_read()
+        for entry in fresh[-_TOASTED:]:
+            app.notify(entry.message, title="alert", severity="warning", timeout=10)
+        if fresh:
+            app.bell()
+            changed()
+
+    def check_soon() -> None:
+        app.run_worker(check(), group="alerts", exclusive=True, exit_on_error=False)
+
+    app.set_interval(POLL_SECONDS, check_soon)

@@ -91,6 +91,17 @@ class EngineTakenOver(Message):
         self.gone = gone
 
 
+def feed_stopped(error: BaseException | None) -> LogEntry:
+    """The feed never ends by itself: if a bug ends it, the Log and a toast say so rather than
+    the console going quiet."""
+    return LogEntry(
+        utc_now(),
+        "error",
+        "console",
+        f"live data stopped ({type(error).__name__}: {error}); restart the console",
+    )
+
+
 class EngineFeed:
     """The one adapter from engine to screens; `run()` lasts until cancelled, never raises.
 
