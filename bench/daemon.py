@@ -96,9 +96,11 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def rss(self) -> int:
-        """Resident set size in bytes."""
-        return psutil.Process(self.proc.pid).memory_info().rss
+    def processes(self) -> list[psutil.Process]:
+        """The daemon and what it started: its provider hosts run the providers' code, so
+        their memory and CPU are the daemon's too."""
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
 
     async def stop(self) -> int:
         """SIGTERM (the daemon flushes its writer first); return the exit status."""
