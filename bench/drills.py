@@ -79,7 +79,12 @@ from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.http_server import FakeHttpServer
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.registry.subscriptions import BACKFILL_PREFIX, CHANGES_CHANNEL, SubscriptionStore
+from quasar_tui.registry.subscriptions import (
+    BACKFILL_PREFIX,
+    CHANGES_CHANNEL,
+    SubscriptionRecord,
+    SubscriptionStore,
+)
 from quasar_tui.store.database import Database
 from quasar_tui.store.server import embedded_server
 
@@ -111,6 +116,19 @@ async def use_eodhd(site: Site, eodhd: FakeEodhd) -> None:
     await site.registry.set_preferences("EODHD", {"base_url": eodhd.base_url, "exchanges": "US,CC"})
     await site.registry.set_secrets("EODHD", {"api_token": TOKEN})
     await site.refresh_assets("EODHD")
+
+
+async def held_backfill(site: Site, eodhd: FakeEodhd, days: int) -> SubscriptionRecord:
+    """EODHD 1min history of `days` days in two chunks (EODHD serves 120 days of 1min bars a
+    request); the second is held two minutes, so a kill can fall in the middle of the
+    backfill."""
+    await use_eodhd(site, eodhd)
+    eodhd.server.stall_next(1, 0.0, path="/api/intraday")
+    eodhd.server.stall_next(1, 120.0, path="/api/intraday")
+    [hist] = await SubscriptionStore(site.db).add(
+        "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=days
+    )
+    return hist
 
 
 async def backfill_now(site: Site, sub_id: int) -> None:
@@ -147,6 +165,15 @@ async def writer_counters(site: Site) -> dict[str, dict[str, int]]:
     return {
         table: {k: w.get(k, 0) for k in ("retries", "rejected_rows")}
         for table, w in stats.get("writers", {}).items()
+    }
+
+
+async def closing_facts(site: Site, settled: bool, status: int) -> dict[str, Any]:
+    """What every live drill reports last: gaps left open, whether it all settled, the exit."""
+    return {
+        "open_gap_records": await site.fetchval(_OPEN_GAPS),
+        "settled": settled,
+        "exit_status": status,
     }
 
 
@@ -195,9 +222,7 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
     feed = KrakenTrader(clock, {"BTC/USD": {M1, M5}, "ETH/USD": {M1}}, seed=a.seed)
     try:
         await feed.start(site)
-        daemon = site.start_daemon(clock)
-        await feed.wait_subscribed(daemon)
-        feed.begin()
+        daemon = await feed.trade_with(site)
         lagged = 0
         for _ in range(a.drops):
             await asyncio.sleep(a.up)
@@ -220,9 +245,7 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
             "delivered_out_of_order": feed.delivered_out_of_order(),
             "rest_gap_fills": feed.rest_fills(),
             "catch_up_timeouts": lagged,
-            "open_gap_records": await site.fetchval(_OPEN_GAPS),
-            "settled": settled,
-            "exit_status": status,
+            **await closing_facts(site, settled, status),
         }
     finally:
         await feed.stop()
@@ -241,9 +264,7 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
             )
             await feed.start(site)
             began = datetime.now(UTC)
-            daemon = site.start_daemon(clock)
-            await feed.wait_subscribed(daemon)
-            feed.begin()
+            daemon = await feed.trade_with(site)
             await until(
                 lambda: ran_ok_since(site, hist.id, began), "the first historical run", 120, daemon
             )
@@ -264,9 +285,7 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
                 "writer_retries": {t: c["retries"] for t, c in counters.items()},
                 "rows_refused": sum(c["rejected_rows"] for c in counters.values()),
                 "connections": feed.ws.connects,
-                "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled,
-                "exit_status": status,
+                **await closing_facts(site, settled, status),
             }
     finally:
         await feed.stop()
@@ -282,18 +301,9 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
     rng = random.Random(a.seed)
     try:
         async with FakeEodhd(symbols=("BTC-USD.CC",)) as eodhd:
-            await use_eodhd(site, eodhd)
-            # Two chunks (EODHD serves 120 days of 1min bars a request); the second is held
-            # so the first kill falls in the middle of the backfill.
-            eodhd.server.stall_next(1, 0.0, path="/api/intraday")
-            eodhd.server.stall_next(1, 120.0, path="/api/intraday")
-            [hist] = await SubscriptionStore(site.db).add(
-                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=a.lookback
-            )
+            hist = await held_backfill(site, eodhd, a.lookback)
             await feed.start(site)
-            daemon = site.start_daemon(clock)
-            await feed.wait_subscribed(daemon)
-            feed.begin()
+            daemon = await feed.trade_with(site)
 
             async def ready_to_kill() -> bool:
                 chunk = any(
@@ -356,9 +366,7 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                 "hosts_outliving_daemon": orphans,
                 "trades_fetched_from_rest": feed.fetched(),
                 "runs_left_unfinished": unfinished,
-                "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled,
-                "exit_status": status,
+                **await closing_facts(site, settled, status),
             }
     finally:
         await feed.stop()
@@ -380,17 +388,9 @@ async def host_kills(server: Database, a: argparse.Namespace) -> tuple[list[Tall
     rng = random.Random(a.seed + 3)
     try:
         async with FakeEodhd(symbols=("BTC-USD.CC",)) as eodhd:
-            await use_eodhd(site, eodhd)
-            # As in the SIGKILL drill: the second of two chunks is held, for a kill mid-request.
-            eodhd.server.stall_next(1, 0.0, path="/api/intraday")
-            eodhd.server.stall_next(1, 120.0, path="/api/intraday")
-            [hist] = await SubscriptionStore(site.db).add(
-                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=a.lookback
-            )
+            hist = await held_backfill(site, eodhd, a.lookback)
             await feed.start(site)
-            daemon = site.start_daemon(clock)
-            await feed.wait_subscribed(daemon)
-            feed.begin()
+            daemon = await feed.trade_with(site)
             await until(
                 lambda: eodhd.server.count("/api/intraday") >= 2, "the held chunk", 180, daemon
             )
@@ -412,9 +412,7 @@ async def host_kills(server: Database, a: argparse.Namespace) -> tuple[list[Tall
                 "host_restarts": restarts,
                 "connections": feed.ws.connects,
                 "trades_fetched_from_rest": feed.fetched(),
-                "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled,
-                "exit_status": status,
+                **await closing_facts(site, settled, status),
             }
     finally:
         await feed.stop()
