@@ -44,8 +44,8 @@ periods meaningful at that speed.
 Output: a table (served, stored, missing, extra, wrong, dups, gaps; the target is served ==
 stored and every other column 0), a line of information per drill, then one JSON object.
 
-Run `python -m bench.drills` (all five take about 8 to 9 minutes on 2 cores; the feed drops
-about a third of that, as reconnect backoff grows on a connection cut every few seconds);
+Run `python -m bench.drills` (all five take about 9 minutes on 2 cores; the feed drops about
+a third of that, as reconnect backoff grows on a connection cut every few seconds);
 `--only`, `--drops`, `--restarts`, `--kills`, `--host-kills`, `--storms` and the other flags
 scale it.
 """
