@@ -44,6 +44,18 @@ DB_DOWN = (
 )
 
 
+HOSTS_DIE_WITHIN = 5.0
+
+
+def running(process: psutil.Process) -> bool:
+    """Still running: neither gone (its pid maybe reused) nor a zombie no one has reaped yet
+    (an orphan's new parent in a container may never reap it)."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 class DrillError(RuntimeError):
     """A drill could not run to its end (a daemon died, a condition was never reached)."""
 
@@ -96,9 +108,11 @@ class Daemon:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def rss(self) -> int:
-        """Resident set size in bytes."""
-        return psutil.Process(self.proc.pid).memory_info().rss
+    def processes(self) -> list[psutil.Process]:
+        """The daemon and what it started: its provider hosts run the providers' code, so
+        their memory and CPU are the daemon's too."""
+        root = psutil.Process(self.proc.pid)
+        return [root, *root.children(recursive=True)]
 
     async def stop(self) -> int:
         """SIGTERM (the daemon flushes its writer first); return the exit status."""
@@ -106,11 +120,20 @@ class Daemon:
             self.proc.send_signal(signal.SIGTERM)
         return await asyncio.to_thread(self.proc.wait, 120)
 
-    async def kill(self) -> None:
-        """SIGKILL: no flush, no goodbye."""
+    async def kill(self) -> int:
+        """SIGKILL: no flush, no goodbye. Return how many of its provider hosts still run
+        `HOSTS_DIE_WITHIN` seconds later: they must die with it (parent-death signal)."""
+        hosts = self.processes()[1:] if self.alive() else []
         if self.alive():
             self.proc.kill()
         await asyncio.to_thread(self.proc.wait, 30)
+        await until(
+            lambda: not any(map(running, hosts)),
+            "the hosts gone",
+            HOSTS_DIE_WITHIN,
+            required=False,
+        )
+        return sum(map(running, hosts))
 
     def tail(self, lines: int = 15) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -127,6 +127,13 @@ class KrakenTrader:
             if rounds % RESEND_EVERY == 0 and made:
                 await self.ws.resend(min(self.subs), made[-3:])
 
+    async def trade_with(self, site: Site) -> Daemon:
+        """Start a daemon on the drill's clock, and the trading once it has subscribed."""
+        daemon = site.start_daemon(self.clock)
+        await self.wait_subscribed(daemon)
+        self.begin()
+        return daemon
+
     async def wait_subscribed(self, daemon: Daemon, connects_before: int = 0) -> None:
         """Until a connection newer than `connects_before` is subscribed to every pair."""
         await until(lambda: self.ws.connects > connects_before, "a Kraken connection", 120, daemon)

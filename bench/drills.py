@@ -23,6 +23,12 @@ daemon with SIGTERM and compares, row by row (bench.tally):
   and at a random moment while streaming. Live bars, live ticks and historical bars must end
   exactly as served: ticks a killed process had received but not yet committed come back in
   the next start's snapshot or from REST Trades.
+- host_kills: Kraken pairs plus an EODHD 1min subscription of two request chunks, with the
+  daemon left running and its provider hosts SIGKILLed instead: the EODHD host while it waits
+  for the held second chunk, then the Kraken host `--host-kills` times at random moments while
+  trading goes on. The daemon starts each host again; every delivered trade, every bar and
+  every served historical bar must be stored. (The SIGKILL drill checks the other way round
+  too: no host outlives its killed daemon.)
 - http_429: EODHD subscriptions (1min, 5min, 1h, 1d; several request chunks) while the fake
   answers bursts of requests with 429 and a Retry-After. A chunk whose retries run out is
   recorded as a gap and collected by a later run; the drill asks for those runs the way the
@@ -38,16 +44,19 @@ periods meaningful at that speed.
 Output: a table (served, stored, missing, extra, wrong, dups, gaps; the target is served ==
 stored and every other column 0), a line of information per drill, then one JSON object.
 
-Run `python -m bench.drills` (all four take about 6 to 7 minutes on 2 cores; the feed drops
-about half of that, as reconnect backoff grows on a connection cut every few seconds);
-`--only`, `--drops`, `--restarts`, `--kills`, `--storms` and the other flags scale it.
+Run `python -m bench.drills` (all five take about 9 minutes on 2 cores; the feed drops about
+a third of that, as reconnect backoff grows on a connection cut every few seconds);
+`--only`, `--drops`, `--restarts`, `--kills`, `--host-kills`, `--storms` and the other flags
+scale it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -71,7 +80,12 @@ from fakes.eodhd import TOKEN, FakeEodhd
 from fakes.http_server import FakeHttpServer
 
 from quasar_tui.core.intervals import Interval
-from quasar_tui.registry.subscriptions import BACKFILL_PREFIX, CHANGES_CHANNEL, SubscriptionStore
+from quasar_tui.registry.subscriptions import (
+    BACKFILL_PREFIX,
+    CHANGES_CHANNEL,
+    SubscriptionRecord,
+    SubscriptionStore,
+)
 from quasar_tui.store.database import Database
 from quasar_tui.store.server import embedded_server
 
@@ -103,6 +117,19 @@ async def use_eodhd(site: Site, eodhd: FakeEodhd) -> None:
     await site.registry.set_preferences("EODHD", {"base_url": eodhd.base_url, "exchanges": "US,CC"})
     await site.registry.set_secrets("EODHD", {"api_token": TOKEN})
     await site.refresh_assets("EODHD")
+
+
+async def held_backfill(site: Site, eodhd: FakeEodhd, days: int) -> SubscriptionRecord:
+    """EODHD 1min history of `days` days in two chunks (EODHD serves 120 days of 1min bars a
+    request); the second is held two minutes, so a kill can fall in the middle of the
+    backfill."""
+    await use_eodhd(site, eodhd)
+    eodhd.server.stall_next(1, 0.0, path="/api/intraday")
+    eodhd.server.stall_next(1, 120.0, path="/api/intraday")
+    [hist] = await SubscriptionStore(site.db).add(
+        "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=days
+    )
+    return hist
 
 
 async def backfill_now(site: Site, sub_id: int) -> None:
@@ -139,6 +166,15 @@ async def writer_counters(site: Site) -> dict[str, dict[str, int]]:
     return {
         table: {k: w.get(k, 0) for k in ("retries", "rejected_rows")}
         for table, w in stats.get("writers", {}).items()
+    }
+
+
+async def closing_facts(site: Site, settled: bool, status: int) -> dict[str, Any]:
+    """What every live drill reports last: gaps left open, whether it all settled, the exit."""
+    return {
+        "open_gap_records": await site.fetchval(_OPEN_GAPS),
+        "settled": settled,
+        "exit_status": status,
     }
 
 
@@ -187,9 +223,7 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
     feed = KrakenTrader(clock, {"BTC/USD": {M1, M5}, "ETH/USD": {M1}}, seed=a.seed)
     try:
         await feed.start(site)
-        daemon = site.start_daemon(clock)
-        await feed.wait_subscribed(daemon)
-        feed.begin()
+        daemon = await feed.trade_with(site)
         lagged = 0
         for _ in range(a.drops):
             await asyncio.sleep(a.up)
@@ -212,9 +246,7 @@ async def feed_drops(server: Database, a: argparse.Namespace) -> tuple[list[Tall
             "delivered_out_of_order": feed.delivered_out_of_order(),
             "rest_gap_fills": feed.rest_fills(),
             "catch_up_timeouts": lagged,
-            "open_gap_records": await site.fetchval(_OPEN_GAPS),
-            "settled": settled,
-            "exit_status": status,
+            **await closing_facts(site, settled, status),
         }
     finally:
         await feed.stop()
@@ -233,9 +265,7 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
             )
             await feed.start(site)
             began = datetime.now(UTC)
-            daemon = site.start_daemon(clock)
-            await feed.wait_subscribed(daemon)
-            feed.begin()
+            daemon = await feed.trade_with(site)
             await until(
                 lambda: ran_ok_since(site, hist.id, began), "the first historical run", 120, daemon
             )
@@ -256,9 +286,7 @@ async def db_restarts(server: Database, a: argparse.Namespace) -> tuple[list[Tal
                 "writer_retries": {t: c["retries"] for t, c in counters.items()},
                 "rows_refused": sum(c["rejected_rows"] for c in counters.values()),
                 "connections": feed.ws.connects,
-                "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled,
-                "exit_status": status,
+                **await closing_facts(site, settled, status),
             }
     finally:
         await feed.stop()
@@ -274,18 +302,9 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
     rng = random.Random(a.seed)
     try:
         async with FakeEodhd(symbols=("BTC-USD.CC",)) as eodhd:
-            await use_eodhd(site, eodhd)
-            # Two chunks (EODHD serves 120 days of 1min bars a request); the second is held
-            # so the first kill falls in the middle of the backfill.
-            eodhd.server.stall_next(1, 0.0, path="/api/intraday")
-            eodhd.server.stall_next(1, 120.0, path="/api/intraday")
-            [hist] = await SubscriptionStore(site.db).add(
-                "EODHD", ["BTC-USD.CC"], "1min", "historical", lookback_days=a.lookback
-            )
+            hist = await held_backfill(site, eodhd, a.lookback)
             await feed.start(site)
-            daemon = site.start_daemon(clock)
-            await feed.wait_subscribed(daemon)
-            feed.begin()
+            daemon = await feed.trade_with(site)
 
             async def ready_to_kill() -> bool:
                 chunk = any(
@@ -296,7 +315,7 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
 
             await until(ready_to_kill, "a chunk served and a live bar of each series", 180, daemon)
             kinds = ["mid-backfill"]
-            await daemon.kill()
+            orphans = await daemon.kill()
             for n in range(1, a.kills + 1):
                 await asyncio.sleep(a.down)  # trades made now reach no live connection
                 connects = feed.ws.connects
@@ -325,7 +344,7 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
                         daemon,
                     )
                     await asyncio.sleep(rng.uniform(1.0, clock.real(90)))
-                await daemon.kill()
+                orphans += await daemon.kill()
             await until(
                 lambda: ran_ok_since(site, hist.id, began),
                 "the resumed historical run",
@@ -339,15 +358,16 @@ async def sigkills(server: Database, a: argparse.Namespace) -> tuple[list[Tally]
             unfinished = await site.fetchval(
                 "SELECT count(*) FROM collection_runs WHERE finished_at IS NULL"
             )
+            if orphans:
+                raise DrillError(f"{orphans} provider hosts outlived their SIGKILLed daemon")
             return [*live, history], {
                 "kills": kinds,
                 "pairs": len(symbols),
                 "daemons_started": len(site.daemons),
+                "hosts_outliving_daemon": orphans,
                 "trades_fetched_from_rest": feed.fetched(),
                 "runs_left_unfinished": unfinished,
-                "open_gap_records": await site.fetchval(_OPEN_GAPS),
-                "settled": settled,
-                "exit_status": status,
+                **await closing_facts(site, settled, status),
             }
     finally:
         await feed.stop()
@@ -360,6 +380,73 @@ async def _live_since(site: Site, ts: datetime) -> bool:
             "SELECT count(*) FROM live_data WHERE provider = 'KRAKEN' AND ts >= $1", ts
         )
     )
+
+
+async def host_kills(server: Database, a: argparse.Namespace) -> tuple[list[Tally], dict]:
+    site = await Site.open(server, "drill_host_kills")
+    clock = MarketClock.starting_now(a.speed)
+    feed = KrakenTrader(clock, {"BTC/USD": {M1}, "ETH/USD": {M1}}, seed=a.seed + 3)
+    rng = random.Random(a.seed + 3)
+    try:
+        async with FakeEodhd(symbols=("BTC-USD.CC",)) as eodhd:
+            hist = await held_backfill(site, eodhd, a.lookback)
+            await feed.start(site)
+            daemon = await feed.trade_with(site)
+            await until(
+                lambda: eodhd.server.count("/api/intraday") >= 2, "the held chunk", 180, daemon
+            )
+            killed = datetime.now(UTC)
+            await kill_host(site, daemon, "EODHD")
+            for _ in range(a.host_kills):
+                # Trading goes on: trades in the killed host's hands come back in the next
+                # connection's snapshot or from REST Trades.
+                await asyncio.sleep(rng.uniform(1.0, clock.real(90)))
+                connects = feed.ws.connects
+                await kill_host(site, daemon, "KRAKEN")
+                await feed.wait_subscribed(daemon, connects)
+            await run_after(site, daemon, hist.id, killed)
+            settled = await feed.finish(site, daemon, M1)
+            restarts = {name: (await _host(site, name))["restarts"] for name in HOSTED}
+            status = await daemon.stop()
+            live = live_tallies(feed, await feed.stored_bars(site), await feed.stored_ticks(site))
+            return [*live, await history_tally(site, eodhd)], {
+                "host_restarts": restarts,
+                "connections": feed.ws.connects,
+                "trades_fetched_from_rest": feed.fetched(),
+                **await closing_facts(site, settled, status),
+            }
+    finally:
+        await feed.stop()
+        await site.close(a.logs)
+
+
+HOSTED = ("KRAKEN", "EODHD")
+
+
+async def _host(site: Site, provider: str) -> dict[str, Any]:
+    """What the running daemon last published about `provider`'s host (pid, state, ...)."""
+    stats = await site.fetchval(_ENGINE_STATS) or {}
+    return stats.get("providers", {}).get(provider, {}).get("host", {})
+
+
+async def kill_host(site: Site, daemon: Daemon, provider: str) -> None:
+    """SIGKILL `provider`'s running host (a child of `daemon`), then wait for the daemon to
+    have started another."""
+
+    async def running() -> int | None:
+        host = await _host(site, provider)
+        return host.get("pid") if host.get("state") == "running" else None
+
+    pid = await until(running, f"a running {provider} host", 60, daemon)
+    if pid not in {p.pid for p in daemon.processes()[1:]}:
+        raise DrillError(f"{provider}'s host {pid} is not a child of the daemon")
+    os.kill(pid, signal.SIGKILL)
+    await until(lambda: _restarted(running, pid), f"{provider}'s host started again", 120, daemon)
+
+
+async def _restarted(running: Callable[[], Awaitable[int | None]], killed: int) -> bool:
+    pid = await running()
+    return pid is not None and pid != killed
 
 
 class Storm:
@@ -472,6 +559,7 @@ DRILLS: dict[str, tuple[str, Drill]] = {
     "feed_drops": ("feed dropped", feed_drops),
     "db_restarts": ("database restarted", db_restarts),
     "sigkills": ("daemon SIGKILLed", sigkills),
+    "host_kills": ("provider hosts SIGKILLed", host_kills),
     "http_429": ("429 storms", http_429),
 }
 
@@ -481,6 +569,7 @@ def _times(a: argparse.Namespace, name: str) -> str:
         "feed_drops": a.drops,
         "db_restarts": a.restarts,
         "sigkills": a.kills,
+        "host_kills": a.host_kills + 1,
         "http_429": a.storms,
     }[name]
     return f"{DRILLS[name][0]} x{count}"
@@ -567,6 +656,12 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=122,
         help="days of 1min history in the SIGKILL drill (over 120: two chunks)",
+    )
+    parser.add_argument(
+        "--host-kills",
+        type=int,
+        default=3,
+        help="SIGKILLs of the Kraken provider host (5 in 10 minutes park a provider)",
     )
     parser.add_argument("--storms", type=int, default=12, help="bursts of 429s")
     parser.add_argument(

@@ -6,11 +6,16 @@ Both found by the fault drills (bench/drills.py):
   the fill is held by the Kraken REST fake instead of a kill.
 - feed-drop drill: a reconnect while another series' fill was under way stretched a gap that was
   already due past the bar then open; its fill came back without that bar and the bar was lost.
+- host-kill drill: the provider host was SIGKILLed and took longer to come back than the fill's
+  five attempts, each of which failed at once ("the provider host is restarting"); the span was
+  given up until the next engine start, and the running engine never filled it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +43,7 @@ from quasar_tui.registry.assets import AssetStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sandbox.hosted import HostOptions
 from quasar_tui.sdk import HttpClient, ProviderContext
 from quasar_tui.store.database import Database
 
@@ -95,10 +101,10 @@ async def open_live_gaps(db: Database) -> int:
     )
 
 
-async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
-    db: Database, tmp_path: Path, feed: tuple[Clock, KrakenWSFake, HeldRest]
-) -> None:
-    clock, ws, rest = feed
+async def kraken_registry(
+    db: Database, tmp_path: Path, ws: KrakenWSFake, rest: KrakenRestFake
+) -> ProviderRegistry:
+    """The bundled KRAKEN provider on the fakes, its assets, and live 1min subscriptions."""
     registry = ProviderRegistry(db, Keyring.load_or_create(tmp_path))
     await registry.ensure_bundled()
     await registry.set_preferences(
@@ -108,17 +114,36 @@ async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
     await AssetStore(db).refresh("KRAKEN", instance)
     await instance.aclose()
     await SubscriptionStore(db).add("KRAKEN", list(SYMBOLS), "1min", "live")
+    return registry
+
+
+def kraken_engine(
+    db: Database,
+    registry: ProviderRegistry,
+    tmp_path: Path,
+    clock: Clock,
+    host_options: HostOptions | None = None,
+) -> Engine:
+    return Engine(
+        db,
+        registry,
+        SubscriptionStore(db),
+        data_dir=tmp_path,
+        clock=clock,
+        reconcile_every=3600.0,
+        live_options={"grace": GRACE, "backoff": Backoff(0.02, 0.1)},
+        host_options=host_options,
+    )
+
+
+async def test_span_still_to_fill_at_stop_is_filled_by_the_next_engine(
+    db: Database, tmp_path: Path, feed: tuple[Clock, KrakenWSFake, HeldRest]
+) -> None:
+    clock, ws, rest = feed
+    registry = await kraken_registry(db, tmp_path, ws, rest)
 
     def engine() -> Engine:
-        return Engine(
-            db,
-            registry,
-            SubscriptionStore(db),
-            data_dir=tmp_path,
-            clock=clock,
-            reconcile_every=3600.0,
-            live_options={"grace": GRACE, "backoff": Backoff(0.02, 0.1)},
-        )
+        return kraken_engine(db, registry, tmp_path, clock)
 
     first = engine()
     await first.start()
@@ -237,3 +262,47 @@ async def test_reconnect_during_a_fill_does_not_stretch_a_due_gap_past_the_open_
         await writer.stop()
     minute = T0.replace(second=0)
     assert all(end <= minute + timedelta(minutes=1) for _, start, end in fills if start == minute)
+
+
+# The supervisor waits 6 to 12 real seconds before it starts a killed host again.
+SLOW_RESTART = HostOptions(backoff_base=12.0, backoff_cap=12.0)
+
+
+async def test_span_due_while_the_provider_host_restarts_is_filled_once_it_is_back(
+    db: Database, tmp_path: Path, feed: tuple[Clock, KrakenWSFake, HeldRest]
+) -> None:
+    clock, ws, rest = feed
+    rest.release.set()
+    registry = await kraken_registry(db, tmp_path, ws, rest)
+    engine = kraken_engine(db, registry, tmp_path, clock, SLOW_RESTART)
+    await engine.start()
+    try:
+        for symbol in SYMBOLS:
+            await ws.wait_subscribed(symbol)
+        clock.at(0, 20)  # inside the bar joined mid-way: only REST history has all of it
+        for symbol in SYMBOLS:
+            await ws.trade(symbol, 10.0, 1.0, clock.now)
+        await until(lambda: _stored_ticks(db, len(SYMBOLS)), "the trades stored")
+        host = engine.stats()["providers"]["KRAKEN"]["host"]
+        os.kill(host["pid"], signal.SIGKILL)
+        await until(lambda: _host_state(engine) == "restarting", "the host restarting")
+        # The joined bar's span comes due while no host runs, then the times of all of a
+        # fill's retries pass; the bar timer looks for due fills ten times a real second.
+        for minute, second in ((1, 10), (1, 15), (1, 25), (1, 45), (2, 30), (3, 40)):
+            clock.at(minute, second)
+            await asyncio.sleep(0.5)
+        assert _host_state(engine) == "restarting"  # or the host was back for some retries
+        await until(lambda: _host_state(engine) == "running", "the host started again")
+        for symbol in SYMBOLS:
+            await ws.wait_subscribed(symbol)
+        clock.at(5, 0)
+        expected = bars_from([t for s in SYMBOLS for t in ws.market.trades[s]])
+        await until(lambda: _equal(db, expected), "the joined bars filled")
+        await until(lambda: _no_open_live_gaps(db), "the gap records resolved")
+    finally:
+        await engine.stop()
+    assert await stored_live_bars(db) == expected
+
+
+def _host_state(engine: Engine) -> str:
+    return engine.stats()["providers"]["KRAKEN"]["host"]["state"]

@@ -8,7 +8,9 @@ import asyncio
 import logging
 import os
 import shutil
+import signal
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -416,6 +418,34 @@ async def test_a_host_is_not_killed_for_an_engine_behind_on_its_feed() -> None:
         assert host.backlogged and len(pings) >= since + 3
         assert supervisor.host is host and supervisor.status.restarts == 0
         assert host.running
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_host_killed_from_outside_is_reported_as_killed_not_as_hung() -> None:
+    """Found by the host-kill drill: a ping sent after the host died, before the engine had
+    noticed, failed at once, and the exit was put down as "did not answer for 30 s"."""
+    supervisor = HostSupervisor(
+        _spec("snoop.py"),
+        policy=CrashPolicy(max_crashes=100, backoff=Backoff(base=0.01, cap=0.05)),
+        ping_every=0.05,
+    )
+    task = asyncio.create_task(supervisor.run())
+    try:
+        for kill in range(1, 6):
+            await asyncio.wait_for(supervisor.started.wait(), 30)
+            host = supervisor.host
+            assert host is not None and host.pid is not None
+            os.kill(host.pid, signal.SIGKILL)
+            # The engine's loop is busy a moment (a loaded machine): when it next runs, the
+            # host has exited and the watch's next ping is due.
+            time.sleep(0.3)  # noqa: ASYNC251
+            for _ in range(300):
+                if supervisor.status.restarts == kill:
+                    break
+                await asyncio.sleep(0.01)
+            assert supervisor.status.last_exit == "snoop: the provider host was killed by SIGKILL"
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -3,7 +3,9 @@
 A span is queued when a connection starts (or resumes) mid-bar, put on record in the gap log
 before any later bar of its series is written, filled once it has closed (plus the grace), one
 fill at a time, retried with backoff, and its record resolved once the fill is committed. With
-no gap log an engine stopped first loses the span; with one, the next start fills it.
+no gap log an engine stopped first loses the span; with one, the next start fills it. Fills
+wait while the provider cannot be asked (its host restarts): a try then would spend one of the
+span's attempts on the host's absence, and a restart longer than all of them gave it up.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from quasar_tui.engine.aggregator import Gap
 from quasar_tui.engine.events import EngineError, EventBus, JobRun
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.live_router import SessionStats
-from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY
+from quasar_tui.engine.tick_holes import ATTEMPTS, RETRY, Available, always
 from quasar_tui.engine.writer import OUTAGE_ERRORS, Writer
 from quasar_tui.sdk.abilities import HistorySource
 from quasar_tui.store.tables import LiveBarRow
@@ -95,8 +97,10 @@ class GapFiller:
         grace: float,
         gap_log: LiveGaps | None,
         stats: SessionStats,
+        available: Available = always,
     ) -> None:
         self.name = name
+        self.available = available
         self.backfill = backfill
         self.writer = writer
         self.bus = bus
@@ -155,7 +159,7 @@ class GapFiller:
 
     def kick(self) -> None:
         """Start filling in the background unless a fill runs already."""
-        if self._pending and (self._task is None or self._task.done()):
+        if self._pending and self.available() and (self._task is None or self._task.done()):
             self._task = asyncio.create_task(self._run(), name=f"live:{self.name}:backfill")
 
     async def close(self) -> None:
@@ -181,7 +185,11 @@ class GapFiller:
                 return
             for key, _ in ready:
                 del self._pending[key]
-            for key, gap in ready:
+            for n, (key, gap) in enumerate(ready):
+                if not self.available():  # the host went away: the rest wait for the next
+                    for later_key, later in ready[n:]:
+                        self._put_back(later_key, later)
+                    return
                 await self._fill(key, gap)
 
     async def _fill(self, key: SeriesKey, gap: PendingGap) -> None:
@@ -207,10 +215,7 @@ class GapFiller:
         retry = gap.attempts < ATTEMPTS
         if retry:
             gap.not_before = self.clock() + timedelta(seconds=RETRY.ceiling(gap.attempts))
-            later = self._pending.get(key)
-            if later is not None:  # a newer span of the same series arrived meanwhile
-                gap.start, gap.end = min(gap.start, later.start), max(gap.end, later.end)
-            self._pending[key] = gap
+            self._put_back(key, gap)
             outcome = "will retry"
         elif self.gap_log is not None:
             outcome = "giving up until the next start, which fills the recorded gap"
@@ -225,6 +230,13 @@ class GapFiller:
         self.bus.publish(
             JobRun(self.name, symbol, interval.value, "failed", 0, started, self.clock(), error)
         )
+
+    def _put_back(self, key: SeriesKey, gap: PendingGap) -> None:
+        """Pending again, merged with a newer span of the same series queued meanwhile."""
+        later = self._pending.get(key)
+        if later is not None:
+            gap.start, gap.end = min(gap.start, later.start), max(gap.end, later.end)
+        self._pending[key] = gap
 
     async def _resolve(self, key: SeriesKey, gap: PendingGap) -> None:
         """Close the records of a filled span once its bars are committed. If that fails the

@@ -37,7 +37,7 @@ from quasar_tui.engine.gap_filler import Backfill, GapFiller, rest_backfill
 from quasar_tui.engine.live_gaps import LiveGaps
 from quasar_tui.engine.live_router import RecordRouter, SessionStats
 from quasar_tui.engine.live_subscriptions import SubscriptionSet
-from quasar_tui.engine.tick_holes import TickHoles
+from quasar_tui.engine.tick_holes import TickHoles, always
 from quasar_tui.engine.trade_ids import TradeIds
 from quasar_tui.engine.writer import Writer
 from quasar_tui.sandbox.feed import HEALTHY_AFTER, LocalFeed
@@ -114,8 +114,9 @@ class LiveSession:
         self.stats = SessionStats()
         self.state = "idle"
         self.subscriptions = SubscriptionSet()
+        available = provider.available if isinstance(provider, HostedProvider) else always
         self.holes = (
-            TickHoles(provider_name, provider, writer, bus)
+            TickHoles(provider_name, provider, writer, bus, available)
             if store_ticks and isinstance(provider, TradeSource) and provider.fills_trades
             else None
         )
@@ -131,6 +132,7 @@ class LiveSession:
                 grace=grace,
                 gap_log=gap_log,
                 stats=self.stats,
+                available=available,
             )
         )
         self._trade_ids = TradeIds(on_skip=self.holes.found if self.holes else None)

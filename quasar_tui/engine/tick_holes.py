@@ -10,6 +10,8 @@ not touched here: the live gap fill repairs them from the provider's candles.
 If a fill finds none of the ids it looked for, the feed's ids are not sequential after all:
 the session stops looking for holes rather than ask REST once per trade.
 
+Fills wait while the provider cannot be asked (its host restarts), as the bar gap fills do.
+
 Holes are kept in memory only; a starting session finds the ones an engine stopped or killed
 left behind by looking for skipped ids among the newest `RECENT` stored ticks of each symbol.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,8 +39,15 @@ log = logging.getLogger("quasar.engine.live")
 MAX_HOLE = 20_000  # ids; a longer absence is not replayed trade by trade (bars still are)
 ATTEMPTS = 5  # fetches of one span (trades here, candles in live.py) before giving up
 RETRY = Backoff(base=2.0, cap=60.0)  # the delay before each next attempt: RETRY.ceiling(n)
+#: Whether the provider can be asked now (a hosted one cannot while its host restarts).
+Available = Callable[[], bool]
 RECENT = 5_000  # stored ticks per symbol searched for holes at a start
 WRITE_EVERY = 1_000  # ticks handed to the writer at once
+
+
+def always() -> bool:
+    """A provider in this process can always be asked."""
+    return True
 
 
 @dataclass
@@ -90,9 +99,15 @@ class TickHoles:
     """The holes of one live session and the task that fills them."""
 
     def __init__(
-        self, provider_name: str, provider: TradeSource, writer: Writer, bus: EventBus
+        self,
+        provider_name: str,
+        provider: TradeSource,
+        writer: Writer,
+        bus: EventBus,
+        available: Available = always,
     ) -> None:
         self.name = provider_name
+        self.available = available
         self.provider = provider
         self.writer = writer
         self.bus = bus
@@ -127,8 +142,10 @@ class TickHoles:
     def kick(self) -> None:
         """Start filling the holes that are due, unless a fill is already running."""
         now = time.monotonic()
-        if (self._task is None or self._task.done()) and any(
-            h.not_before <= now for h in self._holes
+        if (
+            self.available()
+            and (self._task is None or self._task.done())
+            and any(h.not_before <= now for h in self._holes)
         ):
             self._task = asyncio.create_task(self._fill_due(), name=f"live:{self.name}:ticks")
 
@@ -141,7 +158,10 @@ class TickHoles:
         now = time.monotonic()
         due = [h for h in self._holes if h.not_before <= now]
         self._holes = [h for h in self._holes if h.not_before > now]
-        for hole in due:
+        for n, hole in enumerate(due):
+            if not self.available():  # the host went away: the rest wait for the next
+                self._holes.extend(due[n:])
+                return
             try:
                 written = await self._fill(hole)
             except Exception as exc:

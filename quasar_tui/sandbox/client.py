@@ -289,17 +289,22 @@ class ProviderHost:
         return self._describe_exit()
 
     async def ping(self, within: float) -> bool:
-        """Whether the host's event loop answers within `within` seconds."""
+        """Whether the host's event loop answers within `within` seconds. A host that has
+        exited raises HostError instead: it did not hang, and its exit says what happened."""
         rid = next(self._ids)
         queue = self._answers[rid] = asyncio.Queue(1)
         try:
             await self._send(Ping(rid))
-            await asyncio.wait_for(queue.get(), within)
-            return True
-        except (TimeoutError, ConnectionError, HostError):
+            answer = await asyncio.wait_for(queue.get(), within)
+        except TimeoutError:
             return False
+        except ConnectionError as exc:
+            raise HostError(f"{self.name}: the provider host closed its pipe") from exc
         finally:
             self._answers.pop(rid, None)
+        if isinstance(answer, Failed):  # the host exited while the ping waited
+            raise HostError(f"{self.name}: {answer.error}", answer.error)
+        return True
 
     # -- the provider API ----------------------------------------------------------------------
 

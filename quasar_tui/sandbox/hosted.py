@@ -4,7 +4,8 @@
 running now, keeps the live subscription set and replays it after every restart, and turns the
 hosts' live streams into one stream that says when a host went away ("exited") or was parked.
 Calls made while no host runs fail at once with a one-line `HostError`: the engine records
-them as it records any provider failure (a gap to retry), and other providers never wait.
+them as it records any provider failure (a gap to retry), and other providers never wait. A
+live session's fills look at `available()` first, so a restart spends none of their attempts.
 """
 
 from __future__ import annotations
@@ -139,9 +140,15 @@ class HostedProvider:
 
     # -- the provider API --------------------------------------------------------------------
 
+    def available(self) -> bool:
+        """Whether a host runs to take calls now (not while one restarts, starts or is
+        parked)."""
+        host = self.supervisor.host
+        return host is not None and host.running and self.supervisor.started.is_set()
+
     def _host(self) -> ProviderHost:
         host = self.supervisor.host
-        if host is None or not host.running or not self.supervisor.started.is_set():
+        if host is None or not self.available():
             raise HostError(f"{self.name}: the provider host is {self.state}")
         return host
 

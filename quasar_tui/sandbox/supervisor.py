@@ -178,7 +178,11 @@ class HostSupervisor:
         """Kill a host whose event loop has not answered for `unresponsive_after` seconds."""
         while True:
             await asyncio.sleep(self.ping_every)
-            if not await host.ping(self.unresponsive_after) and not host.backlogged:
+            try:
+                answered = await host.ping(self.unresponsive_after)
+            except HostError:
+                return  # it exited: `host.wait()` says how
+            if not answered and not host.backlogged:
                 host.log.warning(
                     "%s: the provider host did not answer for %g s; killing it",
                     self.spec.name,
