@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from fakes.webhook import WebhookReceiver
 from helpers import until, with_simulated
+from registry_rows import add_provider
 
 from quasar_tui.engine.alerts import AlertService
 from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER
 from quasar_tui.engine.alerts.evaluator import Evaluator, Target
+from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import (
     AlertFired,
     BarsWritten,
@@ -32,6 +34,7 @@ from quasar_tui.engine.events import (
 )
 from quasar_tui.quality.calendars import Calendar, calendar
 from quasar_tui.registry.alerts import AlertStore, NewRule, RuleState
+from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import Tick
@@ -441,3 +444,42 @@ async def test_a_reload_takes_over_what_changed_while_it_read_the_states(
     new.on_trades(TradesRead("SIMULATED", [Tick("A", clock.now, 101.5, 1.0)]))
     assert [a.details["price"] for a in fired] == [101.0]
     assert new.take_dirty()[key].side == "above"
+
+
+async def test_a_rule_on_a_common_symbol_follows_its_mappings_in_a_running_engine(
+    store: AlertStore, db: Database, registry: ProviderRegistry, tmp_path: Path
+) -> None:
+    await with_simulated(registry)
+    await add_provider(db, "OTHER", "live", assets=["XBT-USD"])
+    mappings = MappingStore(db)
+    await mappings.map("BTC/USD", "SIMULATED", "SIM/BTC")
+    await mappings.map("BTC/USD", "OTHER", "XBT-USD")
+    await mappings.set_priority("BTC/USD", ["SIMULATED", "OTHER"])
+    await store.add(NewRule("above", "BTC/USD", level=100.0, cooldown_s=0))
+    engine = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, reconcile_every=3600)
+    seen = engine.bus.subscribe(kinds=(AlertFired,))
+    await engine.start()
+
+    async def cross(provider: str, symbol: str) -> list[str]:
+        """A crossing of the level on one series: the keys of the alerts consoles got."""
+        ticks = [Tick(symbol, datetime.now(UTC), price, 1.0) for price in (99.0, 101.0)]
+        engine.bus.publish(TradesRead(provider, ticks))
+        await until(engine.alerts.idle, "alerts delivered")
+        return [e.key for e in seen.drain() if isinstance(e, AlertFired)]
+
+    try:
+        assert await until(lambda: cross("SIMULATED", "SIM/BTC"), "an alert") == [
+            "SIMULATED:SIM/BTC"
+        ]
+        await mappings.set_priority("BTC/USD", ["OTHER", "SIMULATED"])  # `quasar map priority`
+        assert await until(lambda: cross("OTHER", "XBT-USD"), "the rule on OTHER") == [
+            "OTHER:XBT-USD"
+        ]
+        assert await cross("SIMULATED", "SIM/BTC") == []  # no longer what BTC/USD means
+
+        await mappings.delete("OTHER", "XBT-USD")  # back to the one series left
+        assert await until(lambda: cross("SIMULATED", "SIM/BTC"), "the rule back") == [
+            "SIMULATED:SIM/BTC"
+        ]
+    finally:
+        await engine.stop()

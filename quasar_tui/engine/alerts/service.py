@@ -6,7 +6,8 @@ bus's `publish`, which costs less than a queue and a task switch per message, an
 only asked for while some rule needs them. What fires goes to the deliverer's bounded queue;
 nothing here waits. A second task, once a second, checks silent feeds against their markets'
 calendars, reads new gap records, reloads the rules after a user edit (`reload_soon`, wired to
-the rules table's notifications) and writes the states that changed.
+the rules table's notifications and to mapping changes, which move rules on common symbols) and
+writes the states that changed.
 """
 
 from __future__ import annotations
