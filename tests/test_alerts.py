@@ -33,7 +33,7 @@ from quasar_tui.engine.events import (
     TradesRead,
 )
 from quasar_tui.quality.calendars import Calendar, calendar
-from quasar_tui.registry.alerts import AlertStore, NewRule, RuleState
+from quasar_tui.registry.alerts import AlertStore, FiredEvent, NewRule, RuleState
 from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
@@ -424,8 +424,10 @@ async def test_stale_alerts_on_all_series_follow_new_subscriptions_and_history_i
     await rig.settle()
     assert [a.key for a in rig.fired()] == ["SIMULATED:ACME"]
 
-    for n in range(3):
-        await store.record_event(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now)
+    old = [
+        FiredEvent(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now, ()) for n in range(3)
+    ]
+    await store.record(old, {})
     await store.trim_history(2)
     assert [e.message for e in await store.history()] == ["old 2", "old 1"]
 
