@@ -156,6 +156,29 @@ async def test_a_level_crossed_reaches_the_webhook_once_signed_and_recorded(
     assert SECRET.encode() not in raw  # stored encrypted
 
 
+async def test_alerts_left_pending_are_delivered_once_on_start_unless_their_rule_went(
+    store: AlertStore, rig: Rig, hook: WebhookReceiver, clock: Clock
+) -> None:
+    kept = await store.add(NewRule("above", "SIMULATED:A", level=1.0, webhook_url=hook.url))
+    gone = await store.add(NewRule("above", "SIMULATED:B", level=1.0, webhook_url=hook.url))
+    left = [  # what an engine killed before delivering leaves: recorded, the webhook to go
+        FiredEvent(rule.id, "above", rule.target or "", "crossed", {}, clock.now, ("webhook",))
+        for rule in (kept, gone)
+    ]
+    kept_id, gone_id = await store.record(left, {})
+    await store.remove(gone.id)
+
+    await rig.service.start()
+    await rig.settle()
+    assert [post.alert["id"] for post in hook.received] == [kept_id]
+    entries = {e.id: e for e in await store.history()}
+    assert entries[kept_id].failed == [] and entries[gone_id].failed == ["webhook"]
+    assert entries[gone_id].deliveries[0]["detail"] == "its rule was removed before delivery"
+    await rig.restart()
+    await rig.settle()
+    assert len(hook.received) == 1  # delivered is delivered: not again on the next start
+
+
 async def test_hysteresis_and_cooldown_hold_and_survive_a_restart(
     store: AlertStore, rig: Rig, clock: Clock
 ) -> None:
