@@ -128,7 +128,7 @@ class Deliverer:
             if event.rule_id is not None:
                 with contextlib.suppress(NotFoundError):
                     rule = await self.store.get(event.rule_id)
-            if event.rule_id is None or rule is None:
+            if rule is None:
                 for channel in event.pending:
                     gone = Delivery(channel, 1, False, "its rule was removed before delivery")
                     await self._note(event_id, gone)

@@ -5,13 +5,13 @@ provider states) rather than sitting in the live path: the evaluator is called i
 bus's `publish`, which costs less than a queue and a task switch per message, and trades are
 only asked for while some rule needs them. What fires is kept in a bounded list that a task
 records at once (`save`), in one transaction with the rule states that changed: an alert is in
-the database with the state that made it fire, or neither is. An engine killed at any point so
-never repeats a crossing, nor forgets a recorded one: the deliverer, on start, delivers what an
-earlier engine left pending (one killed before recording sees the crossing again on the next
-trade beyond the level). Nothing on the live path waits. A second task, once a second, checks
-silent feeds against their markets' calendars, reads new gap records, reloads the rules after
-a user edit (`reload_soon`, wired to the rules table's notifications and to mapping changes,
-which move rules on common symbols) and writes the states that changed.
+the database with the state that made it fire, or neither is. So an engine killed at any point
+never fires a crossing twice, nor forgets one it recorded: the deliverer, on start, delivers
+what an earlier engine left pending (one killed before recording sees the crossing again on
+the next trade beyond the level). Nothing on the live path waits. A second task, once a
+second, checks silent feeds against their markets' calendars, reads new gap records, reloads
+the rules after a user edit (`reload_soon`, wired to the rules table's notifications and to
+mapping changes, which move rules on common symbols) and writes the states that changed.
 """
 
 from __future__ import annotations
