@@ -367,7 +367,7 @@ class AlertStore:
         if await self.db.execute(_DELETE_RULE, rule_id) == "DELETE 0":
             raise NotFoundError(f"no alert rule {rule_id}; see `quasar alert list`")
 
-    # -- state and what fired ----------------------------------------------------------------
+    # -- state and what fired --------------------------------------------------------------
 
     async def states(self, rule_ids: Sequence[int]) -> dict[tuple[int, str], RuleState]:
         rows = await self.db.fetch(_STATES, list(rule_ids))
