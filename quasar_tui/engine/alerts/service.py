@@ -340,6 +340,8 @@ class AlertService:
                 await self.save()
             except DB_ERRORS as exc:
                 log.warning("alerts delivered but not recorded: %s", one_line(exc))
+            except Exception:  # a bug must not end recording
+                log.exception("alerts delivered but not recorded")
 
     async def save(self) -> None:
         """Record what fired with the states that changed, in one transaction, then hand the
@@ -357,7 +359,7 @@ class AlertService:
         events = [_event(alert, rule) for alert, rule in fired]
         try:
             recorded = await self.store.record(events, dirty)
-        except DB_ERRORS:
+        except Exception:  # the database is away (or a bug): deliver them all the same
             self.evaluator.dirty.update(dirty)
             self._hand_over(fired, events, [None] * len(events))
             raise
