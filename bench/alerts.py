@@ -198,7 +198,7 @@ def evaluate_only(events: list[TradesRead], evaluator: Evaluator) -> float:
 
 
 def evaluator_for(made: list[tuple[AlertRule, Target]], symbols: list[str]) -> Evaluator:
-    fired: list[AlertFired] = []  # what the engine's deliverer would queue
+    fired: list[AlertFired] = []  # what the alert service keeps for recording
     evaluator = Evaluator(made, {}, lambda: datetime.now(UTC), fired.append)
     now = time.time()
     for r, target in made:

@@ -1,6 +1,7 @@
 """`quasar alert ...` as a user runs it, and the done-when of alerts: with only `quasar --daemon`
 running on the SIMULATED feed, a price level crossed reaches a loopback webhook once, signed,
-and not again after the daemon restarts."""
+and not again after the daemon restarts; an alert fired by a daemon killed (SIGKILL) before
+its webhook got it reaches the webhook once after the restart."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from helpers import until, with_simulated
 from test_daemon import Daemon
 
 from quasar_tui.providers.simulated import SimulatedProvider
+from quasar_tui.registry.alerts import AlertStore, NewRule
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk import ProviderContext
@@ -185,3 +187,54 @@ async def test_a_level_crossed_on_the_simulated_feed_reaches_the_webhook_once_ac
     [entry] = json.loads(history.stdout)
     assert entry["failed"] == [] and entry["key"] == f"SIMULATED:{plan.symbol}"
     assert "ALERT rule 1" in daemons[0].stderr() and SECRET not in daemons[0].stderr()
+
+
+async def test_an_alert_fired_just_before_a_sigkill_reaches_the_webhook_once_after_the_restart(
+    db: Database,
+    registry: ProviderRegistry,
+    hook: WebhookReceiver,
+    quasar_env: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    await with_simulated(registry, ticks_per_second=str(RATE))
+    await SubscriptionStore(db).add("SIMULATED", ["SIM/BTC"], "1min", "live")
+    store = AlertStore(db, registry.keyring)
+    await store.add(  # fires on the first move of the price, then not for an hour
+        NewRule(
+            "change",
+            "SIMULATED:SIM/BTC",
+            percent=0.0001,
+            window_s=60,
+            cooldown_s=3600,
+            webhook_url=hook.url,
+        )
+    )
+    hook.fail_next(*[503] * 1000)  # the receiver is down when the alert fires
+    daemons = [Daemon(quasar_env, tmp_path / "daemon0.log")]
+    try:
+        await until(
+            lambda: db.fetchval("SELECT count(*) FROM alert_deliveries WHERE channel = 'webhook'"),
+            "a first webhook attempt, answered 503",
+            give_up=daemons[0].exited,
+        )
+        daemons[0].kill()  # SIGKILL while the webhook is still to be retried
+        hook.stop_failing()
+        restarted_at = await db.fetchval("SELECT now()")
+        daemons.append(Daemon(quasar_env, tmp_path / "daemon1.log"))
+        await until(lambda: hook.delivered, "the alert delivered", give_up=daemons[1].exited)
+        await until(  # trades evaluated by the restarted engine: none fires it again
+            lambda: db.fetchval(
+                "SELECT count(*) >= $1 FROM live_ticks WHERE ts > $2", int(RATE * 2), restarted_at
+            ),
+            "trades after the restart",
+            give_up=daemons[1].exited,
+        )
+        assert daemons[1].stop(signal.SIGTERM) == 0
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+    [delivered] = hook.delivered
+    [entry] = await store.history()
+    assert {post.alert["id"] for post in hook.received} == {entry.id}  # one alert, one id
+    assert delivered.alert["key"] == "SIMULATED:SIM/BTC" and entry.failed == []
+    assert await db.fetchval("SELECT pending FROM alert_events") == []

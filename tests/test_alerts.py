@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 from fakes.webhook import WebhookReceiver
 from helpers import until, with_simulated
+from registry_rows import add_provider
 
 from quasar_tui.engine.alerts import AlertService
 from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER
 from quasar_tui.engine.alerts.evaluator import Evaluator, Target
+from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import (
     AlertFired,
     BarsWritten,
@@ -31,7 +33,8 @@ from quasar_tui.engine.events import (
     TradesRead,
 )
 from quasar_tui.quality.calendars import Calendar, calendar
-from quasar_tui.registry.alerts import AlertStore, NewRule, RuleState
+from quasar_tui.registry.alerts import AlertStore, FiredEvent, NewRule, RuleState
+from quasar_tui.registry.mappings import MappingStore
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import Tick
@@ -151,6 +154,29 @@ async def test_a_level_crossed_reaches_the_webhook_once_signed_and_recorded(
     assert [a.message for a in rig.fired()] == [entry.message]
     raw = await store.db.fetchval("SELECT webhook_secret FROM alert_rules")
     assert SECRET.encode() not in raw  # stored encrypted
+
+
+async def test_alerts_left_pending_are_delivered_once_on_start_unless_their_rule_went(
+    store: AlertStore, rig: Rig, hook: WebhookReceiver, clock: Clock
+) -> None:
+    kept = await store.add(NewRule("above", "SIMULATED:A", level=1.0, webhook_url=hook.url))
+    gone = await store.add(NewRule("above", "SIMULATED:B", level=1.0, webhook_url=hook.url))
+    left = [  # what an engine killed before delivering leaves: recorded, the webhook to go
+        FiredEvent(rule.id, "above", rule.target or "", "crossed", {}, clock.now, ("webhook",))
+        for rule in (kept, gone)
+    ]
+    kept_id, gone_id = await store.record(left, {})
+    await store.remove(gone.id)
+
+    await rig.service.start()
+    await rig.settle()
+    assert [post.alert["id"] for post in hook.received] == [kept_id]
+    entries = {e.id: e for e in await store.history()}
+    assert entries[kept_id].failed == [] and entries[gone_id].failed == ["webhook"]
+    assert entries[gone_id].deliveries[0]["detail"] == "its rule was removed before delivery"
+    await rig.restart()
+    await rig.settle()
+    assert len(hook.received) == 1  # delivered is delivered: not again on the next start
 
 
 async def test_hysteresis_and_cooldown_hold_and_survive_a_restart(
@@ -421,8 +447,10 @@ async def test_stale_alerts_on_all_series_follow_new_subscriptions_and_history_i
     await rig.settle()
     assert [a.key for a in rig.fired()] == ["SIMULATED:ACME"]
 
-    for n in range(3):
-        await store.record_event(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now)
+    old = [
+        FiredEvent(1, "stale", "SIMULATED:ACME", f"old {n}", {}, clock.now, ()) for n in range(3)
+    ]
+    await store.record(old, {})
     await store.trim_history(2)
     assert [e.message for e in await store.history()] == ["old 2", "old 1"]
 
@@ -441,3 +469,42 @@ async def test_a_reload_takes_over_what_changed_while_it_read_the_states(
     new.on_trades(TradesRead("SIMULATED", [Tick("A", clock.now, 101.5, 1.0)]))
     assert [a.details["price"] for a in fired] == [101.0]
     assert new.take_dirty()[key].side == "above"
+
+
+async def test_a_rule_on_a_common_symbol_follows_its_mappings_in_a_running_engine(
+    store: AlertStore, db: Database, registry: ProviderRegistry, tmp_path: Path
+) -> None:
+    await with_simulated(registry)
+    await add_provider(db, "OTHER", "live", assets=["XBT-USD"])
+    mappings = MappingStore(db)
+    await mappings.map("BTC/USD", "SIMULATED", "SIM/BTC")
+    await mappings.map("BTC/USD", "OTHER", "XBT-USD")
+    await mappings.set_priority("BTC/USD", ["SIMULATED", "OTHER"])
+    await store.add(NewRule("above", "BTC/USD", level=100.0, cooldown_s=0))
+    engine = Engine(db, registry, SubscriptionStore(db), data_dir=tmp_path, reconcile_every=3600)
+    seen = engine.bus.subscribe(kinds=(AlertFired,))
+    await engine.start()
+
+    async def cross(provider: str, symbol: str) -> list[str]:
+        """A crossing of the level on one series: the keys of the alerts consoles got."""
+        ticks = [Tick(symbol, datetime.now(UTC), price, 1.0) for price in (99.0, 101.0)]
+        engine.bus.publish(TradesRead(provider, ticks))
+        await until(engine.alerts.idle, "alerts delivered")
+        return [e.key for e in seen.drain() if isinstance(e, AlertFired)]
+
+    try:
+        assert await until(lambda: cross("SIMULATED", "SIM/BTC"), "an alert") == [
+            "SIMULATED:SIM/BTC"
+        ]
+        await mappings.set_priority("BTC/USD", ["OTHER", "SIMULATED"])  # `quasar map priority`
+        assert await until(lambda: cross("OTHER", "XBT-USD"), "the rule on OTHER") == [
+            "OTHER:XBT-USD"
+        ]
+        assert await cross("SIMULATED", "SIM/BTC") == []  # no longer what BTC/USD means
+
+        await mappings.delete("OTHER", "XBT-USD")  # back to the one series left
+        assert await until(lambda: cross("SIMULATED", "SIM/BTC"), "the rule back") == [
+            "SIMULATED:SIM/BTC"
+        ]
+    finally:
+        await engine.stop()

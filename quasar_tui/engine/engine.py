@@ -46,6 +46,7 @@ from quasar_tui.engine.states import DB_ERRORS, SubscriptionStates, SubState, gu
 from quasar_tui.engine.writer import Writer
 from quasar_tui.registry.alerts import CHANGES_CHANNEL as ALERTS_CHANNEL
 from quasar_tui.registry.alerts import AlertStore
+from quasar_tui.registry.mappings import CHANGED_TABLES as MAPPING_TABLES
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.records import ProviderRecord
 from quasar_tui.registry.secrets import Keyring
@@ -302,6 +303,9 @@ class Engine:
             sid = payload.removeprefix(BACKFILL_PREFIX)
             if sid.isdigit() and self.backfill_now(int(sid)):
                 return
+        if payload in MAPPING_TABLES:  # nothing to reconcile; rules on common symbols move
+            self.alerts.reload_soon()
+            return
         self._wake.set()
 
     async def _close_listener(self) -> None:

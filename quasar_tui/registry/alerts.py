@@ -74,11 +74,18 @@ _SAVE_STATES = """
 
 # A rule removed while its alert was on the way: the event is kept, without its rule.
 _INSERT_EVENT = """
-    INSERT INTO alert_events (rule_id, kind, key, message, body, fired_at)
-    VALUES ((SELECT id FROM alert_rules WHERE id = $1), $2, $3, $4, $5, $6) RETURNING id"""
+    INSERT INTO alert_events (rule_id, kind, key, message, body, fired_at, pending)
+    VALUES ((SELECT id FROM alert_rules WHERE id = $1), $2, $3, $4, $5, $6, $7) RETURNING id"""
+_PENDING = """
+    SELECT id, rule_id, kind, key, message, body, fired_at, pending FROM alert_events
+     WHERE pending <> '{}' ORDER BY id"""
+# An attempt, and when it is the channel's last (it got through, or was given up), the
+# channel leaves the alert's pending list: both or neither.
 _INSERT_DELIVERY = """
-    INSERT INTO alert_deliveries (event_id, channel, attempt, ok, detail)
-    VALUES ($1, $2, $3, $4, $5)"""
+    WITH attempt AS (
+        INSERT INTO alert_deliveries (event_id, channel, attempt, ok, detail)
+        VALUES ($1, $2, $3, $4, $5))
+    UPDATE alert_events SET pending = array_remove(pending, $2::text) WHERE id = $1 AND $6"""
 _HISTORY = """
     SELECT e.id, e.rule_id, e.kind, e.key, e.message, e.fired_at,
            coalesce(jsonb_agg(jsonb_build_object(
@@ -233,6 +240,20 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class FiredEvent:
+    """An alert as recorded when it fired: `pending`, the channels it has still to reach;
+    `rule_id` None once its rule was removed."""
+
+    rule_id: int | None
+    kind: str
+    key: str
+    message: str
+    body: dict[str, Any]  # JSON-ready
+    fired_at: datetime
+    pending: tuple[Channel, ...]
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     id: int
     rule_id: int | None
@@ -346,7 +367,7 @@ class AlertStore:
         if await self.db.execute(_DELETE_RULE, rule_id) == "DELETE 0":
             raise NotFoundError(f"no alert rule {rule_id}; see `quasar alert list`")
 
-    # -- state -----------------------------------------------------------------------------
+    # -- state and what fired --------------------------------------------------------------
 
     async def states(self, rule_ids: Sequence[int]) -> dict[tuple[int, str], RuleState]:
         rows = await self.db.fetch(_STATES, list(rule_ids))
@@ -354,42 +375,38 @@ class AlertStore:
             (r["rule_id"], r["key"]): RuleState(r["side"], r["last_fired"], r["mark"]) for r in rows
         }
 
-    async def save_states(self, states: dict[tuple[int, str], RuleState]) -> None:
-        """Upsert in one statement; states of rules removed meanwhile are skipped."""
-        if not states:
-            return
-        items = list(states.items())
-        await self.db.execute(
-            _SAVE_STATES,
-            [k[0] for k, _ in items],
-            [k[1] for k, _ in items],
-            [s.side for _, s in items],
-            [s.last_fired for _, s in items],
-            [s.mark for _, s in items],
-        )
+    async def record(
+        self, events: Sequence[FiredEvent], states: dict[tuple[int, str], RuleState]
+    ) -> list[int]:
+        """Alerts that fired and the states that changed, in one transaction: an alert is
+        stored with the state that made it fire or not at all. The alerts' ids, in order."""
+        async with self.db.pool.acquire() as conn, conn.transaction():
+            ids = [await _insert_event(conn, event) for event in events]
+            await _save_states(conn, states)
+        return ids
+
+    async def pending(self) -> list[tuple[int, FiredEvent]]:
+        """Recorded alerts with channels they have not reached yet, oldest first."""
+        return [
+            (
+                r["id"],
+                FiredEvent(
+                    r["rule_id"],
+                    r["kind"],
+                    r["key"],
+                    r["message"],
+                    _json(r["body"]),
+                    r["fired_at"],
+                    tuple(r["pending"]),
+                ),
+            )
+            for r in await self.db.fetch(_PENDING)
+        ]
 
     # -- history ---------------------------------------------------------------------------
 
-    async def record_event(
-        self,
-        rule_id: int,
-        kind: str,
-        key: str,
-        message: str,
-        body: dict[str, Any],  # JSON-ready
-        fired_at: datetime,
-    ) -> int:
-        try:
-            event_id: int = await self.db.fetchval(
-                _INSERT_EVENT, rule_id, kind, key, message, body, fired_at
-            )
-        except asyncpg.ForeignKeyViolationError:  # the rule went while this was written
-            event_id = await self.db.fetchval(
-                _INSERT_EVENT, None, kind, key, message, body, fired_at
-            )
-        return event_id
-
-    async def record_delivery(self, event_id: int, delivery: Delivery) -> None:
+    async def record_delivery(self, event_id: int, delivery: Delivery, done: bool = False) -> None:
+        """One attempt; `done`: the channel's last one for this alert."""
         await self.db.execute(
             _INSERT_DELIVERY,
             event_id,
@@ -397,6 +414,7 @@ class AlertStore:
             delivery.attempt,
             delivery.ok,
             delivery.detail,
+            done,
         )
 
     async def history(
@@ -441,3 +459,32 @@ def _with_last(rule: AlertRule, last: datetime | None) -> AlertRule:
 
 def _deliveries(value: Any) -> list[dict[str, Any]]:
     return json.loads(value) if isinstance(value, str) else list(value)
+
+
+def _json(value: Any) -> dict[str, Any]:
+    return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+async def _insert_event(conn: asyncpg.Connection, event: FiredEvent) -> int:
+    args = (event.kind, event.key, event.message, event.body, event.fired_at, list(event.pending))
+    try:
+        async with conn.transaction():  # a savepoint: the rule may go while this is written
+            event_id: int = await conn.fetchval(_INSERT_EVENT, event.rule_id, *args)
+    except asyncpg.ForeignKeyViolationError:
+        event_id = await conn.fetchval(_INSERT_EVENT, None, *args)
+    return event_id
+
+
+async def _save_states(conn: asyncpg.Connection, states: dict[tuple[int, str], RuleState]) -> None:
+    """Upsert in one statement; states of rules removed meanwhile are skipped."""
+    if not states:
+        return
+    items = list(states.items())
+    await conn.execute(
+        _SAVE_STATES,
+        [k[0] for k, _ in items],
+        [k[1] for k, _ in items],
+        [s.side for _, s in items],
+        [s.last_fired for _, s in items],
+        [s.mark for _, s in items],
+    )

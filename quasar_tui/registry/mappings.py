@@ -83,6 +83,10 @@ SELECT p, n FROM unnest($1::text[]) WITH ORDINALITY AS t(p, n)
 """
 PROVIDER_NAMES = "SELECT name FROM providers WHERE name = ANY($1::text[])"
 
+# Payloads of the registry's change notifications (db/046) saying that what a common symbol
+# stands for may have changed.
+CHANGED_TABLES = frozenset({"asset_mappings", "symbol_priority", "provider_priority"})
+
 
 @dataclass(frozen=True)
 class MappingRecord:

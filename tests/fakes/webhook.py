@@ -53,6 +53,10 @@ class WebhookReceiver:
     def fail_next(self, *statuses: int) -> None:
         self._statuses.extend(statuses)
 
+    def stop_failing(self) -> None:
+        """Answer 200 from now on, whatever `fail_next` queued."""
+        self._statuses.clear()
+
     @property
     def delivered(self) -> list[Received]:
         """The POSTs answered 2xx: the alerts that got through."""

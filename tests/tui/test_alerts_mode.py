@@ -14,7 +14,7 @@ from textual.widgets import Input
 from tui_helpers import wait_for
 
 from quasar_tui.core.numbers import plain
-from quasar_tui.registry.alerts import AlertStore, Delivery, NewRule
+from quasar_tui.registry.alerts import AlertStore, Delivery, FiredEvent, NewRule
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.store.database import Database
@@ -41,14 +41,11 @@ async def test_a_new_alert_pops_up_counts_as_unread_and_shows_in_the_alerts_mode
         await wait_for(pilot, lambda: app.current_mode == "dashboard")
         await wait_for(pilot, lambda: app.alerts._last_id is not None, "the first poll")
         fired = datetime.now(UTC)
-        event = await store.record_event(
-            rule.id,
-            "above",
-            "SIMULATED:SIM/BTC",
-            "SIMULATED:SIM/BTC crossed above 100",
-            {"price": 100.5},
-            fired,
+        crossed = "SIMULATED:SIM/BTC crossed above 100"
+        fired_event = FiredEvent(
+            rule.id, "above", "SIMULATED:SIM/BTC", crossed, {"price": 100.5}, fired, ()
         )
+        [event] = await store.record([fired_event], {})
         await store.record_delivery(event, Delivery("log", 1, True))
         await store.record_delivery(event, Delivery("webhook", 1, False, "connection refused"))
 

@@ -1,9 +1,12 @@
 """Delivery of fired alerts: the log, the console (the bus), webhooks and commands.
 
-The evaluator only offers alerts to a bounded queue; one task of its own records each alert
-and delivers it, and webhooks and commands run in tasks of their own (at most `_PARALLEL` at
-once), so a slow endpoint delays neither the engine nor other alerts. Every attempt is
-recorded in the history with its result.
+Alerts arrive here recorded (engine/alerts/service.py writes each with the state that made it
+fire), with the channels they have still to reach. One task delivers them in order; webhooks
+and commands run in tasks of their own (at most `_PARALLEL` at once), so a slow endpoint
+delays neither the engine nor other alerts. Every attempt is recorded in the history with its
+result, and a channel's last attempt takes it off the alert's pending list; `resume` delivers
+what an engine stopped or killed before it left pending. Delivery is at least once: an alert's
+history id (`id` in what webhooks and commands receive) is the key to drop a repeat by.
 
 Webhook: POST of the alert as JSON, `X-Quasar-Signature: sha256=<hex HMAC-SHA256 of the
 body>` when the rule has a secret; retried on connection errors, 429 and 5xx with capped
@@ -23,32 +26,46 @@ import os
 import shlex
 import signal
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from quasar_tui.core.backoff import Backoff
+from quasar_tui.core.errors import NotFoundError
 from quasar_tui.core.messages import one_line
 from quasar_tui.core.text import printable
 from quasar_tui.engine.events import AlertFired, EventBus
 from quasar_tui.engine.states import DB_ERRORS
-from quasar_tui.registry.alerts import AlertRule, AlertStore, Delivery
+from quasar_tui.registry.alerts import AlertRule, AlertStore, Channel, Delivery
 
 log = logging.getLogger("quasar.alerts")
 
-QUEUE = 1000
 WEBHOOK_ATTEMPTS = 5
 WEBHOOK_TIMEOUT = 5.0
 SIGNATURE_HEADER = "X-Quasar-Signature"
 _PARALLEL = 8
+_AT_ONCE: tuple[Channel, ...] = ("log", "console")  # delivered as they are handed over
 _OUTPUT_KEPT = 200  # characters of a failed command's stderr kept in the history
 
 Sleep = Callable[[float], Awaitable[None]]
 
 
-def body_of(alert: AlertFired, rule: AlertRule) -> bytes:
+@dataclass(frozen=True)
+class Firing:
+    """An alert on its way: its history id (None: not recorded, the database was away), its
+    rule (None: removed as it fired) and the channels it has still to reach."""
+
+    alert: AlertFired
+    rule: AlertRule | None
+    event_id: int | None
+    channels: tuple[Channel, ...]
+
+
+def body_of(alert: AlertFired, rule: AlertRule, event_id: int | None) -> bytes:
     """What webhooks and commands receive."""
     document: dict[str, Any] = {
+        "id": event_id,
         "rule_id": alert.rule_id,
         "kind": alert.kind,
         "key": alert.key,
@@ -72,21 +89,19 @@ class Deliverer:
         self,
         store: AlertStore,
         bus: EventBus,
-        rules: Callable[[int], AlertRule | None],
         *,
         backoff: Callable[[], Backoff] = lambda: Backoff(base=0.5, cap=10.0),
         sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store = store
         self.bus = bus
-        self.rules = rules
         self.backoff = backoff
         self.sleep = sleep
-        self.dropped = 0
         self.delivered = 0
         self.failed = 0
-        self._queue: asyncio.Queue[AlertFired] = asyncio.Queue(maxsize=QUEUE)
-        self._pending = 0  # queued or being recorded
+        # Unbounded: what comes in was bounded before it was recorded (see the service).
+        self._queue: asyncio.Queue[Firing] = asyncio.Queue()
+        self._pending = 0  # queued or being delivered
         self._task: asyncio.Task[None] | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(_PARALLEL)
@@ -96,18 +111,32 @@ class Deliverer:
     def idle(self) -> bool:
         return self._pending == 0 and not self._jobs
 
-    def offer(self, alert: AlertFired) -> None:
-        """Queue an alert; never blocks. A full queue drops it, loudly."""
-        try:
-            self._queue.put_nowait(alert)
-            self._pending += 1
-        except asyncio.QueueFull:
-            self.dropped += 1
-            log.error("alert queue full; dropped: %s", alert.message)
+    def offer(self, firing: Firing) -> None:
+        """Queue an alert for delivery; never blocks."""
+        self._queue.put_nowait(firing)
+        self._pending += 1
 
     async def start(self) -> None:
         self._http = httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT, follow_redirects=False)
         self._task = asyncio.create_task(self._run(), name="alerts:delivery")
+
+    async def resume(self) -> None:
+        """Queue what was recorded before this start but not delivered everywhere (the
+        engine was stopped or killed first). Call it before anything fires here."""
+        for event_id, event in await self.store.pending():
+            rule = None
+            if event.rule_id is not None:
+                with contextlib.suppress(NotFoundError):
+                    rule = await self.store.get(event.rule_id)
+            if rule is None:
+                for channel in event.pending:
+                    gone = Delivery(channel, 1, False, "its rule was removed before delivery")
+                    await self._note(event_id, gone)
+                continue
+            alert = AlertFired(
+                rule.id, event.kind, event.key, event.message, event.fired_at, event.body
+            )
+            self.offer(Firing(alert, rule, event_id, event.pending))
 
     async def stop(self, grace: float = 2.0) -> None:
         """Deliver what is queued and let running deliveries finish for `grace` seconds."""
@@ -128,26 +157,29 @@ class Deliverer:
 
     async def _run(self) -> None:
         while True:
-            alert = await self._queue.get()
+            firing = await self._queue.get()
             try:
-                await self._deliver(alert)
+                await self._deliver(firing)
             except Exception:  # one alert's bad luck must not end delivery
-                log.exception("delivering alert %d failed", alert.rule_id)
+                log.exception("delivering alert %d failed", firing.alert.rule_id)
             finally:
                 self._pending -= 1
                 self._queue.task_done()
 
-    async def _deliver(self, alert: AlertFired) -> None:
-        rule = self.rules(alert.rule_id)
-        event_id = await self._record_event(alert)
-        if rule is not None and rule.webhook_url:
+    async def _deliver(self, firing: Firing) -> None:
+        alert, rule, event_id = firing.alert, firing.rule, firing.event_id
+        channels = firing.channels
+        if rule is not None and rule.webhook_url and "webhook" in channels:
             self._spawn(self._webhook(alert, rule, event_id))
-        if rule is not None and rule.command:
+        if rule is not None and rule.command and "command" in channels:
             self._spawn(self._command(alert, rule, event_id))
-        log.warning("ALERT rule %d: %s", alert.rule_id, alert.message)
-        self.bus.publish(alert)
-        await self._note(event_id, Delivery("log", 1, True))
-        await self._note(event_id, Delivery("console", 1, True))
+        if "log" in channels:
+            log.warning("ALERT rule %d: %s", alert.rule_id, alert.message)
+        if "console" in channels:
+            self.bus.publish(alert)
+        for done in _AT_ONCE:
+            if done in channels:
+                await self._note(event_id, Delivery(done, 1, True))
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def bounded() -> None:
@@ -158,16 +190,8 @@ class Deliverer:
         self._jobs.add(job)
         job.add_done_callback(self._jobs.discard)
 
-    async def _record_event(self, alert: AlertFired) -> int | None:
-        try:
-            return await self.store.record_event(
-                alert.rule_id, alert.kind, alert.key, alert.message, alert.details, alert.at
-            )
-        except DB_ERRORS as exc:
-            log.warning("alert not recorded in the history: %s", one_line(exc))
-            return None
-
-    async def _note(self, event_id: int | None, delivery: Delivery) -> None:
+    async def _note(self, event_id: int | None, delivery: Delivery, done: bool = True) -> None:
+        """Record an attempt; `done`: the channel's last for this alert (no retry follows)."""
         if delivery.ok:
             self.delivered += 1
         else:
@@ -175,13 +199,13 @@ class Deliverer:
         if event_id is None:
             return
         try:
-            await self.store.record_delivery(event_id, delivery)
+            await self.store.record_delivery(event_id, delivery, done)
         except DB_ERRORS as exc:
             log.warning("alert delivery not recorded in the history: %s", one_line(exc))
 
     async def _webhook(self, alert: AlertFired, rule: AlertRule, event_id: int | None) -> None:
         assert rule.webhook_url is not None and self._http is not None
-        body = body_of(alert, rule)
+        body = body_of(alert, rule, event_id)
         headers = {"Content-Type": "application/json", "User-Agent": "quasar-alerts"}
         if rule.signed:
             try:
@@ -195,10 +219,11 @@ class Deliverer:
         for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
             retry, detail = await self._post(rule.webhook_url, body, headers)
             ok = detail is None
-            await self._note(event_id, Delivery("webhook", attempt, ok, detail))
+            last = ok or not retry or attempt == WEBHOOK_ATTEMPTS
+            await self._note(event_id, Delivery("webhook", attempt, ok, detail), last)
             if ok:
                 return
-            if not retry or attempt == WEBHOOK_ATTEMPTS:
+            if last:
                 log.warning("alert webhook of rule %d failed for good: %s", rule.id, detail)
                 return
             await self.sleep(backoff.next())
@@ -233,7 +258,7 @@ class Deliverer:
             return
         try:
             _out, err = await asyncio.wait_for(
-                proc.communicate(body_of(alert, rule)), rule.command_timeout_s
+                proc.communicate(body_of(alert, rule, event_id)), rule.command_timeout_s
             )
         except TimeoutError:
             _kill_group(proc.pid)

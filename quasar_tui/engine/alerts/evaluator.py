@@ -62,7 +62,8 @@ class Target:
 
 
 class Evaluator:
-    """Holds the compiled rules; `on_*` methods hand what fires to `sink` (the deliverer)."""
+    """Holds the compiled rules; `on_*` methods hand what fires to `sink` (the service,
+    which records it and has it delivered)."""
 
     def __init__(
         self,

@@ -3,10 +3,15 @@
 It listens to what the engine publishes (trades per message, bars written, runs finished,
 provider states) rather than sitting in the live path: the evaluator is called inside the
 bus's `publish`, which costs less than a queue and a task switch per message, and trades are
-only asked for while some rule needs them. What fires goes to the deliverer's bounded queue;
-nothing here waits. A second task, once a second, checks silent feeds against their markets'
-calendars, reads new gap records, reloads the rules after a user edit (`reload_soon`, wired to
-the rules table's notifications) and writes the states that changed.
+only asked for while some rule needs them. What fires is kept in a bounded list that a task
+records at once (`save`), in one transaction with the rule states that changed: an alert is in
+the database with the state that made it fire, or neither is. So an engine killed at any point
+never fires a crossing twice, nor forgets one it recorded: the deliverer, on start, delivers
+what an earlier engine left pending (one killed before recording sees the crossing again on
+the next trade beyond the level). Nothing on the live path waits. A second task, once a
+second, checks silent feeds against their markets' calendars, reads new gap records, reloads
+the rules after a user edit (`reload_soon`, wired to the rules table's notifications and to
+mapping changes, which move rules on common symbols) and writes the states that changed.
 """
 
 from __future__ import annotations
@@ -14,16 +19,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from quasar_tui.core.errors import QuasarError
 from quasar_tui.core.messages import one_line
 from quasar_tui.core.series import parse_series
-from quasar_tui.engine.alerts.delivery import Deliverer
+from quasar_tui.engine.alerts.delivery import Deliverer, Firing
 from quasar_tui.engine.alerts.evaluator import GAP_KEY, Evaluator, Target, series_key
 from quasar_tui.engine.events import (
+    AlertFired,
     BarsWritten,
     EngineError,
     Event,
@@ -36,12 +42,13 @@ from quasar_tui.engine.events import (
 from quasar_tui.engine.states import DB_ERRORS
 from quasar_tui.quality.assigned import calendar_of
 from quasar_tui.quality.calendars import Calendar
-from quasar_tui.registry.alerts import AlertRule, AlertStore, LiveSeries
+from quasar_tui.registry.alerts import AlertRule, AlertStore, FiredEvent, LiveSeries
 from quasar_tui.store.series import resolve
 
 log = logging.getLogger("quasar.alerts")
 
 _VOLUME_QUEUE = 1000
+FIRED_KEPT = 1000  # alerts fired and not yet recorded; beyond, they are dropped, loudly
 _LOOK_EVERY = 30.0
 HISTORY_KEPT = 10_000
 _LOW_RATE = (JobRun, ProviderState, EngineError)
@@ -70,8 +77,12 @@ class AlertService:
         self._calendar_of: CalendarOf = calendars or (
             lambda p, s, i: calendar_of(store.db, p, s, i)
         )
-        self.deliverer = Deliverer(store, bus, dict[int, AlertRule]().get)
-        self.evaluator = Evaluator([], {}, clock, self.deliverer.offer)
+        self.deliverer = Deliverer(store, bus)
+        self.evaluator = Evaluator([], {}, clock, self._fired)
+        self.dropped = 0
+        self._unrecorded: list[tuple[AlertFired, AlertRule | None]] = []
+        self._firing = asyncio.Event()
+        self._writing = asyncio.Lock()
         self._calendars: dict[str, Calendar | None] = {}
         self._gap_mark: int | None = None
         self._listeners: list[Listener] = []
@@ -84,17 +95,20 @@ class AlertService:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.reload()
         await self.deliverer.start()
+        await self.deliverer.resume()  # before anything fires here: those are all older
+        await self.reload()
         self._tasks = [
             asyncio.create_task(self._every_second(), name="alerts:checks"),
             asyncio.create_task(self._judge_volumes(), name="alerts:volumes"),
+            asyncio.create_task(self._record_fired(), name="alerts:record"),
         ]
 
     async def stop(self) -> None:
         """Evaluate what is queued, write the states, deliver what fired."""
-        for task in self._tasks:
-            task.cancel()
+        async with self._writing:  # a save under way ends first: none is cut in half
+            for task in self._tasks:
+                task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
         for listener in self._listeners:
@@ -107,8 +121,10 @@ class AlertService:
         await self.deliverer.stop()
 
     def idle(self) -> bool:
-        """Nothing published is waiting to be evaluated or delivered (tests and benches)."""
-        return self._volumes_pending == 0 and self.deliverer.idle
+        """Nothing published is waiting to be evaluated, recorded or delivered (tests and
+        benches)."""
+        recording = self._unrecorded or self._writing.locked()
+        return self._volumes_pending == 0 and not recording and self.deliverer.idle
 
     def reload_soon(self) -> None:
         """The rules changed: reload them at the next check (within a second)."""
@@ -117,7 +133,7 @@ class AlertService:
     def stats(self) -> dict[str, Any]:
         return {
             "rules": len(self.evaluator.rules),
-            "alerts_dropped": self.deliverer.dropped,
+            "alerts_dropped": self.dropped,
             "deliveries_ok": self.deliverer.delivered,
             "deliveries_failed": self.deliverer.failed,
         }
@@ -125,8 +141,13 @@ class AlertService:
     # -- rules -----------------------------------------------------------------------------
 
     async def reload(self) -> None:
-        """Build the evaluator from the enabled rules and their stored states."""
-        await self.save()
+        """Build the evaluator from the enabled rules and their stored states. Nothing is
+        saved meanwhile: states written after they were read here would be lost."""
+        async with self._writing:
+            await self._save()
+            await self._rebuild()
+
+    async def _rebuild(self) -> None:
         rules = await self.store.rules(enabled_only=True)
         live = self._live = await self.store.live_series()
         targets: list[tuple[AlertRule, Target]] = []
@@ -135,12 +156,11 @@ class AlertService:
             if target is not None:
                 targets.append((rule, target))
         states = await self.store.states([r.id for r, _ in targets])
-        evaluator = Evaluator(targets, states, self.clock, self.deliverer.offer)
+        evaluator = Evaluator(targets, states, self.clock, self._fired)
         await self._watch_silence(evaluator, {r.id: t for r, t in targets}, live)
         await self._mark_gaps(evaluator)
         evaluator.adopt(self.evaluator.take_dirty())  # what changed while this was loading
         self.evaluator = evaluator
-        self.deliverer.rules = evaluator.rules.get
         self._listen(evaluator)
         log.info("alerts: %d rule(s) active", len(evaluator.rules))
 
@@ -202,6 +222,15 @@ class AlertService:
             self._listeners.append(self.bus.listen((TradesRead,), evaluator.on_trades))
 
     # -- events ----------------------------------------------------------------------------
+
+    def _fired(self, alert: AlertFired) -> None:
+        """The evaluator's sink (on the live path): keep it for `save`, wake the recorder."""
+        if len(self._unrecorded) >= FIRED_KEPT:
+            self.dropped += 1
+            log.error("alerts are not recorded fast enough; dropped: %s", alert.message)
+            return
+        self._unrecorded.append((alert, self.evaluator.rules.get(alert.rule_id)))
+        self._firing.set()
 
     def _handle(self, event: Event) -> None:
         evaluator = self.evaluator
@@ -303,13 +332,55 @@ class AlertService:
             self._gap_mark = gaps[-1].id
             self.evaluator.on_gaps(gaps)
 
+    async def _record_fired(self) -> None:
+        while True:
+            await self._firing.wait()
+            self._firing.clear()
+            try:
+                await self.save()
+            except DB_ERRORS as exc:
+                log.warning("alerts delivered but not recorded: %s", one_line(exc))
+            except Exception:  # a bug must not end recording
+                log.exception("alerts delivered but not recorded")
+
     async def save(self) -> None:
-        """Write the states that changed; on failure they are kept for the next try."""
+        """Record what fired with the states that changed, in one transaction, then hand the
+        alerts to the deliverer. When the database is away they are delivered unrecorded
+        and the states kept for the next try (an engine killed before that may fire again:
+        at least once)."""
+        async with self._writing:
+            await self._save()
+
+    async def _save(self) -> None:
+        fired, self._unrecorded = self._unrecorded, []
         dirty = self.evaluator.take_dirty()
-        if not dirty:
+        if not fired and not dirty:
             return
+        events = [_event(alert, rule) for alert, rule in fired]
         try:
-            await self.store.save_states(dirty)
-        except BaseException:
+            recorded = await self.store.record(events, dirty)
+        except Exception:  # the database is away (or a bug): deliver them all the same
             self.evaluator.dirty.update(dirty)
+            self._hand_over(fired, events, [None] * len(events))
             raise
+        except BaseException:  # cancelled: all of it is for the next save
+            self.evaluator.dirty.update(dirty)
+            self._unrecorded[:0] = fired
+            raise
+        self._hand_over(fired, events, recorded)
+
+    def _hand_over(
+        self,
+        fired: list[tuple[AlertFired, AlertRule | None]],
+        events: list[FiredEvent],
+        recorded: Sequence[int | None],
+    ) -> None:
+        for (alert, rule), event, event_id in zip(fired, events, recorded, strict=True):
+            self.deliverer.offer(Firing(alert, rule, event_id, event.pending))
+
+
+def _event(alert: AlertFired, rule: AlertRule | None) -> FiredEvent:
+    channels = tuple(rule.channels) if rule is not None else ("log", "console")
+    return FiredEvent(
+        alert.rule_id, alert.kind, alert.key, alert.message, alert.details, alert.at, channels
+    )
