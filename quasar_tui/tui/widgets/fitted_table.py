@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets.data_table import ColumnKey
+from textual.coordinate import Coordinate
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -91,6 +92,23 @@ class FittedTable(VimDataTable):
 
     def on_mount(self) -> None:
         self._add_columns()
+
+    def key_at(self, row: int) -> str | None:
+        """The key of the row shown at `row` (a click on a title may have sorted them)."""
+        if not 0 <= row < self.row_count:
+            return None
+        return self.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self.key_at(self.cursor_row)
+
+    def move_to_key(self, key: str | None) -> bool:
+        """Put the cursor on the row of `key`; False when no row has it."""
+        if key is None or RowKey(key) not in self.rows:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True
 
     def add_lead_columns(self) -> None:
         """Columns before the fitted ones."""
