@@ -7,12 +7,16 @@ from __future__ import annotations
 import pytest
 from registry_rows import add_provider
 from registry_ui import open_mode
+from test_mapping_mode import mapped_pairs
 from test_quality_mode import a_series_with_a_hole_and_a_bad_bar
 from textual.app import App
-from tui_helpers import wait_for
+from tui_helpers import started, wait_for
 
 from quasar_tui.store.database import Database
+from quasar_tui.tui.modes.mappings import MappingsScreen
+from quasar_tui.tui.modes.providers import ProvidersScreen
 from quasar_tui.tui.modes.quality import QualityScreen
+from quasar_tui.tui.modes.subscriptions import SubscriptionsScreen
 from quasar_tui.tui.widgets.fitted_table import FittedTable
 
 SIZES = [(80, 24), (140, 45)]
@@ -23,24 +27,42 @@ def screen_lines(app: App[object]) -> list[str]:
     return [strip.text for strip in app.screen._compositor.render_strips()]
 
 
-def header_titles(table: FittedTable) -> list[str]:
-    """The column titles as drawn on the table's first line (arrows of a sort included)."""
-    return [c.label.plain for c in table.ordered_columns]
-
-
 async def laid_out(pilot, table: FittedTable) -> None:
     """The table has fitted its columns to its width, and they fit."""
     await wait_for(
         pilot,
-        lambda: table.size.width > 0
-        and sum(c.get_render_width(table) for c in table.ordered_columns)
-        <= table.scrollable_content_region.width,
+        lambda: (
+            table.size.width > 0
+            and sum(c.get_render_width(table) for c in table.ordered_columns)
+            <= table.scrollable_content_region.width
+        ),
     )
     await pilot.pause()
 
 
-def title_line(app: App[object], table: FittedTable) -> str:
-    return screen_lines(app)[table.content_region.y]
+def table_line(app: App[object], table: FittedTable, row: int = -1) -> str:
+    """The line of the table's titles (row -1) or of its `row`th row, as drawn."""
+    return screen_lines(app)[table.content_region.y + 1 + row]
+
+
+def status_text(app: App[object]) -> str:
+    """The status line's text, over the lines it wraps to."""
+    status = app.screen.query_one("#status")
+    lines = screen_lines(app)[status.region.y : status.region.bottom]
+    return " ".join(" ".join(lines).split())
+
+
+async def click_title(pilot, table: FittedTable, title: str) -> None:
+    """Click the column title `title` (the table's columns as they are now)."""
+    x = 0
+    for column in table.ordered_columns:
+        if column.label.plain.split(" ")[0] == title:
+            break
+        x += column.get_render_width(table)
+    else:
+        raise AssertionError(f"no column {title}")
+    await pilot.click(table, offset=(x + 1, 0))
+    await pilot.pause()
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -54,7 +76,7 @@ async def test_quality_keeps_flags_and_worst_day_and_shows_the_holes(
         table = screen.series_table
         await wait_for(pilot, lambda: screen.loaded and table.row_count == 1)
         await laid_out(pilot, table)
-        titles = title_line(app, table)
+        titles = table_line(app, table)
         for title in ("Series", "Interval", "Coverage", "Missing", "Flagged", "Worst day"):
             assert f" {title} " in titles, (title, titles)
         await wait_for(pilot, lambda: screen.detail_table.row_count == 1)
@@ -62,3 +84,69 @@ async def test_quality_keeps_flags_and_worst_day_and_shows_the_holes(
         shown = "\n".join(screen_lines(app))
         assert "1 ohlc" in shown and "2026-11-03" in shown  # the flags and the worst day
         assert "2026-11-02 03:00" in shown  # the hole, under the series
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_providers_fit_their_columns_sort_on_a_click_and_keep_the_hint(
+    make_console, db: Database, size
+) -> None:
+    for name, assets in (("BBB", ["B1", "B2"]), ("AAA", ["A1"]), ("CCC", ["C1", "C2", "C3"])):
+        await add_provider(db, name, assets=assets)
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_mode(pilot, "2", ProvidersScreen)
+        table = screen.table
+        await wait_for(pilot, lambda: len(screen.records) == 3 and table.row_count == 3)
+        await laid_out(pilot, table)
+        titles = table_line(app, table)
+        for title in ("Name", "Enabled", "Status", "Secrets", "Detail"):
+            assert f" {title} " in titles, (title, titles)
+        assert "⏎ shows the assets, m maps the symbols" in status_text(app)
+
+        await click_title(pilot, table, "Name")
+        await click_title(pilot, table, "Name")
+        assert " Name ▼ " in table_line(app, table)
+        assert [table_line(app, table, row).split()[0] for row in range(3)] == [
+            "CCC",
+            "BBB",
+            "AAA",
+        ]
+        await pilot.press("g")
+        assert screen.selected is not None and screen.selected.name == "CCC"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_the_mapped_view_fits_and_sorts_on_a_click(make_console, db, size) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size) as pilot:
+        await started(pilot)
+        await mapped_pairs(db, app.services)
+        screen = await open_mode(pilot, "4", MappingsScreen)
+        await wait_for(pilot, lambda: screen.provider == "ALPHA" and len(screen.mapped) == 101)
+        await pilot.press("v")
+        table = screen.mapped_table
+        await wait_for(pilot, lambda: table.row_count == 101)
+        await laid_out(pilot, table)
+        titles = table_line(app, table)
+        for title in ("Common", "Symbol", "Active"):
+            assert f" {title} " in titles, (title, titles)
+
+        await click_title(pilot, table, "Common")
+        assert table_line(app, table, 0).split()[0] == "AAPL"
+        await click_title(pilot, table, "Common")
+        assert " Common ▼ " in table_line(app, table)
+        assert table_line(app, table, 0).split()[0] == "K099/USD"
+        await pilot.press("g", "d")  # delete asks about the row on top, as sorted
+        await wait_for(pilot, lambda: "K099/USD" in " ".join(screen_lines(app)))
+
+
+async def test_the_subscriptions_status_keeps_its_hint_at_80_columns(make_console, db) -> None:
+    await add_provider(db, "EXCH", intervals=["1d"], assets=["AAA", "BBB"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_mode(pilot, "5", SubscriptionsScreen)
+        await app.services.subscriptions.add("EXCH", ["AAA", "BBB"], "1d", "historical")
+        screen.request_load()
+        await wait_for(pilot, lambda: len(screen.records) == 2)
+        await pilot.pause()
+        assert "keys act on the marked rows (or the highlighted one)" in status_text(app)

@@ -201,7 +201,6 @@ class QualityScreen(ModeScreen):
         self._summarise()
         self.run_worker(self._show_detail(), exclusive=True, group="quality-detail")
 
-
     def _summarise(self) -> None:
         if not self.rows:
             self.show_status("No subscribed series yet: subscribe one (Subscriptions, 5).")

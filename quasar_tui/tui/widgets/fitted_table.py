@@ -77,8 +77,11 @@ class FittedTable(VimDataTable):
         enter_help: str = "",
         id: str | None = None,
         classes: str | None = None,
+        zebra_stripes: bool = False,
     ) -> None:
-        super().__init__(enter=enter, enter_help=enter_help, id=id, classes=classes)
+        super().__init__(
+            enter=enter, enter_help=enter_help, id=id, classes=classes, zebra_stripes=zebra_stripes
+        )
         self._titles = tuple(columns)
         self._drop_first = tuple(drop_first)
         self._shown = self._titles
