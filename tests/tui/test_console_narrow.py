@@ -4,6 +4,9 @@ keeps its hint."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import msgspec
 import pytest
 from registry_rows import add_provider
 from registry_ui import open_mode
@@ -12,6 +15,11 @@ from test_quality_mode import a_series_with_a_hole_and_a_bad_bar
 from textual.app import App
 from tui_helpers import started, wait_for
 
+from quasar_tui.engine.lock import EngineLock, EngineOwner
+from quasar_tui.engine.progress import BackfillProgress
+from quasar_tui.engine.publisher import Publisher
+from quasar_tui.registry.subscriptions import SubscriptionStore
+from quasar_tui.sdk.models import RateBudget
 from quasar_tui.store.database import Database
 from quasar_tui.tui.modes.mappings import MappingsScreen
 from quasar_tui.tui.modes.providers import ProvidersScreen
@@ -150,3 +158,32 @@ async def test_the_subscriptions_status_keeps_its_hint_at_80_columns(make_consol
         await wait_for(pilot, lambda: len(screen.records) == 2)
         await pilot.pause()
         assert "keys act on the marked rows (or the highlighted one)" in status_text(app)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (60, 15)])
+async def test_a_long_backfill_state_leaves_freshness_and_error_in_view(
+    make_console, db: Database, size
+) -> None:
+    """A backfill's progress makes State wide; it is cut, not the columns after it."""
+    await add_provider(db, "EOD", intervals=["1d"], assets=["AAPL"])
+    [sub] = await SubscriptionStore(db).add("EOD", ["AAPL"], "1d", "historical")
+    progress = BackfillProgress(
+        sub.id, "EOD", "AAPL", "1d", 0.42, 1200, 300.0, 190.0, RateBudget(1000, 60.0, 940)
+    )
+    lock = EngineLock(db)  # an engine in another process, publishing its progress
+    await lock.acquire()
+    owner = EngineOwner("host", 1, "daemon", datetime.now(UTC), datetime.now(UTC))
+    await Publisher(db, owner, lambda: {"backfills": [msgspec.to_builtins(progress)]}).heartbeat()
+    app = make_console(run_engine=False)
+    try:
+        async with app.run_test(size=size) as pilot:
+            screen = await open_mode(pilot, "5", SubscriptionsScreen)
+            table = screen.table
+            await wait_for(pilot, lambda: "42%" in table_line(app, table, 0))
+            await laid_out(pilot, table)
+            titles = table_line(app, table)
+            for title in ("Symbol", "Interval", "State", "Freshness", "Error"):
+                assert f" {title}" in titles, (title, titles)
+            assert "backfill 42%" in table_line(app, table, 0)
+    finally:
+        await lock.release()

@@ -144,6 +144,9 @@ class FittedTable(VimDataTable):
     def on_resize(self) -> None:
         if self._refit():
             self.redraw_rows()
+        else:
+            self._widen()
+            self.refresh()
 
     def redraw_rows(self) -> None:
         self.show_rows(self._rows)
@@ -167,12 +170,28 @@ class FittedTable(VimDataTable):
     def _widen(self) -> None:
         """Make each shown column as wide as its widest cell now. DataTable measures new rows
         later, and just after the columns were rebuilt it could measure with the cells of the
-        old ones (a State column cut to "runni")."""
+        old ones (a State column cut to "runni").
+
+        When the columns that stay are too wide even so (a long backfill progress in State),
+        the widest of them is cut to what is left: the others stay in view."""
         widths = content_widths(self._titles, self._rows)
+        need = {t: widths[t] + PADDING for t in self._shown}
+        tail = self._titles[-1]
+        if tail in need:
+            need[tail] = min(need[tail], TAIL)
+        excess = sum(need.values()) - self._room()
+        cut = max((t for t in self._shown if t != tail), key=need.__getitem__, default=None)
         for title in self._shown:
             column = self.columns.get(ColumnKey(title.lower()))
-            if column is not None and column.auto_width:
+            if column is None:
+                continue
+            if excess > 0 and title == cut:
+                column.auto_width = False
+                column.width = max(cell_len(title), widths[title] - excess)
+            else:
+                column.auto_width = True
                 column.content_width = max(column.content_width, widths[title])
+        self._require_update_dimensions = True
 
     def set_cells(self, key: str, cells: Sequence[object]) -> None:
         """Redraw one row's cells (after the lead columns) in place."""
@@ -184,7 +203,7 @@ class FittedTable(VimDataTable):
     def _refit(self) -> bool:
         """Choose the columns for the current width; True when they changed (and the
         table's columns were rebuilt, empty)."""
-        room = self.size.width - self.styles.scrollbar_size_vertical - self.LEAD_WIDTH
+        room = self._room()
         shown = fitting(self._titles, self._rows, room, self._drop_first) if room > 0 else ()
         if not shown or shown == self._shown:
             return False
@@ -192,6 +211,10 @@ class FittedTable(VimDataTable):
         self.clear(columns=True)
         self._add_columns()
         return True
+
+    def _room(self) -> int:
+        """The cells the fitted columns have."""
+        return self.size.width - self.styles.scrollbar_size_vertical - self.LEAD_WIDTH
 
     def _visible(self, cells: Sequence[object]) -> list[object]:
         if self._shown == self._titles:
