@@ -18,9 +18,12 @@ from tui_helpers import started, wait_for
 from quasar_tui.engine.lock import EngineLock, EngineOwner
 from quasar_tui.engine.progress import BackfillProgress
 from quasar_tui.engine.publisher import Publisher
+from quasar_tui.registry.alerts import AlertStore, Delivery, NewRule
+from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import RateBudget
 from quasar_tui.store.database import Database
+from quasar_tui.tui.modes.alerts import AlertsScreen
 from quasar_tui.tui.modes.mappings import MappingsScreen
 from quasar_tui.tui.modes.providers import ProvidersScreen
 from quasar_tui.tui.modes.quality import QualityScreen
@@ -36,15 +39,15 @@ def screen_lines(app: App[object]) -> list[str]:
 
 
 async def laid_out(pilot, table: FittedTable) -> None:
-    """The table has fitted its columns to its width, and they fit."""
-    await wait_for(
-        pilot,
-        lambda: (
-            table.size.width > 0
-            and sum(c.get_render_width(table) for c in table.ordered_columns)
-            <= table.scrollable_content_region.width
-        ),
-    )
+    """The table has fitted its columns to its width: they fit, but for the end of the last
+    one (free text, which may be cut)."""
+
+    def fits() -> bool:
+        *columns, last = table.ordered_columns
+        used = sum(c.get_render_width(table) for c in columns) + len(last.label.plain) + 2
+        return table.size.width > 0 and used <= table.scrollable_content_region.width
+
+    await wait_for(pilot, fits)
     await pilot.pause()
 
 
@@ -187,3 +190,49 @@ async def test_a_long_backfill_state_leaves_freshness_and_error_in_view(
             assert "backfill 42%" in table_line(app, table, 0)
     finally:
         await lock.release()
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_alerts_keep_state_and_failed_deliveries_in_view_and_sort(
+    make_console, db: Database, tmp_path, size
+) -> None:
+    store = AlertStore(db, Keyring.load_or_create(tmp_path))
+    rules = [
+        await store.add(
+            NewRule(
+                "above", f"SIMULATED:SIM/{coin}", level=100.0, webhook_url="http://127.0.0.1:9/x"
+            )
+        )
+        for coin in ("BTC", "ETH")
+    ]
+    event = await store.record_event(
+        rules[0].id,
+        "above",
+        "SIMULATED:SIM/BTC",
+        "SIMULATED:SIM/BTC crossed above 100 at 100.5 (re-arms 0.2 % back)",
+        {"price": 100.5},
+        datetime.now(UTC),
+    )
+    await store.record_delivery(event, Delivery("webhook", 1, False, "connection refused"))
+    app = make_console(run_engine=False)
+    async with app.run_test(size=size) as pilot:
+        screen = await open_mode(pilot, "0", AlertsScreen)
+        table = screen.rules_table
+        history = screen.query_one("#alert-history", FittedTable)
+        await wait_for(pilot, lambda: table.row_count == 2 and history.row_count == 1)
+        await laid_out(pilot, table)
+        await laid_out(pilot, history)
+        titles = table_line(app, table)
+        for title in ("Id", "Watches", "Condition", "State"):
+            assert f" {title} " in titles, (title, titles)
+        assert "active" in table_line(app, table, 0)
+        for title in ("Fired (UTC)", "Alert", "Delivery"):
+            assert f" {title} " in table_line(app, history), title
+        assert "webhook FAILED: conn" in table_line(app, history, 0)
+
+        await click_title(pilot, table, "Id")
+        await click_title(pilot, table, "Id")
+        assert table_line(app, table, 0).split()[0] == str(rules[1].id)
+        await pilot.press("g", "p")  # pauses the rule on top, as sorted
+        await wait_for(pilot, lambda: "paused" in table_line(app, table, 0))
+        assert [r.enabled for r in await store.rules()] == [True, False]
