@@ -88,7 +88,7 @@ async def test_intervals_cursor_overlays_and_time_zone(
         column = left + 1 + (10 * 2 + 1) * (right - left - 1) // (2 * len(want))
         await pilot.click(CandleChart, offset=(column, 5))
         assert screen.cursor == 10
-        assert text(screen, "#chart-cursor").startswith(f" {want[10].ts:%m-%d %H:%M} O ")
+        assert text(screen, "#chart-cursor").startswith(f"{want[10].ts:%m-%d %H:%M} O ")
         await pilot.press("e", "left", "left")
         bar = want[-2]
         cursor = text(screen, "#chart-cursor")
