@@ -10,7 +10,8 @@ import msgspec
 import pytest
 from registry_rows import add_provider
 from registry_ui import open_mode
-from test_mapping_mode import mapped_pairs
+from rich.text import Text
+from test_mapping_mode import mapped_pairs, pick_beta
 from test_quality_mode import a_series_with_a_hole_and_a_bad_bar
 from textual.app import App
 from tui_helpers import started, wait_for
@@ -236,3 +237,31 @@ async def test_alerts_keep_state_and_failed_deliveries_in_view_and_sort(
         await pilot.press("g", "p")  # pauses the rule on top, as sorted
         await wait_for(pilot, lambda: "paused" in table_line(app, table, 0))
         assert [r.enabled for r in await store.rules()] == [True, False]
+
+
+def cells_whole_but_the_last(table: FittedTable) -> None:
+    """Every shown cell fits its column, but for the last column's (free text)."""
+    columns = table.ordered_columns[:-1]
+    for row in range(table.row_count):
+        for column, cell in zip(columns, table.get_row_at(row), strict=False):
+            text = cell.plain if isinstance(cell, Text) else str(cell)
+            assert len(text) + 2 <= column.get_render_width(table), (column.label.plain, text)
+
+
+async def test_unmapped_symbols_keep_their_proposal_whole_beside_the_pane(make_console, db) -> None:
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await started(pilot)
+        await mapped_pairs(db, app.services)
+        screen = await open_mode(pilot, "4", MappingsScreen)
+        await pick_beta(pilot, screen)
+        table = screen.table
+        await laid_out(pilot, table)
+        titles = table_line(app, table)
+        for title in ("Symbol", "Common", "Score", "Why"):
+            assert f" {title} " in titles, (title, titles)
+        cells_whole_but_the_last(table)
+        await pilot.press("slash", *"NEWCOIN1", "enter")
+        await wait_for(pilot, lambda: table.row_count == 1)
+        await pilot.pause()
+        assert "NEWCOIN1 new" in table_line(app, table, 0)

@@ -173,12 +173,13 @@ class FittedTable(VimDataTable):
         old ones (a State column cut to "runni").
 
         When the columns that stay are too wide even so (a long backfill progress in State),
-        the widest of them is cut to what is left: the others stay in view."""
+        the widest of them is cut to what is left: the others stay in view, the last one (free
+        text, cut at the edge anyway) with at least its title."""
         widths = content_widths(self._titles, self._rows)
         need = {t: widths[t] + PADDING for t in self._shown}
         tail = self._titles[-1]
         if tail in need:
-            need[tail] = min(need[tail], TAIL)
+            need[tail] = cell_len(tail) + PADDING
         excess = sum(need.values()) - self._room()
         cut = max((t for t in self._shown if t != tail), key=need.__getitem__, default=None)
         for title in self._shown:
