@@ -81,7 +81,7 @@ def series_cells(row: SeriesRow) -> tuple[object, ...]:
         printable(series.source),
         q.interval,
         q.calendar,
-        coverage_bar(q.coverage),
+        coverage_bar(q.coverage) if q.bars else Text("no bars yet", style="dim"),
         f"{q.bars:,}",
         f"{q.missing:,}",
         ", ".join(f"{n:,} {kind}" for kind, n in q.flags.items()) or "-",
@@ -208,9 +208,13 @@ class QualityScreen(ModeScreen):
         holes = sum(len(r.holes) for r in self.rows)
         missing = sum(r.quality.missing for r in self.rows)
         flagged = sum(sum(r.quality.flags.values()) for r in self.rows)
-        complete = sum(1 for r in self.rows if not r.quality.missing and not r.quality.flags)
+        empty = sum(1 for r in self.rows if not r.quality.bars)
+        complete = sum(
+            1 for r in self.rows if r.quality.bars and not r.quality.missing and not r.quality.flags
+        )
+        waiting = f", {empty} with no bars yet" if empty else ""
         self.show_status(
-            f"{len(self.rows)} series, {complete} complete and clean · {holes:,} holes "
+            f"{len(self.rows)} series, {complete} complete and clean{waiting} · {holes:,} holes "
             f"({missing:,} bars missing) · {flagged:,} bars flagged · f flags, b backfills"
         )
 
