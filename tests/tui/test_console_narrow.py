@@ -14,6 +14,7 @@ from rich.text import Text
 from test_mapping_mode import mapped_pairs, pick_beta
 from test_quality_mode import a_series_with_a_hole_and_a_bad_bar
 from textual.app import App
+from textual.widgets import Input
 from tui_helpers import started, wait_for
 
 from quasar_tui.engine.lock import EngineLock, EngineOwner
@@ -25,6 +26,7 @@ from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import RateBudget
 from quasar_tui.store.database import Database
 from quasar_tui.tui.modes.alerts import AlertsScreen
+from quasar_tui.tui.modes.assets import AssetsScreen
 from quasar_tui.tui.modes.mappings import MappingsScreen
 from quasar_tui.tui.modes.providers import ProvidersScreen
 from quasar_tui.tui.modes.quality import QualityScreen
@@ -265,3 +267,28 @@ async def test_unmapped_symbols_keep_their_proposal_whole_beside_the_pane(make_c
         await wait_for(pilot, lambda: table.row_count == 1)
         await pilot.pause()
         assert "NEWCOIN1 new" in table_line(app, table, 0)
+
+
+@pytest.mark.parametrize(
+    ("key", "screen_type", "opens"),
+    [
+        ("3", AssetsScreen, ()),
+        ("4", MappingsScreen, ("slash",)),
+        ("5", SubscriptionsScreen, ("slash",)),
+    ],
+)
+async def test_search_and_filter_boxes_show_their_hint_whole_at_80_columns(
+    make_console, db, key, screen_type, opens
+) -> None:
+    await add_provider(db, "EXCHANGE-FEED", intervals=["1d"], assets=["AAA"])
+    app = make_console(run_engine=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await open_mode(pilot, key, screen_type)
+        await pilot.press(*opens)
+        box = screen.query_one(Input)
+        await wait_for(pilot, lambda: box.region.width > 0)
+        await pilot.pause()
+        shown = " ".join(screen_lines(app))
+        assert box.placeholder in shown, box.placeholder
+        if key != "5":  # beside the provider picker, which keeps its label whole too
+            await wait_for(pilot, lambda: "EXCHANGE-FEED (1 assets)" in " ".join(screen_lines(app)))

@@ -166,9 +166,7 @@ class MappingsScreen(ProviderScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield self.filter_input(
-                "filter symbols, names and common symbols (Enter keeps it, Esc clears)"
-            )
+            yield self.filter_input("filter symbols and names (Esc clears)")
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
                 yield SuggestionTable(COLUMNS, id="unmapped-table", drop_first=("Name",))

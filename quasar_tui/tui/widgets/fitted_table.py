@@ -172,16 +172,18 @@ class FittedTable(VimDataTable):
         later, and just after the columns were rebuilt it could measure with the cells of the
         old ones (a State column cut to "runni").
 
-        When the columns that stay are too wide even so (a long backfill progress in State),
-        the widest of them is cut to what is left: the others stay in view, the last one (free
-        text, cut at the edge anyway) with at least its title."""
+        When the columns that stay are too wide even so (a long backfill progress in State, an
+        alert's text), the widest of them is cut to what is left, if it is long text (wider than
+        the last column counts): the others stay in view."""
         widths = content_widths(self._titles, self._rows)
         need = {t: widths[t] + PADDING for t in self._shown}
         tail = self._titles[-1]
         if tail in need:
-            need[tail] = cell_len(tail) + PADDING
+            need[tail] = min(need[tail], TAIL)
         excess = sum(need.values()) - self._room()
         cut = max((t for t in self._shown if t != tail), key=need.__getitem__, default=None)
+        if cut is not None and need[cut] <= TAIL:
+            cut = None
         for title in self._shown:
             column = self.columns.get(ColumnKey(title.lower()))
             if column is None:
