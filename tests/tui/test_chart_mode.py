@@ -67,7 +67,7 @@ async def test_intervals_cursor_overlays_and_time_zone(
         screen = await open_mode(pilot, "7", ChartScreen)
         assert isinstance(screen, ChartScreen)
         await wait_for(pilot, lambda: screen.interval is Interval.M1)
-        assert text(screen, "#chart-info").startswith(" BTC/USD (KRAKEN:XBT/USD) 1min  120 bars")
+        assert text(screen, "#chart-info").startswith("BTC/USD (KRAKEN:XBT/USD) 1min  120 bars")
 
         await pilot.press("right_square_bracket")
         assert screen.interval is Interval.M5
@@ -88,11 +88,11 @@ async def test_intervals_cursor_overlays_and_time_zone(
         column = left + 1 + (10 * 2 + 1) * (right - left - 1) // (2 * len(want))
         await pilot.click(CandleChart, offset=(column, 5))
         assert screen.cursor == 10
-        assert text(screen, "#chart-cursor").startswith(f" {want[10].ts:%m-%d %H:%M} O ")
+        assert text(screen, "#chart-cursor").startswith(f"{want[10].ts:%m-%d %H:%M} O ")
         await pilot.press("e", "left", "left")
         bar = want[-2]
         cursor = text(screen, "#chart-cursor")
-        assert cursor.startswith(" 03-02 05:50 O ")
+        assert cursor.startswith("03-02 05:50 O ")
         assert f"O {plain(bar.open)} H {plain(bar.high)} L {plain(bar.low)}" in cursor
         assert screen.query_one(CandleChart).drawing.cursor == len(want) - 2
 
@@ -124,7 +124,7 @@ async def test_intervals_cursor_overlays_and_time_zone(
         time.tzset()
         try:
             await pilot.press("t")
-            assert text(screen, "#chart-cursor").startswith(" 03-02 14:50 O ")
+            assert text(screen, "#chart-cursor").startswith("03-02 14:50 O ")
             assert " local " in text(screen, "#chart-info")
         finally:
             monkeypatch.delenv("TZ")

@@ -149,3 +149,18 @@ def test_the_console_judges_freshness_by_the_engines_rule() -> None:
     assert freshness("1d", True, wednesday, later, nyse) == Freshness("2d behind", "stale")
     assert freshness("1min", True, None, at) == Freshness("no bars yet", "late")
     assert freshness("1min", False, wednesday, at) == Freshness("paused", "idle")
+
+
+async def test_a_series_with_no_bars_yet_is_not_counted_complete(make_console, db: Database):
+    await a_series_with_a_hole_and_a_bad_bar(db)
+    await add_provider(db, "EOD", intervals=["1d"], assets=["AAPL"])
+    await SubscriptionStore(db).add("EOD", ["AAPL"], "1d", "historical")  # nothing stored yet
+    app = make_console(run_engine=False)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_mode(pilot, "9", QualityScreen)
+        table = screen.series_table
+        await wait_for(pilot, lambda: screen.loaded and table.row_count == 2)
+        rows = {cells(table, i)[0]: cells(table, i) for i in range(2)}
+        assert rows["AAPL"][4] == "no bars yet"
+        status = str(screen.query_one("#status").render())
+        assert status.startswith("2 series, 0 complete and clean, 1 with no bars yet · 1 holes")

@@ -12,12 +12,16 @@ from textual.widgets import Static
 from quasar_tui.core.text import printable
 from quasar_tui.registry.alerts import AlertRule, AlertStore, HistoryEntry
 from quasar_tui.tui.modes.base import Mode, ModeScreen
-from quasar_tui.tui.widgets.vim import VimDataTable
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 
 REFRESH_SECONDS = 2.0
 HISTORY_SHOWN = 200
 _RULE_COLUMNS = ("Id", "Kind", "Watches", "Condition", "Cooldown", "Delivery", "State", "Last")
 _HISTORY_COLUMNS = ("Fired (UTC)", "Rule", "Series", "Alert", "Delivery")
+# On a narrow terminal these go first (the first first): what a rule watches, its condition
+# and whether it is active stay; of an alert, when, what and how its delivery went.
+_RULE_SPARE = ("Kind", "Cooldown", "Delivery", "Last")
+_HISTORY_SPARE = ("Rule", "Series")
 
 
 def _delivery(entry: HistoryEntry) -> Text:
@@ -27,6 +31,29 @@ def _delivery(entry: HistoryEntry) -> Text:
     last = {d["channel"]: d for d in entry.deliveries}
     words = "; ".join(f"{c} FAILED: {printable(last[c]['detail'] or '?')}" for c in failed)
     return Text(words, style="bold red")
+
+
+def _rule_cells(r: AlertRule) -> tuple[object, ...]:
+    return (
+        str(r.id),
+        r.kind,
+        printable(r.target or "all"),
+        printable(r.condition),
+        f"{r.cooldown_s} s",
+        ", ".join(r.channels),
+        Text("active", style="green") if r.enabled else Text("paused", style="dim"),
+        f"{r.last_fired:%Y-%m-%d %H:%M:%S}" if r.last_fired else "-",
+    )
+
+
+def _history_cells(e: HistoryEntry) -> tuple[object, ...]:
+    return (
+        f"{e.fired_at:%Y-%m-%d %H:%M:%S}",
+        str(e.rule_id) if e.rule_id is not None else "(removed)",
+        printable(e.key),
+        printable(e.message),
+        _delivery(e),
+    )
 
 
 class AlertsScreen(ModeScreen):
@@ -54,9 +81,13 @@ class AlertsScreen(ModeScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static("Rules", classes="section-title")
-        yield VimDataTable(id="alert-rules", zebra_stripes=True)
+        yield FittedTable(
+            _RULE_COLUMNS, drop_first=_RULE_SPARE, id="alert-rules", zebra_stripes=True
+        )
         yield Static("Alerts fired", classes="section-title")
-        yield VimDataTable(id="alert-history", zebra_stripes=True)
+        yield FittedTable(
+            _HISTORY_COLUMNS, drop_first=_HISTORY_SPARE, id="alert-history", zebra_stripes=True
+        )
         yield self.status_line()
 
     @property
@@ -64,15 +95,17 @@ class AlertsScreen(ModeScreen):
         return AlertStore(self.services.db, self.services.providers.keyring)
 
     def on_mount(self) -> None:
-        self.query_one("#alert-rules", VimDataTable).add_columns(*_RULE_COLUMNS)
-        self.query_one("#alert-history", VimDataTable).add_columns(*_HISTORY_COLUMNS)
-        self.query_one("#alert-rules", VimDataTable).focus()
+        self.rules_table.focus()
         self.set_interval(REFRESH_SECONDS, self.action_reload)
         self.action_reload()
 
     def on_screen_resume(self) -> None:
         self.quasar.alerts.mark_read()
         self.action_reload()
+
+    @property
+    def rules_table(self) -> FittedTable:
+        return self.query_one("#alert-rules", FittedTable)
 
     @work(exclusive=True, group="alerts-reload")
     async def action_reload(self) -> None:
@@ -89,45 +122,22 @@ class AlertsScreen(ModeScreen):
         )
 
     def _show_rules(self) -> None:
-        table = self.query_one("#alert-rules", VimDataTable)
-        row = table.cursor_row
-        table.clear()
-        for r in self.rules:
-            delivery = ", ".join(r.channels)
-            state = Text("active", style="green") if r.enabled else Text("paused", style="dim")
-            last = f"{r.last_fired:%Y-%m-%d %H:%M:%S}" if r.last_fired else "-"
-            table.add_row(
-                str(r.id),
-                r.kind,
-                printable(r.target or "all"),
-                printable(r.condition),
-                f"{r.cooldown_s} s",
-                delivery,
-                state,
-                last,
-                key=str(r.id),
-            )
-        if self.rules:
+        table = self.rules_table
+        keep, row = table.cursor_key, table.cursor_row
+        table.show_rows([(str(r.id), _rule_cells(r)) for r in self.rules])
+        if self.rules and not table.move_to_key(keep):
             table.move_cursor(row=min(row, len(self.rules) - 1))
 
     def _show_history(self, history: list[HistoryEntry]) -> None:
-        table = self.query_one("#alert-history", VimDataTable)
-        table.clear()
-        for e in history:
-            table.add_row(
-                f"{e.fired_at:%Y-%m-%d %H:%M:%S}",
-                str(e.rule_id) if e.rule_id is not None else "(removed)",
-                printable(e.key),
-                printable(e.message),
-                _delivery(e),
-                key=str(e.id),
-            )
+        self.query_one("#alert-history", FittedTable).show_rows(
+            [(str(e.id), _history_cells(e)) for e in history]
+        )
 
     async def action_toggle_rule(self) -> None:
-        table = self.query_one("#alert-rules", VimDataTable)
-        if not self.rules or table.cursor_row >= len(self.rules):
+        key = self.rules_table.cursor_key
+        rule = next((r for r in self.rules if str(r.id) == key), None)
+        if rule is None:
             return
-        rule = self.rules[table.cursor_row]
         await self.store.set_enabled(rule.id, not rule.enabled)
         word = "resumed" if not rule.enabled else "paused"
         self.notify(f"alert rule {rule.id} {word}", timeout=3)

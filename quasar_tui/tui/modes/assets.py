@@ -81,9 +81,7 @@ class AssetsScreen(ProviderScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield self.filter_input(
-                "search symbols and names (/), Enter goes to the list", hidden=False
-            )
+            yield self.filter_input("search symbols and names (Enter: list)", hidden=False)
         yield MarkedTable(
             COLUMNS,
             id="asset-table",

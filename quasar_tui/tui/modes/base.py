@@ -93,9 +93,9 @@ class ModeScreen(Screen[None]):
         return Static(id=STATUS_ID, classes="status-line")
 
     def show_status(self, text: str | Text) -> None:
-        line = Text(" ")
-        line.append_text(text if isinstance(text, Text) else Text(text))
-        self.query_one(f"#{STATUS_ID}", Static).update(line)
+        self.query_one(f"#{STATUS_ID}", Static).update(
+            text if isinstance(text, Text) else Text(text)
+        )
 
 
 class FilterableScreen(ModeScreen):

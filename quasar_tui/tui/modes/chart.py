@@ -360,7 +360,7 @@ class ChartScreen(ModeScreen):
         try:
             self.stored = await self.reader.stored_intervals(series)
         except READ_ERRORS as exc:
-            self._say(f" {_title(series)}: cannot read bars: {one_line(exc)}")
+            self._say(f"{_title(series)}: cannot read bars: {one_line(exc)}")
             return
         if not keep or self.interval is None or self.interval not in self.reachable:
             self.interval = min(self.stored, key=lambda i: i.seconds) if self.stored else None
@@ -384,7 +384,7 @@ class ChartScreen(ModeScreen):
                 empty_text=f"No bars stored yet for {_title(series)}; they appear when the "
                 "engine writes them (r reloads).",
             )
-            self._say(f" {_title(series)}: no bars")
+            self._say(f"{_title(series)}: no bars")
             return
         count = ZOOMS[self.zoom]
         try:
@@ -392,7 +392,7 @@ class ChartScreen(ModeScreen):
             if self.bars_back == 0:
                 read = await self.reader.with_forming(read)  # the live candle, to the last tick
         except READ_ERRORS as exc:
-            self._say(f" {_title(series)}: cannot read bars: {one_line(exc)}")
+            self._say(f"{_title(series)}: cannot read bars: {one_line(exc)}")
             return
         bars = read.bars[: len(read.bars) - self.bars_back] if self.bars_back else read.bars
         bars = bars[-count:]
@@ -447,7 +447,7 @@ class ChartScreen(ModeScreen):
             drawing=Drawing(overlays, self.cursor, self.zone),
         )
         if not bars:
-            self._say(f" {_title(series)} {interval.value}: no bars")
+            self._say(f"{_title(series)} {interval.value}: no bars")
             return
         first, last = bars[0], bars[-1]
         change = (last.close - first.open) / first.open * 100 if first.open else None
@@ -460,7 +460,7 @@ class ChartScreen(ModeScreen):
         self.query_one("#chart-info", Static).update(
             Text(
                 printable(
-                    f" {_title(series)} {interval.value}{derived}  {len(bars)} bars{shift}  "
+                    f"{_title(series)} {interval.value}{derived}  {len(bars)} bars{shift}  "
                     f"{self._time(first)} -> {self._time(last)} {self.zone_name}  "
                     f"last {fmt_price(last.close)} ({fmt_pct(change)})"
                     + (f"  {shown}" if shown else "")
@@ -481,7 +481,7 @@ class ChartScreen(ModeScreen):
         state = "" if bar.complete else "  (incomplete)"
         shape = "%m-%d %H:%M" if self.interval and self.interval.is_intraday else "%Y-%m-%d"
         return (
-            f" {bar.ts.astimezone(self.zone).strftime(shape)} "
+            f"{bar.ts.astimezone(self.zone).strftime(shape)} "
             f"O {plain(bar.open)} H {plain(bar.high)} L {plain(bar.low)} C {plain(bar.close)} "
             f"V {fmt_volume(bar.volume)}{trades}{state}"
         )

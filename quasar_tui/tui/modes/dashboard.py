@@ -7,7 +7,6 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.coordinate import Coordinate
 from textual.events import Resize
 from textual.widgets import Static
 
@@ -249,10 +248,7 @@ class DashboardScreen(ModeScreen):
     def _fresh_index(self, row: int) -> int | None:
         """The subscription shown in `row` of its table (a click on a title sorts it), as an
         index into `fresh_keys`."""
-        table = self.query_one("#freshness", FittedTable)
-        if not 0 <= row < table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+        key = self.query_one("#freshness", FittedTable).key_at(row)
         return int(key) if key is not None and int(key) < len(self.fresh_keys) else None
 
     def row_in_view(self) -> RowRef | None:

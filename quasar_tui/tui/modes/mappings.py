@@ -28,6 +28,7 @@ from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import Coalesced, ProviderScreen
 from quasar_tui.tui.services.log import LogEntry
 from quasar_tui.tui.services.reads import READ_ERRORS
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 from quasar_tui.tui.widgets.mapping_list import (
     COLUMNS,
     OBVIOUS,
@@ -37,7 +38,6 @@ from quasar_tui.tui.widgets.mapping_list import (
     proposal_cells,
 )
 from quasar_tui.tui.widgets.provider_picker import ProviderPicker
-from quasar_tui.tui.widgets.vim import VimDataTable
 
 SHOWN = 5000
 ALTERNATIVES = 8
@@ -46,6 +46,7 @@ MOVE_PAUSE = 0.08
 _VIEWS = {"unmapped": "unmapped-view", "mapped": "mapped-table"}
 _UNMAPPED_ONLY = {"accept_marked", "mark_obvious", "edit", "focus_alternatives"}
 _MAPPED_ONLY = {"rename", "delete"}
+MAPPED_COLUMNS = ("Common", "Symbol", "Name", "Active", "Since")
 
 
 @dataclass
@@ -60,6 +61,16 @@ class Unmapped:
     def matches(self, text: str) -> bool:
         common = self.proposal.common_symbol if self.proposal else ""
         return any(text in (v or "").lower() for v in (self.symbol, self.name, common))
+
+
+def mapped_cells(m: MappingRecord) -> tuple[object, ...]:
+    return (
+        Text(m.common_symbol, style="bold cyan"),
+        m.symbol,
+        m.name or "",
+        "yes" if m.active else Text("no", style="dim"),
+        f"{m.created_at.astimezone(UTC):%Y-%m-%d}",
+    )
 
 
 class MappingsScreen(ProviderScreen):
@@ -155,22 +166,17 @@ class MappingsScreen(ProviderScreen):
     def compose_body(self) -> ComposeResult:
         with Horizontal(classes="mode-top"):
             yield ProviderPicker(id="provider")
-            yield self.filter_input(
-                "filter symbols, names and common symbols (Enter keeps it, Esc clears)"
-            )
+            yield self.filter_input("filter symbols and names (Esc clears)")
         with ContentSwitcher(initial="unmapped-view", id="mapping-views"):
             with Horizontal(id="unmapped-view"):
                 yield SuggestionTable(COLUMNS, id="unmapped-table", drop_first=("Name",))
                 with Vertical(id="alternatives-pane"):
                     yield Static("Suggestions", id="alternatives-title")
                     yield AlternativeList(id="alternatives")
-            yield VimDataTable(id="mapped-table", zebra_stripes=True)
+            yield FittedTable(
+                MAPPED_COLUMNS, drop_first=("Name", "Since"), id="mapped-table", zebra_stripes=True
+            )
         yield self.status_line()
-
-    def on_mount(self) -> None:
-        mapped = self.query_one("#mapped-table", VimDataTable)
-        for title in ("Common", "Symbol", "Name", "Active", "Since"):
-            mapped.add_column(title, key=title.lower())
 
     # -- widgets and view ------------------------------------------------------------------
 
@@ -179,8 +185,8 @@ class MappingsScreen(ProviderScreen):
         return self.query_one("#unmapped-table", SuggestionTable)
 
     @property
-    def mapped_table(self) -> VimDataTable:
-        return self.query_one("#mapped-table", VimDataTable)
+    def mapped_table(self) -> FittedTable:
+        return self.query_one("#mapped-table", FittedTable)
 
     def focus_list(self) -> None:
         (self.table if self.view == "unmapped" else self.mapped_table).focus()
@@ -248,23 +254,17 @@ class MappingsScreen(ProviderScreen):
             self._highlight_changed()
         else:
             table = self.mapped_table
-            keep = table.cursor_row
-            table.clear()
-            for m in self.mapped:
-                if text and not any(
-                    text in (v or "").lower() for v in (m.common_symbol, m.symbol, m.name)
-                ):
-                    continue
-                table.add_row(
-                    Text(m.common_symbol, style="bold cyan"),
-                    m.symbol,
-                    m.name or "",
-                    "yes" if m.active else Text("no", style="dim"),
-                    f"{m.created_at.astimezone(UTC):%Y-%m-%d}",
-                    key=m.symbol,
-                )
-            if table.row_count:
-                table.move_cursor(row=min(keep, table.row_count - 1), animate=False)
+            keep, at = table.cursor_key, table.cursor_row
+            table.show_rows(
+                [
+                    (m.symbol, mapped_cells(m))
+                    for m in self.mapped
+                    if not text
+                    or any(text in (v or "").lower() for v in (m.common_symbol, m.symbol, m.name))
+                ]
+            )
+            if table.row_count and not table.move_to_key(keep):
+                table.move_cursor(row=min(at, table.row_count - 1), animate=False)
         self._update_status()
 
     def apply_filter(self) -> None:
@@ -469,10 +469,7 @@ class MappingsScreen(ProviderScreen):
     # -- existing mappings -------------------------------------------------------------------
 
     def _selected_mapping(self) -> MappingRecord | None:
-        table = self.mapped_table
-        if not table.row_count:
-            return None
-        symbol = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        symbol = self.mapped_table.cursor_key
         return next((m for m in self.mapped if m.symbol == symbol), None)
 
     def action_rename(self) -> None:

@@ -22,7 +22,7 @@ from quasar_tui.tui.modals.secrets import SecretsModal
 from quasar_tui.tui.modes.base import Mode
 from quasar_tui.tui.modes.registry_base import RegistryScreen
 from quasar_tui.tui.services.reads import READ_ERRORS
-from quasar_tui.tui.widgets.vim import VimDataTable
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 
 COLUMNS = (
     "Name",
@@ -36,6 +36,9 @@ COLUMNS = (
     "Host",
     "Detail",
 )
+# On a narrow terminal these go first (the first first): the name, whether it works and why
+# not, and the secrets it lacks stay.
+SPARE = ("Intervals", "Source", "Host", "Kind", "Assets")
 _STATUS_STYLES = {
     "ok": "green",
     "error": "bold red",
@@ -132,7 +135,9 @@ class ProvidersScreen(RegistryScreen):
         yield self.filter_input(
             "filter providers by name, kind or status (Enter keeps it, Esc clears)"
         )
-        yield VimDataTable(
+        yield FittedTable(
+            COLUMNS,
+            drop_first=SPARE,
             id="provider-table",
             enter="Assets",
             enter_help="Show the provider's assets (Assets mode)",
@@ -144,21 +149,15 @@ class ProvidersScreen(RegistryScreen):
         yield self.status_line()
 
     def on_mount(self) -> None:
-        for title in COLUMNS:
-            self.table.add_column(title, key=title.lower())
         self._show_progress()
 
     @property
-    def table(self) -> VimDataTable:
-        return self.query_one("#provider-table", VimDataTable)
+    def table(self) -> FittedTable:
+        return self.query_one("#provider-table", FittedTable)
 
     @property
     def selected(self) -> ProviderRecord | None:
-        table = self.table
-        if not table.row_count:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.records.get(key or "")
+        return self.records.get(self.table.cursor_key or "")
 
     def reload(self, focus: str | None = None) -> None:
         """Read the providers again, with the cursor on `focus` (else where it was)."""
@@ -192,20 +191,16 @@ class ProvidersScreen(RegistryScreen):
 
     def _show_rows(self, keep: str | None) -> None:
         text = self.filter_text
-        table = self.table
-        table.clear()
         shown = [
             r
             for r in self.records.values()
             if not text or any(text in v.lower() for v in (r.name, r.kind, r.status))
         ]
         hosts = self.services.view.hosts
-        for record in shown:
-            cells = row_cells(record, record.name in self.refreshing, hosts.get(record.name))
-            table.add_row(*cells, key=record.name)
-        names = [r.name for r in shown]
-        if keep in names:
-            table.move_cursor(row=names.index(keep), animate=False)
+        self.table.show_rows(
+            [(r.name, row_cells(r, r.name in self.refreshing, hosts.get(r.name))) for r in shown]
+        )
+        self.table.move_to_key(keep)
         self._update_status(len(shown))
 
     def apply_filter(self) -> None:
@@ -223,11 +218,11 @@ class ProvidersScreen(RegistryScreen):
         count = f"{len(self.records)} providers" + (
             f" ({shown} shown)" if shown < len(self.records) else ""
         )
-        self.show_status(
+        self.show_status(  # the isolation last: a narrow terminal cuts it, not the keys
             count
             + (f", {missing} missing secrets (s sets them)" if missing else "")
-            + f" · provider code isolation: {isolation()}"
             + " · ⏎ shows the assets, m maps the symbols"
+            + f" · provider code isolation: {isolation()}"
         )
 
     def _show_progress(self) -> None:

@@ -26,6 +26,7 @@ from quasar_tui.tui.commands import command
 from quasar_tui.tui.modes.base import Mode, ModeScreen
 from quasar_tui.tui.modes.chart import ZOOMS, ChartScreen, open_chart
 from quasar_tui.tui.services.reads import READ_ERRORS
+from quasar_tui.tui.widgets.fitted_table import FittedTable
 from quasar_tui.tui.widgets.vim import VimDataTable
 
 SERIES_COLUMNS = (
@@ -39,6 +40,9 @@ SERIES_COLUMNS = (
     "Flagged",
     "Worst day",
 )
+# On a narrow terminal these go first (the first first): the figures that say what is wrong
+# with a series stay.
+SERIES_SPARE = ("Calendar", "Provider", "Bars")
 HOLE_COLUMNS = ("First missing (UTC)", "Last missing (UTC)", "Bars", "State", "Detail")
 FLAG_COLUMNS = ("Bar (UTC)", "Flags", "Score")
 BAR_WIDTH = 10
@@ -62,6 +66,28 @@ class SeriesRow:
     quality: SeriesQuality
     holes: list[Hole]
 
+    @property
+    def key(self) -> str:
+        """Its row's key in the series table (the cursor stays on it across reports)."""
+        series = self.tracked.series
+        return f"{series.provider}\t{series.symbol}\t{self.quality.interval}"
+
+
+def series_cells(row: SeriesRow) -> tuple[object, ...]:
+    q, series = row.quality, row.tracked.series
+    worst = q.worst_days[0] if q.worst_days else None
+    return (
+        Text(printable(series.common or series.symbol), style="bold"),
+        printable(series.source),
+        q.interval,
+        q.calendar,
+        coverage_bar(q.coverage) if q.bars else Text("no bars yet", style="dim"),
+        f"{q.bars:,}",
+        f"{q.missing:,}",
+        ", ".join(f"{n:,} {kind}" for kind, n in q.flags.items()) or "-",
+        f"{worst.day} ({worst.score:.0%})" if worst else "-",
+    )
+
 
 def coverage_bar(share: float) -> Text:
     """`████████░░ 95.8%`, green when complete, yellow above 95 %, red below."""
@@ -79,11 +105,6 @@ def _when(ts: datetime) -> str:
 
 class QualityScreen(ModeScreen):
     MODE_TITLE = "Quality"
-    DEFAULT_CSS = """
-    QualityScreen #quality { height: 1fr; }
-    QualityScreen #quality-series { height: 2fr; }
-    QualityScreen #quality-detail { height: 3fr; }
-    """
     HELP = (
         "Is each series complete and clean? Coverage is the share of the bars its market's "
         "calendar expects that are stored (holidays, nights and weekends are not missing); "
@@ -113,13 +134,16 @@ class QualityScreen(ModeScreen):
     def __init__(self) -> None:
         super().__init__()
         self.rows: list[SeriesRow] = []
+        self.by_key: dict[str, SeriesRow] = {}
         self.showing_flags = False
         self.flagged: list[FlaggedBar] = []
         self.loaded = False
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="quality"):
-            yield VimDataTable(id="quality-series", classes="panel")
+            yield FittedTable(
+                SERIES_COLUMNS, drop_first=SERIES_SPARE, id="quality-series", classes="panel"
+            )
             yield VimDataTable(
                 id="quality-detail",
                 classes="panel",
@@ -129,8 +153,8 @@ class QualityScreen(ModeScreen):
         yield self.status_line()
 
     @property
-    def series_table(self) -> VimDataTable:
-        return self.query_one("#quality-series", VimDataTable)
+    def series_table(self) -> FittedTable:
+        return self.query_one("#quality-series", FittedTable)
 
     @property
     def detail_table(self) -> VimDataTable:
@@ -138,7 +162,6 @@ class QualityScreen(ModeScreen):
 
     async def on_mount(self) -> None:
         self.series_table.border_title = "Series"
-        self.series_table.add_columns(*SERIES_COLUMNS)
         self.series_table.focus()
         self.show_status("running the quality report...")
         self.run_worker(self.load(), exclusive=True, group="quality-load")
@@ -170,23 +193,10 @@ class QualityScreen(ModeScreen):
 
     def _show_series(self) -> None:
         table = self.series_table
-        cursor = table.cursor_row
-        table.clear()
-        for row in self.rows:
-            q, series = row.quality, row.tracked.series
-            worst = q.worst_days[0] if q.worst_days else None
-            table.add_row(
-                Text(printable(series.common or series.symbol), style="bold"),
-                printable(series.source),
-                q.interval,
-                q.calendar,
-                coverage_bar(q.coverage),
-                f"{q.bars:,}",
-                f"{q.missing:,}",
-                ", ".join(f"{n:,} {kind}" for kind, n in q.flags.items()) or "-",
-                f"{worst.day} ({worst.score:.0%})" if worst else "-",
-            )
-        if self.rows:
+        cursor, current = table.cursor_row, table.cursor_key
+        self.by_key = {row.key: row for row in self.rows}
+        table.show_rows([(row.key, series_cells(row)) for row in self.rows])
+        if self.rows and not table.move_to_key(current):
             table.move_cursor(row=min(max(cursor, 0), len(self.rows) - 1), animate=False)
         self._summarise()
         self.run_worker(self._show_detail(), exclusive=True, group="quality-detail")
@@ -198,16 +208,19 @@ class QualityScreen(ModeScreen):
         holes = sum(len(r.holes) for r in self.rows)
         missing = sum(r.quality.missing for r in self.rows)
         flagged = sum(sum(r.quality.flags.values()) for r in self.rows)
-        complete = sum(1 for r in self.rows if not r.quality.missing and not r.quality.flags)
+        empty = sum(1 for r in self.rows if not r.quality.bars)
+        complete = sum(
+            1 for r in self.rows if r.quality.bars and not r.quality.missing and not r.quality.flags
+        )
+        waiting = f", {empty} with no bars yet" if empty else ""
         self.show_status(
-            f"{len(self.rows)} series, {complete} complete and clean · {holes:,} holes "
+            f"{len(self.rows)} series, {complete} complete and clean{waiting} · {holes:,} holes "
             f"({missing:,} bars missing) · {flagged:,} bars flagged · f flags, b backfills"
         )
 
     @property
     def current(self) -> SeriesRow | None:
-        row = self.series_table.cursor_row
-        return self.rows[row] if 0 <= row < len(self.rows) else None
+        return self.by_key.get(self.series_table.cursor_key or "")
 
     async def on_data_table_row_highlighted(self, event: VimDataTable.RowHighlighted) -> None:
         if event.data_table.id == "quality-series":

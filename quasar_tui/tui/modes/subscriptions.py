@@ -147,9 +147,7 @@ class SubscriptionsScreen(RegistryScreen):
             self._show_rows()
 
     def compose_body(self) -> ComposeResult:
-        yield self.filter_input(
-            "filter by provider, symbol, interval, mode or state (Enter keeps it, Esc clears)"
-        )
+        yield self.filter_input("filter by symbol, provider, interval, mode or state (Esc clears)")
         yield MarkedTable(
             COLUMNS,
             id="subscription-table",

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 
 from rich.cells import cell_len
 from rich.text import Text
-from textual.widgets.data_table import ColumnKey
+from textual.coordinate import Coordinate
+from textual.widgets.data_table import ColumnKey, RowKey
 
 from quasar_tui.tui.widgets.vim import VimDataTable
 
@@ -76,8 +77,11 @@ class FittedTable(VimDataTable):
         enter_help: str = "",
         id: str | None = None,
         classes: str | None = None,
+        zebra_stripes: bool = False,
     ) -> None:
-        super().__init__(enter=enter, enter_help=enter_help, id=id, classes=classes)
+        super().__init__(
+            enter=enter, enter_help=enter_help, id=id, classes=classes, zebra_stripes=zebra_stripes
+        )
         self._titles = tuple(columns)
         self._drop_first = tuple(drop_first)
         self._shown = self._titles
@@ -91,6 +95,23 @@ class FittedTable(VimDataTable):
 
     def on_mount(self) -> None:
         self._add_columns()
+
+    def key_at(self, row: int) -> str | None:
+        """The key of the row shown at `row` (a click on a title may have sorted them)."""
+        if not 0 <= row < self.row_count:
+            return None
+        return self.coordinate_to_cell_key(Coordinate(row, 0)).row_key.value
+
+    @property
+    def cursor_key(self) -> str | None:
+        return self.key_at(self.cursor_row)
+
+    def move_to_key(self, key: str | None) -> bool:
+        """Put the cursor on the row of `key`; False when no row has it."""
+        if key is None or RowKey(key) not in self.rows:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True
 
     def add_lead_columns(self) -> None:
         """Columns before the fitted ones."""
@@ -123,6 +144,9 @@ class FittedTable(VimDataTable):
     def on_resize(self) -> None:
         if self._refit():
             self.redraw_rows()
+        else:
+            self._widen()
+            self.refresh()
 
     def redraw_rows(self) -> None:
         self.show_rows(self._rows)
@@ -146,12 +170,31 @@ class FittedTable(VimDataTable):
     def _widen(self) -> None:
         """Make each shown column as wide as its widest cell now. DataTable measures new rows
         later, and just after the columns were rebuilt it could measure with the cells of the
-        old ones (a State column cut to "runni")."""
+        old ones (a State column cut to "runni").
+
+        When the columns that stay are too wide even so (a long backfill progress in State, an
+        alert's text), the widest of them is cut to what is left, if it is long text (wider than
+        the last column counts): the others stay in view."""
         widths = content_widths(self._titles, self._rows)
+        need = {t: widths[t] + PADDING for t in self._shown}
+        tail = self._titles[-1]
+        if tail in need:
+            need[tail] = min(need[tail], TAIL)
+        excess = sum(need.values()) - self._room()
+        cut = max((t for t in self._shown if t != tail), key=need.__getitem__, default=None)
+        if cut is not None and need[cut] <= TAIL:
+            cut = None
         for title in self._shown:
             column = self.columns.get(ColumnKey(title.lower()))
-            if column is not None and column.auto_width:
+            if column is None:
+                continue
+            if excess > 0 and title == cut:
+                column.auto_width = False
+                column.width = max(cell_len(title), widths[title] - excess)
+            else:
+                column.auto_width = True
                 column.content_width = max(column.content_width, widths[title])
+        self._require_update_dimensions = True
 
     def set_cells(self, key: str, cells: Sequence[object]) -> None:
         """Redraw one row's cells (after the lead columns) in place."""
@@ -163,7 +206,7 @@ class FittedTable(VimDataTable):
     def _refit(self) -> bool:
         """Choose the columns for the current width; True when they changed (and the
         table's columns were rebuilt, empty)."""
-        room = self.size.width - self.styles.scrollbar_size_vertical - self.LEAD_WIDTH
+        room = self._room()
         shown = fitting(self._titles, self._rows, room, self._drop_first) if room > 0 else ()
         if not shown or shown == self._shown:
             return False
@@ -171,6 +214,10 @@ class FittedTable(VimDataTable):
         self.clear(columns=True)
         self._add_columns()
         return True
+
+    def _room(self) -> int:
+        """The cells the fitted columns have."""
+        return self.size.width - self.styles.scrollbar_size_vertical - self.LEAD_WIDTH
 
     def _visible(self, cells: Sequence[object]) -> list[object]:
         if self._shown == self._titles:
