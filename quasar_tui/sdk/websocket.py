@@ -45,7 +45,7 @@ async def connect(
     *,
     headers: Mapping[str, str] | None = None,
     max_size: int = 2**20,
-    max_queue: int = 4096,
+    max_queue: int = 64,
     ssl_context: ssl.SSLContext | None = None,
     open_timeout: float = 15.0,
 ) -> WebSocket:
