@@ -15,12 +15,19 @@ The clients, one at a time, each into a fresh database of one embedded PostgreSQ
 
 Figures per rate and client (one JSON object, the last line):
 - sent/s: what the feed got out (below the offered rate when the client's socket was full);
-- stored/s over the offer: rows stored by the end of the offer / its duration;
+- stored/s within the offer: rows stored by the end of the offer / its duration. A client that
+  keeps up but commits in batches (Quasar's writer: every 0.25 s or 5,000 rows) still has its
+  last batch to commit when the offer ends, so this undercounts it slightly;
+- stored/s to drain: rows stored once the backlog drained (or `--drain` seconds after the
+  offer) / (the offer's duration + the time it took to drain). It counts every trade a client
+  stores, late or not, and charges it the time it needed;
 - timeline: every `--sample` seconds, rows stored and the backlog (sent but not stored yet);
-- after the offer, how long the backlog took to drain (`--drain` seconds at most), and the
-  trades never stored by then (lost, or still queued somewhere);
-- CPU cores the client's process (and its children) used during the offer, and its peak RSS;
-- the ratio of Quasar's stored/s to cryptofeed's.
+- after the offer, how long the backlog took to drain (polled every 0.1 s), and the trades
+  never stored by then (lost, or still queued somewhere);
+- CPU cores the client used during the offer (its own process, and for Quasar its provider
+  host, a child process, apart), CPU microseconds per trade stored (from the offer's start to
+  the drain's end), and peak RSS;
+- the ratios of Quasar's figures to cryptofeed's, both ways of counting stored/s.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from quasar_tui.store.database import Database, with_database
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDER_FILE = ROOT / "bench" / "providers" / "binance_aggtrades.py"
 READY_SECONDS = 120.0
+DRAIN_POLL = 0.1  # seconds between counts while the backlog drains
 
 
 @dataclass
@@ -74,20 +82,21 @@ class Client:
 
 
 class ProcessMeter:
-    """CPU seconds and peak RSS of a process and its children."""
+    """CPU seconds of a process and of its children apart, and their peak RSS."""
 
     def __init__(self, pid: int) -> None:
         self.process = psutil.Process(pid)
         self.peak_rss = 0
 
-    def cpu(self) -> float:
-        total = 0.0
+    def cpu(self) -> tuple[float, float]:
+        """(the process, its children)."""
+        used = [0.0, 0.0]
         for proc in [self.process, *self.process.children(recursive=True)]:
             with contextlib.suppress(psutil.NoSuchProcess):
                 times = proc.cpu_times()
-                total += times.user + times.system
+                used[proc is not self.process] += times.user + times.system
                 self.peak_rss = max(self.peak_rss, proc.memory_info().rss)
-        return total
+        return used[0], used[1]
 
 
 async def measure(
@@ -111,22 +120,26 @@ async def measure(
         timeline.append({"t": round(elapsed, 1), "stored": stored, "backlog": 0})
     sent = pump.result()
     offer_seconds = time.monotonic() - began
-    cpu = (meter.cpu() - cpu0) / offer_seconds
+    cpu1 = meter.cpu()
+    own, children = (after - before for after, before in zip(cpu1, cpu0, strict=True))
     stored_at_end = await client.stored() - base
     _backlogs(timeline, sent)
-    drained_in: float | None = None
     drain_began = time.monotonic()
-    stored_now = stored_at_end
-    while time.monotonic() - drain_began < args.drain:
-        if stored_now >= sent.messages:
-            drained_in = round(time.monotonic() - drain_began, 1)
-            break
-        await asyncio.sleep(args.sample)
+    stored_now, last_sample = stored_at_end, drain_began
+    while stored_now < sent.messages and time.monotonic() - drain_began < args.drain:
+        await asyncio.sleep(DRAIN_POLL)
         stored_now = await client.stored() - base
-        elapsed = time.monotonic() - began
-        timeline.append(
-            {"t": round(elapsed, 1), "stored": stored_now, "backlog": sent.messages - stored_now}
-        )
+        if time.monotonic() - last_sample >= args.sample:
+            last_sample = time.monotonic()
+            timeline.append(
+                {
+                    "t": round(last_sample - began, 1),
+                    "stored": stored_now,
+                    "backlog": sent.messages - stored_now,
+                }
+            )
+    drain_seconds = time.monotonic() - drain_began
+    used = sum(meter.cpu()) - sum(cpu0)
     if stored_now < sent.messages:
         print(
             f"{client.name} did not store every trade; its log ends:\n{client.tail()}",
@@ -135,11 +148,15 @@ async def measure(
     return {
         "offered_per_s": rate,
         "sent_per_s": round(sent.messages / sent.seconds),
-        "stored_per_s_over_offer": round(stored_at_end / offer_seconds),
+        "stored_per_s_within_offer": round(stored_at_end / offer_seconds),
+        "stored_per_s_to_drain": round(stored_now / (offer_seconds + drain_seconds)),
         "backlog_at_offer_end": sent.messages - stored_at_end,
-        "drained_in_s": drained_in,
+        "drained_in_s": round(drain_seconds, 2) if stored_now >= sent.messages else None,
         "not_stored_after_drain": sent.messages - stored_now,
-        "cpu_cores": round(cpu, 2),
+        "cpu_cores": round((own + children) / offer_seconds, 2),
+        "cpu_cores_process": round(own / offer_seconds, 2),
+        "cpu_cores_children": round(children / offer_seconds, 2),
+        "cpu_us_per_trade": round(used / max(1, stored_now) * 1e6, 1),
         "peak_rss_mib": round(meter.peak_rss / 2**20),
         "timeline": timeline,
     }
@@ -239,6 +256,9 @@ async def run_quasar(
         await site.close()
 
 
+RUNNERS = {"cryptofeed": run_cryptofeed, "quasar": run_quasar}
+
+
 async def _count(db: Database | asyncpg.Connection, query: str, *args: Any) -> int:
     return int(await db.fetchval(query, *args))
 
@@ -254,15 +274,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for rate in args.rates:
                 key = f"{rate:g}"
-                cf = await run_cryptofeed(server, feed, rate, args, f"cryptofeed_{key}")
-                qs = await run_quasar(server, feed, rate, args, f"quasar_{key}")
-                results[key] = {
-                    "cryptofeed": cf,
-                    "quasar": qs,
-                    "quasar_to_cryptofeed_stored": round(
-                        qs["stored_per_s_over_offer"] / max(1, cf["stored_per_s_over_offer"]), 2
-                    ),
+                runs = {
+                    name: await RUNNERS[name](server, feed, rate, args, f"{name}_{key}")
+                    for name in args.clients
                 }
+                if len(runs) == len(RUNNERS):
+                    runs |= _ratios(runs["quasar"], runs["cryptofeed"])
+                results[key] = runs
         finally:
             await feed.stop()
     return {
@@ -273,6 +291,26 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "cryptofeed": _version("cryptofeed"),
         "rates": results,
     }
+
+
+def _ratios(quasar: dict[str, Any], cryptofeed: dict[str, Any]) -> dict[str, float]:
+    """Quasar's figures over cryptofeed's: stored/s both ways (higher is better) and CPU per
+    trade stored (lower is better)."""
+    figures = ("stored_per_s_within_offer", "stored_per_s_to_drain", "cpu_us_per_trade")
+    return {
+        f"quasar_to_cryptofeed_{figure}": round(quasar[figure] / max(1, cryptofeed[figure]), 2)
+        for figure in figures
+    }
+
+
+def _clients(text: str) -> list[str]:
+    names = text.split(",")
+    unknown = [n for n in names if n not in RUNNERS]
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"no client {', '.join(unknown)} (there are {', '.join(RUNNERS)})"
+        )
+    return [n for n in RUNNERS if n in names]
 
 
 def _version(package: str) -> str:
@@ -289,6 +327,12 @@ def main() -> None:
         type=lambda text: [float(r) for r in text.split(",")],
         default=[20_000.0, 30_000.0],
         help="offered trades/s, comma separated (default 20000,30000)",
+    )
+    parser.add_argument(
+        "--clients",
+        type=_clients,
+        default=list(RUNNERS),
+        help="clients measured, comma separated (default cryptofeed,quasar; ratios need both)",
     )
     parser.add_argument("--duration", type=float, default=30.0, help="seconds of offer")
     parser.add_argument("--drain", type=float, default=30.0, help="seconds to wait after it")

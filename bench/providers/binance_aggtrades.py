@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import msgspec
-import websockets
 
 from quasar_tui.sdk import Interval, LiveDataProvider, Setting, SymbolInfo, Tick
+from quasar_tui.sdk.websocket import connect
 
 
 class _AggTrade(msgspec.Struct, gc=False):
@@ -62,9 +62,7 @@ class BinanceAggTrades(LiveDataProvider):
         ]
 
     async def _connect(self) -> Any:
-        return await websockets.connect(
-            f"{self.pref('ws_url')}/ws", compression=None, max_size=2**20
-        )
+        return await connect(f"{self.pref('ws_url')}/ws", max_size=2**20)
 
     def _request(self, method: str, symbols: list[str]) -> dict[str, Any]:
         streams = [f"{s.lower()}@aggTrade" for s in symbols]

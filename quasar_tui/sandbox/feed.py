@@ -2,8 +2,9 @@
 silence, reconnect with backoff and subscribe again. It runs inside the provider host; `LocalFeed`
 runs the same loop in the caller's process (tests and the in-process side of bench.live).
 
-Parsed records go to the engine in batches: while one batch is being handed on, the next
-accumulates, so a busy feed sends few large frames and a quiet one sends each record at once.
+Parsed records go to the engine in batches, at most one every `HAND_ON_EVERY` seconds: a busy
+feed of one trade a message sends a frame per few milliseconds of trades, not one per socket
+read (each frame costs both processes a wakeup), and a record after a quiet spell goes at once.
 State changes are handed on after the records read before them, so the engine never hears of a
 disconnect before the last trades of that connection. Aggregation, gap filling and storage stay
 in the engine.
@@ -30,6 +31,7 @@ from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
 
 CONNECT_TIMEOUT = 15.0
 READ_SLICE = 0.005  # seconds the reader may keep the event loop before letting others run
+HAND_ON_EVERY = 0.005  # seconds between batches at least: the latency a batch may add
 MAX_PENDING = 20_000  # records parsed but not yet handed on; the reader waits beyond this
 HEALTHY_AFTER = 30.0  # seconds connected after which the backoff starts from its base again
 LOCAL_QUEUE = 256  # batches and states a `LocalFeed` holds before its feed waits
@@ -268,11 +270,17 @@ class LiveFeed:
             await self._send(batch)
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
             await self._wake.wait()
+            wait = due - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
             self._wake.clear()
             async with self._sending:
                 await self._hand_on()
+            due = loop.time() + HAND_ON_EVERY
 
     async def _watchdog(self) -> None:
         idle = float(self.provider.IDLE_TIMEOUT)
