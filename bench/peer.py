@@ -274,7 +274,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for rate in args.rates:
                 key = f"{rate:g}"
-                runs = {
+                runs: dict[str, Any] = {
                     name: await RUNNERS[name](server, feed, rate, args, f"{name}_{key}")
                     for name in args.clients
                 }
