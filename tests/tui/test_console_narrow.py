@@ -20,7 +20,7 @@ from tui_helpers import started, wait_for
 from quasar_tui.engine.lock import EngineLock, EngineOwner
 from quasar_tui.engine.progress import BackfillProgress
 from quasar_tui.engine.publisher import Publisher
-from quasar_tui.registry.alerts import AlertStore, Delivery, NewRule
+from quasar_tui.registry.alerts import AlertStore, Delivery, FiredEvent, NewRule
 from quasar_tui.registry.secrets import Keyring
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk.models import RateBudget
@@ -208,14 +208,16 @@ async def test_alerts_keep_state_and_failed_deliveries_in_view_and_sort(
         )
         for coin in ("BTC", "ETH")
     ]
-    event = await store.record_event(
+    fired = FiredEvent(
         rules[0].id,
         "above",
         "SIMULATED:SIM/BTC",
         "SIMULATED:SIM/BTC crossed above 100 at 100.5 (re-arms 0.2 % back)",
         {"price": 100.5},
         datetime.now(UTC),
+        (),
     )
+    [event] = await store.record([fired], {})
     await store.record_delivery(event, Delivery("webhook", 1, False, "connection refused"))
     app = make_console(run_engine=False)
     async with app.run_test(size=size) as pilot:
