@@ -16,7 +16,7 @@ The clients, one at a time, each into a fresh database of one embedded PostgreSQ
 Figures per rate and client (one JSON object, the last line):
 - sent/s: what the feed got out (below the offered rate when the client's socket was full);
 - stored/s within the offer: rows stored by the end of the offer / its duration. A client that
-  keeps up but commits in batches (Quasar's writer: every 0.25 s or 5,000 rows) still has its
+  keeps up but commits in batches (Quasar's writer: ticks every 0.05 s or 5,000 rows) still has its
   last batch to commit when the offer ends, so this undercounts it slightly;
 - stored/s to drain: rows stored once the backlog drained (or `--drain` seconds after the
   offer) / (the offer's duration + the time it took to drain). It counts every trade a client

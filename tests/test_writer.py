@@ -129,6 +129,26 @@ async def test_live_bars_and_ticks(db: Database) -> None:
     assert [tuple(r) for r in got_ticks] == ticks
 
 
+async def test_a_lone_tick_is_stored_at_once_while_a_lone_bar_waits_for_company(
+    db: Database,
+) -> None:
+    """Ticks linger at most 0.05 s for more rows (a peer storing each trade as it comes is no
+    faster); historical bars up to the writer's flush_seconds (here 30 s)."""
+    tick = ("P", "AAA", T0, 1, 100.0, 0.5, "buy")
+    bar = bars("AAA", 0, 1)
+    async with running(db, flush_seconds=30) as writer:
+        await writer.put_bars("historical_data", bar)
+        await writer.put_ticks([tick])
+        await until(
+            lambda: db.fetchval("SELECT count(*) FROM live_ticks"),
+            "the tick stored",
+            hang_seconds=5,
+        )
+        assert await stored(db) == []
+        await writer.flush()
+        assert await stored(db) == bar
+
+
 async def test_concurrent_conflicting_copy_falls_back_to_merge(db: Database) -> None:
     async with running(db) as writer:
         await writer.put_bars("historical_data", bars("AAA", 0, 100))

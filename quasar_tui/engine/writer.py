@@ -321,7 +321,7 @@ class _TableWriter:
             spec.name,
             capacity,
             flush_rows,
-            flush_seconds if spec.linger else 0.0,
+            min(flush_seconds, spec.linger),
             max_batch_rows,
         )
         self.committer = _Committer(spec, db, bus)
