@@ -297,6 +297,10 @@ class EmbeddedServer:
                 SUPERUSER,
                 "--auth=trust",
                 "--encoding=utf8",
+                # Code-point order, Unicode-aware case: symbols sort alike on every machine,
+                # and text keys compare by memcmp, not strcoll (index inserts on ticks).
+                "--locale-provider=builtin",
+                "--builtin-locale=C.UTF-8",
             ],
             what="initialise the embedded PostgreSQL",
         )
