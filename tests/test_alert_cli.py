@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ from helpers import until, with_simulated
 from test_daemon import Daemon
 
 from quasar_tui.providers.simulated import SimulatedProvider
-from quasar_tui.registry.alerts import AlertStore, NewRule
+from quasar_tui.registry.alerts import AlertStore, Delivery, FiredEvent, NewRule
 from quasar_tui.registry.providers import ProviderRegistry
 from quasar_tui.registry.subscriptions import SubscriptionStore
 from quasar_tui.sdk import ProviderContext
@@ -83,6 +84,33 @@ async def test_rules_are_added_listed_paused_resumed_and_removed_without_showing
     assert [r["id"] for r in json.loads((await quasar(run_quasar, "list", "--json")).stdout)] == [1]
     assert (await quasar(run_quasar, "history")).stdout == "no alerts yet\n"
     assert await db.fetchval("SELECT enabled FROM alert_rules WHERE id = 1")
+
+
+async def test_history_tells_pending_and_retrying_channels_from_failed_ones(
+    run_quasar: Callable, db: Database, registry: ProviderRegistry
+) -> None:
+    """An alert whose deliveries an engine has not finished (still retrying, or stopped
+    first) says so, and is failed only once its last attempt failed."""
+    store = AlertStore(db, registry.keyring)
+    rule = await store.add(
+        NewRule("above", "X:A", level=1.0, webhook_url="http://127.0.0.1:9/", command="true")
+    )
+    assert rule.channels == ["log", "console", "webhook", "command"]
+    at = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    fired = FiredEvent(rule.id, "above", "X:A", "A above 1", {}, at, ("webhook", "command"))
+    [event] = await store.record([fired], {})
+    await store.record_delivery(event, Delivery("webhook", 1, False, "HTTP 503"))
+
+    shown = (await quasar(run_quasar, "history")).stdout
+    assert "webhook retrying x1: HTTP 503; command pending" in shown
+    [entry] = json.loads((await quasar(run_quasar, "history", "--json")).stdout)
+    assert entry["pending"] == ["webhook", "command"]
+
+    await store.record_delivery(event, Delivery("webhook", 2, False, "HTTP 500"), done=True)
+    await store.record_delivery(event, Delivery("command", 1, True), done=True)
+    shown = (await quasar(run_quasar, "history")).stdout
+    assert "webhook FAILED x2: HTTP 500; command ok" in shown
+    assert "pending" not in shown and "retrying" not in shown
 
 
 @dataclass(frozen=True)

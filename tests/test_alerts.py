@@ -20,7 +20,7 @@ from helpers import until, with_simulated
 from registry_rows import add_provider
 
 from quasar_tui.engine.alerts import AlertService
-from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER
+from quasar_tui.engine.alerts.delivery import SIGNATURE_HEADER, command_environment
 from quasar_tui.engine.alerts.evaluator import Evaluator, Target
 from quasar_tui.engine.engine import Engine
 from quasar_tui.engine.events import (
@@ -235,6 +235,36 @@ async def test_a_move_within_the_window_fires_once_per_move(
     assert down.key == "SIMULATED:ACME" and down.details["from"] == 9.79
 
 
+async def test_a_move_on_every_series_counts_on_a_series_with_a_rule_of_its_own(
+    store: AlertStore, rig: Rig
+) -> None:
+    await rig.service.start()
+    await add(store, rig, kind="above", target="SIMULATED:SIM/BTC", level=1000.0)
+    await add(store, rig, kind="change", target=None, percent=2.0, window_s=60, cooldown_s=0)
+    rig.trades("SIM/BTC", 100.0, 102.1)
+    await rig.settle()
+    [moved] = rig.fired()
+    assert moved.kind == "change" and moved.key == "SIMULATED:SIM/BTC"
+
+
+async def test_a_reload_keeps_the_windows_of_the_move_rules_it_left_as_they_were(
+    store: AlertStore, rig: Rig
+) -> None:
+    """Adding a rule (or editing a mapping) reloads them all; a move that began before the
+    reload still fires after it."""
+    await rig.service.start()
+    one = await add(store, rig, kind="change", target="SIMULATED:SIM/BTC", percent=2.0, window_s=60)
+    every = await add(store, rig, kind="change", target=None, percent=2.0, window_s=60)
+    rig.trades("SIM/BTC", 100.0)
+    await rig.settle()
+    await add(store, rig, kind="above", target="SIMULATED:ACME", level=50.0)
+    rig.trades("SIM/BTC", 102.1)
+    await rig.settle()
+    fired = rig.fired()
+    assert sorted(a.rule_id for a in fired) == [one, every]
+    assert {a.details["from"] for a in fired} == {100.0}
+
+
 async def test_bar_volume_over_its_recent_average_fires_once_per_bar(
     store: AlertStore, rig: Rig, db: Database
 ) -> None:
@@ -375,12 +405,20 @@ class _NoWait:
 
 
 async def test_a_command_gets_the_alert_on_stdin_and_is_killed_after_its_timeout(
-    store: AlertStore, rig: Rig, tmp_path: Path
+    store: AlertStore, rig: Rig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """It runs without the engine's database and secrets settings in its environment (not
+    PGPASSWORD here: the test's own connections would use it)."""
+    monkeypatch.setenv("QUASAR_DSN", "postgresql://quasar:hunter2@db/quasar")
+    monkeypatch.setenv("ALERT_TEST_KEPT", "yes")
     await rig.service.start()
-    out = tmp_path / "alert.json"
+    out, seen = tmp_path / "alert.json", tmp_path / "env.json"
     script = tmp_path / "save.py"
-    script.write_text(f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())\n")
+    script.write_text(
+        "import json, os, sys\n"
+        f"open({str(out)!r}, 'w').write(sys.stdin.read())\n"
+        f"open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))\n"
+    )
     await add(
         store,
         rig,
@@ -403,10 +441,25 @@ async def test_a_command_gets_the_alert_on_stdin_and_is_killed_after_its_timeout
     await rig.settle()
 
     assert json.loads(out.read_text())["key"] == "SIMULATED:A"
+    environment = json.loads(seen.read_text())
+    assert environment["ALERT_TEST_KEPT"] == "yes" and "PATH" in environment
+    assert "hunter2" not in seen.read_text()
     entries = {e.key: e for e in await store.history()}
     assert entries["SIMULATED:A"].failed == []
     [killed] = [d for d in entries["SIMULATED:B"].deliveries if d["channel"] == "command"]
     assert not killed["ok"] and killed["detail"] == "killed after 1 s"
+
+
+def test_a_command_gets_neither_quasar_nor_libpq_settings() -> None:
+    parent = {
+        "PATH": "/bin",
+        "HOME": "/home/u",
+        "QUASAR_DSN": "postgresql://u:pw@h/db",
+        "QUASAR_SYSTEM_CONTEXT": "master key",
+        "PGPASSWORD": "pw",
+        "PGPASSFILE": "/home/u/.pgpass",
+    }
+    assert command_environment(parent) == {"PATH": "/bin", "HOME": "/home/u"}
 
 
 async def test_rules_paused_removed_or_added_take_effect_on_reload(

@@ -75,7 +75,11 @@ async def test_a_pass_only_reads_what_is_new_and_keeps_flags(db: Database) -> No
 
 async def test_quality_report_from_the_command_line(db: Database, run_quasar) -> None:
     await add_provider(
-        db, "KRAKEN", assets=[SymbolInfo("XBT/USD", exchange="KRAKEN", asset_class="crypto")]
+        db,
+        "KRAKEN",
+        assets=[
+            SymbolInfo(s, exchange="KRAKEN", asset_class="crypto") for s in ("XBT/USD", "ETH/USD")
+        ],
     )
     await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1h", "historical")
     hours = [list(b) for b in random_bars(START, 48, timedelta(hours=1), 4)]
@@ -94,6 +98,10 @@ async def test_quality_report_from_the_command_line(db: Database, run_quasar) ->
     )
     table = run_quasar("quality", "KRAKEN:XBT/USD")
     assert "95.83%" in table.stdout and "1 ohlc" in table.stdout
+
+    await SubscriptionStore(db).add("KRAKEN", ["ETH/USD"], "1h", "historical")
+    [waiting] = [line for line in run_quasar("quality").stdout.splitlines() if "ETH/USD" in line]
+    assert "no bars yet" in waiting and "%" not in waiting  # not complete, not 0 % either
 
 
 def crafted_minutes() -> list[tuple]:
@@ -181,7 +189,11 @@ async def test_the_python_and_http_apis_filter_as_the_read_layer(
 
 async def test_recheck_finds_a_bar_changed_behind_the_last_pass(db: Database, run_quasar) -> None:
     await add_provider(
-        db, "KRAKEN", assets=[SymbolInfo("XBT/USD", exchange="KRAKEN", asset_class="crypto")]
+        db,
+        "KRAKEN",
+        assets=[
+            SymbolInfo(s, exchange="KRAKEN", asset_class="crypto") for s in ("XBT/USD", "ETH/USD")
+        ],
     )
     await SubscriptionStore(db).add("KRAKEN", ["XBT/USD"], "1h", "historical")
     hours = random_bars(START, 48, timedelta(hours=1), 6)

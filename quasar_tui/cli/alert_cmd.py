@@ -297,16 +297,19 @@ async def remove_rule(args: argparse.Namespace) -> int:
 
 
 def _outcome(entry: HistoryEntry) -> str:
-    """Per channel beyond log and console: ok, or failed with the last reason and tries."""
-    parts = []
+    """Per channel beyond log and console: ok, pending (not tried yet, or retrying), or
+    failed with the last reason and tries; log and console only while pending."""
+    parts = [f"{c} pending" for c in ("log", "console") if c in entry.pending]
     for channel in ("webhook", "command"):
         tries = [d for d in entry.deliveries if d["channel"] == channel]
-        if not tries:
-            continue
+        waiting = channel in entry.pending
         if any(d["ok"] for d in tries):
             parts.append(f"{channel} ok" + (f" (try {len(tries)})" if len(tries) > 1 else ""))
-        else:
-            parts.append(f"{channel} FAILED x{len(tries)}: {tries[-1]['detail']}")
+        elif tries:
+            state = "retrying" if waiting else "FAILED"
+            parts.append(f"{channel} {state} x{len(tries)}: {tries[-1]['detail']}")
+        elif waiting:
+            parts.append(f"{channel} pending")
     return "; ".join(parts) or "log, console"
 
 

@@ -44,7 +44,7 @@ async def show_quality(args: argparse.Namespace) -> int:
     rows = [
         {
             **dataclasses.asdict(q),
-            "coverage": f"{q.coverage:.2%}",
+            "coverage": f"{q.coverage:.2%}" if q.bars else "no bars yet",
             "flagged": ", ".join(f"{n} {kind}" for kind, n in q.flags.items()) or "-",
             "worst_day": f"{q.worst_days[0].day} ({q.worst_days[0].score:.0%})"
             if q.worst_days

@@ -87,7 +87,7 @@ _INSERT_DELIVERY = """
         VALUES ($1, $2, $3, $4, $5))
     UPDATE alert_events SET pending = array_remove(pending, $2::text) WHERE id = $1 AND $6"""
 _HISTORY = """
-    SELECT e.id, e.rule_id, e.kind, e.key, e.message, e.fired_at,
+    SELECT e.id, e.rule_id, e.kind, e.key, e.message, e.fired_at, e.pending,
            coalesce(jsonb_agg(jsonb_build_object(
                'channel', d.channel, 'attempt', d.attempt, 'ok', d.ok, 'detail', d.detail,
                'at', d.at) ORDER BY d.id) FILTER (WHERE d.id IS NOT NULL), '[]') AS deliveries
@@ -262,12 +262,18 @@ class HistoryEntry:
     message: str
     fired_at: datetime
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    pending: tuple[str, ...] = ()  # channels still to reach (being tried, or the engine stopped)
 
     @property
     def failed(self) -> list[str]:
-        """Channels that never succeeded for this alert."""
+        """Channels that never succeeded for this alert (some may still be `pending`)."""
         ok = {d["channel"] for d in self.deliveries if d["ok"]}
         return sorted({d["channel"] for d in self.deliveries if d["channel"] not in ok})
+
+    @property
+    def failed_for_good(self) -> list[str]:
+        """Channels that failed and will not be tried again."""
+        return [c for c in self.failed if c not in self.pending]
 
 
 @dataclass(frozen=True)
@@ -422,7 +428,14 @@ class AlertStore:
     ) -> list[HistoryEntry]:
         rows = await self.db.fetch(_HISTORY, rule_id, failed_only, limit)
         return [
-            HistoryEntry(**{**dict(r), "deliveries": _deliveries(r["deliveries"])}) for r in rows
+            HistoryEntry(
+                **{
+                    **dict(r),
+                    "deliveries": _deliveries(r["deliveries"]),
+                    "pending": tuple(r["pending"]),
+                }
+            )
+            for r in rows
         ]
 
     async def trim_history(self, kept: int) -> None:

@@ -10,8 +10,9 @@ history id (`id` in what webhooks and commands receive) is the key to drop a rep
 
 Webhook: POST of the alert as JSON, `X-Quasar-Signature: sha256=<hex HMAC-SHA256 of the
 body>` when the rule has a secret; retried on connection errors, 429 and 5xx with capped
-backoff. Command: run without a shell, the alert as JSON on stdin; killed (with its process
-group) after the rule's timeout.
+backoff. Command: run without a shell, the alert as JSON on stdin, in the engine's environment
+without Quasar's settings and libpq's (`QUASAR_*`, `PG*`: a DSN with its password, the master
+key); killed (with its process group) after the rule's timeout.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import logging
 import os
 import shlex
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,7 @@ SIGNATURE_HEADER = "X-Quasar-Signature"
 _PARALLEL = 8
 _AT_ONCE: tuple[Channel, ...] = ("log", "console")  # delivered as they are handed over
 _OUTPUT_KEPT = 200  # characters of a failed command's stderr kept in the history
+_WITHHELD = ("QUASAR_", "PG")  # environment names a command does not get
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -252,6 +254,7 @@ class Deliverer:
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE,
                 start_new_session=True,
+                env=command_environment(os.environ),
             )
         except (OSError, ValueError) as exc:
             await self._note(event_id, Delivery("command", 1, False, one_line(exc)))
@@ -273,6 +276,12 @@ class Deliverer:
         said = printable(lines[-1])[:_OUTPUT_KEPT] if lines else ""
         detail = f"exit status {proc.returncode}" + (f": {said}" if said else "")
         await self._note(event_id, Delivery("command", 1, False, detail))
+
+
+def command_environment(parent: Mapping[str, str]) -> dict[str, str]:
+    """What a rule's command runs with: `parent` without what reaches the database or the
+    secrets (the command is the user's, but it may log or pass on its environment)."""
+    return {k: v for k, v in parent.items() if not k.startswith(_WITHHELD)}
 
 
 def _kill_group(pid: int) -> None:

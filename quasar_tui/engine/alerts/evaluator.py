@@ -79,9 +79,11 @@ class Evaluator:
         self.rules: dict[int, AlertRule] = {}
         self._targets: dict[int, str | None] = {}
         self._series: dict[str, dict[str, _SeriesWatch]] = {}  # provider -> symbol -> watch
-        self._change_all: list[AlertRule] = []
         self._by_kind: dict[str, list[AlertRule]] = {}
         self.stale: list[tuple[_SeriesWatch, Stale]] = []  # filled by add_stale
+        rules = list(rules)
+        # Moves on every series apply to each watch, made before or after the rules of one.
+        self._change_all = [r for r, t in rules if r.kind == "change" and t.key is None]
         for rule, target in rules:
             self.rules[rule.id] = rule
             self._targets[rule.id] = target.key
@@ -89,12 +91,9 @@ class Evaluator:
             if rule.kind in ("above", "below") and target.key is not None:
                 watch = self._watch(target.key)
                 watch.crosses.append(Cross.of(rule, self.state(rule.id, target.key)))
-            elif rule.kind == "change":
-                if target.key is None:
-                    self._change_all.append(rule)
-                else:
-                    watch = self._watch(target.key)
-                    watch.changes.append(Change.of(rule, self.state(rule.id, target.key)))
+            elif rule.kind == "change" and target.key is not None:
+                watch = self._watch(target.key)
+                watch.changes.append(Change.of(rule, self.state(rule.id, target.key)))
         for by_symbol in self._series.values():
             for watch in by_symbol.values():
                 watch.rebound()
@@ -122,6 +121,8 @@ class Evaluator:
         watch = by_symbol.get(symbol)
         if watch is None:
             watch = by_symbol[symbol] = _SeriesWatch(key)
+            watch.changes.extend(Change.of(r, self.state(r.id, key)) for r in self._change_all)
+            watch.rebound()
         return watch
 
     def add_stale(self, rule: AlertRule, key: str, now: float) -> Stale:
@@ -182,9 +183,7 @@ class Evaluator:
 
     def _watch_all(self, provider: str, symbol: str) -> _SeriesWatch:
         """The first trade of a series only rules on every series watch."""
-        watch = self._watch(series_key(provider, symbol))
-        watch.changes.extend(Change.of(r, self.state(r.id, watch.key)) for r in self._change_all)
-        return watch
+        return self._watch(series_key(provider, symbol))
 
     def _judge(self, watch: _SeriesWatch, ticks: list[Tick], low: float, high: float) -> None:
         if low <= watch.low or high >= watch.high:
@@ -346,6 +345,25 @@ class Evaluator:
         for by_symbol in self._series.values():
             for watch in by_symbol.values():
                 watch.rebound()
+
+    def carry_windows(self, old: Evaluator) -> None:
+        """Keep the prices `old` saw for move rules whose series and terms a reload left as
+        they were: editing one rule or mapping must not restart every other rule's window."""
+        for by_symbol in old._series.values():
+            for before in by_symbol.values():
+                if not before.changes:
+                    continue
+                provider, _, symbol = before.key.partition(":")
+                watch = self._series.get(provider, {}).get(symbol)
+                if watch is None and self._change_all:
+                    watch = self._watch(before.key)
+                if watch is None:
+                    continue
+                seen = {(c.rule.id, c.ratio, c.window): c for c in before.changes}
+                for change in watch.changes:
+                    prior = seen.get((change.rule.id, change.ratio, change.window))
+                    if prior is not None:
+                        change.lows, change.highs = prior.lows, prior.highs
 
     def take_dirty(self) -> dict[StateKey, RuleState]:
         taken = {k: self.states[k] for k in self.dirty if k in self.states}

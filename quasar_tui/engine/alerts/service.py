@@ -160,6 +160,7 @@ class AlertService:
         await self._watch_silence(evaluator, {r.id: t for r, t in targets}, live)
         await self._mark_gaps(evaluator)
         evaluator.adopt(self.evaluator.take_dirty())  # what changed while this was loading
+        evaluator.carry_windows(self.evaluator)
         self.evaluator = evaluator
         self._listen(evaluator)
         log.info("alerts: %d rule(s) active", len(evaluator.rules))

@@ -25,12 +25,14 @@ _HISTORY_SPARE = ("Rule", "Series")
 
 
 def _delivery(entry: HistoryEntry) -> Text:
-    failed = entry.failed
-    if not failed:
-        return Text("ok", style="green")
-    last = {d["channel"]: d for d in entry.deliveries}
-    words = "; ".join(f"{c} FAILED: {printable(last[c]['detail'] or '?')}" for c in failed)
-    return Text(words, style="bold red")
+    failed = entry.failed_for_good
+    if failed:
+        last = {d["channel"]: d for d in entry.deliveries}
+        words = "; ".join(f"{c} FAILED: {printable(last[c]['detail'] or '?')}" for c in failed)
+        return Text(words, style="bold red")
+    if entry.pending:
+        return Text("pending: " + ", ".join(entry.pending), style="yellow")
+    return Text("ok", style="green")
 
 
 def _rule_cells(r: AlertRule) -> tuple[object, ...]:
