@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
+import uvloop
 from fakes.binance import loopback_certificate
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
@@ -31,6 +32,16 @@ async def server(
 
 
 async def test_messages_arrive_in_order_as_sent_over_tls(tmp_path: Path) -> None:
+    await _exchange_over_tls(tmp_path)
+
+
+def test_the_client_runs_on_uvloop_too(tmp_path: Path) -> None:
+    """Provider code may run on uvloop (its transports are not asyncio.Transport's)."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_exchange_over_tls(tmp_path))
+
+
+async def _exchange_over_tls(tmp_path: Path) -> None:
     cert, key = loopback_certificate(tmp_path)
     tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     tls.load_cert_chain(cert, key)
