@@ -9,6 +9,7 @@ at import from the names below; values are always bound.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -87,9 +88,9 @@ class TableSpec:
     create_stage: str
     merge: str
     last_rows: str
-    # How long a short batch may wait for more rows (seconds, at most the writer's
+    # How long a short batch may wait for more rows, in seconds (capped by the writer's
     # flush_seconds): fewer commits against rows stored sooner.
-    linger: float = 0.25
+    linger: float = math.inf
 
     def position_of(self, record: asyncpg.Record) -> Any:
         """The stored high-water mark in a `last_rows` record (None for a new series)."""
@@ -143,7 +144,7 @@ def _bar_table(name: str, columns: tuple[str, ...], *, linger: float) -> TableSp
     )
 
 
-HISTORICAL = _bar_table("historical_data", BarRow._fields, linger=0.25)
+HISTORICAL = _bar_table("historical_data", BarRow._fields, linger=math.inf)
 # Live bars come all at once as they close: waiting for more would only delay them.
 LIVE = _bar_table("live_data", LiveBarRow._fields, linger=0.0)
 

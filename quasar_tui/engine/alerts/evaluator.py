@@ -158,7 +158,7 @@ class Evaluator:
         if watch is None:
             if not self._change_all:
                 return
-            watch = self._watch_all(event.provider, symbol)
+            watch = self._watch(series_key(event.provider, symbol))
         watch.traded = True
         if low > watch.low and high < watch.high and not watch.changes:
             return
@@ -176,14 +176,10 @@ class Evaluator:
             if watch is None:
                 if not self._change_all:
                     continue
-                watch = self._watch_all(provider, symbol)
+                watch = self._watch(series_key(provider, symbol))
             watch.traded = True
             prices = list(map(_PRICE, group))
             self._judge(watch, group, min(prices), max(prices))
-
-    def _watch_all(self, provider: str, symbol: str) -> _SeriesWatch:
-        """The first trade of a series only rules on every series watch."""
-        return self._watch(series_key(provider, symbol))
 
     def _judge(self, watch: _SeriesWatch, ticks: list[Tick], low: float, high: float) -> None:
         if low <= watch.low or high >= watch.high:
