@@ -1,8 +1,11 @@
 """A live provider that misbehaves as its `misbehave` preference says, the way careless code
 does: "block" calls sync code where the SDK wants async (`time.sleep`; a sync HTTP call does
 the same), "crash" ends its process, "leak" keeps 1 GiB more, 16 MiB at a time, at every
-connection attempt. The test writes one copy per name (`__NAME__`)."""
+connection attempt (yielding between chunks, as a leak in async code does, so it is the
+memory limit that stops it and not the unresponsive-host watchdog). The test writes one copy
+per name (`__NAME__`)."""
 
+import asyncio
 import os
 import sys
 import time
@@ -33,6 +36,7 @@ class Misbehaves(LiveDataProvider):
             os._exit(3)
         for _ in range(64):
             HOARD.append(bytearray(16 * 2**20))
+            await asyncio.sleep(0)
         raise ConnectionError("upstream refused")
 
     async def _subscribe(self, interval, symbols):
