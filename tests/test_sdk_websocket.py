@@ -42,9 +42,7 @@ def test_the_client_runs_on_uvloop_too(tmp_path: Path) -> None:
 
 
 async def _exchange_over_tls(tmp_path: Path) -> None:
-    cert, key = loopback_certificate(tmp_path)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
+    tls, trust = _server_tls(tmp_path)
     heard: list[str] = []
 
     async def handler(conn: ServerConnection) -> None:
@@ -58,7 +56,6 @@ async def _exchange_over_tls(tmp_path: Path) -> None:
         await conn.send("x" * 70_000)  # a 64-bit length
         await conn.close()
 
-    trust = ssl.create_default_context(cafile=cert)
     async with server(handler, tls) as url:
         ws = await connect(f"{url}/ws?a=1", headers={"X-Token": "t1"}, ssl_context=trust)
         await ws.send('{"method":"SUBSCRIBE"}')
@@ -135,7 +132,57 @@ async def test_a_refused_upgrade_fails_the_connect_in_one_line() -> None:
     assert str(caught.value) == "the server refused the WebSocket upgrade: HTTP/1.1 404 Not Found"
 
 
-async def test_a_reader_that_falls_behind_leaves_the_rest_in_the_socket() -> None:
+def _server_tls(tmp_path: Path) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """(the server's context, a client context trusting it)."""
+    cert, key = loopback_certificate(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    return tls, ssl.create_default_context(cafile=cert)
+
+
+async def test_a_busy_stream_is_read_in_few_socket_reads(tmp_path: Path) -> None:
+    """Messages sent one by one, a millisecond apart, are taken a few reads at a time
+    (one every `read_every`), not one read (one wakeup, one decryption) each."""
+    total = 300
+
+    async def handler(conn: ServerConnection) -> None:
+        await conn.recv()
+        for n in range(total):
+            await conn.send(str(n))
+            await asyncio.sleep(0.001)
+        await conn.close()
+
+    tls, trust = _server_tls(tmp_path)
+    async with server(handler, tls) as url:
+        ws = await connect(url, ssl_context=trust, read_every=0.02)
+        reads = [0]
+        received = ws.data_received
+
+        def counted(data: bytes) -> None:
+            reads[0] += 1
+            received(data)
+
+        ws.data_received = counted  # type: ignore[method-assign]
+        await ws.send("go")
+        got = [message async for message in ws]
+    assert got == [str(n) for n in range(total)]
+    assert reads[0] <= total // 5, reads[0]
+
+
+async def test_an_untrusted_certificate_fails_the_connect(tmp_path: Path) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        await conn.close()
+
+    tls, _ = _server_tls(tmp_path)
+    async with server(handler, tls) as url:
+        with pytest.raises(ssl.SSLCertVerificationError, match="certificate verify failed"):
+            await connect(url)
+
+
+@pytest.mark.parametrize("secure", [False, True], ids=["ws", "wss"])
+async def test_a_reader_that_falls_behind_leaves_the_rest_in_the_socket(
+    secure: bool, tmp_path: Path
+) -> None:
     """Backpressure: while the reader takes nothing, the client stops reading at `max_queue`
     messages, so the server's sends wait once the sockets' buffers are full; once read,
     every message is there in order."""
@@ -147,8 +194,9 @@ async def test_a_reader_that_falls_behind_leaves_the_rest_in_the_socket() -> Non
             sent[0] += 1
         await conn.close()
 
-    async with server(handler, write_limit=1024) as url:
-        ws = await connect(url, max_queue=16)
+    tls, trust = _server_tls(tmp_path) if secure else (None, None)
+    async with server(handler, tls, write_limit=1024) as url:
+        ws = await connect(url, max_queue=16, ssl_context=trust)
         held = await _until_stalled(sent)
         got = [message async for message in ws]
     assert held < total / 2  # the 50 MB did not all pile up in the reader's memory

@@ -4,7 +4,11 @@ would call `websockets.connect(url)`.
 Why: on a feed of one trade a message, the general `websockets` client spends about 5 µs a
 message in its per-frame machinery (a generator parser, an assembler queue, a coroutine per
 message), more than the provider's own parsing. This one parses every frame a socket read
-brought in one loop and hands the messages over from a deque.
+brought in one loop and hands the messages over from a deque; and on a busy stream it reads the
+socket at most every `read_every` seconds (5 ms), so one read brings tens of messages rather
+than one: a feed sending messages one by one otherwise wakes the event loop, and decrypts, once
+a message. A read after a quiet spell happens at once, so pacing adds at most `read_every` to a
+message's way. TLS is done here (`tls.py`) so that pausing reads pauses the socket itself.
 
 It does what a market-data stream needs: ws:// and wss:// (the system's, or the user's
 SSL_CERT_FILE, trust), extra handshake headers, text messages as str and binary as bytes
@@ -29,11 +33,15 @@ from collections.abc import AsyncIterator, Mapping
 from typing import cast
 from urllib.parse import urlsplit
 
+from quasar_tui.sdk.tls import TlsSession
+
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MAX_HEAD = 64 * 1024  # bytes of handshake response at most
 CLOSE_TIMEOUT = 2.0  # seconds the closing handshake may take before the socket is dropped
 _TEXT, _BINARY, _CLOSE, _PING, _PONG = 1, 2, 8, 9, 10
 _NORMAL = (1000, 1001)
+READ_EVERY = 0.005  # seconds between socket reads on a busy stream
+BIG_READ = 64 * 1024  # a read this large means the socket holds plenty: read on without a rest
 
 
 class WebSocketError(ConnectionError):
@@ -49,8 +57,10 @@ async def connect(
     max_queue: int = 64,
     ssl_context: ssl.SSLContext | None = None,
     open_timeout: float = 15.0,
+    read_every: float = READ_EVERY,
 ) -> WebSocket:
-    """Open a WebSocket to `url` (ws:// or wss://) and complete the handshake."""
+    """Open a WebSocket to `url` (ws:// or wss://) and complete the handshake; `read_every=0`
+    reads whenever data arrives."""
     parts = urlsplit(url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
         raise WebSocketError(f"not a WebSocket address: {url!r}")
@@ -63,22 +73,17 @@ async def connect(
     key = base64.b64encode(os.urandom(16))
     request = _request(target, host, key, headers or {})
     loop = asyncio.get_running_loop()
-    context = (ssl_context or ssl.create_default_context()) if secure else None
-    transport, conn = await asyncio.wait_for(
-        loop.create_connection(
-            lambda: WebSocket(request, key, max_size, max_queue),
-            parts.hostname,
-            port,
-            ssl=context,
-            server_hostname=parts.hostname if secure else None,
-        ),
-        open_timeout,
-    )
-    try:
-        await asyncio.wait_for(asyncio.shield(conn.opened), open_timeout)
-    except BaseException:
-        transport.abort()
-        raise
+    hostname = parts.hostname
+    tls = TlsSession(ssl_context or ssl.create_default_context(), hostname) if secure else None
+    async with asyncio.timeout(open_timeout):
+        transport, conn = await loop.create_connection(
+            lambda: WebSocket(request, key, max_size, max_queue, tls, read_every), hostname, port
+        )
+        try:
+            await asyncio.shield(conn.opened)
+        except BaseException:
+            transport.abort()
+            raise
     return conn
 
 
@@ -115,8 +120,18 @@ def _frame(opcode: int, payload: bytes) -> bytes:
 class WebSocket(asyncio.Protocol):
     """One client connection; made by `connect`."""
 
-    def __init__(self, request: bytes, key: bytes, max_size: int, max_queue: int) -> None:
+    def __init__(
+        self,
+        request: bytes,
+        key: bytes,
+        max_size: int,
+        max_queue: int,
+        tls: TlsSession | None,
+        read_every: float,
+    ) -> None:
         self._request = request
+        self._tls = tls
+        self._read_every = read_every
         self._accept = base64.b64encode(hashlib.sha1(key + GUID).digest()).decode()
         self._max_size = max_size
         self._max_queue = max_queue
@@ -129,7 +144,9 @@ class WebSocket(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._fragments: list[bytes] = []
         self._fragment_opcode = 0
-        self._reading_paused = False
+        self._reading_paused = False  # `max_queue` messages wait for the reader
+        self._resting = False  # between paced reads
+        self._socket_paused = False
         self._writable: asyncio.Future[None] | None = None
         self._close_sent = False
         self._ended: WebSocketError | None = None  # why the stream ended, if not normally
@@ -156,8 +173,7 @@ class WebSocket(asyncio.Protocol):
         message = self._messages.popleft()
         if self._reading_paused and len(self._messages) <= self._max_queue // 4:
             self._reading_paused = False
-            if self._transport is not None:
-                self._transport.resume_reading()
+            self._set_reading()
         return message
 
     async def _more(self) -> bool:
@@ -179,9 +195,9 @@ class WebSocket(asyncio.Protocol):
         if not self._open or self._close_sent or self._transport is None:
             raise self._ended or WebSocketError("the connection is closed")
         if isinstance(message, str):
-            self._transport.write(_frame(_TEXT, message.encode()))
+            self._write(_frame(_TEXT, message.encode()))
         else:
-            self._transport.write(_frame(_BINARY, bytes(message)))
+            self._write(_frame(_BINARY, bytes(message)))
         if self._writable is not None:
             await asyncio.shield(self._writable)
 
@@ -192,7 +208,7 @@ class WebSocket(asyncio.Protocol):
             return
         if self._open and not self._close_sent:
             self._close_sent = True
-            transport.write(_frame(_CLOSE, code.to_bytes(2, "big")))
+            self._write(_frame(_CLOSE, code.to_bytes(2, "big")))
         try:
             await asyncio.wait_for(asyncio.shield(self._lost), CLOSE_TIMEOUT)
         except TimeoutError:
@@ -203,9 +219,18 @@ class WebSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though not always an asyncio.Transport subclass (uvloop's).
         self._transport = cast(asyncio.Transport, transport)
-        self._transport.write(self._request)
+        if self._tls is None:
+            self._transport.write(self._request)
+        else:
+            self._transport.write(self._tls.start())
 
     def data_received(self, data: bytes) -> None:
+        if len(data) < BIG_READ:
+            self._rest()
+        if self._tls is not None:
+            data = self._decrypt(data)
+            if not data:
+                return
         buffer = self._buffer + data if self._buffer else data
         if self.opened.done() and not self._open:
             return  # closing: nothing more is read
@@ -224,8 +249,7 @@ class WebSocket(asyncio.Protocol):
             waiter.set_result(None)
         if not self._reading_paused and len(self._messages) >= self._max_queue:
             self._reading_paused = True
-            if self._transport is not None:
-                self._transport.pause_reading()
+            self._set_reading()
 
     def eof_received(self) -> bool:
         return False  # the transport closes itself; connection_lost follows
@@ -251,6 +275,64 @@ class WebSocket(asyncio.Protocol):
         writable, self._writable = self._writable, None
         if writable is not None and not writable.done():
             writable.set_result(None)
+
+    # -- the socket ----------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is None:
+            return
+        self._transport.write(data if self._tls is None else self._tls.send(data))
+
+    def _close_transport(self) -> None:
+        if self._transport is None:
+            return
+        if self._tls is not None and self._tls.established:
+            self._transport.write(self._tls.close())
+        self._transport.close()
+
+    def _decrypt(self, data: bytes) -> bytes:
+        """Plaintext from socket bytes; the HTTP upgrade goes out once TLS is established."""
+        tls = self._tls
+        assert tls is not None and self._transport is not None
+        was_established = tls.established
+        try:
+            plain, reply = tls.receive(data)
+        except ssl.SSLError as exc:
+            if not self.opened.done():
+                self.opened.set_exception(exc)  # as asyncio's own TLS would raise it
+            else:
+                self._ended = WebSocketError(f"the connection's TLS failed: {exc}")
+                self._open = False
+            self._transport.abort()
+            return b""
+        if reply:
+            self._transport.write(reply)
+        if tls.established and not was_established:
+            self._write(self._request)
+        return plain
+
+    def _rest(self) -> None:
+        """Pause the socket for `read_every` after a read: what arrives meanwhile is taken in
+        one read then."""
+        if self._read_every > 0 and not self._resting:
+            self._resting = True
+            self._set_reading()
+            self._loop.call_later(self._read_every, self._rested)
+
+    def _rested(self) -> None:
+        self._resting = False
+        self._set_reading()
+
+    def _set_reading(self) -> None:
+        paused = self._resting or self._reading_paused
+        transport = self._transport
+        if paused == self._socket_paused or transport is None or transport.is_closing():
+            return
+        self._socket_paused = paused
+        if paused:
+            transport.pause_reading()
+        else:
+            transport.resume_reading()
 
     # -- the protocol --------------------------------------------------------------------------
 
@@ -344,11 +426,9 @@ class WebSocket(asyncio.Protocol):
         return True
 
     def _control(self, opcode: int, payload: bytes) -> None:
-        transport = self._transport
-        assert transport is not None
         if opcode == _PING:
             if not self._close_sent:
-                transport.write(_frame(_PONG, payload))
+                self._write(_frame(_PONG, payload))
         elif opcode == _CLOSE:
             code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
             if code not in _NORMAL:
@@ -357,19 +437,18 @@ class WebSocket(asyncio.Protocol):
                 self._ended = WebSocketError(f"the server closed the connection ({detail})")
             if not self._close_sent:
                 self._close_sent = True
-                transport.write(_frame(_CLOSE, payload[:2]))
+                self._write(_frame(_CLOSE, payload[:2]))
             self._open = False
-            transport.close()
+            self._close_transport()
         elif opcode != _PONG:
             self._fail(1002, f"a frame of unknown opcode {opcode}")
 
     def _fail(self, code: int, reason: str) -> bytes:
         """The server broke the protocol: say why, close, and take nothing more."""
         self._ended = WebSocketError(f"the server sent {reason}")
-        transport = self._transport
-        if transport is not None and not self._close_sent:
+        if self._transport is not None and not self._close_sent:
             self._close_sent = True
-            transport.write(_frame(_CLOSE, code.to_bytes(2, "big")))
-            transport.close()
+            self._write(_frame(_CLOSE, code.to_bytes(2, "big")))
+            self._close_transport()
         self._open = False
         return b""
