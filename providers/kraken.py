@@ -14,7 +14,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import msgspec
-import websockets
 
 from quasar_tui.sdk import (
     Bar,
@@ -27,6 +26,7 @@ from quasar_tui.sdk import (
     SymbolInfo,
     Tick,
 )
+from quasar_tui.sdk.websocket import connect
 
 # Kraken's candle sizes in minutes, for the intervals Quasar stores.
 OHLC_MINUTES: dict[Interval, int] = {
@@ -291,11 +291,9 @@ class KrakenProvider(LiveDataProvider):
     async def _connect(self) -> Any:
         self._streaming.clear()
         self._ohlc.clear()
-        # No permessage-deflate: inflating each small JSON message costs more of the engine's CPU
-        # than the bandwidth it saves is worth.
-        return await websockets.connect(
-            str(self.pref("ws_url")), open_timeout=10, max_size=2**24, compression=None
-        )
+        # The SDK's client: no permessage-deflate (inflating each small JSON message costs more
+        # CPU than the bandwidth it saves is worth) and socket reads paced on a busy stream.
+        return await connect(str(self.pref("ws_url")), open_timeout=10, max_size=2**24)
 
     def _request(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         return {"method": method, "params": params, "req_id": next(self._req_ids)}
