@@ -36,7 +36,9 @@ Figures (printed as one JSON object, the last line):
   grace; the p99 beyond the grace is printed too.
 - tick commit lag: send to commit in live_ticks, from each committed batch's newest tick.
 - cpu_cores: cores used during the run by the engine (this process), its provider hosts, the
-  feed, PostgreSQL and the whole machine (other work on it included); engine CPU per tick is
+  feed, PostgreSQL and the whole machine (other work on it included), and the cores a virtual
+  machine's hypervisor took from it ("stolen": on the project's machine 0.1-0.6 of its two,
+  varying from minute to minute, which moves ticks/s from run to run); engine CPU per tick is
   the efficiency figure least disturbed by a busy machine.
 
 `--way` says where the provider code runs: in its sandboxed host, as the engine runs it
@@ -188,6 +190,7 @@ class CpuMeter:
             "feed": sum(self.feed.cpu_times()[:2]),
             "postgres": pg,
             "machine": machine.user + machine.nice + machine.system + machine.irq + machine.softirq,
+            "stolen": getattr(machine, "steal", 0.0),
         }
 
 
