@@ -386,9 +386,8 @@ async def test_idle_feed_is_reconnected_by_the_watchdog(rig: Rig) -> None:
     await rig.start({"BTC/USD": {M1}}, IDLE_TIMEOUT=0.5, HEARTBEAT_INTERVAL=0.1)
     await until(lambda: any(m.get("method") == "ping" for _, m in rig.ws.received))
 
-    rig.ws.silent = True
+    rig.ws.silence_connections()
     await until(lambda: rig.session.stats.idle_timeouts >= 1)
-    rig.ws.silent = False
     await until(lambda: rig.session.stats.connects >= 2 and rig.session.state == "connected")
     await rig.ws.wait_subscribed("BTC/USD")
     assert any("no message for 0.5 s" in m for m in rig.errors())

@@ -132,6 +132,7 @@ class _Client:
     number: int
     subscriptions: set[tuple[str, str]] = field(default_factory=set)
     last_sent: float = field(default_factory=time.monotonic)
+    silent: bool = False  # this connection alone goes unanswered (`silence_connections`)
 
 
 class KrakenWSFake:
@@ -256,7 +257,7 @@ class KrakenWSFake:
             async for raw in conn:
                 message = json.loads(raw)
                 self.received.append((client.number, message))
-                if not self.silent:
+                if not (self.silent or client.silent):
                     await self._answer(client, message)
         except ConnectionClosed:
             pass  # the client left or drop() cut it: nothing more to serve
@@ -334,11 +335,17 @@ class KrakenWSFake:
         while True:
             await asyncio.sleep(self.heartbeat_interval / 4)
             idle = time.monotonic() - client.last_sent >= self.heartbeat_interval
-            if idle and not self.silent:
+            if idle and not (self.silent or client.silent):
                 await self._send(client, {"channel": "heartbeat"})
             elif self.silent and self.pinging:
                 await client.conn.ping()
                 self.pings += 1
+
+    def silence_connections(self) -> None:
+        """The connections open now go silent for good; the next ones are served as usual
+        (a test of reconnection does not race the client's new subscription)."""
+        for client in self._clients.values():
+            client.silent = True
 
     def _subscribers(self, channel: str, symbol: str) -> list[_Client]:
         return [c for c in self._clients.values() if (channel, symbol) in c.subscriptions]
@@ -348,7 +355,7 @@ class KrakenWSFake:
             return
         message = {"channel": "trade", "type": kind, "data": [t.item() for t in trades]}
         for client in self._subscribers("trade", symbol):
-            if await self._send(client, message):
+            if not client.silent and await self._send(client, message):
                 self.delivered_trades += len(trades)
 
     async def _send(self, client: _Client, message: dict[str, Any]) -> bool:
