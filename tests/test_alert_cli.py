@@ -104,13 +104,18 @@ async def test_history_tells_pending_and_retrying_channels_from_failed_ones(
     shown = (await quasar(run_quasar, "history")).stdout
     assert "webhook retrying x1: HTTP 503; command pending" in shown
     [entry] = json.loads((await quasar(run_quasar, "history", "--json")).stdout)
-    assert entry["pending"] == ["webhook", "command"]
+    assert entry["pending"] == ["webhook", "command"] and entry["failed"] == []
+    retrying = (await quasar(run_quasar, "history", "--failed")).stdout
+    assert retrying == "no alerts with a failed delivery yet\n"
 
     await store.record_delivery(event, Delivery("webhook", 2, False, "HTTP 500"), done=True)
     await store.record_delivery(event, Delivery("command", 1, True), done=True)
     shown = (await quasar(run_quasar, "history")).stdout
     assert "webhook FAILED x2: HTTP 500; command ok" in shown
     assert "pending" not in shown and "retrying" not in shown
+    assert "webhook FAILED x2" in (await quasar(run_quasar, "history", "--failed")).stdout
+    [entry] = json.loads((await quasar(run_quasar, "history", "--json")).stdout)
+    assert entry["failed"] == ["webhook"]
 
 
 @dataclass(frozen=True)

@@ -320,7 +320,7 @@ async def show_history(args: argparse.Namespace) -> int:
             await store.get(args.rule_id)
         entries = await store.history(args.rule_id, failed_only=args.failed, limit=args.limit)
     if args.json:
-        print_json([{**e.__dict__, "failed": e.failed} for e in entries])
+        print_json([{**e.__dict__, "failed": e.failed_for_good} for e in entries])
         return 0
     if not entries:
         print("no alerts" + (" with a failed delivery" if args.failed else "") + " yet")

@@ -95,7 +95,7 @@ _HISTORY = """
       LEFT JOIN alert_deliveries d ON d.event_id = e.id
      WHERE ($1::bigint IS NULL OR e.rule_id = $1)
      GROUP BY e.id
-    HAVING NOT $2 OR bool_or(NOT d.ok AND NOT EXISTS (
+    HAVING NOT $2 OR bool_or(NOT d.ok AND d.channel <> ALL(e.pending) AND NOT EXISTS (
                SELECT 1 FROM alert_deliveries s
                 WHERE s.event_id = e.id AND s.channel = d.channel AND s.ok))
      ORDER BY e.id DESC LIMIT $3"""

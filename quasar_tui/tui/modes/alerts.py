@@ -116,7 +116,7 @@ class AlertsScreen(ModeScreen):
         history = await store.history(failed_only=self.failed_only, limit=HISTORY_SHOWN)
         self._show_rules()
         self._show_history(history)
-        failed = sum(1 for e in history if e.failed)
+        failed = sum(1 for e in history if e.failed_for_good)
         which = "with a failed delivery" if self.failed_only else "fired"
         self.show_status(
             f"{len(self.rules)} rules, {sum(r.enabled for r in self.rules)} active; "
