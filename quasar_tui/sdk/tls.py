@@ -22,7 +22,6 @@ class TlsSession:
         self._outgoing = ssl.MemoryBIO()
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_hostname=hostname)
         self.established = False
-        self.closed = False  # the server ended TLS (close_notify)
 
     def start(self) -> bytes:
         """The handshake's first bytes to send."""
@@ -42,11 +41,8 @@ class TlsSession:
         while True:
             try:
                 chunk = read(READ_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                self.closed = True
-                break
+            except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                break  # more to come, or the server ended TLS (its TCP close follows)
             if not chunk:
                 break
             chunks.append(chunk)

@@ -146,7 +146,6 @@ class WebSocket(asyncio.Protocol):
         self._fragment_opcode = 0
         self._reading_paused = False  # `max_queue` messages wait for the reader
         self._resting = False  # between paced reads
-        self._socket_paused = False
         self._writable: asyncio.Future[None] | None = None
         self._close_sent = False
         self._ended: WebSocketError | None = None  # why the stream ended, if not normally
@@ -219,14 +218,11 @@ class WebSocket(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # A stream transport, though not always an asyncio.Transport subclass (uvloop's).
         self._transport = cast(asyncio.Transport, transport)
-        if self._tls is None:
-            self._transport.write(self._request)
-        else:
-            self._transport.write(self._tls.start())
+        self._transport.write(self._request if self._tls is None else self._tls.start())
 
     def data_received(self, data: bytes) -> None:
-        if len(data) < BIG_READ:
-            self._rest()
+        if self._open and len(data) < BIG_READ:
+            self._rest()  # a busy stream's next read waits; the handshake's never does
         if self._tls is not None:
             data = self._decrypt(data)
             if not data:
@@ -324,12 +320,11 @@ class WebSocket(asyncio.Protocol):
         self._set_reading()
 
     def _set_reading(self) -> None:
-        paused = self._resting or self._reading_paused
+        """Read while neither resting nor full (pausing and resuming are idempotent)."""
         transport = self._transport
-        if paused == self._socket_paused or transport is None or transport.is_closing():
+        if transport is None or transport.is_closing():
             return
-        self._socket_paused = paused
-        if paused:
+        if self._resting or self._reading_paused:
             transport.pause_reading()
         else:
             transport.resume_reading()
