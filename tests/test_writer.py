@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -127,6 +127,58 @@ async def test_live_bars_and_ticks(db: Database) -> None:
         "SELECT provider, symbol, ts, seq, price, size, side FROM live_ticks ORDER BY ts, seq"
     )
     assert [tuple(r) for r in got_ticks] == ticks
+
+
+async def test_ticks_read_back_as_asyncpg_would_have_stored_them(db: Database) -> None:
+    """The writer encodes tick rows itself (store/tick_copy.py): whatever the values, what is
+    stored is what asyncpg's own COPY stores."""
+    india = timezone(timedelta(hours=5, minutes=30))
+    ticks = [
+        ("P", "AAA", T0 + timedelta(microseconds=1), 1, 100.25, 0.5, "buy"),
+        ("P", "AAA", datetime(2024, 3, 1, 5, 30, 0, 999_999, tzinfo=india), 2, 1e300, 0, "sell"),
+        ("P", "AAA", datetime(1999, 12, 31, 23, 59, 59, 1, tzinfo=UTC), 3, -1.5, 2.0, None),
+        ("P", "NAIVE", datetime(2024, 3, 1, 12, 0, 0, 7), 4, float("inf"), 1e-9, "achat"),
+        ("Fournisseur", "ÉTH/€ 😀", T0, 2**63 - 1, 3, 4, ""),
+        ("P", "BBB", T0, -(2**63), 5.0, 6.0, "sell"),
+    ]
+    async with running(db) as writer:
+        await writer.put_ticks(ticks)
+        await writer.flush()
+    conn = await db.connect()
+    try:
+        await conn.execute("CREATE TEMP TABLE asyncpg_ticks (LIKE live_ticks)")
+        await conn.copy_records_to_table("asyncpg_ticks", records=ticks)
+        expected = await conn.fetch("SELECT * FROM asyncpg_ticks ORDER BY symbol, ts, seq")
+    finally:
+        await conn.close()
+    got = await db.fetch(
+        "SELECT provider, symbol, ts, seq, price, size, side FROM live_ticks"
+        " ORDER BY symbol, ts, seq"
+    )
+    assert [tuple(r) for r in got] == [tuple(r) for r in expected]
+    assert len(got) == len(ticks)
+
+
+async def test_ticks_that_cannot_be_stored_are_isolated_and_reported(db: Database) -> None:
+    bus = EventBus()
+    errors = bus.subscribe(kinds=(EngineError,))
+    good = [("P", "AAA", T0 + i * MINUTE, i, 1.0 + i, 0.5, "buy") for i in range(30)]
+    bad = [
+        ("P", "AAA", T0 - MINUTE, 2**63, 1.0, 1.0, None),  # beyond int8
+        ("P", "A\x00B", T0, 1, 1.0, 1.0, None),  # PostgreSQL text holds no NUL
+        ("P", "AAA", "yesterday", 1, 1.0, 1.0, None),  # not a time
+    ]
+    async with running(db, bus) as writer:
+        await writer.put_ticks([*good[:10], bad[0], *good[10:20], bad[1], bad[2], *good[20:]])
+        await writer.flush()
+        stats = writer.stats()["live_ticks"]
+    got = await db.fetch(
+        "SELECT provider, symbol, ts, seq, price, size, side FROM live_ticks ORDER BY ts"
+    )
+    assert [tuple(r) for r in got] == good
+    assert stats["rejected_rows"] == 3
+    messages = [e.message for e in errors.drain()]
+    assert messages and all("rows refused and not written" in m for m in messages)
 
 
 async def test_a_lone_tick_is_stored_at_once_while_a_lone_bar_waits_for_company(

@@ -7,8 +7,9 @@ store/tables.py.
 A batch whose every row lies beyond the last stored row of its series goes in by binary COPY
 straight into the table. Anything that may overlap stored rows is copied into a temporary
 staging table and merged with `ON CONFLICT`: bars are replaced (providers correct bars), ticks
-are kept. During a database outage the batch is kept and retried forever with capped backoff;
-after any retry the merge path is used, since the failed attempt may have committed.
+are kept. Tick rows are encoded for COPY by store/tick_copy.py, bars by asyncpg. During a
+database outage the batch is kept and retried forever with capped backoff; after any retry the
+merge path is used, since the failed attempt may have committed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
@@ -43,6 +44,7 @@ from quasar_tui.store.tables import (
     TickRow,
     primary_key,
 )
+from quasar_tui.store.tick_copy import tick_copy_source
 
 log = logging.getLogger("quasar.engine.writer")
 
@@ -61,6 +63,11 @@ STATS_PERIOD = 1.0
 RETRY_BASE = 0.05
 RETRY_CAP = 5.0
 RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
+
+#: Tables whose rows the writer encodes itself for binary COPY (store/tick_copy.py says why).
+COPY_SOURCES: dict[str, Callable[[Sequence[Any]], AsyncIterator[bytes]]] = {
+    TICKS.name: tick_copy_source,
+}
 
 
 @dataclass(slots=True)
@@ -202,12 +209,7 @@ class _Committer:
     async def _write(self, conn: asyncpg.Connection, rows: list[Any], spans: Spans) -> None:
         if await self._beyond_stored(conn, spans):
             try:
-                await conn.copy_records_to_table(
-                    self.spec.name,
-                    records=rows,
-                    columns=self.spec.columns,
-                    timeout=STATEMENT_TIMEOUT,
-                )
+                await self._copy(conn, self.spec.name, rows)
             except asyncpg.UniqueViolationError:
                 self.counters["fallbacks"] += 1
             else:
@@ -218,14 +220,24 @@ class _Committer:
     async def _merge(self, conn: asyncpg.Connection, rows: list[Any]) -> None:
         unique = list({primary_key(row): row for row in rows}.values())
         async with conn.transaction():
-            await conn.copy_records_to_table(
-                self.spec.stage,
-                records=unique,
-                columns=self.spec.columns,
-                timeout=STATEMENT_TIMEOUT,
-            )
+            await self._copy(conn, self.spec.stage, unique)
             await conn.execute(self.spec.merge, timeout=STATEMENT_TIMEOUT)
         self.counters["overlap_batches"] += 1
+
+    async def _copy(self, conn: asyncpg.Connection, table: str, rows: list[Any]) -> None:
+        source = COPY_SOURCES.get(self.spec.name)
+        if source is None:
+            await conn.copy_records_to_table(
+                table, records=rows, columns=self.spec.columns, timeout=STATEMENT_TIMEOUT
+            )
+        else:
+            await conn.copy_to_table(
+                table,
+                source=source(rows),
+                columns=self.spec.columns,
+                format="binary",
+                timeout=STATEMENT_TIMEOUT,
+            )
 
     async def _beyond_stored(self, conn: asyncpg.Connection, spans: Spans) -> bool:
         unknown = [key for key in spans if key not in self._last]
