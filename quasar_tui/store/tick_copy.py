@@ -4,8 +4,9 @@ asyncpg encodes `copy_records_to_table` rows value by value through its generic 
 busy live feed that was a third of the engine's CPU per tick. Tick rows all have one shape,
 and a batch repeats few (provider, symbol) pairs, so each row here is a cached head for its
 series, one `struct` pack for the fixed-width values and a cached side: about half the cost.
-Values are what asyncpg would send (a naive time is local time, as asyncpg reads it), and
-anything that cannot be encoded raises, so the writer refuses the batch as it would have.
+Values are what asyncpg would send (a naive time is local time, as asyncpg reads it; only
+`datetime.max` and `.min` are not sent as infinity, no trade's time), and anything that cannot
+be encoded raises, so the writer refuses the batch as it would have.
 """
 
 from __future__ import annotations
