@@ -14,6 +14,7 @@ from __future__ import annotations
 import struct
 from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from quasar_tui.store.tables import TickRow
 
@@ -36,11 +37,7 @@ def _text(value: str) -> bytes:
     return _LENGTH.pack(len(data)) + data
 
 
-_SIDES = {None: _NULL, "buy": _text("buy"), "sell": _text("sell")}
-
-
-def _side(side: str | None) -> bytes:
-    return _NULL if side is None else _text(side)
+_SIDES: dict[str | None, bytes] = {None: _NULL, "buy": _text("buy"), "sell": _text("sell")}
 
 
 def _local_micros(ts: datetime) -> int:
@@ -66,7 +63,7 @@ def encode_ticks(rows: Sequence[TickRow]) -> Iterator[bytes]:
                 micros = _local_micros(ts)
             add(head)
             add(pack(8, micros, 8, seq, 8, price, 8, size))
-            add(sides.get(side) or _side(side))
+            add(sides.get(side) or _text(cast(str, side)))  # None is in _SIDES
         yield b"".join(parts)
     yield _TRAILER
 
