@@ -119,6 +119,7 @@ async def test_live_bars_and_ticks(db: Database) -> None:
         # a re-delivered tick (reconnect snapshot) with other values is not a new trade
         await writer.put_ticks([("P", "AAA", T0, 0, 999.0, 9.0, "sell"), *ticks[:10]])
         await writer.flush()
+        stats = writer.stats()["live_ticks"]
         with pytest.raises(ValueError, match="historical_data or live_data"):
             await writer.put_bars("live_ticks", live)
     got_live = await db.fetch("SELECT * FROM live_data ORDER BY ts")
@@ -127,6 +128,40 @@ async def test_live_bars_and_ticks(db: Database) -> None:
         "SELECT provider, symbol, ts, seq, price, size, side FROM live_ticks ORDER BY ts, seq"
     )
     assert [tuple(r) for r in got_ticks] == ticks
+    # Tick batches skip the look at what is stored: the re-sent ones fail the COPY into the merge.
+    assert (stats["fast_batches"], stats["fallbacks"], stats["overlap_batches"]) == (1, 1, 1)
+
+
+async def test_tick_batches_report_how_many_rows_of_each_series_and_its_newest(
+    db: Database,
+) -> None:
+    """What the writer reports for ticks comes from its COPY encoder (store/tick_copy.py):
+    out-of-order trades, equal times told apart by trade id, series interleaved."""
+    bus = EventBus()
+    written = bus.subscribe(kinds=(BarsWritten,))
+    second = timedelta(seconds=1)
+    ticks = [
+        ("P", "AAA", T0 + 5 * second, 7, 1.0, 1.0, "buy"),
+        ("P", "BBB", T0 + 9 * second, 1, 1.0, 1.0, "buy"),
+        ("P", "AAA", T0 + 2 * second, 3, 1.0, 1.0, "buy"),  # older: not the newest
+        ("Q", "AAA", T0, 1, 1.0, 1.0, None),  # another provider's series
+        ("P", "AAA", T0 + 5 * second, 9, 1.0, 1.0, "sell"),  # same time, later trade
+        ("P", "BBB", T0 + 3 * second, 2, 1.0, 1.0, "buy"),
+    ]
+    async with running(db, bus) as writer:
+        await writer.put_ticks(ticks)
+        await writer.flush()
+    reports = {
+        (e.provider, e.symbol): (e.count, e.last_ts)
+        for e in written.drain()
+        if e.table == "live_ticks"
+    }
+    assert reports == {
+        ("P", "AAA"): (3, T0 + 5 * second),
+        ("P", "BBB"): (2, T0 + 9 * second),
+        ("Q", "AAA"): (1, T0),
+    }
+    assert await db.fetchval("SELECT count(*) FROM live_ticks") == len(ticks)
 
 
 async def test_ticks_read_back_as_asyncpg_would_have_stored_them(db: Database) -> None:

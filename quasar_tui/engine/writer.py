@@ -4,10 +4,12 @@ Per table, a `BatchQueue` (engine/batching.py) cuts the rows producers put into 
 `_Committer` writes them, in a task of its own. The tables' rows, series keys and SQL are in
 store/tables.py.
 
-A batch whose every row lies beyond the last stored row of its series goes in by binary COPY
-straight into the table. Anything that may overlap stored rows is copied into a temporary
-staging table and merged with `ON CONFLICT`: bars are replaced (providers correct bars), ticks
-are kept. Tick rows are encoded for COPY by store/tick_copy.py, bars by asyncpg. During a
+A bar batch whose every row lies beyond the last stored row of its series goes in by binary
+COPY straight into the table. Tick batches go straight in without that check: their encoder
+(store/tick_copy.py) finds where their series lie only as the COPY streams, and a live feed's
+ticks are new but for a reconnect's re-sent few, which fail the COPY on the primary key. What
+may overlap stored rows is copied into a temporary staging table and merged with `ON
+CONFLICT`: bars are replaced (providers correct bars), ticks are kept. During a
 database outage the batch is kept and retried forever with capped backoff; after any retry the
 merge path is used, since the failed attempt may have committed.
 """
@@ -18,10 +20,9 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 
@@ -40,11 +41,13 @@ from quasar_tui.store.tables import (
     BarRow,
     LiveBarRow,
     SeriesKey,
+    Span,
+    Spans,
     TableSpec,
     TickRow,
     primary_key,
 )
-from quasar_tui.store.tick_copy import tick_copy_source
+from quasar_tui.store.tick_copy import TickCopy
 
 log = logging.getLogger("quasar.engine.writer")
 
@@ -64,22 +67,18 @@ RETRY_BASE = 0.05
 RETRY_CAP = 5.0
 RUN_PROBE = 64  # rows apart that share a series when a batch comes in runs (history chunks)
 
+
+class CopyEncoder(Protocol):
+    """A batch's binary COPY stream that also finds, as it is read, where its series lie."""
+
+    @property
+    def spans(self) -> Spans: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
+
+
 #: Tables whose rows the writer encodes itself for binary COPY (store/tick_copy.py says why).
-COPY_SOURCES: dict[str, Callable[[Sequence[Any]], AsyncIterator[bytes]]] = {
-    TICKS.name: tick_copy_source,
-}
-
-
-@dataclass(slots=True)
-class Span:
-    """Where a batch's rows of one series lie: lowest and highest position, how many rows."""
-
-    low: Any
-    high: Any
-    count: int
-
-
-Spans = dict[SeriesKey, Span]
+ENCODERS: dict[str, Callable[[Sequence[Any]], CopyEncoder]] = {TICKS.name: TickCopy}
 
 
 class _Committer:
@@ -93,6 +92,7 @@ class _Committer:
         self.on_retry: Callable[[], None] = lambda: None
         self._conn: asyncpg.Connection | None = None
         self._last: dict[SeriesKey, Any] = {}
+        self._encoder = ENCODERS.get(spec.name)
         self.counters = dict.fromkeys(
             (
                 "rows_written",
@@ -125,7 +125,8 @@ class _Committer:
     async def _attempt(self, rows: list[Any]) -> Exception | None:
         """Commit `rows`, waiting out any outage; return the error if the rows are refused."""
         try:
-            spans = self._summarise(rows)
+            # Our own encoder finds the spans as the COPY streams (see ENCODERS).
+            known = None if self._encoder else self._summarise(rows)
         except TypeError as exc:  # e.g. naive and aware datetimes mixed in one series
             return exc
         backoff = Backoff(base=RETRY_BASE, cap=RETRY_CAP)
@@ -133,9 +134,9 @@ class _Committer:
             try:
                 conn = await self._connection()
                 if backoff.attempts:
-                    await self._merge(conn, rows)
+                    spans = await self._merge(conn, rows, known)
                 else:
-                    await self._write(conn, rows, spans)
+                    spans = await self._write(conn, rows, known)
                 break
             except OUTAGE_ERRORS as exc:
                 await self.close()
@@ -188,8 +189,8 @@ class _Committer:
     def _summarise(self, rows: list[Any]) -> Spans:
         """Per series: where its rows lie.
 
-        History arrives in long runs of one series, summarised run by run in C loops; ticks
-        of many symbols interleave, and are summarised row by row.
+        History arrives in long runs of one series, summarised run by run in C loops; live
+        bars of many symbols interleave, and are summarised row by row.
         """
         series, position = self.spec.series, self.spec.position
         if series(rows[0]) != series(rows[min(len(rows) - 1, RUN_PROBE)]):
@@ -206,38 +207,45 @@ class _Committer:
                 span.count += len(positions)
         return spans
 
-    async def _write(self, conn: asyncpg.Connection, rows: list[Any], spans: Spans) -> None:
-        if await self._beyond_stored(conn, spans):
+    async def _write(self, conn: asyncpg.Connection, rows: list[Any], known: Spans | None) -> Spans:
+        """COPY straight into the table when no row can be stored already (unknown spans: try
+        it), else merge; return the rows' spans."""
+        if known is None or await self._beyond_stored(conn, known):
             try:
-                await self._copy(conn, self.spec.name, rows)
+                spans = await self._copy(conn, self.spec.name, rows, known)
             except asyncpg.UniqueViolationError:
                 self.counters["fallbacks"] += 1
             else:
                 self.counters["fast_batches"] += 1
-                return
-        await self._merge(conn, rows)
+                return spans
+        return await self._merge(conn, rows, known)
 
-    async def _merge(self, conn: asyncpg.Connection, rows: list[Any]) -> None:
+    async def _merge(self, conn: asyncpg.Connection, rows: list[Any], known: Spans | None) -> Spans:
         unique = list({primary_key(row): row for row in rows}.values())
         async with conn.transaction():
-            await self._copy(conn, self.spec.stage, unique)
+            spans = await self._copy(conn, self.spec.stage, unique, known)
             await conn.execute(self.spec.merge, timeout=STATEMENT_TIMEOUT)
         self.counters["overlap_batches"] += 1
+        return spans
 
-    async def _copy(self, conn: asyncpg.Connection, table: str, rows: list[Any]) -> None:
-        source = COPY_SOURCES.get(self.spec.name)
-        if source is None:
-            await conn.copy_records_to_table(
-                table, records=rows, columns=self.spec.columns, timeout=STATEMENT_TIMEOUT
-            )
-        else:
+    async def _copy(
+        self, conn: asyncpg.Connection, table: str, rows: list[Any], known: Spans | None
+    ) -> Spans:
+        """COPY `rows` into `table`; return their spans (`known`, or what our encoder found)."""
+        if self._encoder is not None:
+            stream = self._encoder(rows)
             await conn.copy_to_table(
                 table,
-                source=source(rows),
+                source=stream,
                 columns=self.spec.columns,
                 format="binary",
                 timeout=STATEMENT_TIMEOUT,
             )
+            return stream.spans
+        await conn.copy_records_to_table(
+            table, records=rows, columns=self.spec.columns, timeout=STATEMENT_TIMEOUT
+        )
+        return known if known is not None else self._summarise(rows)
 
     async def _beyond_stored(self, conn: asyncpg.Connection, spans: Spans) -> bool:
         unknown = [key for key in spans if key not in self._last]

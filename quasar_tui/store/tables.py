@@ -62,6 +62,18 @@ class TickRow(NamedTuple):
 
 SeriesKey = tuple[str, ...]  # (provider, symbol, interval) for bars, (provider, symbol) for ticks
 
+
+@dataclass(slots=True)
+class Span:
+    """Where a batch's rows of one series lie: lowest and highest position, how many rows."""
+
+    low: Any
+    high: Any
+    count: int
+
+
+Spans = dict[SeriesKey, Span]
+
 #: The primary key of every table is its first four columns.
 primary_key: Callable[[tuple[Any, ...]], tuple[Any, ...]] = itemgetter(0, 1, 2, 3)
 

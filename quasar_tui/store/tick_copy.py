@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
-from quasar_tui.store.tables import TickRow
+from quasar_tui.store.tables import Span, Spans, TickRow
 
 CHUNK_ROWS = 4096  # rows per chunk handed to the connection: it may turn the loop between
 
@@ -45,30 +45,62 @@ def _local_micros(ts: datetime) -> int:
     return (ts.astimezone(UTC) - _PG_EPOCH) // _MICROSECOND
 
 
-def encode_ticks(rows: Sequence[TickRow]) -> Iterator[bytes]:
-    """The COPY stream of `rows`, columns in `TickRow` order: header, chunks, trailer."""
-    yield _HEADER
-    heads: dict[tuple[str, str], bytes] = {}
-    pack, sides, epoch, unit = _FIXED.pack, _SIDES, _PG_EPOCH, _MICROSECOND
-    for start in range(0, len(rows), CHUNK_ROWS):
-        parts: list[bytes] = []
-        add = parts.append
-        for provider, symbol, ts, seq, price, size, side in rows[start : start + CHUNK_ROWS]:
-            head = heads.get((provider, symbol))
-            if head is None:
-                head = heads[provider, symbol] = _FIELD_COUNT + _text(provider) + _text(symbol)
-            try:
-                micros = (ts - epoch) // unit
-            except TypeError:  # naive: aware minus naive refuses
-                micros = _local_micros(ts)
-            add(head)
-            add(pack(8, micros, 8, seq, 8, price, 8, size))
-            add(sides.get(side) or _text(cast(str, side)))  # None is in _SIDES
-        yield b"".join(parts)
-    yield _TRAILER
+class _Series:
+    """One (provider, symbol) of a batch: its encoded head, its lowest and highest row."""
+
+    __slots__ = ("count", "head", "high", "high_us", "low", "low_us")
+
+    def __init__(self, head: bytes, micros: int, seq: int, ts: datetime) -> None:
+        self.head = head
+        self.low_us = self.high_us = micros
+        self.low = self.high = (ts, seq)
+        self.count = 0
 
 
-async def tick_copy_source(rows: Sequence[TickRow]) -> AsyncIterator[bytes]:
-    """`encode_ticks` as the async source asyncpg's `copy_to_table` reads."""
-    for chunk in encode_ticks(rows):
-        yield chunk
+class TickCopy:
+    """The COPY stream of a batch of `live_ticks` rows, for asyncpg's `copy_to_table`.
+
+    Once the stream has been read, `spans` says where each series' rows lie (lowest and
+    highest (ts, seq), how many): the encoder visits every row anyway, so the writer need not
+    summarise the batch in a pass of its own before the COPY can start.
+    """
+
+    def __init__(self, rows: Sequence[TickRow]) -> None:
+        self.rows = rows
+        self._series: dict[tuple[str, str], _Series] = {}
+
+    @property
+    def spans(self) -> Spans:
+        return {key: Span(s.low, s.high, s.count) for key, s in self._series.items()}
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for chunk in self.chunks():
+            yield chunk
+
+    def chunks(self) -> Iterator[bytes]:
+        """Header, chunks of CHUNK_ROWS rows in `TickRow` column order, trailer."""
+        yield _HEADER
+        rows, series = self.rows, self._series
+        pack, sides, epoch, unit = _FIXED.pack, _SIDES, _PG_EPOCH, _MICROSECOND
+        for start in range(0, len(rows), CHUNK_ROWS):
+            parts: list[bytes] = []
+            add = parts.append
+            for provider, symbol, ts, seq, price, size, side in rows[start : start + CHUNK_ROWS]:
+                try:
+                    micros = (ts - epoch) // unit
+                except TypeError:  # naive: aware minus naive refuses
+                    micros = _local_micros(ts)
+                s = series.get((provider, symbol))
+                if s is None:
+                    head = _FIELD_COUNT + _text(provider) + _text(symbol)
+                    s = series[provider, symbol] = _Series(head, micros, seq, ts)
+                elif micros > s.high_us or (micros == s.high_us and seq > s.high[1]):
+                    s.high_us, s.high = micros, (ts, seq)
+                elif micros < s.low_us or (micros == s.low_us and seq < s.low[1]):
+                    s.low_us, s.low = micros, (ts, seq)
+                s.count += 1
+                add(s.head)
+                add(pack(8, micros, 8, seq, 8, price, 8, size))
+                add(sides.get(side) or _text(cast(str, side)))  # None is in _SIDES
+            yield b"".join(parts)
+        yield _TRAILER
