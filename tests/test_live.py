@@ -31,7 +31,9 @@ from quasar_tui.engine.live import Backfill, LiveSession, rest_backfill
 from quasar_tui.engine.tick_holes import newest_stored, stored_holes
 from quasar_tui.engine.writer import Writer
 from quasar_tui.providers.kraken import KrakenProvider
+from quasar_tui.sandbox.protocol import Live, State
 from quasar_tui.sdk import HttpClient, ProviderContext
+from quasar_tui.sdk.models import Tick
 from quasar_tui.store.database import Database
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -473,3 +475,60 @@ async def test_a_failed_gap_fill_is_reported_and_retried(rig: Rig) -> None:
     assert await settle(rig.db, expected) == expected
     assert calls == [(T0, T0 + timedelta(minutes=1))] * 2
     assert rig.session.stats.connects == 1
+
+
+class Backlog:
+    """A feed's parsed batches all waiting at once, as a host's queue holds them when the
+    engine is behind: each is there without a suspension."""
+
+    def __init__(self, batches: list[Live]) -> None:
+        self.batches = batches
+
+    async def set_subscriptions(self, subs: dict[str, list[Interval]]) -> None:
+        self.subs = subs
+
+    async def observing(self) -> None:
+        raise AssertionError("a backlog never connects")
+
+    async def events(self) -> AsyncIterator[Live | State]:
+        for batch in self.batches:
+            yield batch
+        await asyncio.Event().wait()
+
+    async def close(self) -> None:
+        self.batches = []
+
+
+async def test_a_backlog_of_feed_batches_leaves_the_loop_to_others_between_them(
+    db: Database,
+) -> None:
+    """Routed in one turn of the event loop, seconds of queued trades would starve the
+    writer's COPY (PostgreSQL waits for rows) and a console in the same process."""
+    bus = EventBus()
+    provider = KrakenProvider(ProviderContext(preferences={}, http=HttpClient()))
+    session = LiveSession("KRAKEN", provider, Writer(db, bus), bus, store_ticks=False)
+    batches = [
+        Live(
+            messages=30,
+            ticks=[
+                Tick("XBT/USD", T0 + timedelta(milliseconds=i), 100.0, 1.0, trade_id=i * 300 + k)
+                for k in range(300)
+            ],
+        )
+        for i in range(300)
+    ]
+    session.source = Backlog(batches)
+    await session.set_subscriptions({"XBT/USD": {Interval.M1}})
+    task = asyncio.create_task(session.run())
+    total = 300 * 300
+    seen: list[int] = []
+    try:
+        while session.stats.ticks < total and not task.done():
+            seen.append(session.stats.ticks)
+            await asyncio.sleep(0)
+    finally:
+        await session.stop()
+        await provider.aclose()
+    assert session.stats.ticks == total
+    between = {n for n in seen if 0 < n < total}
+    assert len(between) >= 5, f"the loop was left to others {len(between)} times"

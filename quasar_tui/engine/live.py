@@ -49,6 +49,8 @@ from quasar_tui.sdk.models import SubscriptionRefused
 
 __all__ = ["Backfill", "LiveSession", "rest_backfill"]
 
+ROUTE_SLICE = 0.005  # seconds of routing before the writer's COPY gets a turn of the loop
+
 log = logging.getLogger("quasar.engine.live")
 
 ERROR_THROTTLE = 5.0  # seconds between bus reports of undecodable messages
@@ -256,9 +258,13 @@ class LiveSession:
         self._task = asyncio.current_task()
         timer = asyncio.create_task(self.timer.run(), name=f"live:{self.name}:timer")
         try:
+            pause_at = time.monotonic() + ROUTE_SLICE
             async for event in self.source.events():
                 if type(event) is Live:
                     await self._take(event)
+                    if time.monotonic() >= pause_at:
+                        await asyncio.sleep(0)
+                        pause_at = time.monotonic() + ROUTE_SLICE
                 elif isinstance(event, State):
                     await self._follow(event)
         finally:
