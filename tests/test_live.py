@@ -483,6 +483,7 @@ class Backlog:
 
     def __init__(self, batches: list[Live]) -> None:
         self.batches = batches
+        self.subs: dict[str, list[Interval]] = {}
 
     async def set_subscriptions(self, subs: dict[str, list[Interval]]) -> None:
         self.subs = subs
@@ -517,8 +518,9 @@ async def test_a_backlog_of_feed_batches_leaves_the_loop_to_others_between_them(
         )
         for i in range(300)
     ]
-    session.source = Backlog(batches)
+    session.source = backlog = Backlog(batches)
     await session.set_subscriptions({"XBT/USD": {Interval.M1}})
+    assert backlog.subs == {"XBT/USD": [Interval.M1]}
     task = asyncio.create_task(session.run())
     total = 300 * 300
     seen: list[int] = []

@@ -6,7 +6,8 @@ and a batch repeats few (provider, symbol) pairs, so each row here is a cached h
 series, one `struct` pack for the fixed-width values and a cached side: about half the cost.
 Values are what asyncpg would send (a naive time is local time, as asyncpg reads it; only
 `datetime.max` and `.min` are not sent as infinity, no trade's time), and anything that cannot
-be encoded raises, so the writer refuses the batch as it would have.
+be encoded raises, so the writer refuses the batch as it would have. As it visits every row,
+the encoder also notes where each series' rows lie: the writer's report of what it wrote.
 """
 
 from __future__ import annotations
