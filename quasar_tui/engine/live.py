@@ -30,6 +30,7 @@ from typing import Protocol
 from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.clock import Clock, utc_now
 from quasar_tui.core.intervals import Interval
+from quasar_tui.core.time_slice import TimeSlice
 from quasar_tui.engine.aggregator import BarAggregator, Gap
 from quasar_tui.engine.bar_timer import BarTimer, FeedClock
 from quasar_tui.engine.events import EngineError, EventBus, ProviderState, ProviderStateName
@@ -258,13 +259,12 @@ class LiveSession:
         self._task = asyncio.current_task()
         timer = asyncio.create_task(self.timer.run(), name=f"live:{self.name}:timer")
         try:
-            pause_at = time.monotonic() + ROUTE_SLICE
+            routing = TimeSlice(ROUTE_SLICE)
             async for event in self.source.events():
                 if type(event) is Live:
                     await self._take(event)
-                    if time.monotonic() >= pause_at:
+                    if routing.due():
                         await asyncio.sleep(0)
-                        pause_at = time.monotonic() + ROUTE_SLICE
                 elif isinstance(event, State):
                     await self._follow(event)
         finally:

@@ -125,8 +125,9 @@ class _Committer:
     async def _attempt(self, rows: list[Any]) -> Exception | None:
         """Commit `rows`, waiting out any outage; return the error if the rows are refused."""
         try:
-            # Our own encoder finds the spans as the COPY streams (see ENCODERS).
-            known = None if self._encoder else self._summarise(rows)
+            # Our own encoder finds the spans as the COPY streams (see ENCODERS): none known
+            # before, so nothing can be seen to overlap stored rows and the COPY is tried.
+            known = {} if self._encoder else self._summarise(rows)
         except TypeError as exc:  # e.g. naive and aware datetimes mixed in one series
             return exc
         backoff = Backoff(base=RETRY_BASE, cap=RETRY_CAP)
@@ -207,10 +208,10 @@ class _Committer:
                 span.count += len(positions)
         return spans
 
-    async def _write(self, conn: asyncpg.Connection, rows: list[Any], known: Spans | None) -> Spans:
-        """COPY straight into the table when no row can be stored already (unknown spans: try
-        it), else merge; return the rows' spans."""
-        if known is None or await self._beyond_stored(conn, known):
+    async def _write(self, conn: asyncpg.Connection, rows: list[Any], known: Spans) -> Spans:
+        """COPY straight into the table when no known span reaches a stored row, else merge;
+        return the rows' spans."""
+        if await self._beyond_stored(conn, known):
             try:
                 spans = await self._copy(conn, self.spec.name, rows, known)
             except asyncpg.UniqueViolationError:
@@ -220,7 +221,7 @@ class _Committer:
                 return spans
         return await self._merge(conn, rows, known)
 
-    async def _merge(self, conn: asyncpg.Connection, rows: list[Any], known: Spans | None) -> Spans:
+    async def _merge(self, conn: asyncpg.Connection, rows: list[Any], known: Spans) -> Spans:
         unique = list({primary_key(row): row for row in rows}.values())
         async with conn.transaction():
             spans = await self._copy(conn, self.spec.stage, unique, known)
@@ -229,7 +230,7 @@ class _Committer:
         return spans
 
     async def _copy(
-        self, conn: asyncpg.Connection, table: str, rows: list[Any], known: Spans | None
+        self, conn: asyncpg.Connection, table: str, rows: list[Any], known: Spans
     ) -> Spans:
         """COPY `rows` into `table`; return their spans (`known`, or what our encoder found)."""
         if self._encoder is not None:
@@ -245,7 +246,7 @@ class _Committer:
         await conn.copy_records_to_table(
             table, records=rows, columns=self.spec.columns, timeout=STATEMENT_TIMEOUT
         )
-        return known if known is not None else self._summarise(rows)
+        return known
 
     async def _beyond_stored(self, conn: asyncpg.Connection, spans: Spans) -> bool:
         unknown = [key for key in spans if key not in self._last]

@@ -25,6 +25,7 @@ from typing import Any
 from quasar_tui.core.backoff import Backoff
 from quasar_tui.core.intervals import Interval
 from quasar_tui.core.messages import one_line
+from quasar_tui.core.time_slice import TimeSlice
 from quasar_tui.sandbox.protocol import Live, Msg, State
 from quasar_tui.sdk.base import LiveDataProvider
 from quasar_tui.sdk.models import Bar, Quote, SubscriptionRefused, Tick
@@ -220,9 +221,9 @@ class LiveFeed:
         """Messages the socket already holds are parsed without a suspension, so on a busy
         feed this lets the rest of the loop run every READ_SLICE seconds."""
         parse = self.provider._parse_message
-        pause_at = time.monotonic() + READ_SLICE
+        reading = TimeSlice(READ_SLICE)
         async for message in self._conn:
-            self._last = now = time.monotonic()
+            self._last = time.monotonic()
             self._pending.messages += 1
             self._wake.set()
             try:
@@ -236,9 +237,8 @@ class LiveFeed:
                 if self._count >= MAX_PENDING:
                     self._room.clear()
                     await self._room.wait()
-            if now >= pause_at:
+            if reading.due():
                 await asyncio.sleep(0)
-                pause_at = time.monotonic() + READ_SLICE
 
     def _add(self, records: Any) -> None:
         pending = self._pending
